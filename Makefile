@@ -1,0 +1,50 @@
+# Developer front end. `make build`, `make test`, `make demo` install the Debian packages they
+# need (scripts/install-deps.sh) on a fresh Debian 12 machine.
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+VENV ?= .venv-test
+PYTHON ?= python3
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test unit-test integration-test demo format sanitize bench python clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# A private virtual environment with pytest, for the integration tests.
+$(VENV)/.ready: tests/requirements.txt
+	@scripts/install-deps.sh test
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+unit-test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+integration-test: build $(VENV)/.ready
+	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra tests/integration $(PYTEST_ARGS)
+
+test: deps
+	@scripts/install-deps.sh test
+	$(MAKE) unit-test
+	$(MAKE) integration-test
+
+demo: build
+	@$(PYTHON) examples/demo.py --spyglass $(BUILD)/spyglass
+
+sanitize:
+	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DSPYGLASS_SANITIZE=ON
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan $(VENV)

@@ -1,0 +1,130 @@
+// Where each CPython version keeps what spyglass reads: one flat table of offsets, the same
+// shape for every version. 3.8-3.12 come from tables transcribed from each version's internal
+// headers (layout_tables.cpp, checked against the real headers by tools/check_layouts.py);
+// 3.13+ are read from the target's own _Py_DebugOffsets and validated before use.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace spyglass::process {
+class MemoryReader;
+}
+
+namespace spyglass::cpython {
+
+struct PythonVersion {
+  int major = 0, minor = 0, micro = 0;
+  uint64_t hex = 0;  // PY_VERSION_HEX when known (0xMMmmPPLS), else built from the numbers
+  std::string str() const;  // "3.12.1"
+  bool at_least(int maj, int min) const { return major > maj || (major == maj && minor >= min); }
+};
+
+// How frames are stored.
+enum class FrameModel {
+  kFrameObject,       // 3.8-3.10: heap PyFrameObject linked by f_back
+  kInterpreterFrame,  // 3.11+: _PyInterpreterFrame in per-thread data-stack chunks
+};
+
+// How a code object maps instruction offsets to lines.
+enum class LineTableFormat {
+  kLnotab,      // 3.8, 3.9: co_lnotab, byte offsets
+  kLinetable310,  // 3.10: co_linetable (PEP 626), byte offsets
+  kLocations,   // 3.11+: co_linetable location table, code-unit offsets
+};
+
+// 0 means "absent in this version" for every optional offset below.
+struct Layout {
+  PythonVersion version;
+  FrameModel frame_model = FrameModel::kInterpreterFrame;
+  LineTableFormat line_table = LineTableFormat::kLocations;
+  bool free_threaded = false;
+
+  struct Runtime {
+    uint64_t size = 0;
+    uint64_t interpreters_head = 0;
+    uint64_t gilstate_tstate_current = 0;  // 3.8-3.11: atomic PyThreadState* of the GIL holder
+    uint64_t ceval_gil_locked = 0;         // 3.8-3.11: _PyRuntime.ceval.gil.locked (int)
+  } runtime;
+
+  struct Interpreter {
+    uint64_t size = 0;
+    uint64_t id = 0;
+    uint64_t next = 0;
+    uint64_t threads_head = 0;
+    uint64_t gil_pointer = 0;   // 3.12+: ceval.gil, a pointer to _gil_runtime_state
+    uint64_t gil_locked = 0;    // 3.12+: offset of `locked` inside _gil_runtime_state
+    uint64_t gil_holder = 0;    // 3.12+: offset of `last_holder` inside _gil_runtime_state
+  } interp;
+
+  struct Thread {
+    uint64_t size = 0;
+    uint64_t prev = 0;
+    uint64_t next = 0;
+    uint64_t interp = 0;
+    uint64_t frame = 0;   // 3.8-3.10 `frame`; 3.13+ `current_frame`; 3.11-3.12: 0 (use cframe)
+    uint64_t cframe = 0;  // 3.11-3.12: `cframe` pointer
+    uint64_t cframe_current_frame = 0;  // 3.11-3.12: offset of current_frame in _PyCFrame
+    uint64_t thread_id = 0;             // pthread_t
+    uint64_t native_thread_id = 0;      // 3.11+: the kernel TID
+    uint64_t datastack_chunk = 0;       // 3.11+
+  } thread;
+
+  struct Frame {
+    uint64_t size = 0;      // sizeof(PyFrameObject) or sizeof(_PyInterpreterFrame)
+    uint64_t previous = 0;  // f_back (3.8-3.10) or previous
+    uint64_t code = 0;      // f_code, or f_executable (3.13+)
+    uint64_t lasti = 0;     // 3.8-3.10: f_lasti (int); 3.11-3.12 prev_instr; 3.13+ instr_ptr
+    uint64_t owner = 0;     // 3.11+: `owner` (char)
+    uint64_t localsplus = 0;
+    bool code_is_tagged = false;  // 3.14+: f_executable is a _PyStackRef; clear the low bits
+    bool instr_is_next = false;   // 3.13+: instr_ptr points at the next instruction, not the last
+    int owner_cstack = -1;        // owner value of C-stack shim frames to skip (-1: none)
+    int owner_interpreter = -1;   // 3.14+: FRAME_OWNED_BY_INTERPRETER, also skipped
+  } frame;
+
+  struct Code {
+    uint64_t size = 0;
+    uint64_t filename = 0;
+    uint64_t name = 0;
+    uint64_t qualname = 0;  // 3.11+
+    uint64_t firstlineno = 0;
+    uint64_t linetable = 0;       // co_lnotab (3.8, 3.9) or co_linetable
+    uint64_t code_adaptive = 0;   // 3.11+: offset of the instructions inside the code object
+  } code;
+
+  struct Unicode {
+    uint64_t state = 0;            // the bitfield word: kind bits 2-4, compact 5, ascii 6
+    uint64_t length = 0;
+    uint64_t ascii_data = 0;       // sizeof(PyASCIIObject): data of compact ASCII strings
+    uint64_t compact_data = 0;     // sizeof(PyCompactUnicodeObject): data of other compact ones
+  } unicode;
+
+  struct Bytes {
+    uint64_t size = 0;  // ob_size
+    uint64_t data = 0;  // ob_sval
+  } bytes;
+
+  struct Chunk {  // _PyStackChunk (3.11+)
+    uint64_t previous = 0;
+    uint64_t size = 0;
+    uint64_t top = 0;
+    uint64_t data = 0;
+  } chunk;
+
+  uint64_t ob_type = 8;
+};
+
+// The layout for a version with transcribed tables (3.8-3.12). nullopt for other versions.
+std::optional<Layout> builtin_layout(const PythonVersion& version);
+
+// Reads and validates the target's _Py_DebugOffsets at `runtime_addr` (3.13+). Throws
+// Error(kUnsupported) naming the version when the table's shape is unknown, and
+// Error(kCorrupt) when any offset fails validation.
+Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime_addr);
+
+// True when `bytes` start with the _Py_DebugOffsets cookie "xdebugpy".
+bool has_debug_cookie(const void* bytes, size_t size);
+
+}  // namespace spyglass::cpython

@@ -1,0 +1,37 @@
+// What a walk of the target's stacks produces.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace spyglass::cpython {
+
+// A code object's identity and names, cached by address (see CodeCache).
+struct CodeInfo {
+  std::string name;      // co_name
+  std::string qualname;  // co_qualname (3.11+), else co_name
+  std::string filename;  // co_filename
+  int firstlineno = 0;
+};
+
+struct Frame {
+  uint64_t code_addr = 0;
+  const CodeInfo* code = nullptr;  // owned by the walker's cache; valid until the next walk
+  int line = 0;                    // current line, or firstlineno when unknown
+};
+
+struct ThreadStack {
+  uint64_t tstate_addr = 0;
+  uint64_t thread_id = 0;  // pthread_t, as threading.get_ident() shows it
+  pid_t native_id = 0;     // kernel TID, 0 when unknown
+  int64_t interpreter_id = 0;
+  bool holds_gil = false;
+  bool gil_known = false;  // false where the version does not expose the holder
+  bool truncated = false;  // stopped at the depth limit or a bad frame
+  std::vector<Frame> frames;  // innermost first
+};
+
+}  // namespace spyglass::cpython

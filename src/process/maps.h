@@ -1,0 +1,49 @@
+// /proc/PID/maps, threads, and per-thread state.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spyglass::process {
+
+struct Mapping {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  bool readable = false, writable = false, executable = false;
+  uint64_t offset = 0;  // file offset of `start`
+  uint64_t inode = 0;
+  std::string path;  // empty for anonymous; "[heap]", "[stack]" etc. kept as is
+  bool contains(uint64_t addr) const { return addr >= start && addr < end; }
+  uint64_t size() const { return end - start; }
+};
+
+// Parses the text of a maps file. Malformed lines are skipped.
+std::vector<Mapping> parse_maps(std::string_view text);
+// Reads /proc/PID/maps; throws Error (kNoSuchProcess / kPermission) when it cannot.
+std::vector<Mapping> read_maps(pid_t pid);
+
+// Thread ids of the process (/proc/PID/task). Empty when the process is gone.
+std::vector<pid_t> list_threads(pid_t pid);
+
+struct ThreadStat {
+  char state = '?';  // R running, S sleeping, D disk, T stopped, Z zombie ...
+  uint64_t utime_ticks = 0, stime_ticks = 0;
+};
+// Parses /proc/PID/task/TID/stat (the comm field may contain spaces and parentheses).
+std::optional<ThreadStat> parse_stat(std::string_view text);
+std::optional<ThreadStat> read_thread_stat(pid_t pid, pid_t tid);
+// /proc/PID/task/TID/comm without the newline; empty when unknown.
+std::string read_thread_name(pid_t pid, pid_t tid);
+
+// True when /proc/PID exists.
+bool process_exists(pid_t pid);
+// A path inside the process's mount namespace, through /proc/PID/root, so a process in a
+// container is read from its own files.
+std::string path_in_process_root(pid_t pid, const std::string& path);
+
+}  // namespace spyglass::process

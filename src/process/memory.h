@@ -1,0 +1,91 @@
+// Reading another process's memory: one interface, a live and a snapshot implementation,
+// so the stack walker can be unit-tested and benchmarked on captured memory.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace spyglass::process {
+
+using RemoteAddr = uint64_t;
+
+// One read of a batch: `size` bytes from `addr` into `out`.
+struct ReadRequest {
+  RemoteAddr addr;
+  void* out;
+  size_t size;
+};
+
+class MemoryReader {
+ public:
+  virtual ~MemoryReader() = default;
+  // Reads exactly `size` bytes. Returns false (never throws) when any byte is unreadable.
+  virtual bool read(RemoteAddr addr, void* out, size_t size) = 0;
+  // Reads a batch in as few system calls as possible. Returns how many requests, from the
+  // first, were read completely; the rest are unspecified.
+  virtual size_t read_batch(std::span<const ReadRequest> requests);
+  // Number of system calls (or equivalent) made so far; for benchmarks.
+  virtual uint64_t calls() const { return 0; }
+
+  template <typename T>
+  bool read_value(RemoteAddr addr, T& out) {
+    return read(addr, &out, sizeof(T));
+  }
+};
+
+// Live process: process_vm_readv, falling back to /proc/PID/mem where it is refused.
+class LiveMemory : public MemoryReader {
+ public:
+  explicit LiveMemory(pid_t pid);
+  ~LiveMemory() override;
+  bool read(RemoteAddr addr, void* out, size_t size) override;
+  size_t read_batch(std::span<const ReadRequest> requests) override;
+  uint64_t calls() const override { return calls_; }
+  pid_t pid() const { return pid_; }
+  // Reads one byte of mapped memory to find out whether reading works at all; throws Error
+  // (kPermission with the cause and the fix, or kNoSuchProcess) when it does not.
+  void check_access(RemoteAddr probe_addr);
+
+ private:
+  bool read_proc_mem(RemoteAddr addr, void* out, size_t size);
+  pid_t pid_;
+  int mem_fd_ = -1;
+  bool use_proc_mem_ = false;
+  uint64_t calls_ = 0;
+};
+
+// Captured memory: a set of regions; reads outside them fail. Saved to and loaded from a file
+// so walker tests and benchmarks run without a live process.
+class SnapshotMemory : public MemoryReader {
+ public:
+  SnapshotMemory() = default;
+  void add_region(RemoteAddr addr, std::vector<uint8_t> bytes);
+  bool read(RemoteAddr addr, void* out, size_t size) override;
+  uint64_t calls() const override { return calls_; }
+  const std::map<RemoteAddr, std::vector<uint8_t>>& regions() const { return regions_; }
+
+ private:
+  std::map<RemoteAddr, std::vector<uint8_t>> regions_;
+  uint64_t calls_ = 0;
+};
+
+// Records every region read through `inner` so the reads can be replayed as a SnapshotMemory.
+class RecordingMemory : public MemoryReader {
+ public:
+  explicit RecordingMemory(MemoryReader& inner) : inner_(inner) {}
+  bool read(RemoteAddr addr, void* out, size_t size) override;
+  SnapshotMemory& snapshot() { return snapshot_; }
+
+ private:
+  MemoryReader& inner_;
+  SnapshotMemory snapshot_;
+};
+
+}  // namespace spyglass::process

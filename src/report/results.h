@@ -1,0 +1,76 @@
+// The results of timing chosen functions, shared by the sampler (estimates) and exact mode
+// (counts): one model, one console table, one JSON shape.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace spyglass::report {
+
+struct Latency {  // exact mode only
+  double mean = 0, min = 0, max = 0, p50 = 0, p90 = 0, p99 = 0;  // seconds
+};
+
+// One function's figures, for one thread or merged over threads.
+struct Figures {
+  double seconds = 0;       // inclusive
+  double self_seconds = 0;  // at the top of the stack (sampling) / minus chosen callees (exact)
+  uint64_t samples = 0;     // sampling
+  double error_seconds = 0; // sampling: the error bound (see docs/accuracy.md)
+  std::optional<uint64_t> calls;             // exact
+  std::optional<Latency> latency;            // exact
+  std::optional<double> coroutine_wall_seconds;  // exact: first start to completion
+};
+
+struct ThreadFigures {
+  uint64_t thread_id = 0;
+  int native_id = 0;
+  std::string name;
+  Figures figures;
+};
+
+struct FunctionResult {
+  std::string name;                  // the pattern as given
+  std::vector<std::string> matches;  // the functions it matched ("module:qualname (file:line)")
+  bool has_data = false;             // false: "no data" (never seen running)
+  double share = 0;                  // inclusive seconds / profiled seconds, 0..1 per thread sum
+  Figures figures;                   // merged over threads
+  std::vector<ThreadFigures> threads;
+};
+
+struct Results {
+  std::string mode;        // "wall", "cpu", "gil" or "exact"
+  int pid = 0;
+  std::string python_version;
+  double duration_seconds = 0;   // profiled wall time
+  double rate_hz = 0;            // requested sampling rate (sampling)
+  double achieved_rate_hz = 0;
+  uint64_t samples = 0;          // sampling rounds
+  uint64_t late_samples = 0;
+  uint64_t missed_samples = 0;
+  uint64_t thread_samples = 0;   // thread stacks seen
+  bool target_exited = false;
+  std::vector<FunctionResult> functions;  // every chosen function, in the order chosen
+  std::vector<std::string> notes;         // shown under the table
+};
+
+struct TableStyle {
+  bool unicode = true;      // box drawing; plain ASCII otherwise
+  bool per_thread = false;  // a row per thread under each function
+  bool color = false;
+};
+
+// The console table: aligned, human units, sorted by inclusive time, "no data" rows last.
+std::string render_table(const Results& results, const TableStyle& style);
+// {"functions": [...], "mode", "pid", "duration_seconds", "rate_hz", ...}
+nlohmann::json to_json(const Results& results);
+// Human units: "1.23 s", "45.6 ms", "789 µs" (or "us" when !unicode).
+std::string format_seconds(double seconds, bool unicode = true);
+// True when the terminal on stdout expects UTF-8 (LANG/LC_ALL/LC_CTYPE).
+bool terminal_is_utf8();
+
+}  // namespace spyglass::report

@@ -1,0 +1,111 @@
+#include "sampling/profile.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace spyglass::sampling {
+
+size_t FrameInfoHash::operator()(const FrameInfo& f) const {
+  size_t h = std::hash<std::string>()(f.function);
+  h = h * 31 + std::hash<std::string>()(f.file);
+  h = h * 31 + static_cast<size_t>(f.line);
+  return h * 31 + static_cast<size_t>(f.firstlineno);
+}
+
+FrameId FrameTable::intern(const FrameInfo& frame) {
+  auto it = index_.find(frame);
+  if (it != index_.end()) return it->second;
+  auto id = static_cast<FrameId>(frames_.size());
+  frames_.push_back(frame);
+  index_.emplace(frame, id);
+  return id;
+}
+
+size_t FrameTable::memory_bytes() const {
+  size_t bytes = frames_.capacity() * sizeof(FrameInfo) + index_.size() * (sizeof(FrameInfo) + 32);
+  for (const auto& f : frames_) bytes += 2 * (f.function.capacity() + f.file.capacity());
+  return bytes;
+}
+
+StackTrie::StackTrie() { nodes_.push_back(Node{kRootStack, 0, 0}); }
+
+StackId StackTrie::child(StackId parent, FrameId frame) {
+  uint64_t key = (static_cast<uint64_t>(parent) << 32) | frame;
+  auto it = edges_.find(key);
+  if (it != edges_.end()) return it->second;
+  auto id = static_cast<StackId>(nodes_.size());
+  nodes_.push_back(Node{parent, frame, nodes_[parent].depth + 1});
+  edges_.emplace(key, id);
+  return id;
+}
+
+void StackTrie::path(StackId id, std::vector<FrameId>& root_first) const {
+  root_first.clear();
+  for (; id != kRootStack; id = nodes_[id].parent) root_first.push_back(nodes_[id].frame);
+  std::reverse(root_first.begin(), root_first.end());
+}
+
+size_t StackTrie::memory_bytes() const {
+  return nodes_.capacity() * sizeof(Node) + edges_.size() * (sizeof(uint64_t) + 24) +
+         edges_.bucket_count() * sizeof(void*);
+}
+
+uint32_t Profile::thread_index(uint64_t thread_id, pid_t native_id, const std::string& name) {
+  for (size_t i = 0; i < threads.size(); ++i) {
+    if (threads[i].thread_id == thread_id && threads[i].native_id == native_id) {
+      if (threads[i].name.empty()) threads[i].name = name;
+      return static_cast<uint32_t>(i);
+    }
+  }
+  threads.push_back(ThreadInfo{thread_id, native_id, name});
+  weights.emplace_back();
+  return static_cast<uint32_t>(threads.size() - 1);
+}
+
+void Profile::add_sample(uint32_t thread, StackId stack, double t, double seconds) {
+  Weight& w = weights[thread][stack];
+  w.samples += 1;
+  w.seconds += seconds;
+  // Extend the thread's latest span when the stack did not change.
+  for (auto it = timeline.rbegin(); it != timeline.rend() && it != timeline.rbegin() + 64; ++it) {
+    if (it->thread != thread) continue;
+    if (it->stack == stack) {
+      it->end = t;
+      it->samples += 1;
+      return;
+    }
+    break;
+  }
+  if (timeline.size() < timeline_limit) {
+    timeline.push_back(Span{thread, stack, t - seconds, t, 1});
+  }
+}
+
+std::unordered_map<StackId, Weight> Profile::merged_weights() const {
+  std::unordered_map<StackId, Weight> merged;
+  for (const auto& per_thread : weights) {
+    for (const auto& [stack, w] : per_thread) {
+      Weight& m = merged[stack];
+      m.samples += w.samples;
+      m.seconds += w.seconds;
+    }
+  }
+  return merged;
+}
+
+size_t Profile::memory_bytes() const {
+  size_t bytes = frames.memory_bytes() + stacks.memory_bytes() + timeline.capacity() * sizeof(Span);
+  for (const auto& w : weights) bytes += w.size() * (sizeof(StackId) + sizeof(Weight) + 16);
+  return bytes;
+}
+
+void Profile::clear() {
+  frames = FrameTable();
+  stacks = StackTrie();
+  threads.clear();
+  weights.clear();
+  timeline.clear();
+  run = RunInfo();
+}
+
+}  // namespace spyglass::sampling

@@ -1,0 +1,122 @@
+// Everything a sampling run gathered: frames and call stacks stored deduplicated (interned
+// frames, a trie of stacks), weights per thread, and a run-length-encoded timeline. Reports
+// and exporters read only this.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace spyglass::sampling {
+
+using FrameId = uint32_t;
+using StackId = uint32_t;
+constexpr StackId kRootStack = 0;  // the empty stack
+
+struct FrameInfo {
+  std::string function;  // qualified name where the version has it (Class.method)
+  std::string file;
+  int line = 0;          // 0 when lines are merged into functions
+  int firstlineno = 0;
+  bool operator==(const FrameInfo&) const = default;
+};
+
+struct FrameInfoHash {
+  size_t operator()(const FrameInfo& f) const;
+};
+
+class FrameTable {
+ public:
+  FrameId intern(const FrameInfo& frame);
+  const FrameInfo& get(FrameId id) const { return frames_[id]; }
+  size_t size() const { return frames_.size(); }
+  size_t memory_bytes() const;
+
+ private:
+  std::vector<FrameInfo> frames_;
+  std::unordered_map<FrameInfo, FrameId, FrameInfoHash> index_;
+};
+
+// Call stacks as a trie, root first: a stack is the id of its innermost node.
+class StackTrie {
+ public:
+  StackTrie();
+  StackId child(StackId parent, FrameId frame);
+  StackId parent(StackId id) const { return nodes_[id].parent; }
+  FrameId frame(StackId id) const { return nodes_[id].frame; }
+  uint32_t depth(StackId id) const { return nodes_[id].depth; }
+  // The frames of `id`, outermost first.
+  void path(StackId id, std::vector<FrameId>& root_first) const;
+  size_t size() const { return nodes_.size(); }
+  size_t memory_bytes() const;
+
+ private:
+  struct Node {
+    StackId parent;
+    FrameId frame;
+    uint32_t depth;
+  };
+  struct EdgeHash {
+    size_t operator()(uint64_t key) const { return key * 0x9E3779B97F4A7C15ull >> 17; }
+  };
+  std::vector<Node> nodes_;
+  std::unordered_map<uint64_t, StackId, EdgeHash> edges_;  // (parent << 32 | frame) -> child
+};
+
+struct ThreadInfo {
+  uint64_t thread_id = 0;  // Python's threading.get_ident()
+  pid_t native_id = 0;
+  std::string name;
+};
+
+struct Weight {
+  uint64_t samples = 0;
+  double seconds = 0;
+};
+
+// Consecutive samples of one thread on the same stack, merged.
+struct Span {
+  uint32_t thread = 0;
+  StackId stack = kRootStack;
+  double start = 0;  // seconds since the run began
+  double end = 0;
+  uint64_t samples = 0;
+};
+
+struct RunInfo {
+  pid_t pid = 0;
+  std::string python_version;
+  std::string mode = "wall";
+  double rate_hz = 0;
+  double duration_seconds = 0;
+  uint64_t samples = 0;        // sampling rounds taken
+  uint64_t late_samples = 0;
+  uint64_t missed_samples = 0;
+  double start_unix_time = 0;
+};
+
+class Profile {
+ public:
+  FrameTable frames;
+  StackTrie stacks;
+  std::vector<ThreadInfo> threads;
+  std::vector<std::unordered_map<StackId, Weight>> weights;  // indexed like `threads`
+  std::vector<Span> timeline;
+  RunInfo run;
+  std::vector<std::string> chosen;  // the chosen function patterns, to highlight
+  size_t timeline_limit = 1'000'000;  // spans kept; older behaviour: stop appending
+
+  // The index of a thread, adding it when new.
+  uint32_t thread_index(uint64_t thread_id, pid_t native_id, const std::string& name);
+  // Credits one sample of `seconds` on `stack` to a thread at time `t` (seconds since start).
+  void add_sample(uint32_t thread, StackId stack, double t, double seconds);
+  // Sum over threads.
+  std::unordered_map<StackId, Weight> merged_weights() const;
+  size_t memory_bytes() const;
+  void clear();
+};
+
+}  // namespace spyglass::sampling
