@@ -1,1 +1,361 @@
-// (being written)
+#include "report/results.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <numeric>
+#include <string_view>
+
+namespace spyglass::report {
+
+namespace {
+
+// Display width of a UTF-8 string: one column per code point (names, units and box characters
+// used here are all single-width), so continuation bytes are not counted.
+size_t display_width(std::string_view text) {
+  size_t width = 0;
+  for (unsigned char c : text) {
+    if ((c & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+enum class Align { kLeft, kRight };
+
+struct Column {
+  std::string title;
+  Align align;
+};
+
+// One table line: either cells, or a separator between groups of rows.
+struct Row {
+  std::vector<std::string> cells;
+  bool separator = false;
+};
+
+struct Box {
+  const char* horizontal;
+  const char* vertical;
+  const char* top_left;
+  const char* top_mid;
+  const char* top_right;
+  const char* mid_left;
+  const char* mid_mid;
+  const char* mid_right;
+  const char* bottom_left;
+  const char* bottom_mid;
+  const char* bottom_right;
+};
+
+constexpr Box kUnicodeBox{"─", "│", "┌", "┬", "┐", "├", "┼", "┤", "└", "┴", "┘"};
+constexpr Box kAsciiBox{"-", "|", "+", "+", "+", "+", "+", "+", "+", "+", "+"};
+
+std::string repeat(const char* piece, size_t count) {
+  std::string out;
+  for (size_t i = 0; i < count; ++i) out += piece;
+  return out;
+}
+
+std::string pad(const std::string& text, size_t width, Align align) {
+  size_t used = display_width(text);
+  std::string fill(width > used ? width - used : 0, ' ');
+  return align == Align::kLeft ? text + fill : fill + text;
+}
+
+std::string draw_table(const std::vector<Column>& columns, const std::vector<Row>& rows,
+                       const Box& box) {
+  std::vector<size_t> widths(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) widths[c] = display_width(columns[c].title);
+  for (const Row& row : rows) {
+    for (size_t c = 0; c < row.cells.size() && c < columns.size(); ++c) {
+      widths[c] = std::max(widths[c], display_width(row.cells[c]));
+    }
+  }
+  auto rule = [&](const char* left, const char* mid, const char* right) {
+    std::string line = left;
+    for (size_t c = 0; c < columns.size(); ++c) {
+      line += repeat(box.horizontal, widths[c] + 2);
+      line += c + 1 < columns.size() ? mid : right;
+    }
+    return line + "\n";
+  };
+  auto cells_line = [&](const std::vector<std::string>& cells, bool header) {
+    std::string line = box.vertical;
+    for (size_t c = 0; c < columns.size(); ++c) {
+      const std::string empty;
+      const std::string& text = c < cells.size() ? cells[c] : empty;
+      // Titles follow their column's alignment so numbers and headings line up.
+      line += " " + pad(text, widths[c], header && c == 0 ? Align::kLeft : columns[c].align) + " ";
+      line += box.vertical;
+    }
+    return line + "\n";
+  };
+
+  std::vector<std::string> titles;
+  for (const Column& column : columns) titles.push_back(column.title);
+  std::string out = rule(box.top_left, box.top_mid, box.top_right);
+  out += cells_line(titles, true);
+  out += rule(box.mid_left, box.mid_mid, box.mid_right);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].separator) {
+      // A separator only between groups, never doubled or at the end.
+      if (i + 1 < rows.size() && !rows[i + 1].separator) {
+        out += rule(box.mid_left, box.mid_mid, box.mid_right);
+      }
+      continue;
+    }
+    out += cells_line(rows[i].cells, false);
+  }
+  out += rule(box.bottom_left, box.bottom_mid, box.bottom_right);
+  return out;
+}
+
+std::string format_percent(double fraction) {
+  if (!std::isfinite(fraction)) return "-";
+  double percent = fraction * 100;
+  if (percent > 0 && percent < 0.1) return "<0.1%";
+  return fmt::format("{:.1f}%", percent);
+}
+
+std::string format_count(uint64_t n) {
+  // Thousands separated so long counts stay readable: 1,234,567.
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string format_rate(double hz) {
+  if (hz >= 1000) return fmt::format("{:.3g} kHz", hz / 1000);
+  if (hz >= 10) return fmt::format("{:.0f} Hz", hz);
+  return fmt::format("{:.2g} Hz", hz);
+}
+
+// Inclusive time first, "no data" last, otherwise the order chosen (stable).
+std::vector<const FunctionResult*> sorted_functions(const Results& results) {
+  std::vector<const FunctionResult*> order;
+  for (const FunctionResult& f : results.functions) order.push_back(&f);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const FunctionResult* a, const FunctionResult* b) {
+                     if (a->has_data != b->has_data) return a->has_data;
+                     return a->figures.seconds > b->figures.seconds;
+                   });
+  return order;
+}
+
+std::string header_line(const Results& r, bool unicode) {
+  const char* dot = unicode ? " · " : " | ";
+  std::string line = fmt::format("mode {}", r.mode.empty() ? "wall" : r.mode);
+  if (r.pid != 0) line += fmt::format("{}pid {}", dot, r.pid);
+  if (!r.python_version.empty()) line += fmt::format("{}Python {}", dot, r.python_version);
+  line += fmt::format("{}duration {}", dot, format_seconds(r.duration_seconds, unicode));
+  if (r.mode != "exact") {
+    line += fmt::format("{}rate {} requested, {} achieved", dot, format_rate(r.rate_hz),
+                        format_rate(r.achieved_rate_hz));
+    line += fmt::format("{}{} samples ({} late, {} missed)", dot, format_count(r.samples),
+                        format_count(r.late_samples), format_count(r.missed_samples));
+  }
+  if (r.target_exited) line += fmt::format("{}target exited", dot);
+  return line + "\n";
+}
+
+std::string error_cell(double error_seconds, bool unicode) {
+  return (unicode ? "± " : "+/- ") + format_seconds(error_seconds, unicode);
+}
+
+std::vector<std::string> sampling_cells(const std::string& label, const Figures& f, double share,
+                                        bool show_share, bool unicode) {
+  return {label,
+          format_seconds(f.seconds, unicode),
+          error_cell(f.error_seconds, unicode),
+          format_seconds(f.self_seconds, unicode),
+          show_share ? format_percent(share) : "",
+          format_count(f.samples)};
+}
+
+std::vector<std::string> exact_cells(const std::string& label, const Figures& f, bool unicode) {
+  std::vector<std::string> cells{label, f.calls ? format_count(*f.calls) : "-",
+                                 format_seconds(f.seconds, unicode),
+                                 format_seconds(f.self_seconds, unicode)};
+  if (f.latency) {
+    for (double v : {f.latency->mean, f.latency->p50, f.latency->p90, f.latency->p99,
+                     f.latency->max}) {
+      cells.push_back(format_seconds(v, unicode));
+    }
+  } else {
+    cells.insert(cells.end(), 5, "-");
+  }
+  return cells;
+}
+
+std::string thread_label(const ThreadFigures& t, bool unicode) {
+  std::string name = t.name.empty() ? fmt::format("thread {}", t.native_id)
+                                    : fmt::format("{} ({})", t.name, t.native_id);
+  return std::string(unicode ? "  ├ " : "  - ") + name;
+}
+
+nlohmann::json figures_json(const Figures& f) {
+  nlohmann::json j{{"seconds", f.seconds},
+                   {"self_seconds", f.self_seconds},
+                   {"samples", f.samples},
+                   {"error_seconds", f.error_seconds}};
+  if (f.calls) j["calls"] = *f.calls;
+  if (f.latency) {
+    j["latency"] = {{"mean", f.latency->mean}, {"min", f.latency->min}, {"max", f.latency->max},
+                    {"p50", f.latency->p50},   {"p90", f.latency->p90}, {"p99", f.latency->p99}};
+  }
+  if (f.coroutine_wall_seconds) j["coroutine_wall_seconds"] = *f.coroutine_wall_seconds;
+  return j;
+}
+
+}  // namespace
+
+std::string format_seconds(double seconds, bool unicode) {
+  if (!std::isfinite(seconds)) return "-";
+  if (seconds == 0) return "0 s";
+  double magnitude = std::fabs(seconds);
+  const char* sign = seconds < 0 ? "-" : "";
+  if (magnitude < 1e-6) return fmt::format("{}{:.0f} ns", sign, magnitude * 1e9);
+  if (magnitude < 1e-3) {
+    return fmt::format("{}{:.3g} {}", sign, magnitude * 1e6, unicode ? "µs" : "us");
+  }
+  if (magnitude < 1) return fmt::format("{}{:.3g} ms", sign, magnitude * 1e3);
+  if (magnitude < 60) return fmt::format("{}{:.3g} s", sign, magnitude);
+  auto whole = static_cast<uint64_t>(std::llround(magnitude));
+  if (whole < 3600) return fmt::format("{}{} min {:02} s", sign, whole / 60, whole % 60);
+  return fmt::format("{}{} h {:02} min", sign, whole / 3600, whole / 60 % 60);
+}
+
+bool terminal_is_utf8() {
+  // The first of these that is set decides, as the C library does.
+  for (const char* name : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') continue;
+    std::string lower(value);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return lower.find("utf-8") != std::string::npos || lower.find("utf8") != std::string::npos;
+  }
+  return false;
+}
+
+double sampling_error_seconds(uint64_t hits, uint64_t total_samples, double duration_seconds) {
+  if (total_samples == 0 || !(duration_seconds > 0)) return 0;
+  hits = std::min(hits, total_samples);
+  const double z = 1.959963984540054;  // two-sided 95%
+  const auto n = static_cast<double>(total_samples);
+  const double p = static_cast<double>(hits) / n;
+  // Wilson score interval on the fraction of samples that saw the function.
+  const double z2n = z * z / n;
+  const double center = (p + z2n / 2) / (1 + z2n);
+  const double half = z / (1 + z2n) * std::sqrt(p * (1 - p) / n + z2n / (4 * n));
+  const double lower = std::max(0.0, center - half);
+  const double upper = std::min(1.0, center + half);
+  const double statistical = std::max(upper - p, p - lower) * duration_seconds;
+  // Each sample stands for one period: the edges of the function's runs are known only to it.
+  const double quantisation = duration_seconds / n;
+  return statistical + quantisation;
+}
+
+std::string render_table(const Results& results, const TableStyle& style) {
+  const bool unicode = style.unicode;
+  const bool exact = results.mode == "exact";
+  std::vector<Column> columns;
+  if (exact) {
+    columns = {{"Function", Align::kLeft}, {"Calls", Align::kRight}, {"Total", Align::kRight},
+               {"Self", Align::kRight},    {"Mean", Align::kRight},  {"p50", Align::kRight},
+               {"p90", Align::kRight},     {"p99", Align::kRight},   {"Max", Align::kRight}};
+  } else {
+    columns = {{"Function", Align::kLeft},
+               {"Total (inclusive)", Align::kRight},
+               {unicode ? "± error" : "+/- error", Align::kRight},
+               {"Self", Align::kRight},
+               {"Share", Align::kRight},
+               {"Samples", Align::kRight}};
+  }
+
+  std::vector<Row> rows;
+  const auto order = sorted_functions(results);
+  for (const FunctionResult* f : order) {
+    bool detailed = f->matches.size() > 1 || (style.per_thread && !f->threads.empty());
+    if (detailed && !rows.empty()) rows.push_back(Row{{}, true});
+    if (!f->has_data) {
+      std::vector<std::string> cells(columns.size(), "");
+      cells[0] = f->name;
+      cells[1] = "no data";
+      rows.push_back(Row{cells});
+    } else if (exact) {
+      rows.push_back(Row{exact_cells(f->name, f->figures, unicode)});
+    } else {
+      rows.push_back(Row{sampling_cells(f->name, f->figures, f->share, true, unicode)});
+    }
+    if (f->matches.size() > 1) {
+      for (const std::string& match : f->matches) {
+        std::vector<std::string> cells(columns.size(), "");
+        cells[0] = std::string(unicode ? "  ↳ " : "  > ") + match;
+        rows.push_back(Row{cells});
+      }
+    }
+    if (style.per_thread && f->has_data) {
+      for (const ThreadFigures& t : f->threads) {
+        std::string label = thread_label(t, unicode);
+        rows.push_back(Row{exact ? exact_cells(label, t.figures, unicode)
+                                 : sampling_cells(label, t.figures, 0, false, unicode)});
+      }
+    }
+    if (detailed) rows.push_back(Row{{}, true});
+  }
+  if (rows.empty()) {
+    std::vector<std::string> cells(columns.size(), "");
+    cells[0] = "(no functions chosen)";
+    rows.push_back(Row{cells});
+  }
+
+  std::string out = header_line(results, unicode);
+  out += draw_table(columns, rows, unicode ? kUnicodeBox : kAsciiBox);
+  for (const std::string& note : results.notes) {
+    out += std::string(unicode ? "• " : "* ") + note + "\n";
+  }
+  return out;
+}
+
+nlohmann::json to_json(const Results& results) {
+  nlohmann::json functions = nlohmann::json::array();
+  for (const FunctionResult& f : results.functions) {
+    nlohmann::json item = figures_json(f.figures);
+    item["name"] = f.name;
+    item["share"] = f.share;
+    item["has_data"] = f.has_data;
+    item["matches"] = f.matches;
+    nlohmann::json threads = nlohmann::json::array();
+    for (const ThreadFigures& t : f.threads) {
+      nlohmann::json thread = figures_json(t.figures);
+      thread["thread_id"] = t.thread_id;
+      thread["native_id"] = t.native_id;
+      thread["name"] = t.name;
+      threads.push_back(std::move(thread));
+    }
+    item["threads"] = std::move(threads);
+    functions.push_back(std::move(item));
+  }
+  return nlohmann::json{{"functions", std::move(functions)},
+                        {"mode", results.mode},
+                        {"pid", results.pid},
+                        {"python_version", results.python_version},
+                        {"duration_seconds", results.duration_seconds},
+                        {"rate_hz", results.rate_hz},
+                        {"achieved_rate_hz", results.achieved_rate_hz},
+                        {"samples", results.samples},
+                        {"late_samples", results.late_samples},
+                        {"missed_samples", results.missed_samples},
+                        {"thread_samples", results.thread_samples},
+                        {"target_exited", results.target_exited},
+                        {"notes", results.notes}};
+}
+
+}  // namespace spyglass::report

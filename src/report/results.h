@@ -73,4 +73,11 @@ std::string format_seconds(double seconds, bool unicode = true);
 // True when the terminal on stdout expects UTF-8 (LANG/LC_ALL/LC_CTYPE).
 bool terminal_is_utf8();
 
+// The error bound of a sampled time (see docs/accuracy.md): the half-width of a 95% Wilson score
+// interval on the fraction hits/total_samples, scaled by the time those samples cover, plus one
+// sampling period (duration / total_samples) for the quantisation at the edges. total_samples
+// and duration_seconds describe the samples the hits were counted among (for figures merged over
+// threads: all those threads' samples and their summed time). 0 when there were no samples.
+double sampling_error_seconds(uint64_t hits, uint64_t total_samples, double duration_seconds);
+
 }  // namespace spyglass::report
