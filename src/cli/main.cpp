@@ -1,1 +1,41 @@
-int main() { return 0; }
+// spyglass: time chosen functions of a running Python program.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "cli/commands.h"
+#include "process/error.h"
+
+int main(int argc, char** argv) {
+  // Output to a closed pipe ends quietly: writes fail with EPIPE instead of killing us.
+  signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"spyglass: how long chosen functions of a running Python program take"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "spyglass 0.1.0");
+  std::vector<std::pair<CLI::App*, spyglass::cli::Runner>> commands;
+  auto runner = spyglass::cli::add_dump_command(app);
+  commands.emplace_back(app.get_subcommands({}).back(), runner);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : commands) {
+      if (sub->parsed()) return run();
+    }
+    return 2;
+  } catch (const spyglass::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "spyglass: {}\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "spyglass: internal error: {}\n", e.what());
+    return 1;
+  }
+}

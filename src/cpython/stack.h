@@ -11,6 +11,7 @@ namespace spyglass::cpython {
 
 // A code object's identity and names, cached by address (see CodeCache).
 struct CodeInfo {
+  uint32_t id = 0;       // unique for the walker's lifetime, never reused (unlike addresses)
   std::string name;      // co_name
   std::string qualname;  // co_qualname (3.11+), else co_name
   std::string filename;  // co_filename

@@ -1,1 +1,266 @@
-// (being written)
+#include "cpython/walker.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "process/memory.h"
+
+namespace spyglass::cpython {
+namespace {
+
+bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 47) && (p % 8) == 0; }
+
+template <typename T>
+T field(const std::vector<uint8_t>& bytes, uint64_t offset) {
+  T value{};
+  if (offset + sizeof(T) <= bytes.size()) std::memcpy(&value, bytes.data() + offset, sizeof(T));
+  return value;
+}
+
+// glibc keeps the kernel thread id inside struct pthread, whose address is the pthread_t.
+// Python 3.8-3.10 store only the pthread_t, so that is how their TIDs are found. The value is
+// trusted only when it names a thread the kernel lists for the process.
+constexpr uint64_t kGlibcPthreadTidOffset = 0x2d0;
+
+}  // namespace
+
+struct StackWalker::GilState {
+  bool known = false;
+  bool locked = false;
+  uint64_t holder = 0;
+};
+
+StackWalker::StackWalker(process::MemoryReader& memory, WalkerConfig config)
+    : memory_(memory), config_(std::move(config)) {
+  codes_ = std::make_unique<CodeCache>(memory_, config_.layout, config_.code_type,
+                                       config_.unicode_type, config_.bytes_type);
+}
+
+StackWalker::~StackWalker() = default;
+
+bool StackWalker::walk(std::vector<ThreadStack>& out, const std::vector<int>* known_tids) {
+  ++stats_.walks;
+  return walk_interpreters(out, known_tids, true);
+}
+
+bool StackWalker::list_threads(std::vector<ThreadStack>& out,
+                               const std::vector<int>* known_tids) {
+  return walk_interpreters(out, known_tids, false);
+}
+
+bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
+  const Layout& L = config_.layout;
+  gil = GilState{};
+  if (L.runtime.gilstate_tstate_current) {
+    uint64_t holder = 0;
+    int32_t locked = 0;
+    if (!memory_.read_value(config_.runtime_addr + L.runtime.gilstate_tstate_current, holder))
+      return false;
+    if (L.runtime.ceval_gil_locked &&
+        !memory_.read_value(config_.runtime_addr + L.runtime.ceval_gil_locked, locked))
+      return false;
+    gil.known = true;
+    gil.holder = holder;
+    gil.locked = L.runtime.ceval_gil_locked ? locked != 0 : holder != 0;
+    return true;
+  }
+  if (L.interp.gil_pointer) {
+    uint64_t gil_addr = 0;
+    if (!memory_.read_value(interp + L.interp.gil_pointer, gil_addr) ||
+        !plausible_pointer(gil_addr))
+      return false;
+    int32_t locked = 0;
+    uint64_t holder = 0;
+    if (!memory_.read_value(gil_addr + L.interp.gil_locked, locked) ||
+        !memory_.read_value(gil_addr + L.interp.gil_holder, holder))
+      return false;
+    gil.known = true;
+    gil.locked = locked != 0;
+    gil.holder = holder;
+  }
+  return true;
+}
+
+bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
+                                    const std::vector<int>* known_tids, bool with_frames) {
+  const Layout& L = config_.layout;
+  out.clear();
+  uint64_t interp = 0;
+  if (!memory_.read_value(config_.runtime_addr + L.runtime.interpreters_head, interp)) return false;
+  if (!plausible_pointer(interp)) return false;
+
+  std::vector<uint64_t> seen_interps;
+  for (size_t n = 0; interp && n < config_.max_interpreters; ++n) {
+    if (!plausible_pointer(interp)) break;
+    if (std::find(seen_interps.begin(), seen_interps.end(), interp) != seen_interps.end()) break;
+    seen_interps.push_back(interp);
+
+    int64_t interp_id = 0;
+    if (L.interp.id) memory_.read_value(interp + L.interp.id, interp_id);
+    GilState gil;
+    read_gil(interp, gil);
+
+    uint64_t tstate = 0;
+    if (!memory_.read_value(interp + L.interp.threads_head, tstate)) return n > 0;
+    size_t first_thread = out.size();
+    for (size_t t = 0; tstate && t < config_.max_threads; ++t) {
+      if (!plausible_pointer(tstate)) break;
+      ThreadStack stack;
+      uint64_t next = 0;
+      if (!read_thread(tstate, interp, gil, stack, known_tids, next)) break;
+      stack.interpreter_id = interp_id;
+      if (with_frames) {
+        uint64_t frame = 0;
+        if (L.frame_model == FrameModel::kFrameObject) {
+          memory_.read_value(tstate + L.thread.frame, frame);
+          walk_frame_objects(frame, stack);
+        } else {
+          if (L.thread.cframe) {
+            uint64_t cframe = 0;
+            if (memory_.read_value(tstate + L.thread.cframe, cframe) && plausible_pointer(cframe))
+              memory_.read_value(cframe + L.thread.cframe_current_frame, frame);
+          } else {
+            memory_.read_value(tstate + L.thread.frame, frame);
+          }
+          walk_interpreter_frames(frame, stack);
+        }
+      }
+      out.push_back(std::move(stack));
+      // A cycle in the thread list: stop at a thread state already seen.
+      bool cycle = false;
+      for (size_t i = first_thread; i < out.size(); ++i) cycle |= out[i].tstate_addr == next;
+      if (cycle) break;
+      tstate = next;
+    }
+    uint64_t next_interp = 0;
+    if (!memory_.read_value(interp + L.interp.next, next_interp)) break;
+    interp = next_interp;
+  }
+  return true;
+}
+
+bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& gil,
+                              ThreadStack& out, const std::vector<int>* known_tids,
+                              uint64_t& next) {
+  const Layout& L = config_.layout;
+  const auto& T = L.thread;
+  uint64_t end = std::max({T.next + 8, T.interp + 8, T.thread_id + 8, T.native_thread_id + 8,
+                           T.frame + 8, T.cframe + 8});
+  scratch_.resize(static_cast<size_t>(end));
+  if (!memory_.read(tstate, scratch_.data(), scratch_.size())) return false;
+  // A thread state must point back at its interpreter.
+  if (field<uint64_t>(scratch_, T.interp) != interp) return false;
+  next = field<uint64_t>(scratch_, T.next);
+  out.tstate_addr = tstate;
+  out.thread_id = field<uint64_t>(scratch_, T.thread_id);
+  if (T.native_thread_id) {
+    out.native_id = field<int32_t>(scratch_, T.native_thread_id);
+  } else if (known_tids && out.thread_id) {
+    int32_t tid = 0;
+    if (memory_.read_value(out.thread_id + kGlibcPthreadTidOffset, tid) &&
+        std::find(known_tids->begin(), known_tids->end(), tid) != known_tids->end()) {
+      out.native_id = tid;
+    }
+  }
+  out.gil_known = gil.known;
+  out.holds_gil = gil.known && gil.locked && gil.holder == tstate;
+  return true;
+}
+
+void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
+  const Layout& L = config_.layout;
+  const auto& F = L.frame;
+  size_t header = static_cast<size_t>(std::max({F.previous + 8, F.code + 8, F.lasti + 4}));
+  while (frame) {
+    if (out.frames.size() >= config_.max_depth) {
+      out.truncated = true;
+      return;
+    }
+    if (!plausible_pointer(frame)) {
+      out.truncated = true;
+      ++stats_.bad_frames;
+      return;
+    }
+    scratch_.resize(header);
+    if (!memory_.read(frame, scratch_.data(), header)) {
+      out.truncated = true;
+      ++stats_.bad_frames;
+      return;
+    }
+    uint64_t code = field<uint64_t>(scratch_, F.code);
+    int32_t lasti = field<int32_t>(scratch_, F.lasti);
+    uint64_t back = field<uint64_t>(scratch_, F.previous);
+    const CodeInfo* info = codes_->get(code);
+    if (!info) {
+      out.truncated = true;
+      ++stats_.bad_frames;
+      return;
+    }
+    // 3.10 counts f_lasti in code units; its line table, like lnotab, in bytes.
+    int64_t offset = lasti < 0 ? -1
+                     : L.line_table == LineTableFormat::kLinetable310
+                         ? static_cast<int64_t>(lasti) * 2
+                         : lasti;
+    out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
+    ++stats_.frames;
+    // A cycle (corrupt memory) ends at max_depth; a self-loop ends here.
+    if (back == frame) {
+      out.truncated = true;
+      return;
+    }
+    frame = back;
+  }
+}
+
+void StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
+  const Layout& L = config_.layout;
+  const auto& F = L.frame;
+  size_t header = static_cast<size_t>(
+      std::max({F.previous + 8, F.code + 8, F.lasti + 8, F.owner ? F.owner + 1 : 0}));
+  size_t visited = 0;
+  const size_t max_visits = config_.max_depth * 2 + 16;  // shim frames do not count as depth
+  while (frame) {
+    if (out.frames.size() >= config_.max_depth || ++visited > max_visits) {
+      out.truncated = true;
+      return;
+    }
+    if (!plausible_pointer(frame)) {
+      out.truncated = true;
+      ++stats_.bad_frames;
+      return;
+    }
+    scratch_.resize(header);
+    if (!memory_.read(frame, scratch_.data(), header)) {
+      out.truncated = true;
+      ++stats_.bad_frames;
+      return;
+    }
+    uint64_t code = field<uint64_t>(scratch_, F.code);
+    if (F.code_is_tagged) code &= ~uint64_t{3};
+    uint64_t instr = field<uint64_t>(scratch_, F.lasti);
+    uint64_t previous = field<uint64_t>(scratch_, F.previous);
+    int owner = F.owner ? static_cast<int>(static_cast<int8_t>(scratch_[F.owner])) : 0;
+    bool shim = (F.owner_cstack >= 0 && owner == F.owner_cstack) ||
+                (F.owner_interpreter >= 0 && owner == F.owner_interpreter);
+    if (!shim) {
+      const CodeInfo* info = codes_->get(code);
+      if (!info) {
+        out.truncated = true;
+        ++stats_.bad_frames;
+        return;
+      }
+      uint64_t first_instr = code + L.code.code_adaptive;
+      int64_t offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
+      if (offset > (1 << 24)) offset = -1;  // not inside this code object
+      out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
+      ++stats_.frames;
+    }
+    if (previous == frame) {
+      out.truncated = true;
+      return;
+    }
+    frame = previous;
+  }
+}
+
+}  // namespace spyglass::cpython

@@ -1,0 +1,160 @@
+#include "cpython/code_cache.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpython/linetable.h"
+#include "process/memory.h"
+
+namespace spyglass::cpython {
+namespace {
+
+template <typename T>
+T load(std::span<const uint8_t> bytes, uint64_t offset) {
+  T value{};
+  if (offset + sizeof(T) <= bytes.size()) std::memcpy(&value, bytes.data() + offset, sizeof(T));
+  return value;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;  // never emit bad UTF-8
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Plausible user-space pointer: canonical, not in the first page, aligned.
+bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 47) && (p % 8) == 0; }
+
+}  // namespace
+
+CodeCache::CodeCache(process::MemoryReader& memory, const Layout& layout, uint64_t code_type,
+                     uint64_t unicode_type, uint64_t bytes_type)
+    : memory_(memory),
+      layout_(layout),
+      code_type_(code_type),
+      unicode_type_(unicode_type),
+      bytes_type_(bytes_type) {
+  const auto& c = layout.code;
+  uint64_t end = std::max({layout.ob_type + 8, c.filename + 8, c.name + 8, c.qualname + 8,
+                           c.linetable + 8, c.firstlineno + 4});
+  header_size_ = static_cast<size_t>(end);
+}
+
+CodeIdentity CodeCache::identity(std::span<const uint8_t> header) const {
+  const auto& c = layout_.code;
+  CodeIdentity id;
+  id.type = load<uint64_t>(header, layout_.ob_type);
+  id.filename = load<uint64_t>(header, c.filename);
+  id.name = load<uint64_t>(header, c.name);
+  id.qualname = c.qualname ? load<uint64_t>(header, c.qualname) : 0;
+  id.linetable = load<uint64_t>(header, c.linetable);
+  id.firstlineno = load<int32_t>(header, c.firstlineno);
+  return id;
+}
+
+const CodeInfo* CodeCache::get(uint64_t addr) {
+  uint8_t header[512];
+  if (header_size_ > sizeof(header) || !plausible_pointer(addr)) return nullptr;
+  if (!memory_.read(addr, header, header_size_)) return nullptr;
+  return lookup(addr, std::span<const uint8_t>(header, header_size_));
+}
+
+const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header) {
+  if (header.size() < header_size_) return nullptr;
+  CodeIdentity id = identity(header);
+  auto it = entries_.find(addr);
+  if (it != entries_.end() && it->second.identity == id) return &it->second.info;
+  ++misses_;
+  if (code_type_ && id.type != code_type_) return nullptr;
+  if (!plausible_pointer(id.filename) || !plausible_pointer(id.name)) return nullptr;
+  if (id.firstlineno < 0 || id.firstlineno > 100'000'000) return nullptr;
+
+  Entry entry;
+  entry.identity = id;
+  if (!read_string(id.name, entry.info.name, 1024)) return nullptr;
+  if (!read_string(id.filename, entry.info.filename, 4096)) return nullptr;
+  if (id.qualname == 0 || !read_string(id.qualname, entry.info.qualname, 4096)) {
+    entry.info.qualname = entry.info.name;
+  }
+  entry.info.firstlineno = id.firstlineno;
+  entry.info.id = next_id_++;
+  if (plausible_pointer(id.linetable)) read_bytes(id.linetable, entry.linetable, 1 << 20);
+
+  if (entries_.size() >= kMaxEntries) entries_.clear();  // bound memory on code churn
+  auto [slot, inserted] = entries_.insert_or_assign(addr, std::move(entry));
+  (void)inserted;
+  return &slot->second.info;
+}
+
+int CodeCache::line(uint64_t addr, int64_t offset) const {
+  auto it = entries_.find(addr);
+  if (it == entries_.end()) return 0;
+  const Entry& e = it->second;
+  if (offset < 0) return e.info.firstlineno;
+  return line_for_offset(layout_.line_table, e.linetable, e.info.firstlineno, offset);
+}
+
+bool CodeCache::read_string(uint64_t addr, std::string& out, size_t max_len) {
+  out.clear();
+  if (!plausible_pointer(addr)) return false;
+  const auto& u = layout_.unicode;
+  uint8_t header[128];
+  size_t header_len = static_cast<size_t>(std::max(u.state + 4, u.length + 8));
+  if (header_len > sizeof(header) || !memory_.read(addr, header, header_len)) return false;
+  std::span<const uint8_t> h(header, header_len);
+  if (unicode_type_ && load<uint64_t>(h, layout_.ob_type) != unicode_type_) return false;
+  int64_t length = load<int64_t>(h, u.length);
+  uint32_t state = load<uint32_t>(h, u.state);
+  unsigned kind = (state >> 2) & 7;
+  bool compact = (state >> 5) & 1;
+  bool ascii = (state >> 6) & 1;
+  if (length < 0 || !compact || (kind != 1 && kind != 2 && kind != 4)) return false;
+  if (ascii && kind != 1) return false;
+  size_t n = std::min(static_cast<size_t>(length), max_len);
+  uint64_t data = addr + (ascii ? u.ascii_data : u.compact_data);
+  std::vector<uint8_t> raw(n * kind);
+  if (n && !memory_.read(data, raw.data(), raw.size())) return false;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t cp = kind == 1   ? raw[i]
+                  : kind == 2 ? load<uint16_t>(raw, i * 2)
+                              : load<uint32_t>(raw, i * 4);
+    if (ascii && cp >= 0x80) cp = 0xFFFD;
+    append_utf8(out, cp);
+  }
+  if (static_cast<size_t>(length) > max_len) out += "...";
+  return true;
+}
+
+bool CodeCache::read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len) {
+  out.clear();
+  const auto& b = layout_.bytes;
+  uint8_t header[64];
+  size_t header_len = static_cast<size_t>(std::max(layout_.ob_type + 8, b.size + 8));
+  if (header_len > sizeof(header) || !memory_.read(addr, header, header_len)) return false;
+  std::span<const uint8_t> h(header, header_len);
+  if (bytes_type_ && load<uint64_t>(h, layout_.ob_type) != bytes_type_) return false;
+  int64_t size = load<int64_t>(h, b.size);
+  if (size < 0 || static_cast<uint64_t>(size) > max_len) return false;
+  out.resize(static_cast<size_t>(size));
+  if (size && !memory_.read(addr + b.data, out.data(), out.size())) {
+    out.clear();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace spyglass::cpython

@@ -1,0 +1,67 @@
+// Code objects and their names, cached by address. A cached entry is trusted only while the
+// object at that address still carries the same identity (type, name, file, line table
+// pointers), so a freed and reused address never shows a stale name.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cpython/layout.h"
+#include "cpython/stack.h"
+
+namespace spyglass::process {
+class MemoryReader;
+}
+
+namespace spyglass::cpython {
+
+// The fields of a code object that identify it; read in one go from its header.
+struct CodeIdentity {
+  uint64_t type = 0, filename = 0, name = 0, qualname = 0, linetable = 0;
+  int32_t firstlineno = 0;
+  bool operator==(const CodeIdentity&) const = default;
+};
+
+class CodeCache {
+ public:
+  CodeCache(process::MemoryReader& memory, const Layout& layout, uint64_t code_type,
+            uint64_t unicode_type, uint64_t bytes_type);
+  // Bytes of a code object's header that hold its identity.
+  size_t header_size() const { return header_size_; }
+  // Decodes the identity fields from header bytes.
+  CodeIdentity identity(std::span<const uint8_t> header) const;
+  // The cached entry for `addr` when `header` (freshly read) still matches it; otherwise reads
+  // the names and line table anew. nullptr when the object is not a valid code object.
+  const CodeInfo* lookup(uint64_t addr, std::span<const uint8_t> header);
+  // Reads the header itself (one read), then lookup().
+  const CodeInfo* get(uint64_t addr);
+  // The line for an instruction offset (units as linetable.h says).
+  int line(uint64_t addr, int64_t offset) const;
+  // Reads a str object as UTF-8 (bounded by `max_len` characters). False when not a str.
+  bool read_string(uint64_t addr, std::string& out, size_t max_len = 4096);
+  size_t size() const { return entries_.size(); }
+  uint64_t misses() const { return misses_; }
+  void clear() { entries_.clear(); }
+
+ private:
+  struct Entry {
+    CodeIdentity identity;
+    CodeInfo info;
+    std::vector<uint8_t> linetable;
+  };
+  bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
+
+  process::MemoryReader& memory_;
+  const Layout& layout_;
+  uint64_t code_type_, unicode_type_, bytes_type_;
+  size_t header_size_ = 0;
+  std::unordered_map<uint64_t, Entry> entries_;
+  uint64_t misses_ = 0;
+  uint32_t next_id_ = 1;
+  static constexpr size_t kMaxEntries = 200'000;
+};
+
+}  // namespace spyglass::cpython

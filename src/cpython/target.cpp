@@ -1,0 +1,60 @@
+#include "cpython/target.h"
+
+#include <fmt/format.h>
+
+#include "process/error.h"
+#include "process/maps.h"
+
+namespace spyglass::cpython {
+
+Target::Target(pid_t pid) : pid_(pid) {
+  if (pid <= 0) throw Error(ErrorKind::kUsage, fmt::format("{} is not a valid process id", pid));
+  if (!process::process_exists(pid)) {
+    throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
+  }
+  std::vector<process::Mapping> maps = process::read_maps(pid);
+  memory_ = std::make_unique<process::LiveMemory>(pid);
+  for (const auto& m : maps) {
+    if (m.readable && !m.path.empty() && m.path[0] == '/') {
+      memory_->check_access(m.start);
+      break;
+    }
+  }
+  runtime_ = locate_runtime(pid, *memory_, maps);
+  WalkerConfig config;
+  config.layout = runtime_.layout;
+  config.runtime_addr = runtime_.runtime_addr;
+  config.code_type = runtime_.code_type;
+  config.unicode_type = runtime_.unicode_type;
+  config.bytes_type = runtime_.bytes_type;
+  walker_ = std::make_unique<StackWalker>(*memory_, config);
+  needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
+  refresh_tids();
+}
+
+Target::~Target() = default;
+
+void Target::refresh_tids() {
+  auto tids = process::list_threads(pid_);
+  tids_.assign(tids.begin(), tids.end());
+}
+
+bool Target::walk(std::vector<ThreadStack>& out) {
+  if (needs_tids_) refresh_tids();
+  bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
+  if (!ok && !process::process_exists(pid_)) {
+    throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
+  }
+  return ok;
+}
+
+std::vector<std::string> Target::thread_names(const std::vector<ThreadStack>& stacks) const {
+  std::vector<std::string> names;
+  names.reserve(stacks.size());
+  for (const auto& s : stacks) {
+    names.push_back(s.native_id ? process::read_thread_name(pid_, s.native_id) : std::string());
+  }
+  return names;
+}
+
+}  // namespace spyglass::cpython

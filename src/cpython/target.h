@@ -1,0 +1,44 @@
+// A Python process attached to for reading: its memory, its interpreter, its walker.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpython/interpreter.h"
+#include "cpython/stack.h"
+#include "cpython/walker.h"
+#include "process/memory.h"
+
+namespace spyglass::cpython {
+
+class Target {
+ public:
+  // Checks access and locates the interpreter; throws Error with one clear line otherwise.
+  explicit Target(pid_t pid);
+  ~Target();
+  pid_t pid() const { return pid_; }
+  const RuntimeLocation& runtime() const { return runtime_; }
+  StackWalker& walker() { return *walker_; }
+  process::LiveMemory& memory() { return *memory_; }
+  // Walks every thread; native ids resolved for every version. Throws Error(kNoSuchProcess)
+  // when the process has exited; returns false when this walk failed for another reason.
+  bool walk(std::vector<ThreadStack>& out);
+  // The kernel's thread ids (refreshed by walk()).
+  const std::vector<int>& tids() const { return tids_; }
+  // Fills `names[i]` with the thread name of `stacks[i]` (/proc/PID/task/TID/comm).
+  std::vector<std::string> thread_names(const std::vector<ThreadStack>& stacks) const;
+
+ private:
+  void refresh_tids();
+  pid_t pid_;
+  std::unique_ptr<process::LiveMemory> memory_;
+  RuntimeLocation runtime_;
+  std::unique_ptr<StackWalker> walker_;
+  std::vector<int> tids_;
+  bool needs_tids_ = false;
+};
+
+}  // namespace spyglass::cpython

@@ -1,0 +1,71 @@
+// The stack walker: every thread of every interpreter, innermost frame first. One generic
+// walker driven by the version's Layout; iterative, bounded against cycles and corruption.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cpython/code_cache.h"
+#include "cpython/layout.h"
+#include "cpython/stack.h"
+
+namespace spyglass::process {
+class MemoryReader;
+}
+
+namespace spyglass::cpython {
+
+struct WalkerConfig {
+  Layout layout;
+  uint64_t runtime_addr = 0;
+  // Type objects of the target, for validating objects (0 when unknown).
+  uint64_t code_type = 0;
+  uint64_t unicode_type = 0;
+  uint64_t bytes_type = 0;
+  size_t max_depth = 100'000;       // frames per thread
+  size_t max_threads = 10'000;      // per interpreter
+  size_t max_interpreters = 256;
+};
+
+struct WalkStats {
+  uint64_t walks = 0;
+  uint64_t frames = 0;
+  uint64_t bad_frames = 0;
+};
+
+class StackWalker {
+ public:
+  StackWalker(process::MemoryReader& memory, WalkerConfig config);
+  ~StackWalker();
+  // Walks all threads. Returns false when the runtime itself cannot be read (the process is
+  // gone or was never initialised); a damaged stack marks its thread `truncated` instead.
+  // `known_tids` (optional) lets 3.8-3.10 map pthread ids to kernel thread ids.
+  bool walk(std::vector<ThreadStack>& out, const std::vector<int>* known_tids = nullptr);
+  // Only the thread states, without frames (cheap: for `threads` and thread bookkeeping).
+  bool list_threads(std::vector<ThreadStack>& out, const std::vector<int>* known_tids = nullptr);
+  const WalkerConfig& config() const { return config_; }
+  const WalkStats& stats() const { return stats_; }
+  CodeCache& code_cache() { return *codes_; }
+
+ private:
+  struct GilState;
+  bool read_gil(uint64_t interp, GilState& gil);
+  bool walk_interpreters(std::vector<ThreadStack>& out, const std::vector<int>* known_tids,
+                         bool with_frames);
+  bool read_thread(uint64_t tstate, uint64_t interp, const GilState& gil, ThreadStack& out,
+                   const std::vector<int>* known_tids, uint64_t& next);
+  void walk_frame_objects(uint64_t frame, ThreadStack& out);
+  void walk_interpreter_frames(uint64_t frame, ThreadStack& out);
+
+  process::MemoryReader& memory_;
+  WalkerConfig config_;
+  std::unique_ptr<CodeCache> codes_;
+  WalkStats stats_;
+  std::vector<uint8_t> scratch_;
+};
+
+}  // namespace spyglass::cpython
