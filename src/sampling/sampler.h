@@ -1,0 +1,102 @@
+// The sampling engine: a thread that walks the target's stacks at a set rate, with absolute
+// deadlines, crediting each sample with the real time since the previous one.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cpython/target.h"
+#include "sampling/profile.h"
+#include "sampling/thread_state.h"
+
+namespace spyglass::sampling {
+
+enum class Mode { kWall, kCpu, kGil };
+const char* mode_name(Mode mode);
+// Throws Error(kUsage) for anything but wall, cpu, gil.
+Mode parse_mode(const std::string& text);
+
+struct SamplerOptions {
+  double rate_hz = 1000;
+  Mode mode = Mode::kWall;
+  bool blocking = false;        // pause the target's threads for each sample
+  bool realtime = true;         // ask for real-time scheduling when permitted
+  bool lines = true;            // keep line numbers in the stored frames
+};
+
+constexpr double kMinRateHz = 1;
+constexpr double kMaxRateHz = 1'000'000;
+// Throws Error(kUsage) when the rate is outside [kMinRateHz, kMaxRateHz].
+void check_rate(double hz);
+
+struct SamplerStatus {
+  bool running = false;
+  bool target_exited = false;
+  double rate_hz = 0;           // requested
+  double achieved_rate_hz = 0;  // over the profiled time
+  double profiled_seconds = 0;
+  uint64_t samples = 0;         // sampling rounds
+  uint64_t late = 0;            // rounds taken more than half a period after their deadline
+  uint64_t missed = 0;          // deadlines skipped entirely
+  uint64_t failed_walks = 0;    // rounds whose walk did not check out
+  uint64_t thread_samples = 0;
+  double mean_walk_us = 0;      // time to walk all threads, per round
+  std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
+  Mode mode = Mode::kWall;
+};
+
+class Sampler {
+ public:
+  Sampler(cpython::Target& target, SamplerOptions options);
+  ~Sampler();
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  void start();  // no-op when running
+  void stop();   // waits for the sampling thread; no-op when stopped
+  bool running() const { return running_; }
+  void set_rate(double hz);
+  void set_mode(Mode mode);
+  void reset();  // forget everything gathered
+  SamplerStatus status() const;
+  // Runs `fn` on the profile while the sampler is held still (consistent reads while running).
+  void with_profile(const std::function<void(const Profile&)>& fn) const;
+  // Called from the sampling thread once, when the target has exited.
+  void on_exit(std::function<void()> callback) { on_exit_ = std::move(callback); }
+  // Waits until the sampler stops by itself (target exit) or `seconds` pass; true if stopped.
+  bool wait_stopped(double seconds);
+
+ private:
+  void run();
+  void take_sample(double now, double dt);
+  StackId intern_stack(const cpython::ThreadStack& stack);
+
+  cpython::Target& target_;
+  SamplerOptions options_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::thread thread_;
+  mutable std::mutex mutex_;  // guards profile_ and stats
+  std::condition_variable stopped_cv_;
+  Profile profile_;
+  SamplerStatus stats_;
+  double walk_seconds_ = 0;
+  std::function<void()> on_exit_;
+  ThreadStateReader thread_states_;
+
+  // Frame interning: (code id, line) -> FrameId; per thread, the last stack seen.
+  std::unordered_map<uint64_t, FrameId> frame_ids_;
+  std::vector<cpython::ThreadStack> stacks_;
+  std::unordered_map<int, std::string> names_by_tid_;
+  double run_started_ = 0;  // monotonic seconds of the first start
+};
+
+}  // namespace spyglass::sampling
