@@ -1,0 +1,153 @@
+"""Fixtures of the integration tests: spyglass against real Python processes.
+
+Tests taking the `interpreter` fixture run once per supported CPython this machine has (see
+interpreters.py), with ids like `pyenv-3.12.1`, `debian-3.11.2`, `debian-unstable-3.14`; each
+supported minor version the machine lacks shows up as a skip that says how to get it. Tests taking
+`unsupported_interpreter` run once per pyenv interpreter spyglass refuses (2.7, 3.6, 3.7...).
+
+Environment:
+  SPYGLASS_BIN             the spyglass command (default: <repo>/build/spyglass)
+  SPYGLASS_FETCH_TIMEOUT   seconds allowed to scripts/fetch-python314.sh (default 600)
+  SPYGLASS_SKIP_FETCH=1    don't fetch 3.14 (its tests are skipped)
+"""
+
+import dataclasses
+import functools
+import os
+from typing import List, Optional, Tuple
+
+import pytest
+
+import interpreters
+import support
+from interpreters import Interpreter
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One parameter of the `interpreter` fixture: a local interpreter, the 3.14 that the fetch
+    script provides, or a supported minor version missing here (a skip)."""
+
+    test_id: str
+    interpreter: Optional[Interpreter] = None
+    fetch_314: bool = False
+    missing_minor: Optional[Tuple[int, int]] = None
+
+
+@functools.lru_cache(maxsize=None)
+def local_interpreters() -> Tuple[Interpreter, ...]:
+    return tuple(interpreters.discover_local())
+
+
+def supported_slots() -> List[Slot]:
+    local = local_interpreters()
+    slots = [Slot(interpreter.test_id, interpreter=interpreter)
+             for interpreter in local if interpreter.supported]
+    slots.append(Slot("debian-unstable-3.14", fetch_314=True))
+    slots += [Slot("missing-%d.%d" % minor, missing_minor=minor)
+              for minor in interpreters.missing_minors(list(local))]
+    return sorted(slots, key=lambda slot: (slot.missing_minor is not None, slot.test_id))
+
+
+def unsupported_interpreters() -> List[Interpreter]:
+    return [interpreter for interpreter in local_interpreters() if not interpreter.supported]
+
+
+def pytest_report_header(config):
+    lines = ["spyglass: %s" % spyglass_path()]
+    for interpreter in local_interpreters():
+        lines.append("python %-16s %-11s %s" % (
+            interpreter.test_id, "supported" if interpreter.supported else "unsupported",
+            interpreter.path))
+    lines.append("python 3.14 from %s (run when a test needs it)" % (
+        interpreters.FETCH_PYTHON314_SCRIPT.relative_to(interpreters.REPO_ROOT)))
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "interpreter" in metafunc.fixturenames:
+        slots = supported_slots()
+        metafunc.parametrize("interpreter", slots, ids=[slot.test_id for slot in slots],
+                             indirect=True)
+    if "unsupported_interpreter" in metafunc.fixturenames:
+        found = unsupported_interpreters()
+        if found:
+            metafunc.parametrize("unsupported_interpreter", found,
+                                 ids=[interpreter.test_id for interpreter in found])
+        else:
+            metafunc.parametrize("unsupported_interpreter", [
+                pytest.param(None, marks=pytest.mark.skip(
+                    reason="no unsupported CPython (3.7, 3.6, 2.7) found under pyenv: install "
+                    "one with pyenv to test how spyglass refuses it"))], ids=["none-found"])
+
+
+@pytest.fixture(scope="session")
+def python314() -> Interpreter:
+    """Debian unstable's 3.14, fetched once per session; skips the test when unavailable."""
+    if os.environ.get("SPYGLASS_SKIP_FETCH") == "1":
+        pytest.skip("CPython 3.14 not fetched (SPYGLASS_SKIP_FETCH=1)")
+    result = interpreters.fetch_python314(
+        timeout=float(os.environ.get("SPYGLASS_FETCH_TIMEOUT", "600")))
+    if result.interpreter is None:
+        pytest.skip("CPython 3.14 not available: " + result.problem)
+    return result.interpreter
+
+
+@pytest.fixture
+def interpreter(request) -> Interpreter:
+    slot = request.param
+    if slot.missing_minor is not None:
+        pytest.skip(interpreters.not_found_message(slot.missing_minor))
+    if slot.fetch_314:
+        return request.getfixturevalue("python314")
+    return slot.interpreter
+
+
+def spyglass_path() -> str:
+    return os.environ.get("SPYGLASS_BIN") or str(support.DEFAULT_SPYGLASS)
+
+
+@pytest.fixture(scope="session")
+def spyglass_bin() -> str:
+    path = spyglass_path()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("no spyglass command at %s: build it (make build) or set SPYGLASS_BIN"
+                    % path, pytrace=False)
+    return path
+
+
+@pytest.fixture
+def run_spyglass(spyglass_bin):
+    """run_spyglass(args, timeout=30, as_user=None) -> support.Result. `as_user` is a command
+    prefix (e.g. one that drops privileges) put before spyglass."""
+
+    def run(args, timeout=30.0, as_user=None):
+        command = list(as_user or []) + [spyglass_bin] + [str(arg) for arg in args]
+        return support.run_command(command, timeout)
+
+    return run
+
+
+@pytest.fixture
+def start_target():
+    """start_target(interpreter, program, *args, ready_timeout=60) -> support.Target: starts
+    tests/programs/<program> and returns once it printed `ready`. Every target started is killed
+    when the test ends, whatever happened."""
+    started = []
+
+    def start(interpreter, program, *args, ready_timeout=60.0):
+        target = support.Target(interpreter, program, args, ready_timeout)
+        started.append(target)
+        return target
+
+    yield start
+    for target in started:
+        target.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not support.TIMINGS:
+        return
+    terminalreporter.section("spyglass timings")
+    for test_id, what, seconds in support.TIMINGS:
+        terminalreporter.write_line("%-60s %-40s %8.1f ms" % (test_id, what, seconds * 1000))

@@ -1,0 +1,301 @@
+"""Running spyglass and target programs for the integration tests (used through conftest.py)."""
+
+import dataclasses
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from interpreters import REPO_ROOT, Interpreter, clean_environment
+
+PROGRAMS_DIR = REPO_ROOT / "tests" / "programs"
+DEFAULT_SPYGLASS = REPO_ROOT / "build" / "spyglass"
+# Exit codes of spyglass (see the spec of `spyglass dump`).
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NO_SUCH_PROCESS = 3
+EXIT_PERMISSION = 4
+EXIT_NOT_PYTHON = 5
+EXIT_UNSUPPORTED_VERSION = 6
+# Text that betrays a crash or an uncaught error rather than a message meant for the user.
+_CRASH_MARKERS = ("Traceback", "terminate called", "Sanitizer", "runtime error:", "Assertion",
+                  "Segmentation fault", "core dumped", "what():")
+
+# (test id, what was measured, seconds): printed at the end of the run by conftest.py.
+TIMINGS = []
+
+
+def record_timing(test_id: str, what: str, seconds: float) -> None:
+    TIMINGS.append((test_id, what, seconds))
+    print("%s: %s took %.1f ms" % (test_id, what, seconds * 1000))
+
+
+@dataclasses.dataclass
+class Result:
+    args: List[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def describe(self) -> str:
+        return "`%s` exited %d after %.2f s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+            " ".join(self.args), self.returncode, self.seconds, self.stdout[-4000:],
+            self.stderr[-4000:])
+
+
+def run_command(args: Sequence[str], timeout: float) -> Result:
+    """Runs a command; a timeout is a test failure that names the command."""
+    started = time.monotonic()
+    try:
+        completed = subprocess.run(
+            list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=timeout, check=False, text=True, errors="replace")
+    except subprocess.TimeoutExpired as expired:
+        raise AssertionError("`%s` did not finish within %.0f s; stderr so far: %s" % (
+            " ".join(args), timeout, expired.stderr)) from None
+    return Result(list(args), completed.returncode, completed.stdout, completed.stderr,
+                  time.monotonic() - started)
+
+
+def assert_success(result: Result) -> None:
+    assert result.returncode == EXIT_OK, result.describe()
+    assert_no_crash(result)
+
+
+def assert_no_crash(result: Result) -> None:
+    assert result.returncode >= 0, "killed by signal %d\n%s" % (
+        -result.returncode, result.describe())
+    for marker in _CRASH_MARKERS:
+        assert marker not in result.stderr, "stderr shows a crash (%r)\n%s" % (
+            marker, result.describe())
+
+
+def assert_clean_failure(result: Result, expected_code: Optional[int] = None) -> str:
+    """A refusal: a non-zero exit code and exactly one line `spyglass: ...` on stderr.
+    Returns that line."""
+    assert_no_crash(result)
+    assert result.returncode != EXIT_OK, "expected a failure\n" + result.describe()
+    if expected_code is not None:
+        assert result.returncode == expected_code, "expected exit code %d\n%s" % (
+            expected_code, result.describe())
+    lines = result.stderr.strip("\n").splitlines()
+    assert len(lines) == 1, "expected one line on stderr\n" + result.describe()
+    assert lines[0].startswith("spyglass: "), (
+        "the message must start with 'spyglass: '\n" + result.describe())
+    assert len(lines[0]) > len("spyglass: ") + 5, "the message says nothing\n" + result.describe()
+    return lines[0]
+
+
+def assert_success_or_clean_failure(result: Result, json_output: bool) -> bool:
+    """For races (the target changing or exiting mid-walk): either a complete dump or one clean
+    line. Returns True when the dump succeeded."""
+    assert_no_crash(result)
+    if result.returncode == EXIT_OK:
+        if json_output:
+            try:
+                json.loads(result.stdout)
+            except ValueError as error:
+                raise AssertionError("exit 0 but unreadable JSON (%s)\n%s" % (
+                    error, result.describe())) from None
+        return True
+    assert_clean_failure(result)
+    return False
+
+
+def thread_states(pid: int) -> List[str]:
+    """The scheduler state letter of each thread of a process ([] once it is gone)."""
+    states = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return []
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as stat:
+                # The command name may contain spaces or parentheses: the state follows the last ')'.
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            pass  # the thread ended meanwhile
+    return states
+
+
+class Target:
+    """A target program running under one interpreter; always killed by stop()."""
+
+    def __init__(self, interpreter: Interpreter, program: str, args: Sequence[str],
+                 ready_timeout: float):
+        self.interpreter = interpreter
+        self.program = str(PROGRAMS_DIR / program)
+        self._stderr_file = tempfile.TemporaryFile(mode="w+b")
+        self.proc = subprocess.Popen(
+            [interpreter.path, self.program] + [str(arg) for arg in args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file,
+            env=clean_environment(), cwd=str(PROGRAMS_DIR),
+            # Its own process group, so stop() also kills what a wrapper script may have forked.
+            start_new_session=True)
+        self.expected = {}
+        self.pid = self.proc.pid
+        self._wait_for_ready(ready_timeout)
+        # The program's own pid: the interpreter may run under a wrapper that did not exec.
+        self.pid = int(self.expected.get("pid", self.proc.pid))
+
+    def stderr_text(self) -> str:
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode(errors="replace")
+
+    def _fail(self, why: str) -> None:
+        self.stop()
+        raise AssertionError("%s %s: %s\n--- its stderr ---\n%s" % (
+            self.interpreter.test_id, Path(self.program).name, why, self.stderr_text()))
+
+    def _wait_for_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        output = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._fail("no `ready` line within %.0f s (stdout so far: %r)" % (timeout, output))
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                self.proc.wait()
+                self._fail("exited with code %d before `ready` (stdout: %r)" % (
+                    self.proc.returncode, output))
+            output += chunk
+        line = output.split(b"\n", 1)[0].decode(errors="replace")
+        if not line.startswith("ready"):
+            self._fail("expected a `ready` line, got %r" % line)
+        payload = line[len("ready"):].strip()
+        if payload:
+            self.expected = json.loads(payload)
+
+    def wait_until_all_threads_sleep(self, thread_count: int, timeout: float = 10.0) -> None:
+        """Waits until the process has `thread_count` threads, all asleep in the kernel: the
+        programs that block print `ready` just before their last step into the read."""
+        deadline = time.monotonic() + timeout
+        states = []
+        while time.monotonic() < deadline:
+            states = thread_states(self.pid)
+            if len(states) == thread_count and all(state in "SD" for state in states):
+                return
+            time.sleep(0.002)
+        self._fail("threads never all blocked: states %r, expected %d threads" % (
+            states, thread_count))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            try:  # the wrapper may have exited while its child lives on
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr_file.close()
+
+
+# --- Reading dumps ------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"^Process (\d+): Python (\S+) \((.*)\)$")
+_THREAD = re.compile(r"^Thread (0x[0-9a-fA-F]+|\d+)\b(.*)$")
+_FRAME = re.compile(r'^  File "(.*)", line (-?\d+), in (.*)$')
+
+
+@dataclasses.dataclass
+class TextThread:
+    label: str  # what follows "Thread ": a native id in decimal or a thread id in hex
+    rest: str  # the rest of the line: "name", (holds the GIL)
+    frames: List[dict]
+
+    @property
+    def holds_gil(self) -> bool:
+        return "(holds the GIL)" in self.rest
+
+
+@dataclasses.dataclass
+class TextDump:
+    pid: int
+    version: str
+    binary: str
+    threads: List[TextThread]
+
+
+def parse_text_dump(text: str) -> TextDump:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, "empty output"
+    header = _HEADER.match(lines[0])
+    assert header, "bad header line %r" % lines[0]
+    threads = []
+    for line in lines[1:]:
+        thread = _THREAD.match(line)
+        if thread:
+            threads.append(TextThread(thread.group(1), thread.group(2), []))
+            continue
+        frame = _FRAME.match(line)
+        if frame and threads:
+            threads[-1].frames.append(
+                {"file": frame.group(1), "line": int(frame.group(2)), "function": frame.group(3)})
+            continue
+        raise AssertionError("unexpected line %r in\n%s" % (line, text))
+    return TextDump(int(header.group(1)), header.group(2), header.group(3), threads)
+
+
+def function_matches(actual: str, expected_frame: dict) -> bool:
+    """The qualified name must be exact where the code object has one (3.11+); before, the plain
+    name is the truth, and a reconstructed qualified name ending in it is accepted too."""
+    if expected_frame["qualname"] is not None:
+        return actual == expected_frame["qualname"]
+    name = expected_frame["name"]
+    return actual == name or actual.endswith("." + name)
+
+
+def frame_mismatches(actual_frames: List[dict], expected_frames: List[dict],
+                     check_details: bool) -> List[str]:
+    """Differences between a dumped stack and the expected one, innermost first. With
+    `check_details`, also the JSON-only fields `name` and `first_line`."""
+    problems = []
+    if len(actual_frames) != len(expected_frames):
+        problems.append("%d frames dumped, %d expected" % (len(actual_frames),
+                                                           len(expected_frames)))
+    for index, (actual, expected) in enumerate(zip(actual_frames, expected_frames)):
+        where = "frame %d (%s)" % (index, expected["qualname"] or expected["name"])
+        if not function_matches(actual.get("function", ""), expected):
+            problems.append("%s: function %r" % (where, actual.get("function")))
+        if actual.get("file") != expected["file"]:
+            problems.append("%s: file %r, expected %r" % (where, actual.get("file"),
+                                                          expected["file"]))
+        if actual.get("line") != expected["line"]:
+            problems.append("%s: line %r, expected %r" % (where, actual.get("line"),
+                                                          expected["line"]))
+        if check_details:
+            if actual.get("name") != expected["name"]:
+                problems.append("%s: name %r" % (where, actual.get("name")))
+            if actual.get("first_line") != expected["first_line"]:
+                problems.append("%s: first_line %r, expected %r" % (
+                    where, actual.get("first_line"), expected["first_line"]))
+    return problems
+
+
+def format_stack(frames: List[dict]) -> str:
+    return "\n".join("    %s:%s %s" % (frame.get("file"), frame.get("line"),
+                                        frame.get("function") or frame.get("qualname")
+                                        or frame.get("name"))
+                     for frame in frames)
