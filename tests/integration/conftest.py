@@ -46,7 +46,7 @@ def supported_slots() -> List[Slot]:
     slots.append(Slot("debian-unstable-3.14", fetch_314=True))
     slots += [Slot("missing-%d.%d" % minor, missing_minor=minor)
               for minor in interpreters.missing_minors(list(local))]
-    return sorted(slots, key=lambda slot: (slot.missing_minor is not None, slot.test_id))
+    return sorted(slots, key=lambda slot: (slot.missing_minor or (0, 0), slot.test_id))
 
 
 def unsupported_interpreters() -> List[Interpreter]:
