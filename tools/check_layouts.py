@@ -192,7 +192,9 @@ def header_numbers(version, include_dir, include_extra):
         program = os.path.join(work, "offsets")
         with open(source, "w") as out:
             out.write("\n".join(lines) + "\n")
-        command = [compiler, "-std=gnu11", "-w", "-I", include_dir]
+        # The parent dir too: Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/...>.
+        command = [compiler, "-std=gnu11", "-w", "-I", include_dir,
+                   "-I", os.path.dirname(os.path.abspath(include_dir))]
         for extra in include_extra:
             command += ["-I", extra]
         command += ["-o", program, source]
