@@ -1,0 +1,100 @@
+"""spyglass's CPython layouts against the real headers of every interpreter this machine has.
+
+For each supported interpreter (pyenv 3.8-3.13, Debian's own, Debian unstable's 3.14) this runs
+tools/check_layouts.py: it compiles `offsetof`/`sizeof` against that interpreter's own internal
+headers and compares them with spyglass's builtin table (3.8-3.12) or with the layout spyglass
+reads from that live interpreter's _Py_DebugOffsets (3.13+). An interpreter without its headers
+is a visible skip.
+
+Environment: SPYGLASS_BUILD, the spyglass build folder (default `build`), which must hold
+tools/layout_dump/spyglass_layout_dump (built by the default build).
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import interpreters
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECK_LAYOUTS = REPO_ROOT / "tools" / "check_layouts.py"
+
+
+def dumper_path() -> Path:
+    build = Path(os.environ.get("SPYGLASS_BUILD", "build"))
+    if not build.is_absolute():
+        build = REPO_ROOT / build
+    return build / "tools" / "layout_dump" / "spyglass_layout_dump"
+
+
+@pytest.fixture(scope="session")
+def dumper() -> Path:
+    path = dumper_path()
+    if not (path.is_file() and os.access(str(path), os.X_OK)):
+        pytest.fail("no %s: build the default targets, or set SPYGLASS_BUILD to the build folder"
+                    % path, pytrace=False)
+    return path
+
+
+def include_dir(interpreter) -> Path:
+    """The interpreter's own include/python3.X, as its sysconfig says."""
+    completed = subprocess.run(
+        [interpreter.path, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=interpreters.clean_environment(), timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    return Path(completed.stdout.strip())
+
+
+def test_layout_matches_headers(interpreter, dumper):
+    headers = include_dir(interpreter)
+    if not (headers / "internal").is_dir():
+        pytest.skip("%s has no internal headers at %s (for Debian's: apt-get install python%s-dev)"
+                    % (interpreter.test_id, headers, interpreter.minor_text))
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler to compile the offsetof program")
+    command = [sys.executable, str(CHECK_LAYOUTS), "--dumper", str(dumper),
+               "--version", interpreter.minor_text, "--include", str(headers)]
+    if interpreter.minor >= (3, 13):
+        command += ["--python", interpreter.path]
+    completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+    assert completed.returncode == 0, "%s: %s" % (interpreter.test_id, completed.stdout)
+    assert "offsets match the headers" in completed.stdout
+
+
+def load_checker():
+    spec = importlib.util.spec_from_file_location("check_layouts", str(CHECK_LAYOUTS))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_checker_reports_mismatches():
+    checker = load_checker()
+    expected = {"thread.frame": 24, "code.name": 112}
+    actual = {"thread.frame": 24, "code.name": 120, "thread.cframe": 0, "interp.gil_pointer": 8,
+              "frame.owner_cstack": -1, "ob_type": 8, "frame.code_is_tagged": False}
+    problems = checker.compare("3.9", expected, actual)
+    assert len(problems) == 2, problems
+    assert any("code.name" in problem for problem in problems)
+    assert any("interp.gil_pointer" in problem for problem in problems)
+    assert checker.compare("3.9", expected, {"thread.frame": 24}) != []
+
+
+def test_checker_flags_a_wrong_version(dumper):
+    """The 3.9 table compared with 3.8's headers must fail: the check has teeth."""
+    pyenv = interpreters.discover_pyenv()
+    by_minor = {interpreter.minor: interpreter for interpreter in pyenv}
+    if (3, 8) not in by_minor:
+        pytest.skip("no pyenv 3.8 to compare against")
+    headers = include_dir(by_minor[(3, 8)])
+    checker = load_checker()
+    expected = checker.header_numbers("3.8", str(headers), [])
+    actual = checker.flatten(checker.spyglass_numbers(str(dumper), "3.9", None))
+    assert checker.compare("3.8", expected, actual) != []
