@@ -38,8 +38,8 @@ struct DebugOffsets313 {
         gil_runtime_state_holder;
   } interpreter_state;
   struct {
-    uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id,
-        datastack_chunk, status;
+    uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id, datastack_chunk,
+        status;
   } thread_state;
   struct {
     uint64_t size, previous, executable, instr_ptr, localsplus, owner;
@@ -93,8 +93,8 @@ struct DebugOffsets314 {
         gil_runtime_state_holder, code_object_generation, tlbc_generation;
   } interpreter_state;
   struct {
-    uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id,
-        datastack_chunk, status;
+    uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id, datastack_chunk,
+        status;
   } thread_state;
   struct {
     uint64_t size, previous, executable, instr_ptr, localsplus, owner, stackpointer, tlbc_index;
@@ -143,8 +143,8 @@ struct DebugOffsets314 {
     uint64_t next, prev;
   } llist_node;
   struct {
-    uint64_t eval_breaker, remote_debugger_support, remote_debugging_enabled,
-        debugger_pending_call, debugger_script_path, debugger_script_path_size;
+    uint64_t eval_breaker, remote_debugger_support, remote_debugging_enabled, debugger_pending_call,
+        debugger_script_path, debugger_script_path_size;
   } debugger_support;
 };
 static_assert(sizeof(DebugOffsets314) == 760);  // sizeof(_Py_DebugOffsets) in 3.14
@@ -220,9 +220,9 @@ void map_common(const Table& t, const PythonVersion& version, Layout& l) {
                 ts.datastack_chunk});
   check.inside("interpreter frame", fr.size,
                {fr.previous, fr.executable, fr.instr_ptr, fr.localsplus, fr.owner});
-  check.inside("code object", co.size,
-               {co.filename, co.name, co.qualname, co.linetable, co.firstlineno,
-                co.co_code_adaptive});
+  check.inside(
+      "code object", co.size,
+      {co.filename, co.name, co.qualname, co.linetable, co.firstlineno, co.co_code_adaptive});
   check.inside("unicode object", uo.size, {uo.state, uo.length});
   check.inside("bytes object", bo.size, {bo.ob_size, bo.ob_sval});
   check.inside("PyObject", t.pyobject.size, {t.pyobject.ob_type});
@@ -291,8 +291,8 @@ Table read_table(process::MemoryReader& memory, uint64_t runtime_addr,
   Table table;
   if (!memory.read(runtime_addr, &table, sizeof(table))) {
     throw Error(ErrorKind::kCorrupt,
-                fmt::format("cannot read the debug offsets of CPython {} at {:#x}",
-                            version.str(), runtime_addr));
+                fmt::format("cannot read the debug offsets of CPython {} at {:#x}", version.str(),
+                            runtime_addr));
   }
   return table;
 }
@@ -318,9 +318,9 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
                             runtime_addr, header.version));
   }
   if (version.minor > 14) {
-    throw Error(ErrorKind::kUnsupported,
-                fmt::format("CPython {} is not supported (spyglass supports 3.8 to 3.14)",
-                            version.str()));
+    throw Error(
+        ErrorKind::kUnsupported,
+        fmt::format("CPython {} is not supported (spyglass supports 3.8 to 3.14)", version.str()));
   }
   if (header.free_threaded != 0) {
     throw Error(ErrorKind::kUnsupported,
@@ -338,17 +338,17 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
     const auto table = read_table<DebugOffsets313>(memory, runtime_addr, version);
     map_common(table, version, l);
     // Transcribed from 3.13's headers (not in the table):
-    l.unicode.compact_data = 56;  // sizeof(PyCompactUnicodeObject)
-    l.frame.owner_cstack = 3;     // FRAME_OWNED_BY_CSTACK (internal/pycore_frame.h)
+    l.unicode.compact_data = 56;     // sizeof(PyCompactUnicodeObject)
+    l.frame.owner_cstack = 3;        // FRAME_OWNED_BY_CSTACK (internal/pycore_frame.h)
     l.frame.code_is_tagged = false;  // f_executable is a plain PyObject*
   } else {
     const auto table = read_table<DebugOffsets314>(memory, runtime_addr, version);
     map_common(table, version, l);
     // Transcribed from 3.14's headers (not in the table):
-    l.unicode.compact_data = 56;       // sizeof(PyCompactUnicodeObject)
-    l.frame.owner_interpreter = 3;     // FRAME_OWNED_BY_INTERPRETER (pycore_interpframe_structs.h)
-    l.frame.owner_cstack = 4;          // FRAME_OWNED_BY_CSTACK
-    l.frame.code_is_tagged = true;     // f_executable is a _PyStackRef: clear Py_TAG_BITS (3)
+    l.unicode.compact_data = 56;    // sizeof(PyCompactUnicodeObject)
+    l.frame.owner_interpreter = 3;  // FRAME_OWNED_BY_INTERPRETER (pycore_interpframe_structs.h)
+    l.frame.owner_cstack = 4;       // FRAME_OWNED_BY_CSTACK
+    l.frame.code_is_tagged = true;  // f_executable is a _PyStackRef: clear Py_TAG_BITS (3)
   }
   return l;
 }

@@ -7,7 +7,9 @@
 
 namespace spyglass::cpython {
 
-std::string PythonVersion::str() const { return fmt::format("{}.{}.{}", major, minor, micro); }
+std::string PythonVersion::str() const {
+  return fmt::format("{}.{}.{}", major, minor, micro);
+}
 
 bool has_debug_cookie(const void* bytes, size_t size) {
   static constexpr char kCookie[8] = {'x', 'd', 'e', 'b', 'u', 'g', 'p', 'y'};

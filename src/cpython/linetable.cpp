@@ -44,7 +44,8 @@ int linetable310_line(std::span<const uint8_t> table, int firstlineno, int64_t o
     const auto line_delta = static_cast<int8_t>(table[i + 1]);
     const bool has_line = line_delta != kNoLine;
     if (has_line) line += line_delta;
-    if (start <= offset && offset < end) return has_line ? clamp_line(line, firstlineno) : firstlineno;
+    if (start <= offset && offset < end)
+      return has_line ? clamp_line(line, firstlineno) : firstlineno;
   }
   return firstlineno;
 }

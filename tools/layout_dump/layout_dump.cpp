@@ -41,9 +41,12 @@ class CopiedMemory : public spyglass::process::MemoryReader {
 
 const char* line_table_name(spyglass::cpython::LineTableFormat format) {
   switch (format) {
-    case spyglass::cpython::LineTableFormat::kLnotab: return "lnotab";
-    case spyglass::cpython::LineTableFormat::kLinetable310: return "linetable310";
-    case spyglass::cpython::LineTableFormat::kLocations: return "locations";
+    case spyglass::cpython::LineTableFormat::kLnotab:
+      return "lnotab";
+    case spyglass::cpython::LineTableFormat::kLinetable310:
+      return "linetable310";
+    case spyglass::cpython::LineTableFormat::kLocations:
+      return "locations";
   }
   return "unknown";
 }
