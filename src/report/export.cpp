@@ -1,0 +1,345 @@
+#include "report/export.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "report/profile_view.h"
+
+namespace spyglass::report {
+
+using detail::ProfileView;
+using sampling::FrameId;
+using sampling::FrameInfo;
+using sampling::StackId;
+
+namespace {
+
+constexpr const char* kNoPythonFrames = "(no Python frames)";
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// The module-like name of a file: "pkg/handlers.py" -> "handlers", "pkg/__init__.py" -> "pkg".
+std::string module_stem(std::string_view file) {
+  auto slash = file.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? file : file.substr(slash + 1);
+  std::string_view dir = slash == std::string_view::npos ? "" : file.substr(0, slash);
+  auto dot = base.rfind('.');
+  if (dot != std::string_view::npos) base = base.substr(0, dot);
+  if (base == "__init__" && !dir.empty()) {
+    auto parent = dir.rfind('/');
+    return std::string(parent == std::string_view::npos ? dir : dir.substr(parent + 1));
+  }
+  return std::string(base);
+}
+
+// Collapsed-stack frames may not hold the separators of the format.
+std::string folded_frame(std::string label) {
+  for (char& c : label) {
+    if (c == ';') c = ',';
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return label;
+}
+
+std::string thread_label(const sampling::ThreadInfo& thread) {
+  if (!thread.name.empty()) return thread.name;
+  return "thread " + std::to_string(thread.native_id);
+}
+
+// Whether the timeline holds every sample of every thread, so it can stand for time order.
+bool timeline_complete(const sampling::Profile& profile) {
+  std::vector<uint64_t> spans(profile.threads.size(), 0);
+  for (const auto& span : profile.timeline) {
+    if (span.thread < spans.size()) spans[span.thread] += span.samples;
+  }
+  for (size_t t = 0; t < profile.weights.size() && t < spans.size(); ++t) {
+    uint64_t weighted = 0;
+    for (const auto& [stack, w] : profile.weights[t]) weighted += w.samples;
+    if (weighted != spans[t]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Format> format_from_name(std::string_view name) {
+  std::string key = lower(name);
+  if (key == "collapsed" || key == "folded") return Format::kCollapsed;
+  if (key == "speedscope") return Format::kSpeedscope;
+  if (key == "chrome" || key == "perfetto" || key == "trace") return Format::kChromeTrace;
+  if (key == "pprof") return Format::kPprof;
+  if (key == "flamegraph" || key == "html" || key == "flame") return Format::kFlameGraphHtml;
+  return std::nullopt;
+}
+
+std::optional<Format> format_from_extension(std::string_view path) {
+  std::string file = lower(path);
+  if (ends_with(file, ".speedscope.json") || ends_with(file, ".speedscope")) {
+    return Format::kSpeedscope;
+  }
+  if (ends_with(file, ".trace.json") || ends_with(file, ".perfetto.json") ||
+      ends_with(file, ".chrome.json")) {
+    return Format::kChromeTrace;
+  }
+  if (ends_with(file, ".pb.gz") || ends_with(file, ".pprof") || ends_with(file, ".pb")) {
+    return Format::kPprof;
+  }
+  if (ends_with(file, ".html") || ends_with(file, ".htm")) return Format::kFlameGraphHtml;
+  if (ends_with(file, ".folded") || ends_with(file, ".collapsed") || ends_with(file, ".txt")) {
+    return Format::kCollapsed;
+  }
+  return std::nullopt;
+}
+
+std::optional<Format> format_from_name_or_extension(std::string_view name, std::string_view path) {
+  if (!name.empty()) return format_from_name(name);
+  return format_from_extension(path);
+}
+
+const char* format_name(Format format) {
+  switch (format) {
+    case Format::kCollapsed:
+      return "collapsed";
+    case Format::kSpeedscope:
+      return "speedscope";
+    case Format::kChromeTrace:
+      return "chrome";
+    case Format::kPprof:
+      return "pprof";
+    case Format::kFlameGraphHtml:
+      return "flamegraph";
+  }
+  return "unknown";
+}
+
+std::string format_names() { return "flamegraph (html), collapsed (folded), speedscope, chrome "
+                                    "(perfetto), pprof"; }
+
+bool frame_matches_pattern(const FrameInfo& frame, std::string_view pattern) {
+  if (pattern.empty()) return false;
+  const std::string& qualname = frame.function;
+  const std::string module = module_stem(frame.file);
+  const std::string candidates[] = {qualname, module + "." + qualname, module + ":" + qualname,
+                                    frame.file + ":" + qualname};
+  const std::string pat(pattern);
+  const bool glob = pat.find_first_of("*?[") != std::string::npos;
+  for (const std::string& candidate : candidates) {
+    if (candidate == pat) return true;
+    // A trailing part at a name boundary: "process" is "Worker.process", "app/x.py:f" a path.
+    if (ends_with(candidate, "." + pat) || ends_with(candidate, "/" + pat)) return true;
+    if (glob && (fnmatch(pat.c_str(), candidate.c_str(), 0) == 0 ||
+                 fnmatch(("*/" + pat).c_str(), candidate.c_str(), 0) == 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,
+                     std::ostream& out) {
+  const ProfileView view = detail::make_view(profile, options.merge_lines);
+  std::vector<std::string> labels(view.frames.size());
+  for (FrameId id = 0; id < view.frames.size(); ++id) {
+    labels[id] = folded_frame(detail::frame_label(view.frames.get(id)));
+  }
+  auto stack_text = [&](StackId stack) {
+    std::string text;
+    for (FrameId frame : detail::frames_of(view, stack)) {
+      if (!text.empty()) text += ';';
+      text += labels[frame];
+    }
+    return text.empty() ? std::string(kNoPythonFrames) : text;
+  };
+
+  std::vector<std::string> lines;
+  if (options.thread_roots) {
+    for (size_t t = 0; t < view.thread_weights.size() && t < profile.threads.size(); ++t) {
+      const std::string root = folded_frame("thread " + thread_label(profile.threads[t]));
+      for (const auto& [stack, weight] : view.thread_weights[t]) {
+        std::string frames = stack == sampling::kRootStack ? "" : ";" + stack_text(stack);
+        lines.push_back(root + frames + " " + std::to_string(weight.samples));
+      }
+    }
+  } else {
+    for (StackId stack = 0; stack < view.self.size(); ++stack) {
+      if (view.self[stack].samples == 0) continue;
+      lines.push_back(stack_text(stack) + " " + std::to_string(view.self[stack].samples));
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  for (const std::string& line : lines) out << line << '\n';
+}
+
+void write_speedscope(const sampling::Profile& profile, const ExportOptions& options,
+                      std::ostream& out) {
+  const ProfileView view = detail::make_view(profile, options.merge_lines);
+  nlohmann::json frames = nlohmann::json::array();
+  for (FrameId id = 0; id < view.frames.size(); ++id) {
+    const FrameInfo& frame = view.frames.get(id);
+    nlohmann::json item{{"name", frame.function.empty() ? "<unknown>" : frame.function}};
+    if (!frame.file.empty()) item["file"] = frame.file;
+    int line = frame.line > 0 ? frame.line : frame.firstlineno;
+    if (line > 0) item["line"] = line;
+    frames.push_back(std::move(item));
+  }
+
+  const size_t thread_count = std::min(profile.threads.size(), view.thread_weights.size());
+  std::vector<nlohmann::json> samples(thread_count, nlohmann::json::array());
+  std::vector<nlohmann::json> weights(thread_count, nlohmann::json::array());
+  std::vector<double> start(thread_count, 0), end(thread_count, 0);
+  std::vector<bool> seen(thread_count, false);
+  if (timeline_complete(profile)) {
+    // In time order, so speedscope's time-ordered view is the real one.
+    for (const auto& span : profile.timeline) {
+      if (span.thread >= thread_count || span.stack >= view.node_of.size()) continue;
+      samples[span.thread].push_back(detail::frames_of(view, view.node_of[span.stack]));
+      weights[span.thread].push_back(std::max(0.0, span.end - span.start));
+      if (!seen[span.thread]) start[span.thread] = span.start;
+      seen[span.thread] = true;
+      end[span.thread] = std::max(end[span.thread], span.end);
+    }
+    for (size_t t = 0; t < thread_count; ++t) {
+      if (!seen[t]) continue;
+      double sum = 0;
+      for (const auto& w : weights[t]) sum += w.get<double>();
+      end[t] = start[t] + sum;
+    }
+  } else {
+    for (size_t t = 0; t < thread_count; ++t) {
+      for (const auto& [stack, weight] : view.thread_weights[t]) {
+        samples[t].push_back(detail::frames_of(view, stack));
+        weights[t].push_back(weight.seconds);
+        end[t] += weight.seconds;
+      }
+    }
+  }
+
+  nlohmann::json profiles = nlohmann::json::array();
+  for (size_t t = 0; t < thread_count; ++t) {
+    const auto& thread = profile.threads[t];
+    profiles.push_back({{"type", "sampled"},
+                        {"name", thread_label(thread) + " (" + std::to_string(thread.native_id) +
+                                     ")"},
+                        {"unit", "seconds"},
+                        {"startValue", start[t]},
+                        {"endValue", end[t]},
+                        {"samples", std::move(samples[t])},
+                        {"weights", std::move(weights[t])}});
+  }
+  nlohmann::json document{
+      {"$schema", "https://www.speedscope.app/file-format-schema.json"},
+      {"shared", {{"frames", std::move(frames)}}},
+      {"profiles", std::move(profiles)},
+      {"name", options.title.empty() ? "spyglass" : options.title},
+      {"activeProfileIndex", 0},
+      {"exporter", "spyglass"}};
+  out << document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+}
+
+void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& options,
+                        std::ostream& out) {
+  const ProfileView view = detail::make_view(profile, options.merge_lines);
+  const int pid = profile.run.pid;
+  bool first = true;
+  auto emit = [&](const nlohmann::json& event) {
+    out << (first ? "\n" : ",\n")
+        << event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    first = false;
+  };
+  out << "{\"displayTimeUnit\":\"ms\",\"otherData\":"
+      << nlohmann::json{{"exporter", "spyglass"},
+                        {"title", options.title.empty() ? "spyglass" : options.title},
+                        {"mode", profile.run.mode},
+                        {"python_version", profile.run.python_version},
+                        {"rate_hz", profile.run.rate_hz},
+                        {"timeline_complete", timeline_complete(profile)}}
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+      << ",\"traceEvents\":[";
+  emit({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0},
+        {"args", {{"name", "python (pid " + std::to_string(pid) + ")"}}}});
+  for (size_t t = 0; t < profile.threads.size(); ++t) {
+    emit({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid},
+          {"tid", profile.threads[t].native_id},
+          {"args", {{"name", thread_label(profile.threads[t])}}}});
+  }
+
+  // Per thread, the frames open now; each span closes what left the stack and opens what came.
+  std::vector<std::vector<FrameId>> open(profile.threads.size());
+  std::vector<double> last_end(profile.threads.size(), 0);
+  auto micros = [](double seconds) { return std::round(seconds * 1e9) / 1e3; };
+  auto close_to = [&](size_t t, size_t keep, double at) {
+    auto& frames = open[t];
+    while (frames.size() > keep) {
+      frames.pop_back();
+      emit({{"ph", "E"}, {"pid", pid}, {"tid", profile.threads[t].native_id}, {"ts", micros(at)}});
+    }
+  };
+  constexpr double kGapSeconds = 1e-6;
+  for (const auto& span : profile.timeline) {
+    if (span.thread >= profile.threads.size() || span.stack >= view.node_of.size()) continue;
+    const size_t t = span.thread;
+    std::vector<FrameId> frames = detail::frames_of(view, view.node_of[span.stack]);
+    // A thread unseen for a while (or timestamps going back) ends what was open.
+    double begin = std::max(span.start, last_end[t]);
+    if (!open[t].empty() && span.start > last_end[t] + kGapSeconds) close_to(t, 0, last_end[t]);
+    size_t common = 0;
+    while (common < frames.size() && common < open[t].size() && frames[common] == open[t][common]) {
+      ++common;
+    }
+    close_to(t, common, begin);
+    for (size_t i = common; i < frames.size(); ++i) {
+      const FrameInfo& frame = view.frames.get(frames[i]);
+      nlohmann::json args{{"file", frame.file}};
+      if (frame.line > 0) args["line"] = frame.line;
+      emit({{"name", frame.function.empty() ? "<unknown>" : frame.function},
+            {"cat", "python"},
+            {"ph", "B"},
+            {"pid", pid},
+            {"tid", profile.threads[t].native_id},
+            {"ts", micros(begin)},
+            {"args", std::move(args)}});
+      open[t].push_back(frames[i]);
+    }
+    last_end[t] = std::max(last_end[t], span.end);
+  }
+  for (size_t t = 0; t < open.size(); ++t) close_to(t, 0, last_end[t]);
+  out << "\n]}\n";
+}
+
+void write_profile(const sampling::Profile& profile, Format format, const ExportOptions& options,
+                   std::ostream& out) {
+  switch (format) {
+    case Format::kCollapsed:
+      write_collapsed(profile, options, out);
+      break;
+    case Format::kSpeedscope:
+      write_speedscope(profile, options, out);
+      break;
+    case Format::kChromeTrace:
+      write_chrome_trace(profile, options, out);
+      break;
+    case Format::kPprof:
+      write_pprof(profile, options, out);
+      break;
+    case Format::kFlameGraphHtml:
+      write_flamegraph_html(profile, options, out);
+      break;
+  }
+  if (!out) throw std::runtime_error(std::string("could not write the ") + format_name(format) +
+                                     " output");
+}
+
+}  // namespace spyglass::report

@@ -1,0 +1,64 @@
+// Writing a sampling::Profile in the formats other tools read: collapsed ("folded") stacks,
+// speedscope JSON, Chrome trace events (Perfetto), pprof (gzip-compressed profile.proto) and a
+// self-contained interactive flame graph page. One entry point, one function per format behind it.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sampling/profile.h"
+
+namespace spyglass::report {
+
+enum class Format { kCollapsed, kSpeedscope, kChromeTrace, kPprof, kFlameGraphHtml };
+
+struct ExportOptions {
+  // Fold the lines of a function into one frame: "qualname (file)" instead of "qualname (file:N)".
+  bool merge_lines = false;
+  // Collapsed stacks: start each stack with a frame "thread NAME" (otherwise threads are summed).
+  bool thread_roots = false;
+  // Which frames belong to chosen functions, to highlight them (flame graph). When empty, the
+  // profile's `chosen` patterns are matched against "qualname", "module.qualname"-like suffixes
+  // and globs (see frame_matches_pattern).
+  std::function<bool(const sampling::FrameInfo&)> is_chosen;
+  std::string title;  // shown by the viewers that have a title; defaults to "spyglass"
+};
+
+// "collapsed" (also "folded"), "speedscope", "chrome" (also "perfetto", "trace"), "pprof",
+// "flamegraph" (also "html").
+std::optional<Format> format_from_name(std::string_view name);
+// By the file's extension: .folded/.collapsed/.txt, .speedscope.json, .trace.json/.perfetto.json,
+// .pb.gz/.pprof, .html/.htm.
+std::optional<Format> format_from_extension(std::string_view path);
+// The name when given, else the extension of `path`.
+std::optional<Format> format_from_name_or_extension(std::string_view name, std::string_view path);
+const char* format_name(Format format);
+// Comma-separated names accepted by format_from_name, for help and error messages.
+std::string format_names();
+
+// Writes `profile` in `format`. Binary formats (pprof) need a stream opened in binary mode.
+// Throws std::runtime_error when the output cannot be produced (e.g. compression failed).
+void write_profile(const sampling::Profile& profile, Format format, const ExportOptions& options,
+                   std::ostream& out);
+
+// The fallback chosen-function matcher: `pattern` is a qualname ("Class.method"), a dotted or
+// colon suffix of "file-stem.qualname" ("module.func", "module:func"), "path/file.py:name", or a
+// glob over any of these.
+bool frame_matches_pattern(const sampling::FrameInfo& frame, std::string_view pattern);
+
+// Per-format writers, for callers that already know the format.
+void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,
+                     std::ostream& out);
+void write_speedscope(const sampling::Profile& profile, const ExportOptions& options,
+                      std::ostream& out);
+void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& options,
+                        std::ostream& out);
+void write_pprof(const sampling::Profile& profile, const ExportOptions& options, std::ostream& out);
+void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions& options,
+                           std::ostream& out);
+
+}  // namespace spyglass::report

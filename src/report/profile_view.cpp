@@ -1,0 +1,96 @@
+#include "report/profile_view.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace spyglass::report::detail {
+
+using sampling::FrameId;
+using sampling::FrameInfo;
+using sampling::StackId;
+using sampling::Weight;
+
+std::string frame_label(const FrameInfo& frame) {
+  const std::string& name = frame.function.empty() ? std::string("<unknown>") : frame.function;
+  if (frame.file.empty()) return name;
+  if (frame.line <= 0) return fmt::format("{} ({})", name, frame.file);
+  return fmt::format("{} ({}:{})", name, frame.file, frame.line);
+}
+
+ProfileView make_view(const sampling::Profile& profile, bool merge_lines) {
+  ProfileView view;
+  const auto& source = profile.stacks;
+  const size_t frame_count = profile.frames.size();
+  std::vector<FrameId> frame_of(frame_count);
+  for (FrameId id = 0; id < frame_count; ++id) {
+    FrameInfo frame = profile.frames.get(id);
+    if (merge_lines) frame.line = 0;
+    frame_of[id] = view.frames.intern(frame);
+  }
+
+  // Parents are created before their children, so one pass in id order maps every node.
+  view.node_of.assign(source.size(), sampling::kRootStack);
+  for (StackId id = 1; id < source.size(); ++id) {
+    StackId parent = source.parent(id);
+    FrameId frame = source.frame(id);
+    if (parent >= id || frame >= frame_count) continue;  // not possible in a well-built trie
+    view.node_of[id] = view.stacks.child(view.node_of[parent], frame_of[frame]);
+  }
+
+  const size_t nodes = view.stacks.size();
+  view.self.assign(nodes, Weight{});
+  view.thread_weights.resize(profile.weights.size());
+  for (size_t t = 0; t < profile.weights.size(); ++t) {
+    std::vector<std::pair<StackId, Weight>> merged;
+    for (const auto& [stack, weight] : profile.weights[t]) {
+      if (stack >= view.node_of.size() || weight.samples == 0) continue;
+      merged.emplace_back(view.node_of[stack], weight);
+    }
+    std::sort(merged.begin(), merged.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto& out = view.thread_weights[t];
+    for (const auto& [stack, weight] : merged) {
+      if (!out.empty() && out.back().first == stack) {
+        out.back().second.samples += weight.samples;
+        out.back().second.seconds += weight.seconds;
+      } else {
+        out.emplace_back(stack, weight);
+      }
+      view.self[stack].samples += weight.samples;
+      view.self[stack].seconds += weight.seconds;
+      view.total_samples += weight.samples;
+      view.total_seconds += weight.seconds;
+    }
+  }
+
+  // Children have higher ids than parents: summing from the last id down is bottom-up.
+  view.inclusive = view.self;
+  for (StackId id = static_cast<StackId>(nodes); id-- > 1;) {
+    StackId parent = view.stacks.parent(id);
+    view.inclusive[parent].samples += view.inclusive[id].samples;
+    view.inclusive[parent].seconds += view.inclusive[id].seconds;
+  }
+  view.children.assign(nodes, {});
+  for (StackId id = 1; id < nodes; ++id) {
+    if (view.inclusive[id].samples == 0) continue;  // seen once, weightless: not drawn
+    view.children[view.stacks.parent(id)].push_back(id);
+  }
+  for (auto& list : view.children) {
+    std::sort(list.begin(), list.end(), [&](StackId a, StackId b) {
+      if (view.inclusive[a].samples != view.inclusive[b].samples) {
+        return view.inclusive[a].samples > view.inclusive[b].samples;
+      }
+      return a < b;
+    });
+  }
+  return view;
+}
+
+std::vector<FrameId> frames_of(const ProfileView& view, StackId stack) {
+  std::vector<FrameId> path;
+  view.stacks.path(stack, path);
+  return path;
+}
+
+}  // namespace spyglass::report::detail

@@ -1,0 +1,35 @@
+// Internal to the report layer: a profile's stacks seen through the frames a report shows (lines
+// merged into functions or not), with children lists and inclusive weights, built without
+// recursion so that stacks thousands of frames deep cost nothing special.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sampling/profile.h"
+
+namespace spyglass::report::detail {
+
+struct ProfileView {
+  sampling::FrameTable frames;  // the frames shown
+  sampling::StackTrie stacks;   // over `frames`; a parent's id is always lower than its children's
+  std::vector<sampling::StackId> node_of;  // the profile's stack id -> this view's stack id
+  // Per thread (indexed like profile.threads): (stack, weight) sorted by stack, no zeros.
+  std::vector<std::vector<std::pair<sampling::StackId, sampling::Weight>>> thread_weights;
+  std::vector<sampling::Weight> self;       // per view stack, summed over threads
+  std::vector<sampling::Weight> inclusive;  // per view stack: self plus all descendants
+  std::vector<std::vector<sampling::StackId>> children;  // per view stack, heaviest first
+  uint64_t total_samples = 0;
+  double total_seconds = 0;
+};
+
+ProfileView make_view(const sampling::Profile& profile, bool merge_lines);
+
+// "qualname (file:line)", or "qualname (file)" when lines are merged (line 0).
+std::string frame_label(const sampling::FrameInfo& frame);
+
+// The root-first display frame ids of `stack`.
+std::vector<sampling::FrameId> frames_of(const ProfileView& view, sampling::StackId stack);
+
+}  // namespace spyglass::report::detail
