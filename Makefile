@@ -36,6 +36,13 @@ test: deps
 	@scripts/install-deps.sh test
 	$(MAKE) unit-test
 	$(MAKE) integration-test
+	$(MAKE) formats-test
+
+# Each export format checked by its real consumer (speedscope's schema, protoc, headless
+# Chromium), on files written by the spyglass_export_sample tool.
+.PHONY: formats-test
+formats-test: build $(VENV)/.ready
+	SPYGLASS_BUILD=$(abspath $(BUILD)) $(VENV)/bin/python -m pytest -ra tests/formats $(PYTEST_ARGS)
 
 demo: build
 	@$(PYTHON) examples/demo.py --spyglass $(BUILD)/spyglass

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages spyglass builds and tests with, only those missing.
 # Usage: scripts/install-deps.sh [build|test|bench]  (each level includes the previous one)
+# test: chromium loads the flame graph page, npm fetches speedscope's schema (tests/formats).
 set -euo pipefail
 level=${1:-build}
 pkgs=(cmake ninja-build g++ make pkg-config libfmt-dev libcli11-dev nlohmann-json3-dev
       libtomlplusplus-dev libedit-dev libelf-dev zlib1g-dev libncurses-dev libbsd-dev python3 python3-venv)
 if [[ $level == test || $level == bench ]]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev clang protobuf-compiler xz-utils ca-certificates
-         apt-utils curl)
+         apt-utils curl chromium nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
