@@ -140,12 +140,14 @@ constexpr const char* kPageScript = R"js(
       d.data.value + " samples, " + self + " at the top";
   }
   var width = Math.max(400, document.getElementById("chart").clientWidth || 960);
-  var chart = fg.flamegraph()
+  var makeChart = typeof fg.default === "function" ? fg.default : fg.flamegraph;
+  var chart = makeChart()
     .width(width)
     .cellHeight(18)
     .transitionDuration(300)
     .sort(true)
     .title("")
+    .getName(function (d) { return d.data.function || d.data.name; })
     .setLabelHandler(describe)
     .setDetailsElement(document.getElementById("details"))
     .setSearchMatch(function (d, term) {
