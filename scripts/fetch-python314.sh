@@ -21,10 +21,12 @@ cache_dir=$(cd "$cache_dir" && pwd)
 base="$cache_dir/debian-python3.14"
 root="$base/root"
 wrapper="$base/python3.14"
-packages="python3.14-minimal libpython3.14-minimal libpython3.14-stdlib libpython3.14-dev libc6"
+# libc6 and libssl3t64: python3.14 needs newer glibc and OpenSSL symbols than an older host has.
+packages="python3.14-minimal libpython3.14-minimal libpython3.14-stdlib libpython3.14-dev libc6
+libssl3t64"
 
 check_wrapper() {
-  "$wrapper" -c 'import sys, threading, asyncio; assert sys.version_info[:2] == (3, 14)' \
+  "$wrapper" -c 'import sys, threading, asyncio, ssl; assert sys.version_info[:2] == (3, 14)' \
     >/dev/null 2>&1
 }
 
@@ -57,11 +59,12 @@ mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/de
   "$apt_dir/preferences.d"
 : >"$apt_dir/status"
 
-# Verify unstable's Release file with the machine's Debian keyring. Unstable may already be
-# signed by the next release's key, which an older machine's keyring lacks; then the second
-# pass verifies with the debian-archive-keyring taken from unstable itself (downloaded through
-# the first, keyring-less pass, whose index we trust only to fetch that one package: the
-# keyring's own signature chain is then checked by apt on the second update).
+# Verify unstable's Release file with the machine's Debian keyring (this works as long as the
+# machine's keyring knows the archive keys unstable is signed with). Only when it does not - an
+# old machine, after an archive key rotation - fall back to trust on first use: fetch unstable's
+# own debian-archive-keyring through an unverified ([trusted=yes]) index, then verify the
+# Release file and every package with that keyring. This is weaker than the first path and
+# says so on stderr.
 write_sources() {
   printf 'deb [%s] %s unstable main\n' "$1" "$mirror" >"$apt_dir/sources.list"
 }
@@ -84,8 +87,14 @@ apt_private() {
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$keyring" ] || fail "$keyring is missing (apt-get install debian-archive-keyring)"
 write_sources "signed-by=$keyring"
-if ! apt_private update >"$apt_dir/update.log" 2>&1 || grep -q '^[WE]:' "$apt_dir/update.log"; then
-  # Fetch unstable's own keyring, unverified, then verify everything with it.
+signature_trouble='NO_PUBKEY|EXPKEYSIG|GPG error|is not signed|signature'
+if ! apt_private update >"$apt_dir/update.log" 2>&1 &&
+  ! grep -Eqi "$signature_trouble" "$apt_dir/update.log"; then
+  fail "apt-get update of unstable from $mirror failed, see $apt_dir/update.log"
+fi
+if grep -Eqi "$signature_trouble" "$apt_dir/update.log"; then
+  echo "fetch-python314: the machine's keyring does not verify unstable;" \
+    "using unstable's own debian-archive-keyring (trust on first use)" >&2
   write_sources "trusted=yes"
   apt_private update >"$apt_dir/update-keyring.log" 2>&1 ||
     fail "apt-get update of unstable failed, see $apt_dir/update-keyring.log"
@@ -102,7 +111,7 @@ if ! apt_private update >"$apt_dir/update.log" 2>&1 || grep -q '^[WE]:' "$apt_di
   write_sources "signed-by=$keyring"
   apt_private update >"$apt_dir/update.log" 2>&1 ||
     fail "apt-get update of unstable failed even with its own keyring, see $apt_dir/update.log"
-  if grep -q '^[WE]:' "$apt_dir/update.log"; then
+  if grep -Eqi "$signature_trouble" "$apt_dir/update.log"; then
     fail "unstable's Release signature did not verify, see $apt_dir/update.log"
   fi
 fi
