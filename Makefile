@@ -6,7 +6,7 @@ VENV ?= .venv-test
 PYTHON ?= python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit-test integration-test demo format sanitize bench python clean
+.PHONY: all deps build test unit-test integration-test exact-test demo format sanitize bench python clean
 
 all: build
 
@@ -37,6 +37,16 @@ test: deps
 	$(MAKE) unit-test
 	$(MAKE) integration-test
 	$(MAKE) formats-test
+	$(MAKE) exact-test
+
+# Exact mode's extension for any interpreter, pip or not: builds it in a folder of its own and
+# prints, as the last line, the folder to put on PYTHONPATH.
+python:
+	@src/extension/make_python.sh $(PYTHON)
+
+# Exact mode's tests: they build the extension for every interpreter found (make python).
+exact-test: $(VENV)/.ready
+	$(VENV)/bin/python -m pytest -ra tests/exact $(PYTEST_ARGS)
 
 # Each export format checked by its real consumer (speedscope's schema, protoc, headless
 # Chromium), on files written by the spyglass_export_sample tool.

@@ -1,0 +1,89 @@
+// Before 3.12: a C profile hook on every thread. Existing threads get it directly; threads
+// started later through `threading` get a tiny shim (threading.setprofile) that replaces itself
+// with the C hook on the thread's first event. Unchosen code costs one co_extra read per call.
+#include "extension/compat.h"
+
+#if !SPYGLASS_HAS_MONITORING
+
+#include <string>
+
+#include "extension/tracer.h"
+
+namespace spyglass::exact::backend {
+namespace {
+
+bool g_installed = false;
+PyObject* g_shim = nullptr;  // the builtin handed to threading.setprofile
+
+int profile_hook(PyObject*, PyFrameObject* frame, int what, PyObject*) {
+  if (what == PyTrace_CALL) {
+    on_event(Event::kStart, compat::frame_code(frame), frame);
+  } else if (what == PyTrace_RETURN) {
+    on_event(Event::kReturn, compat::frame_code(frame), frame);  // yields are told apart later
+  }
+  return 0;
+}
+
+// threading.setprofile(shim): called as a Python profile function (frame, event, arg) on the new
+// thread's first event; installs the C hook instead and handles that first event.
+PyObject* profile_shim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  PyEval_SetProfile(g_installed ? profile_hook : nullptr, nullptr);
+  if (g_installed && nargs >= 2 && PyFrame_Check(args[0]) && PyUnicode_Check(args[1]) &&
+      PyUnicode_CompareWithASCIIString(args[1], "call") == 0) {
+    PyFrameObject* frame = reinterpret_cast<PyFrameObject*>(args[0]);
+    on_event(Event::kStart, compat::frame_code(frame), frame);
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef g_shim_def = {"spyglass_thread_shim", reinterpret_cast<PyCFunction>(profile_shim),
+                          METH_FASTCALL, nullptr};
+
+bool set_threading_profile(PyObject* function) {
+  PyObject* threading = PyImport_ImportModule("threading");
+  if (threading == nullptr) return false;
+  PyObject* result = PyObject_CallMethod(threading, "setprofile", "(O)", function);
+  Py_DECREF(threading);
+  if (result == nullptr) return false;
+  Py_DECREF(result);
+  return true;
+}
+
+void for_each_thread(Py_tracefunc hook) {
+  PyInterpreterState* interpreter = PyThreadState_Get()->interp;
+  for (PyThreadState* tstate = PyInterpreterState_ThreadHead(interpreter); tstate != nullptr;
+       tstate = PyThreadState_Next(tstate)) {
+    if (hook == nullptr && compat::profile_func_of(tstate) != profile_hook) continue;
+    if (compat::set_profile_on(tstate, hook, nullptr) != 0) PyErr_Clear();
+  }
+}
+
+}  // namespace
+
+bool install() {
+  if (g_shim == nullptr) {
+    g_shim = PyCFunction_NewEx(&g_shim_def, nullptr, nullptr);
+    if (g_shim == nullptr) return false;
+  }
+  if (!set_threading_profile(g_shim)) return false;
+  g_installed = true;
+  for_each_thread(profile_hook);
+  return true;
+}
+
+void uninstall() {
+  if (!g_installed) return;
+  g_installed = false;
+  for_each_thread(nullptr);
+  if (!set_threading_profile(Py_None)) PyErr_Clear();
+}
+
+void code_chosen(PyObject*) {}
+void code_dropped(PyObject*) {}
+void chosen_set_changed(bool) {}
+
+std::string describe() { return "profile hook"; }
+
+}  // namespace spyglass::exact::backend
+
+#endif  // !SPYGLASS_HAS_MONITORING

@@ -1,0 +1,154 @@
+// Every difference between CPython versions that exact mode depends on, in one place: the rest of
+// the extension never tests PY_VERSION_HEX. Each helper is a trivial accessor over a field or an
+// API whose name or shape changed between 3.8 and 3.14.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#include <cstdint>
+
+// 3.12+ has sys.monitoring (PEP 669): per-code-object local events. Before it, a C profile hook.
+#if PY_VERSION_HEX >= 0x030C0000
+#define SPYGLASS_HAS_MONITORING 1
+#else
+#define SPYGLASS_HAS_MONITORING 0
+#endif
+
+namespace spyglass::exact::compat {
+
+inline Py_ssize_t request_code_extra_index() {
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyUnstable_Eval_RequestCodeExtraIndex(nullptr);
+#else
+  return _PyEval_RequestCodeExtraIndex(nullptr);
+#endif
+}
+
+inline int code_get_extra(PyObject* code, Py_ssize_t index, void** extra) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyUnstable_Code_GetExtra(code, index, extra);
+#else
+  return _PyCode_GetExtra(code, index, extra);
+#endif
+}
+
+inline int code_set_extra(PyObject* code, Py_ssize_t index, void* extra) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyUnstable_Code_SetExtra(code, index, extra);
+#else
+  return _PyCode_SetExtra(code, index, extra);
+#endif
+}
+
+inline int code_flags(PyObject* code) { return reinterpret_cast<PyCodeObject*>(code)->co_flags; }
+inline int code_argcount(PyObject* code) {
+  return reinterpret_cast<PyCodeObject*>(code)->co_argcount;
+}
+inline int code_first_line(PyObject* code) {
+  return reinterpret_cast<PyCodeObject*>(code)->co_firstlineno;
+}
+
+// co_qualname exists from 3.11; before, the caller has to recover the qualified name.
+inline bool code_has_qualname() { return PY_VERSION_HEX >= 0x030B0000; }
+
+// The code object a profile-hook frame runs (borrowed reference semantics: the frame keeps the
+// code alive for the duration of the hook).
+inline PyObject* frame_code(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+  PyCodeObject* code = PyFrame_GetCode(frame);
+  Py_DECREF(code);
+  return reinterpret_cast<PyObject*>(code);
+#else
+  return reinterpret_cast<PyObject*>(frame->f_code);
+#endif
+}
+
+// Globals of a profile-hook frame; borrowed, may be null.
+inline PyObject* frame_globals(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+  PyObject* globals = PyFrame_GetGlobals(frame);
+  Py_XDECREF(globals);  // the frame holds it
+  return globals;
+#else
+  return frame->f_globals;
+#endif
+}
+
+// The first argument of a frame that has just been called (to find the class of a method before
+// co_qualname existed). Borrowed, may be null. Only used before 3.11.
+inline PyObject* frame_first_argument(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+  (void)frame;
+  return nullptr;
+#else
+  return frame->f_localsplus[0];
+#endif
+}
+
+// In a profile hook's PyTrace_RETURN event: true when the frame is suspending at a yield/await
+// rather than finishing.
+inline bool frame_is_suspending(PyFrameObject* frame) {
+#if PY_VERSION_HEX >= 0x030C0000
+  (void)frame;
+  return false;  // not used: sys.monitoring reports PY_YIELD separately
+#elif PY_VERSION_HEX >= 0x030B0000
+  PyObject* gen = PyFrame_GetGenerator(frame);
+  if (gen == nullptr) return false;
+  // gi_frame_state is set to FRAME_SUSPENDED (-1, internal/pycore_frame.h) before the profile
+  // hook sees the yield; a finishing generator is still FRAME_EXECUTING (0) at that point.
+  bool suspended = reinterpret_cast<PyGenObject*>(gen)->gi_frame_state == -1;
+  Py_DECREF(gen);
+  return suspended;
+#elif PY_VERSION_HEX >= 0x030A0000
+  return frame->f_state == FRAME_SUSPENDED;
+#else
+  return frame->f_stacktop != nullptr;  // set only by YIELD_VALUE / YIELD_FROM
+#endif
+}
+
+// A pointer that identifies the running generator/coroutine instance inside a sys.monitoring
+// callback: its interpreter frame, which lives inside the generator object for its whole life.
+inline void* current_instance_key() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked()->current_frame;
+#elif PY_VERSION_HEX >= 0x030C0000
+  return PyThreadState_Get()->cframe->current_frame;
+#else
+  return nullptr;
+#endif
+}
+
+// Globals of the frame whose sys.monitoring event is being handled; borrowed, may be null.
+inline PyObject* current_globals() { return PyEval_GetGlobals(); }
+
+// Installs (or removes, func == nullptr) a C profile hook on another thread's state.
+inline int set_profile_on(PyThreadState* tstate, Py_tracefunc func, PyObject* arg) {
+#if PY_VERSION_HEX >= 0x03090000
+  return _PyEval_SetProfile(tstate, func, arg);
+#else
+  // 3.8 has no per-thread call: do what PyEval_SetProfile does, for the given thread.
+  PyObject* previous = tstate->c_profileobj;
+  Py_XINCREF(arg);
+  tstate->c_profilefunc = nullptr;
+  tstate->c_profileobj = nullptr;
+  tstate->use_tracing = tstate->c_tracefunc != nullptr;
+  Py_XDECREF(previous);
+  tstate->c_profilefunc = func;
+  tstate->c_profileobj = arg;
+  tstate->use_tracing = (func != nullptr) || (tstate->c_tracefunc != nullptr);
+  return 0;
+#endif
+}
+
+inline Py_tracefunc profile_func_of(PyThreadState* tstate) {
+#if SPYGLASS_HAS_MONITORING
+  (void)tstate;
+  return nullptr;
+#else
+  return tstate->c_profilefunc;
+#endif
+}
+
+}  // namespace spyglass::exact::compat

@@ -1,0 +1,57 @@
+#!/bin/sh
+# `make python PYTHON=/path/to/python`: builds exact mode's extension for that interpreter (pip
+# or not) in a build folder of its own, assembles a package folder (the module and
+# python/spyglass/*.py) and prints that folder, to put on PYTHONPATH, as its last line.
+#
+# The interpreter is asked for its header folder and extension suffix; no python3.X-config and
+# no development package lookup is needed. For an interpreter run through a private loader
+# (Debian unstable's 3.14 from scripts/fetch-python314.sh), headers are looked for under the
+# `root/` folder beside the wrapper; PYTHON_INCLUDE overrides.
+set -eu
+
+python=${1:?usage: make_python.sh PYTHON [BUILD_ROOT]}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+build_root=${2:-$repo/build-python}
+
+info=$("$python" -c 'import sys, sysconfig
+print("%d.%d" % sys.version_info[:2])
+print(sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+print(sysconfig.get_paths()["include"])')
+version=$(echo "$info" | sed -n 1p)
+suffix=$(echo "$info" | sed -n 2p)
+include=$(echo "$info" | sed -n 3p)
+
+includes=""
+if [ -n "${PYTHON_INCLUDE:-}" ]; then
+  includes=$PYTHON_INCLUDE
+elif [ -f "$include/Python.h" ]; then
+  includes=$include
+else
+  private_root="$(dirname "$python")/root"
+  if [ -f "$private_root$include/Python.h" ]; then
+    # Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h>: the root's
+    # /usr/include is needed as well.
+    includes="$private_root$include;$private_root/usr/include"
+  fi
+fi
+[ -n "$includes" ] || { echo "make_python: no Python.h for $python (set PYTHON_INCLUDE)" >&2; exit 1; }
+
+tag=$(printf '%s' "$(readlink -f "$(command -v "$python")")" | cksum | cut -d' ' -f1)
+build="$build_root/py$version-$tag"
+generator=""
+command -v ninja >/dev/null 2>&1 && generator="-G Ninja"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  # shellcheck disable=SC2086
+  cmake -S "$repo" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release \
+    -DSPYGLASS_EXTENSION=ON -DSPYGLASS_CLI=OFF -DSPYGLASS_TESTS=OFF \
+    -DPython_EXECUTABLE="$python" -DPython_INCLUDE_DIR="$includes" \
+    -DSPYGLASS_EXTENSION_SUFFIX="$suffix" >&2
+fi
+cmake --build "$build" --target _spyglass >&2
+
+package="$build/package"
+rm -rf "$package/spyglass"
+mkdir -p "$package/spyglass"
+cp "$repo"/python/spyglass/*.py "$package/spyglass/"
+cp "$build/src/extension/_spyglass$suffix" "$package/spyglass/"
+echo "$package"

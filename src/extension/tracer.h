@@ -1,0 +1,58 @@
+// The exact-mode core: which code objects are chosen, per-thread shadow stacks of the chosen calls
+// in flight, and the per-thread figures. Backends (sys.monitoring on 3.12+, a C profile hook
+// before) feed it events; everything here runs with the GIL held.
+#pragma once
+
+#include "extension/compat.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "extension/clock.h"
+#include "report/results.h"
+
+namespace spyglass::exact {
+
+enum class Event { kStart, kResume, kReturn, kYield, kUnwind, kThrow };
+
+enum class Verdict {
+  kNotChosen,  // the code is not timed (a sys.monitoring backend may DISABLE the location)
+  kChosen,
+  kIgnored,  // not decided now (stopped, re-entered, failed): leave instrumentation alone
+};
+
+// The hot path. `frame` is the profile hook's frame, null under sys.monitoring.
+Verdict on_event(Event event, PyObject* code, PyFrameObject* frame);
+
+// Control, called from the module's functions (GIL held, never from inside a callback).
+bool tracer_initialize();  // once, at import; false with a Python error set
+bool tracer_start();       // installs the backend; false with a Python error set
+void tracer_stop();        // uninstalls; calls in flight end now (time kept, not counted as calls)
+bool tracer_running();
+// Adds a pattern entry (or a code-object entry when `code` is not null). Returns false when an
+// entry with that name already exists.
+bool tracer_add(const std::string& name, PyObject* code);
+bool tracer_remove(const std::string& name);
+void tracer_clear();  // removes every entry
+void tracer_reset();  // zeroes the figures, keeps the entries
+std::vector<std::string> tracer_entry_names();
+// The figures so far, in the shared result model. `thread_names` maps thread idents to names.
+report::Results tracer_snapshot(const std::map<uint64_t, std::string>& thread_names);
+// Backend and clock details for `status`.
+std::map<std::string, std::string> tracer_info();
+
+// Disables the tracer after an internal failure: one warning, nothing raised into user code.
+void tracer_fail(const char* why);
+
+// The backend interface (backend_monitoring.cpp or backend_profile.cpp, by version).
+namespace backend {
+bool install();  // false with a Python error set
+void uninstall();
+void code_chosen(PyObject* code);   // start delivering this code's events
+void code_dropped(PyObject* code);  // stop delivering them
+void chosen_set_changed(bool anything_chosen);  // re-evaluate code already judged
+std::string describe();
+}  // namespace backend
+
+}  // namespace spyglass::exact

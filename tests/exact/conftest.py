@@ -1,0 +1,102 @@
+"""Exact mode's tests run the extension inside every interpreter found: pyenv's 3.8-3.13 and
+Debian unstable's 3.14 (scripts/fetch-python314.sh). Each is built with `make python PYTHON=...`
+(cached in build-python/); a missing interpreter skips its tests visibly."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+VERSIONS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
+
+_interpreters = {}
+_packages = {}
+
+
+def _pyenv_root():
+    try:
+        return subprocess.check_output(["pyenv", "root"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.expanduser("~/.pyenv")
+
+
+def _find_interpreter(version):
+    if version in _interpreters:
+        return _interpreters[version]
+    found = None
+    override = os.environ.get("SPYGLASS_PYTHON_" + version.replace(".", ""))
+    if override:
+        found = override
+    elif version == "3.14":
+        script = os.path.join(REPO, "scripts", "fetch-python314.sh")
+        if os.path.exists(script) and os.environ.get("SPYGLASS_SKIP_314") != "1":
+            try:
+                out = subprocess.run(["sh", script], capture_output=True, text=True, timeout=900)
+                lines = out.stdout.strip().splitlines()
+                if out.returncode == 0 and lines and os.path.exists(lines[-1]):
+                    found = lines[-1]
+            except (OSError, subprocess.TimeoutExpired):
+                found = None
+    else:
+        candidates = sorted(
+            glob.glob(os.path.join(_pyenv_root(), "versions", version + ".*", "bin",
+                                   "python" + version)),
+            key=lambda p: [int(x) for x in p.split("/versions/")[1].split("/")[0].split(".")
+                           if x.isdigit()])
+        if candidates:
+            found = candidates[-1]
+    _interpreters[version] = found
+    return found
+
+
+def build_package(version):
+    """(python, folder for PYTHONPATH) or skips the test."""
+    python = _find_interpreter(version)
+    if python is None:
+        pytest.skip("Python %s not found on this machine" % version)
+    if version not in _packages:
+        out = subprocess.run(["make", "-s", "--no-print-directory", "python", "PYTHON=" + python],
+                             cwd=REPO, capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            _packages[version] = RuntimeError("make python failed for %s:\n%s\n%s" % (
+                python, out.stdout[-3000:], out.stderr[-3000:]))
+        else:
+            _packages[version] = out.stdout.strip().splitlines()[-1]
+    package = _packages[version]
+    if isinstance(package, Exception):
+        pytest.fail(str(package))
+    return python, package
+
+
+def child_env(package, **extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package
+    env.pop("SPYGLASS_LISTEN", None)
+    env.update(extra)
+    return env
+
+
+def run_python(python, package, args, timeout=120, **env):
+    return subprocess.run([python] + list(args), env=child_env(package, **env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(params=VERSIONS)
+def interpreter(request):
+    return build_package(request.param)
+
+
+def workload_path():
+    path = os.environ.get("SPYGLASS_WORKLOAD") or os.path.join(REPO, "..", "shared", "bench",
+                                                                "workload.py")
+    return os.path.abspath(path) if os.path.exists(path) else None
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
