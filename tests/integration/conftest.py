@@ -89,7 +89,10 @@ def python314() -> Interpreter:
     result = interpreters.fetch_python314(
         timeout=float(os.environ.get("SPYGLASS_FETCH_TIMEOUT", "600")))
     if result.interpreter is None:
+        support.NOTES.append("CPython 3.14 skipped: " + result.problem)
         pytest.skip("CPython 3.14 not available: " + result.problem)
+    support.NOTES.append("debian-unstable-3.14 is %s (%s)" % (
+        result.interpreter.version_text, result.interpreter.path))
     return result.interpreter
 
 
@@ -146,6 +149,10 @@ def start_target():
 
 
 def pytest_terminal_summary(terminalreporter):
+    if support.NOTES:
+        terminalreporter.section("interpreters")
+        for note in support.NOTES:
+            terminalreporter.write_line(note)
     if not support.TIMINGS:
         return
     terminalreporter.section("spyglass timings")

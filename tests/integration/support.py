@@ -29,6 +29,8 @@ _CRASH_MARKERS = ("Traceback", "terminate called", "Sanitizer", "runtime error:"
 
 # (test id, what was measured, seconds): printed at the end of the run by conftest.py.
 TIMINGS = []
+# Lines about the session (which 3.14 ran, or why none): printed at the end of the run.
+NOTES = []
 
 
 def record_timing(test_id: str, what: str, seconds: float) -> None:
