@@ -17,7 +17,8 @@ struct Mapping {
   bool readable = false, writable = false, executable = false;
   uint64_t offset = 0;  // file offset of `start`
   uint64_t inode = 0;
-  std::string path;  // empty for anonymous; "[heap]", "[stack]" etc. kept as is
+  std::string path;      // empty for anonymous; "[heap]", "[stack]" etc. kept as is
+  bool deleted = false;  // the file was deleted: " (deleted)" is removed from `path`
   bool contains(uint64_t addr) const { return addr >= start && addr < end; }
   uint64_t size() const { return end - start; }
 };

@@ -45,6 +45,8 @@ class LiveMemory : public MemoryReader {
  public:
   explicit LiveMemory(pid_t pid);
   ~LiveMemory() override;
+  LiveMemory(const LiveMemory&) = delete;  // owns the /proc/PID/mem descriptor
+  LiveMemory& operator=(const LiveMemory&) = delete;
   bool read(RemoteAddr addr, void* out, size_t size) override;
   size_t read_batch(std::span<const ReadRequest> requests) override;
   uint64_t calls() const override { return calls_; }
@@ -52,13 +54,21 @@ class LiveMemory : public MemoryReader {
   // Reads one byte of mapped memory to find out whether reading works at all; throws Error
   // (kPermission with the cause and the fix, or kNoSuchProcess) when it does not.
   void check_access(RemoteAddr probe_addr);
+  // errno of the last failed read (0 when none failed yet); EFAULT/EIO for unmapped memory.
+  int last_error() const { return last_errno_; }
+  // True once process_vm_readv was refused and reads go through /proc/PID/mem.
+  bool uses_proc_mem() const { return use_proc_mem_; }
 
  private:
   bool read_proc_mem(RemoteAddr addr, void* out, size_t size);
+  // After process_vm_readv failed with ENOSYS/EPERM: switches to /proc/PID/mem if it opens.
+  bool switch_to_proc_mem();
   pid_t pid_;
   int mem_fd_ = -1;
   bool use_proc_mem_ = false;
+  bool proc_mem_tried_ = false;
   uint64_t calls_ = 0;
+  int last_errno_ = 0;
 };
 
 // Captured memory: a set of regions; reads outside them fail. Saved to and loaded from a file
@@ -66,6 +76,7 @@ class LiveMemory : public MemoryReader {
 class SnapshotMemory : public MemoryReader {
  public:
   SnapshotMemory() = default;
+  // Adds bytes at `addr`; overlapping or adjacent regions are merged, the new bytes winning.
   void add_region(RemoteAddr addr, std::vector<uint8_t> bytes);
   bool read(RemoteAddr addr, void* out, size_t size) override;
   uint64_t calls() const override { return calls_; }
@@ -81,11 +92,26 @@ class RecordingMemory : public MemoryReader {
  public:
   explicit RecordingMemory(MemoryReader& inner) : inner_(inner) {}
   bool read(RemoteAddr addr, void* out, size_t size) override;
+  // Forwards the batch to `inner` (same system calls) and records the completed requests.
+  size_t read_batch(std::span<const ReadRequest> requests) override;
+  uint64_t calls() const override { return inner_.calls(); }
   SnapshotMemory& snapshot() { return snapshot_; }
 
  private:
   MemoryReader& inner_;
   SnapshotMemory snapshot_;
 };
+
+// Snapshot files: the regions of a SnapshotMemory and a free-form metadata string (e.g. JSON
+// naming the Python version and the addresses a walker test starts from). Little-endian,
+// "SPYGSNAP" magic, version 1. Throw Error(kIo) naming the path when the file cannot be written,
+// read, or does not check out (a loaded file is untrusted: every length is bounds-checked).
+struct LoadedSnapshot {
+  SnapshotMemory memory;
+  std::string metadata;
+};
+void save_snapshot(const SnapshotMemory& snapshot, const std::string& path,
+                   const std::string& metadata);
+LoadedSnapshot load_snapshot(const std::string& path);
 
 }  // namespace spyglass::process
