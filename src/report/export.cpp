@@ -167,7 +167,9 @@ void write_collapsed(const sampling::Profile& profile, const ExportOptions& opti
   std::vector<std::string> lines;
   if (options.thread_roots) {
     for (size_t t = 0; t < view.thread_weights.size() && t < profile.threads.size(); ++t) {
-      const std::string root = folded_frame("thread " + thread_label(profile.threads[t]));
+      const auto& thread = profile.threads[t];
+      const std::string root = folded_frame(
+          "thread " + (thread.name.empty() ? std::to_string(thread.native_id) : thread.name));
       for (const auto& [stack, weight] : view.thread_weights[t]) {
         std::string frames = stack == sampling::kRootStack ? "" : ";" + stack_text(stack);
         lines.push_back(root + frames + " " + std::to_string(weight.samples));
