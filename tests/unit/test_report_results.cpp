@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -245,6 +246,37 @@ TEST(ReportError, SamplingErrorBound) {
   EXPECT_LT(sampling_error_seconds(50000, 100000, 10), half);
   EXPECT_NEAR(sampling_error_seconds(2000, 10000, 10), sampling_error_seconds(8000, 10000, 10),
               1e-12);
+}
+
+}  // namespace
+}  // namespace spyglass::report
+
+namespace spyglass::report {
+namespace {
+
+// Simulated sampling: each of N samples sees the function with probability p. The bound must
+// cover the true time in about 95% of runs (more, with the added period).
+TEST(ReportError, SamplingBoundCoverage) {
+  uint64_t state = 42;
+  auto uniform = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(state >> 11) / 9007199254740992.0;
+  };
+  const double duration = 10;
+  for (uint64_t n : {200u, 2000u}) {
+    for (double p : {0.002, 0.05, 0.3, 0.5, 0.97}) {
+      const int runs = 1000;
+      int covered = 0;
+      for (int run = 0; run < runs; ++run) {
+        uint64_t hits = 0;
+        for (uint64_t i = 0; i < n; ++i) hits += uniform() < p;
+        double estimate = duration * static_cast<double>(hits) / static_cast<double>(n);
+        double bound = sampling_error_seconds(hits, n, duration);
+        covered += std::abs(estimate - p * duration) <= bound;
+      }
+      EXPECT_GE(covered, runs * 93 / 100) << "n=" << n << " p=" << p;
+    }
+  }
 }
 
 }  // namespace
