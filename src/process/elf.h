@@ -31,7 +31,10 @@ class ElfFile {
   // Bytes of the file at virtual address `vaddr` (from PT_LOAD segments with file data).
   std::optional<std::vector<uint8_t>> read_vaddr(uint64_t vaddr, size_t size) const;
   // All printable strings of at least `min_len` in read-only data starting with `prefix`;
-  // used to find a version string in binaries without Py_Version.
+  // used to find a version string in binaries without Py_Version. A string may also start
+  // inside a longer one after a byte that is not alphanumeric, '.' or '_' (linkers merge
+  // "3.10.13" into the tail of ".../versions/3.10.13"); it runs to the first non-printable byte.
+  // Only the first 64 MiB of .rodata are searched.
   std::vector<std::string> find_strings(const std::string& prefix, size_t min_len,
                                         size_t max_results) const;
   const std::string& path() const { return path_; }
