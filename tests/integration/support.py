@@ -188,7 +188,7 @@ class Target:
         states = []
         while time.monotonic() < deadline:
             states = thread_states(self.pid)
-            if len(states) == thread_count and all(state in "SD" for state in states):
+            if len(states) == thread_count and all(state == "S" for state in states):
                 return
             time.sleep(0.002)
         self._fail("threads never all blocked: states %r, expected %d threads" % (

@@ -3,6 +3,7 @@ itself reports about its stacks (tests/programs/known_stack.py, deep_stack.py, b
 
 import json
 import re
+import time
 
 import support
 from support import assert_success, format_stack, frame_mismatches, parse_text_dump
@@ -102,15 +103,31 @@ def test_second_thread_is_dumped(interpreter, start_target, run_spyglass):
         assert thread["name"] == "second-thread", thread
 
 
+def dump_until(run_spyglass, args, condition, timeout=10.0):
+    """Dumps until `condition(result)` holds: for targets that only print `ready` on their way to
+    the state the test wants. Each dump must succeed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = run_spyglass(args)
+        assert_success(result)
+        if condition(result):
+            return result
+        assert time.monotonic() < deadline, "the target never reached the expected state\n" + (
+            result.describe())
+        time.sleep(0.01)
+
+
 def test_busy_thread_holds_the_gil(interpreter, start_target, run_spyglass):
     target = start_target(interpreter, "busy.py")
-    result = run_spyglass(["dump", "--json", target.pid])
-    assert_success(result)
+
+    def spinning(result):
+        threads = json.loads(result.stdout)["threads"]
+        return [frame["name"] for frame in threads[0]["frames"]] == ["spin", "<module>"]
+
+    result = dump_until(run_spyglass, ["dump", "--json", target.pid], spinning)
     threads = json.loads(result.stdout)["threads"]
     assert len(threads) == 1, result.stdout
     assert threads[0]["holds_gil"] is True, result.stdout
-    assert [frame["name"] for frame in threads[0]["frames"]] == ["spin", "<module>"], (
-        result.stdout)
 
     result = run_spyglass(["dump", target.pid])
     assert_success(result)
