@@ -5,6 +5,8 @@ interpreters.py), with ids like `pyenv-3.12.1`, `debian-3.11.2`, `debian-unstabl
 supported minor version the machine lacks shows up as a skip that says how to get it. Tests taking
 `unsupported_interpreter` run once per pyenv interpreter spyglass refuses (2.7, 3.6, 3.7...).
 
+Run one interpreter's tests with `-k pyenv-3.12` (any part of an id).
+
 Environment:
   SPYGLASS_BIN             the spyglass command (default: <repo>/build/spyglass)
   SPYGLASS_FETCH_TIMEOUT   seconds allowed to scripts/fetch-python314.sh (default 600)
