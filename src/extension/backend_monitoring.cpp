@@ -17,6 +17,7 @@ namespace {
 
 struct MonitoringState {
   int tool = -1;
+  int last_tool = -1;  // for status after stop
   PyObject* monitoring = nullptr;  // the sys.monitoring module
   PyObject* disable = nullptr;     // sys.monitoring.DISABLE
   long ev_start = 0, ev_resume = 0, ev_return = 0, ev_yield = 0, ev_unwind = 0, ev_throw = 0;
@@ -129,7 +130,7 @@ bool install() {
     PyObject* result = call("use_tool_id", Py_BuildValue("(is)", tool, "spyglass"));
     if (result != nullptr) {
       Py_DECREF(result);
-      m.tool = tool;
+      m.tool = m.last_tool = tool;
       break;
     }
     PyErr_Clear();
@@ -183,7 +184,8 @@ void chosen_set_changed(bool anything_chosen) {
 }
 
 std::string describe() {
-  return "sys.monitoring tool " + std::to_string(m.tool);
+  if (m.last_tool < 0) return "sys.monitoring";
+  return "sys.monitoring tool " + std::to_string(m.last_tool);
 }
 
 }  // namespace spyglass::exact::backend

@@ -125,7 +125,10 @@ inline PyObject* current_globals() { return PyEval_GetGlobals(); }
 
 // Installs (or removes, func == nullptr) a C profile hook on another thread's state.
 inline int set_profile_on(PyThreadState* tstate, Py_tracefunc func, PyObject* arg) {
-#if PY_VERSION_HEX >= 0x03090000
+#if SPYGLASS_HAS_MONITORING
+  (void)tstate, (void)func, (void)arg;
+  return -1;  // not used: sys.monitoring covers every thread
+#elif PY_VERSION_HEX >= 0x03090000
   return _PyEval_SetProfile(tstate, func, arg);
 #else
   // 3.8 has no per-thread call: do what PyEval_SetProfile does, for the given thread.

@@ -26,6 +26,13 @@ if [ -n "${PYTHON_INCLUDE:-}" ]; then
   includes=$PYTHON_INCLUDE
 elif [ -f "$include/Python.h" ]; then
   includes=$include
+  # Debian's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h> from the folder above
+  # (already searched when that folder is /usr/include itself).
+  parent=$(dirname "$include")
+  multiarch=$(gcc -print-multiarch 2>/dev/null || true)
+  if [ -n "$multiarch" ] && [ -d "$parent/$multiarch" ] && [ "$parent" != /usr/include ]; then
+    includes="$include;$parent"
+  fi
 else
   private_root="$(dirname "$python")/root"
   if [ -f "$private_root$include/Python.h" ]; then
@@ -47,7 +54,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DPython_EXECUTABLE="$python" -DPython_INCLUDE_DIR="$includes" \
     -DSPYGLASS_EXTENSION_SUFFIX="$suffix" >&2
 fi
-cmake --build "$build" --target _spyglass >&2
+cmake --build "$build" --target _spyglass spyglass-exact-ctl >&2
 
 package="$build/package"
 rm -rf "$package/spyglass"

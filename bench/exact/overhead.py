@@ -1,0 +1,209 @@
+"""Exact mode's overhead beside cProfile, yappi and line_profiler, same interpreter, same run.
+
+    python3 bench/exact/overhead.py [--python /path/to/python ...] [--json out.json] [--quick]
+
+For each interpreter: builds spyglass for it (`make python`), installs yappi and line_profiler
+from PyPI into a private venv (build-bench/venv-<version>; skipped for interpreters without
+venv/pip), then measures in one child process:
+
+  chosen    ns added per call of a chosen function (`def hot(x): return x + 1`)
+  unchosen  % slowdown of a call-heavy benchmark (recursive fib) whose functions are NOT chosen
+            (another function is): what timing a few functions costs the rest of the program
+  stopped   % slowdown of the same benchmark after start() + stop()
+
+cProfile and yappi profile every function (they cannot choose); line_profiler times the chosen
+function's lines. Each figure is the median of several repetitions against a baseline measured
+just before it. Prints a table and writes JSON.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CHILD = r'''
+import gc, json, statistics, sys, time
+
+def hot(x):
+    return x + 1
+
+def cold(x):
+    return x - 1
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+N_CALLS = int(sys.argv[1])
+FIB = int(sys.argv[2])
+REPEAT = int(sys.argv[3])
+
+def loop(n):
+    f = hot
+    for i in range(n):
+        f(i)
+
+def timed(fn, *args):
+    gc.disable()
+    t = time.perf_counter()
+    fn(*args)
+    t = time.perf_counter() - t
+    gc.enable()
+    return t
+
+def measure(enable, disable, work, *args):
+    """Median over REPEAT of (with - without), each pair measured back to back."""
+    deltas, bases = [], []
+    for _ in range(REPEAT):
+        base = timed(work, *args)
+        enable()
+        try:
+            t = timed(work, *args)
+        finally:
+            disable()
+        deltas.append(t - base)
+        bases.append(base)
+    return statistics.median(deltas), statistics.median(bases)
+
+def chosen_ns(enable, disable):
+    delta, _ = measure(enable, disable, loop, N_CALLS)
+    return delta / N_CALLS * 1e9
+
+def unchosen_pct(enable, disable):
+    delta, base = measure(enable, disable, fib, FIB)
+    return delta / base * 100
+
+out = {"python": sys.version.split()[0]}
+nothing = lambda: None
+
+# spyglass
+import spyglass
+out["spyglass_backend"] = None
+def sg_hot():
+    spyglass.start(["hot"])
+def sg_cold():
+    spyglass.start(["cold"])
+def sg_stop():
+    spyglass.stop()
+rows = {}
+rows["spyglass"] = {"chosen_ns": chosen_ns(sg_hot, sg_stop),
+                    "unchosen_pct": unchosen_pct(sg_cold, sg_stop)}
+spyglass.start(["hot"]); out["spyglass_backend"] = spyglass.info()["backend"]; spyglass.stop()
+rows["spyglass"]["stopped_pct"] = unchosen_pct(nothing, nothing)  # after start/stop: nothing left
+
+# cProfile (profiles everything)
+import cProfile
+prof = [None]
+def cp_on():
+    prof[0] = cProfile.Profile(); prof[0].enable()
+def cp_off():
+    prof[0].disable()
+rows["cProfile"] = {"chosen_ns": chosen_ns(cp_on, cp_off), "unchosen_pct": unchosen_pct(cp_on, cp_off)}
+p = cProfile.Profile(); p.enable(); p.disable()
+rows["cProfile"]["stopped_pct"] = unchosen_pct(nothing, nothing)
+
+try:
+    import yappi
+    yappi.set_clock_type("wall")
+    def y_on():
+        yappi.clear_stats(); yappi.start()
+    def y_off():
+        yappi.stop()
+    rows["yappi"] = {"chosen_ns": chosen_ns(y_on, y_off), "unchosen_pct": unchosen_pct(y_on, y_off)}
+    y_on(); y_off()
+    rows["yappi"]["stopped_pct"] = unchosen_pct(nothing, nothing)
+except ImportError:
+    rows["yappi"] = None
+
+try:
+    from line_profiler import LineProfiler
+    lp_hot = LineProfiler(hot)
+    lp_cold = LineProfiler(cold)
+    rows["line_profiler"] = {
+        "chosen_ns": chosen_ns(lp_hot.enable_by_count, lp_hot.disable_by_count),
+        "unchosen_pct": unchosen_pct(lp_cold.enable_by_count, lp_cold.disable_by_count)}
+    rows["line_profiler"]["stopped_pct"] = unchosen_pct(nothing, nothing)
+except ImportError:
+    rows["line_profiler"] = None
+
+out["rows"] = rows
+print(json.dumps(out))
+'''
+
+
+def build_spyglass(python):
+    out = subprocess.run(["make", "-s", "--no-print-directory", "python", "PYTHON=" + python],
+                         cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit("make python failed for %s:\n%s" % (python, out.stderr[-2000:]))
+    return out.stdout.strip().splitlines()[-1]
+
+
+def private_venv(python):
+    """A venv with yappi and line_profiler for `python`, or `python` itself when it has none."""
+    version = subprocess.check_output(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], text=True).strip()
+    venv = os.path.join(REPO, "build-bench", "venv-" + version)
+    venv_python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(os.path.join(venv, ".ready")):
+        made = subprocess.run([python, "-m", "venv", venv], capture_output=True, text=True)
+        if made.returncode != 0:
+            sys.stderr.write("no venv for %s (%s): comparing without yappi/line_profiler\n"
+                             % (python, made.stderr.strip().splitlines()[-1:]))
+            return python
+        pip = subprocess.run([venv_python, "-m", "pip", "install", "-q",
+                              "--disable-pip-version-check", "yappi", "line_profiler"],
+                             capture_output=True, text=True)
+        if pip.returncode != 0:
+            sys.stderr.write("pip install yappi line_profiler failed for %s:\n%s\n"
+                             % (python, pip.stderr[-1000:]))
+        open(os.path.join(venv, ".ready"), "w").close()
+    return venv_python
+
+
+def fmt(value, unit):
+    if value is None:
+        return "-"
+    return ("%.0f" % value if unit == "ns" else "%+.1f%%" % value)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", action="append", help="interpreter(s) (default: this one)")
+    parser.add_argument("--json", default=os.path.join(REPO, "build-bench", "overhead.json"))
+    parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
+    args = parser.parse_args()
+    pythons = args.python or [sys.executable]
+    n_calls, fib_n, repeat = (300000, 20, 5) if args.quick else (2000000, 25, 9)
+    results = []
+    for python in pythons:
+        package = build_spyglass(python)
+        runner = private_venv(python)
+        env = dict(os.environ, PYTHONPATH=package)
+        proc = subprocess.run([runner, "-c", CHILD, str(n_calls), str(fib_n), str(repeat)],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write("benchmark failed for %s:\n%s\n" % (python, proc.stderr[-3000:]))
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    print("%-8s %-14s %12s %14s %10s" % ("python", "tool", "chosen ns/call", "unchosen fib",
+                                           "stopped"))
+    for result in results:
+        for tool, row in result["rows"].items():
+            if row is None:
+                print("%-8s %-14s %12s" % (result["python"], tool, "not installed"))
+                continue
+            print("%-8s %-14s %12s %14s %10s" % (
+                result["python"], tool, fmt(row["chosen_ns"], "ns"),
+                fmt(row["unchosen_pct"], "%"), fmt(row["stopped_pct"], "%")))
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+    print("JSON: %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
