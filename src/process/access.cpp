@@ -59,25 +59,37 @@ std::string user_name(uid_t uid) {
   return fmt::format("uid {}", uid);
 }
 
-std::string explain_permission(pid_t pid) {
-  uid_t me = geteuid();
+}  // namespace
+
+AccessFacts gather_access_facts(pid_t pid) {
+  AccessFacts facts;
+  facts.my_euid = geteuid();
   struct stat proc_stat;
-  bool owner_known = stat(fmt::format("/proc/{}", pid).c_str(), &proc_stat) == 0;
-  bool has_cap = have_cap_sys_ptrace();
-  if (me != 0 && !has_cap && owner_known && proc_stat.st_uid != me) {
+  if (stat(fmt::format("/proc/{}", pid).c_str(), &proc_stat) == 0) {
+    facts.target_uid = proc_stat.st_uid;
+  }
+  facts.have_cap_sys_ptrace = have_cap_sys_ptrace();
+  facts.in_container = in_container();
+  facts.ptrace_scope = ptrace_scope();
+  return facts;
+}
+
+std::string explain_permission_denied(pid_t pid, const AccessFacts& facts) {
+  const bool has_cap = facts.have_cap_sys_ptrace;
+  if (facts.my_euid != 0 && !has_cap && facts.target_uid && *facts.target_uid != facts.my_euid) {
     return fmt::format(
         "permission denied reading process {}: it belongs to user {} and you are {}; run as that "
         "user or with sudo",
-        pid, user_name(proc_stat.st_uid), user_name(me));
+        pid, user_name(*facts.target_uid), user_name(facts.my_euid));
   }
-  if (!has_cap && in_container()) {
+  if (!has_cap && facts.in_container) {
     return fmt::format(
         "permission denied reading process {}: this container lacks the SYS_PTRACE capability; "
         "add --cap-add SYS_PTRACE to docker run (or capabilities: add: [SYS_PTRACE] in "
         "Kubernetes)",
         pid);
   }
-  std::optional<int> scope = ptrace_scope();
+  const std::optional<int>& scope = facts.ptrace_scope;
   if (scope == 3) {
     return fmt::format(
         "permission denied reading process {}: kernel.yama.ptrace_scope is 3, which forbids "
@@ -88,15 +100,14 @@ std::string explain_permission(pid_t pid) {
     return fmt::format(
         "permission denied reading process {}: kernel.yama.ptrace_scope is {} ({}); run as root "
         "(sudo) or allow it with `sudo sysctl kernel.yama.ptrace_scope=0`",
-        pid, *scope, *scope == 1 ? "only a parent may read its children" : "only root may read");
+        pid, *scope,
+        *scope == 1 ? "only a parent may read its children" : "only root may read processes");
   }
   return fmt::format(
       "permission denied reading process {} (a seccomp, SELinux or AppArmor policy, or a "
       "non-dumpable target); try running with sudo",
       pid);
 }
-
-}  // namespace
 
 std::string explain_access_error(pid_t pid, int err) {
   switch (err) {
@@ -105,7 +116,7 @@ std::string explain_access_error(pid_t pid, int err) {
       return fmt::format("process {} does not exist (or has exited)", pid);
     case EPERM:
     case EACCES:
-      return explain_permission(pid);
+      return explain_permission_denied(pid, gather_access_facts(pid));
     default:
       return fmt::format("cannot read the memory of process {}: {}", pid, std::strerror(err));
   }

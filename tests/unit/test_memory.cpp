@@ -222,6 +222,79 @@ TEST(AccessError, OneLineWithCauseAndKind) {
   EXPECT_EQ(access_error(1, EIO).kind(), ErrorKind::kIo);
 }
 
+TEST(AccessError, NamesTheCauseAndTheFix) {
+  AccessFacts other_user;
+  other_user.my_euid = 1000;
+  other_user.target_uid = 0;
+  other_user.ptrace_scope = 1;
+  std::string message = explain_permission_denied(42, other_user);
+  EXPECT_NE(message.find("belongs to user root (uid 0)"), std::string::npos) << message;
+  EXPECT_NE(message.find("run as that user or with sudo"), std::string::npos) << message;
+
+  AccessFacts container;
+  container.my_euid = 0;
+  container.target_uid = 0;
+  container.in_container = true;
+  message = explain_permission_denied(42, container);
+  EXPECT_NE(message.find("--cap-add SYS_PTRACE"), std::string::npos) << message;
+  container.have_cap_sys_ptrace = true;  // then the container is not the cause
+  EXPECT_EQ(explain_permission_denied(42, container).find("SYS_PTRACE"), std::string::npos);
+
+  AccessFacts same_user;
+  same_user.my_euid = 1000;
+  same_user.target_uid = 1000;
+  for (int scope : {1, 2}) {
+    same_user.ptrace_scope = scope;
+    message = explain_permission_denied(42, same_user);
+    EXPECT_NE(message.find("kernel.yama.ptrace_scope is " + std::to_string(scope)),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("sudo sysctl kernel.yama.ptrace_scope=0"), std::string::npos);
+  }
+  same_user.ptrace_scope = 3;
+  message = explain_permission_denied(42, same_user);
+  EXPECT_NE(message.find("ptrace_scope is 3"), std::string::npos) << message;
+  EXPECT_NE(message.find("reboot"), std::string::npos) << message;
+
+  same_user.ptrace_scope = 0;
+  message = explain_permission_denied(42, same_user);
+  EXPECT_NE(message.find("permission denied reading process 42"), std::string::npos);
+  EXPECT_NE(message.find("sudo"), std::string::npos) << message;
+
+  AccessFacts self = gather_access_facts(getpid());
+  EXPECT_EQ(self.my_euid, geteuid());
+  ASSERT_TRUE(self.target_uid.has_value());
+  EXPECT_EQ(*self.target_uid, geteuid());
+}
+
+// The real refusal: a child that dropped to user nobody may not read its root parent.
+TEST(LiveMemory, CheckAccessExplainsPermissionDenied) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  static uint64_t value = 5;
+  pid_t parent = getpid();
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+    LiveMemory memory(parent);
+    try {
+      memory.check_access(addr_of(&value));
+      _exit(11);
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::kPermission) _exit(12);
+      if (std::string(error.what()).find("belongs to user root") == std::string::npos) _exit(13);
+      if (std::string(error.what()).find("run as that user or with sudo") == std::string::npos) {
+        _exit(14);
+      }
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed step " << WEXITSTATUS(status);
+}
+
 // In a child whose seccomp filter refuses process_vm_readv with EPERM (as some container
 // profiles do), reads go through /proc/PID/mem instead.
 TEST(LiveMemory, FallsBackToProcMemWhenProcessVmReadvIsRefused) {
