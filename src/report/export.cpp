@@ -1,13 +1,12 @@
 #include "report/export.h"
 
-#include <fnmatch.h>
-
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "report/profile_view.h"
+#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -29,20 +28,6 @@ std::string lower(std::string_view text) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-// The module-like name of a file: "pkg/handlers.py" -> "handlers", "pkg/__init__.py" -> "pkg".
-std::string module_stem(std::string_view file) {
-  auto slash = file.rfind('/');
-  std::string_view base = slash == std::string_view::npos ? file : file.substr(slash + 1);
-  std::string_view dir = slash == std::string_view::npos ? "" : file.substr(0, slash);
-  auto dot = base.rfind('.');
-  if (dot != std::string_view::npos) base = base.substr(0, dot);
-  if (base == "__init__" && !dir.empty()) {
-    auto parent = dir.rfind('/');
-    return std::string(parent == std::string_view::npos ? dir : dir.substr(parent + 1));
-  }
-  return std::string(base);
 }
 
 // Collapsed-stack frames may not hold the separators of the format.
@@ -125,27 +110,17 @@ const char* format_name(Format format) {
   return "unknown";
 }
 
-std::string format_names() { return "flamegraph (html), collapsed (folded), speedscope, chrome "
-                                    "(perfetto), pprof"; }
+std::string format_names() {
+  return "flamegraph (html), collapsed (folded), speedscope, chrome "
+         "(perfetto), pprof";
+}
 
 bool frame_matches_pattern(const FrameInfo& frame, std::string_view pattern) {
-  if (pattern.empty()) return false;
-  const std::string& qualname = frame.function;
-  const std::string module = module_stem(frame.file);
-  const std::string candidates[] = {qualname, module + "." + qualname, module + ":" + qualname,
-                                    frame.file + ":" + qualname};
-  const std::string pat(pattern);
-  const bool glob = pat.find_first_of("*?[") != std::string::npos;
-  for (const std::string& candidate : candidates) {
-    if (candidate == pat) return true;
-    // A trailing part at a name boundary: "process" is "Worker.process", "app/x.py:f" a path.
-    if (ends_with(candidate, "." + pat) || ends_with(candidate, "/" + pat)) return true;
-    if (glob && (fnmatch(pat.c_str(), candidate.c_str(), 0) == 0 ||
-                 fnmatch(("*/" + pat).c_str(), candidate.c_str(), 0) == 0)) {
-      return true;
-    }
+  try {
+    return sampling::FunctionPattern(std::string(pattern)).matches(frame.function, frame.file);
+  } catch (const std::exception&) {
+    return false;  // a malformed pattern matches nothing
   }
-  return false;
 }
 
 void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,
@@ -232,22 +207,21 @@ void write_speedscope(const sampling::Profile& profile, const ExportOptions& opt
   nlohmann::json profiles = nlohmann::json::array();
   for (size_t t = 0; t < thread_count; ++t) {
     const auto& thread = profile.threads[t];
-    profiles.push_back({{"type", "sampled"},
-                        {"name", thread_label(thread) + " (" + std::to_string(thread.native_id) +
-                                     ")"},
-                        {"unit", "seconds"},
-                        {"startValue", start[t]},
-                        {"endValue", end[t]},
-                        {"samples", std::move(samples[t])},
-                        {"weights", std::move(weights[t])}});
+    profiles.push_back(
+        {{"type", "sampled"},
+         {"name", thread_label(thread) + " (" + std::to_string(thread.native_id) + ")"},
+         {"unit", "seconds"},
+         {"startValue", start[t]},
+         {"endValue", end[t]},
+         {"samples", std::move(samples[t])},
+         {"weights", std::move(weights[t])}});
   }
-  nlohmann::json document{
-      {"$schema", "https://www.speedscope.app/file-format-schema.json"},
-      {"shared", {{"frames", std::move(frames)}}},
-      {"profiles", std::move(profiles)},
-      {"name", options.title.empty() ? "spyglass" : options.title},
-      {"activeProfileIndex", 0},
-      {"exporter", "spyglass"}};
+  nlohmann::json document{{"$schema", "https://www.speedscope.app/file-format-schema.json"},
+                          {"shared", {{"frames", std::move(frames)}}},
+                          {"profiles", std::move(profiles)},
+                          {"name", options.title.empty() ? "spyglass" : options.title},
+                          {"activeProfileIndex", 0},
+                          {"exporter", "spyglass"}};
   out << document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
@@ -270,10 +244,15 @@ void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& o
                         {"timeline_complete", timeline_complete(profile)}}
              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
       << ",\"traceEvents\":[";
-  emit({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0},
+  emit({{"name", "process_name"},
+        {"ph", "M"},
+        {"pid", pid},
+        {"tid", 0},
         {"args", {{"name", "python (pid " + std::to_string(pid) + ")"}}}});
   for (size_t t = 0; t < profile.threads.size(); ++t) {
-    emit({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid},
+    emit({{"name", "thread_name"},
+          {"ph", "M"},
+          {"pid", pid},
           {"tid", profile.threads[t].native_id},
           {"args", {{"name", thread_label(profile.threads[t])}}}});
   }
@@ -340,8 +319,8 @@ void write_profile(const sampling::Profile& profile, Format format, const Export
       write_flamegraph_html(profile, options, out);
       break;
   }
-  if (!out) throw std::runtime_error(std::string("could not write the ") + format_name(format) +
-                                     " output");
+  if (!out)
+    throw std::runtime_error(std::string("could not write the ") + format_name(format) + " output");
 }
 
 }  // namespace spyglass::report

@@ -22,8 +22,7 @@ struct ExportOptions {
   // Collapsed stacks: start each stack with a frame "thread NAME" (otherwise threads are summed).
   bool thread_roots = false;
   // Which frames belong to chosen functions, to highlight them (flame graph). When empty, the
-  // profile's `chosen` patterns are matched against "qualname", "module.qualname"-like suffixes
-  // and globs (see frame_matches_pattern).
+  // profile's `chosen` patterns are matched (see frame_matches_pattern).
   std::function<bool(const sampling::FrameInfo&)> is_chosen;
   std::string title;  // shown by the viewers that have a title; defaults to "spyglass"
 };
@@ -45,9 +44,9 @@ std::string format_names();
 void write_profile(const sampling::Profile& profile, Format format, const ExportOptions& options,
                    std::ostream& out);
 
-// The fallback chosen-function matcher: `pattern` is a qualname ("Class.method"), a dotted or
-// colon suffix of "file-stem.qualname" ("module.func", "module:func"), "path/file.py:name", or a
-// glob over any of these.
+// The fallback chosen-function matcher: sampling::FunctionPattern's rules (`name`,
+// `Class.method`, `module.qualname`, `module:qualname`, `path/file.py:name`, globs); false for a
+// malformed pattern.
 bool frame_matches_pattern(const sampling::FrameInfo& frame, std::string_view pattern);
 
 // Per-format writers, for callers that already know the format.

@@ -11,6 +11,7 @@
 #include "report/flamegraph_assets.h"
 #include "report/profile_view.h"
 #include "report/results.h"
+#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -77,9 +78,8 @@ void write_tree_json(const detail::ProfileView& view, const std::vector<bool>& c
     if (node != sampling::kRootStack) {
       const FrameInfo& frame = view.frames.get(view.stacks.frame(node));
       name = detail::frame_label(frame);
-      extra = fmt::format(",\"function\":{},\"file\":{},\"line\":{}",
-                          script_safe(frame.function), script_safe(frame.file),
-                          frame.line > 0 ? frame.line : frame.firstlineno);
+      extra = fmt::format(",\"function\":{},\"file\":{},\"line\":{}", script_safe(frame.function),
+                          script_safe(frame.file), frame.line > 0 ? frame.line : frame.firstlineno);
       if (chosen[view.stacks.frame(node)]) extra += ",\"chosen\":true";
     }
     out << "{\"name\":" << script_safe(name) << ",\"value\":" << weight.samples
@@ -182,14 +182,24 @@ constexpr const char* kPageScript = R"js(
 void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions& options,
                            std::ostream& out) {
   const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
+  std::vector<sampling::FunctionPattern> patterns;
+  if (!options.is_chosen) {
+    for (const std::string& text : profile.chosen) {
+      try {
+        patterns.emplace_back(text);
+      } catch (const std::exception&) {
+        // A malformed pattern highlights nothing; the results report it.
+      }
+    }
+  }
   std::vector<bool> chosen(view.frames.size(), false);
   for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
     const FrameInfo& frame = view.frames.get(id);
     if (options.is_chosen) {
       chosen[id] = options.is_chosen(frame);
     } else {
-      for (const std::string& pattern : profile.chosen) {
-        if (frame_matches_pattern(frame, pattern)) chosen[id] = true;
+      for (const auto& pattern : patterns) {
+        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
       }
     }
   }
@@ -223,8 +233,8 @@ void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions
                       {"samples", view.total_samples},
                       {"seconds", view.total_seconds},
                       {"chosen", profile.chosen}};
-  out << "<script type=\"application/json\" id=\"spyglass-meta\">"
-      << script_safe(meta) << "</script>\n";
+  out << "<script type=\"application/json\" id=\"spyglass-meta\">" << script_safe(meta)
+      << "</script>\n";
   // d3 (ISC licence) and d3-flame-graph (Apache-2.0): see third_party/flamegraph.
   out << "<script>" << assets::d3_js() << "</script>\n";
   out << "<script>" << assets::flamegraph_js() << "</script>\n";

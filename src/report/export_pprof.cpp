@@ -25,10 +25,10 @@ namespace {
 
 // Field numbers of profile.proto.
 namespace field {
-constexpr int kProfileSampleType = 1, kProfileSample = 2, kProfileMapping = 3,
-              kProfileLocation = 4, kProfileFunction = 5, kProfileStringTable = 6,
-              kProfileTimeNanos = 9, kProfileDurationNanos = 10, kProfilePeriodType = 11,
-              kProfilePeriod = 12, kProfileComment = 13, kProfileDefaultSampleType = 14;
+constexpr int kProfileSampleType = 1, kProfileSample = 2, kProfileMapping = 3, kProfileLocation = 4,
+              kProfileFunction = 5, kProfileStringTable = 6, kProfileTimeNanos = 9,
+              kProfileDurationNanos = 10, kProfilePeriodType = 11, kProfilePeriod = 12,
+              kProfileComment = 13, kProfileDefaultSampleType = 14;
 constexpr int kValueTypeType = 1, kValueTypeUnit = 2;
 constexpr int kSampleLocationId = 1, kSampleValue = 2, kSampleLabel = 3;
 constexpr int kLabelKey = 1, kLabelStr = 2, kLabelNum = 3;
@@ -134,8 +134,7 @@ void write_pprof(const sampling::Profile& profile, const ExportOptions& options,
   const std::string time_type = profile.run.mode == "cpu" ? "cpu" : "wall";
 
   message.message_field(field::kProfileSampleType, value_type(strings, "samples", "count"));
-  message.message_field(field::kProfileSampleType,
-                        value_type(strings, time_type, "nanoseconds"));
+  message.message_field(field::kProfileSampleType, value_type(strings, time_type, "nanoseconds"));
 
   // A location per shown frame (id = frame + 1); a function per (name, file, first line).
   const uint64_t no_frames_location = view.frames.size() + 1;
@@ -144,9 +143,8 @@ void write_pprof(const sampling::Profile& profile, const ExportOptions& options,
   bool needs_no_frames_location = false;
   for (size_t t = 0; t < view.thread_weights.size() && t < profile.threads.size(); ++t) {
     const auto& thread = profile.threads[t];
-    const int64_t thread_name = strings.intern(thread.name.empty()
-                                                   ? "thread " + std::to_string(thread.native_id)
-                                                   : thread.name);
+    const int64_t thread_name = strings.intern(
+        thread.name.empty() ? "thread " + std::to_string(thread.native_id) : thread.name);
     for (const auto& [stack, weight] : view.thread_weights[t]) {
       std::vector<uint64_t> locations;  // leaf first
       for (StackId id = stack; id != sampling::kRootStack; id = view.stacks.parent(id)) {
@@ -159,8 +157,8 @@ void write_pprof(const sampling::Profile& profile, const ExportOptions& options,
       ProtoWriter sample;
       sample.packed_field(field::kSampleLocationId, locations);
       sample.packed_field(field::kSampleValue,
-                          {weight.samples, static_cast<uint64_t>(std::llround(
-                                               std::max(0.0, weight.seconds) * 1e9))});
+                          {weight.samples, static_cast<uint64_t>(
+                                               std::llround(std::max(0.0, weight.seconds) * 1e9))});
       ProtoWriter name_label;
       name_label.int_field(field::kLabelKey, thread_key);
       name_label.int_field(field::kLabelStr, thread_name);
@@ -227,8 +225,7 @@ void write_pprof(const sampling::Profile& profile, const ExportOptions& options,
                       static_cast<int64_t>(std::llround(1e9 / profile.run.rate_hz)));
   }
   const std::string comment = "spyglass" + (options.title.empty() ? "" : ": " + options.title);
-  message.packed_field(field::kProfileComment,
-                       {static_cast<uint64_t>(strings.intern(comment))});
+  message.packed_field(field::kProfileComment, {static_cast<uint64_t>(strings.intern(comment))});
   message.int_field(field::kProfileDefaultSampleType, strings.intern(time_type));
   // The string table goes last: every string is known by now.
   for (const std::string& text : strings.strings()) {

@@ -29,8 +29,8 @@ struct Call {
 StackId stack_of(Profile& profile, const std::vector<Call>& calls) {
   StackId stack = spyglass::sampling::kRootStack;
   for (const Call& call : calls) {
-    auto frame = profile.frames.intern(FrameInfo{call.function, call.file, call.line,
-                                                 call.firstlineno});
+    auto frame =
+        profile.frames.intern(FrameInfo{call.function, call.file, call.line, call.firstlineno});
     stack = profile.stacks.child(stack, frame);
   }
   return stack;
@@ -50,21 +50,28 @@ Profile make_profile(int deep) {
   const Call main_fn{"main", app, 110, 100};
   std::vector<StackId> main_stacks{
       stack_of(profile, {module, main_fn, {"heavy_computation", app, 12, 10}}),
-      stack_of(profile, {module, main_fn, {"heavy_computation", app, 14, 10},
-                         {"square<int>", app, 5, 4}}),
-      stack_of(profile, {module, main_fn, {"disk_io", app, 30, 28},
+      stack_of(profile,
+               {module, main_fn, {"heavy_computation", app, 14, 10}, {"square<int>", app, 5, 4}}),
+      stack_of(profile, {module,
+                         main_fn,
+                         {"disk_io", app, 30, 28},
                          {"read_chunk", "/usr/lib/python3.12/io.py", 77, 70}}),
       stack_of(profile, {module, main_fn, {"many_tiny_calls", app, 50, 48}}),
-      stack_of(profile, {module, main_fn, {"recurse", app, 62, 60}, {"recurse", app, 63, 60},
-                         {"recurse", app, 63, 60}, {"recurse", app, 62, 60}}),
+      stack_of(profile, {module,
+                         main_fn,
+                         {"recurse", app, 62, 60},
+                         {"recurse", app, 63, 60},
+                         {"recurse", app, 63, 60},
+                         {"recurse", app, 62, 60}}),
       // A name that must not end the flame graph page's <script> element early.
       stack_of(profile, {module, main_fn, {"odd</script><b>name", app, 90, 90}}),
   };
   const char* worker_file = "/srv/app/worker.py";
   const Call run{"Thread.run", "/usr/lib/python3.12/threading.py", 1010, 1000};
   std::vector<StackId> worker_stacks{
-      stack_of(profile, {run, {"Worker.process", worker_file, 20, 18},
-                         {"network_request", worker_file, 40, 38}}),
+      stack_of(
+          profile,
+          {run, {"Worker.process", worker_file, 20, 18}, {"network_request", worker_file, 40, 38}}),
       stack_of(profile, {run, {"Worker.process", worker_file, 22, 18}}),
       stack_of(profile, {run, {"idle_wait", worker_file, 60, 58}}),
   };

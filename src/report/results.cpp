@@ -183,8 +183,8 @@ std::vector<std::string> exact_cells(const std::string& label, const Figures& f,
                                  format_seconds(f.seconds, unicode),
                                  format_seconds(f.self_seconds, unicode)};
   if (f.latency) {
-    for (double v : {f.latency->mean, f.latency->p50, f.latency->p90, f.latency->p99,
-                     f.latency->max}) {
+    for (double v :
+         {f.latency->mean, f.latency->p50, f.latency->p90, f.latency->p99, f.latency->max}) {
       cells.push_back(format_seconds(v, unicode));
     }
   } else {

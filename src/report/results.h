@@ -3,26 +3,25 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace spyglass::report {
 
-struct Latency {  // exact mode only
+struct Latency {                                                 // exact mode only
   double mean = 0, min = 0, max = 0, p50 = 0, p90 = 0, p99 = 0;  // seconds
 };
 
 // One function's figures, for one thread or merged over threads.
 struct Figures {
-  double seconds = 0;       // inclusive
-  double self_seconds = 0;  // at the top of the stack (sampling) / minus chosen callees (exact)
-  uint64_t samples = 0;     // sampling
-  double error_seconds = 0; // sampling: the error bound (see docs/accuracy.md)
-  std::optional<uint64_t> calls;             // exact
-  std::optional<Latency> latency;            // exact
+  double seconds = 0;        // inclusive
+  double self_seconds = 0;   // at the top of the stack (sampling) / minus chosen callees (exact)
+  uint64_t samples = 0;      // sampling
+  double error_seconds = 0;  // sampling: the error bound (see docs/accuracy.md)
+  std::optional<uint64_t> calls;                 // exact
+  std::optional<Latency> latency;                // exact
   std::optional<double> coroutine_wall_seconds;  // exact: first start to completion
 };
 
@@ -43,16 +42,16 @@ struct FunctionResult {
 };
 
 struct Results {
-  std::string mode;        // "wall", "cpu", "gil" or "exact"
+  std::string mode;  // "wall", "cpu", "gil" or "exact"
   int pid = 0;
   std::string python_version;
-  double duration_seconds = 0;   // profiled wall time
-  double rate_hz = 0;            // requested sampling rate (sampling)
+  double duration_seconds = 0;  // profiled wall time
+  double rate_hz = 0;           // requested sampling rate (sampling)
   double achieved_rate_hz = 0;
-  uint64_t samples = 0;          // sampling rounds
+  uint64_t samples = 0;  // sampling rounds
   uint64_t late_samples = 0;
   uint64_t missed_samples = 0;
-  uint64_t thread_samples = 0;   // thread stacks seen
+  uint64_t thread_samples = 0;  // thread stacks seen
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen
   std::vector<std::string> notes;         // shown under the table

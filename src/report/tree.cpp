@@ -17,8 +17,8 @@ using sampling::Weight;
 
 namespace {
 
-constexpr size_t kDepthLimit = 1000;   // keeps the JSON form shallow enough for any reader
-constexpr size_t kChainShown = 6;      // a folded chain longer than this shows its two ends
+constexpr size_t kDepthLimit = 1000;  // keeps the JSON form shallow enough for any reader
+constexpr size_t kChainShown = 6;     // a folded chain longer than this shows its two ends
 
 void add_weight(Weight& into, const Weight& w) {
   into.samples += w.samples;
@@ -39,8 +39,8 @@ struct WeightedTrie {
 };
 
 CallTree fold(const StackTrie& trie, std::vector<Weight> self, const std::string& root_label,
-              const std::vector<std::string>& labels, const TreeOptions& options,
-              std::string title, bool has_self) {
+              const std::vector<std::string>& labels, const TreeOptions& options, std::string title,
+              bool has_self) {
   const size_t count = trie.size();
   self.resize(count);
   // Children have higher ids than their parents: a pass from the end sums bottom-up.
@@ -274,9 +274,12 @@ nlohmann::json tree_to_json(const CallTree& tree) {
 }
 
 nlohmann::json function_trees_to_json(const FunctionTrees& trees) {
-  return {{"name", trees.name},       {"matches", trees.matches},
-          {"samples", trees.samples}, {"seconds", trees.seconds},
-          {"callers", tree_to_json(trees.callers)}, {"callees", tree_to_json(trees.callees)}};
+  return {{"name", trees.name},
+          {"matches", trees.matches},
+          {"samples", trees.samples},
+          {"seconds", trees.seconds},
+          {"callers", tree_to_json(trees.callers)},
+          {"callees", tree_to_json(trees.callees)}};
 }
 
 }  // namespace spyglass::report

@@ -6,37 +6,36 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "sampling/profile.h"
 
 namespace spyglass::report {
 
 struct TreeOptions {
-  bool merge_lines = true;     // one node per function rather than per line
-  size_t max_depth = 12;       // levels shown below the root (after folding); at most 1000
-  double min_share = 0.01;     // nodes under this share of the root's time are cut
-  bool collapse_chains = true; // a node whose whole time is in its only child absorbs it
+  bool merge_lines = true;      // one node per function rather than per line
+  size_t max_depth = 12;        // levels shown below the root (after folding); at most 1000
+  double min_share = 0.01;      // nodes under this share of the root's time are cut
+  bool collapse_chains = true;  // a node whose whole time is in its only child absorbs it
 };
 
 struct TreeNode {
   std::vector<std::string> chain;  // the frames shown on this line, outermost first (>1: folded)
   uint64_t samples = 0;            // inclusive, within this tree
   double seconds = 0;
-  uint64_t self_samples = 0;       // at the top of the stack (callee and program trees)
+  uint64_t self_samples = 0;  // at the top of the stack (callee and program trees)
   double self_seconds = 0;
-  double share = 0;                // seconds / the root's seconds
-  uint32_t hidden_children = 0;    // children cut by the threshold or depth
-  double hidden_seconds = 0;       // their time
-  std::vector<size_t> children;    // indexes into CallTree::nodes, heaviest first
+  double share = 0;              // seconds / the root's seconds
+  uint32_t hidden_children = 0;  // children cut by the threshold or depth
+  double hidden_seconds = 0;     // their time
+  std::vector<size_t> children;  // indexes into CallTree::nodes, heaviest first
 };
 
 struct CallTree {
   std::string title;
-  bool has_self = true;  // false for caller trees, where "self" means nothing
+  bool has_self = true;         // false for caller trees, where "self" means nothing
   std::vector<TreeNode> nodes;  // nodes[0] is the root; children come after their parent
 };
 

@@ -98,8 +98,8 @@ TEST(ReportTable, HeaderAndColumns) {
   EXPECT_NE(lines[0].find("mode wall"), std::string::npos);
   EXPECT_NE(lines[0].find("1 kHz requested, 998 Hz achieved"), std::string::npos);
   EXPECT_NE(lines[0].find("9,985 samples (12 late, 1 missed)"), std::string::npos);
-  for (const char* title : {"Function", "Total (inclusive)", "± error", "Self", "Share",
-                            "Samples"}) {
+  for (const char* title :
+       {"Function", "Total (inclusive)", "± error", "Self", "Share", "Samples"}) {
     EXPECT_NE(lines[2].find(title), std::string::npos) << title;
   }
   EXPECT_NE(table.find("4.5 s"), std::string::npos);
@@ -167,9 +167,9 @@ TEST(ReportJson, KeysAndValues) {
   Results r = sample_results();
   r.target_exited = true;
   auto j = to_json(r);
-  for (const char* key : {"functions", "mode", "pid", "python_version", "duration_seconds",
-                          "rate_hz", "achieved_rate_hz", "samples", "late_samples",
-                          "missed_samples", "target_exited"}) {
+  for (const char* key :
+       {"functions", "mode", "pid", "python_version", "duration_seconds", "rate_hz",
+        "achieved_rate_hz", "samples", "late_samples", "missed_samples", "target_exited"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["mode"], "wall");
@@ -188,8 +188,8 @@ TEST(ReportJson, KeysAndValues) {
   EXPECT_EQ(heavy["samples"], 4500);
   EXPECT_EQ(heavy["matches"].size(), 2u);
   const auto& thread = heavy["threads"][0];
-  for (const char* key : {"thread_id", "native_id", "name", "seconds", "self_seconds", "samples",
-                          "error_seconds"}) {
+  for (const char* key :
+       {"thread_id", "native_id", "name", "seconds", "self_seconds", "samples", "error_seconds"}) {
     EXPECT_TRUE(thread.contains(key)) << key;
   }
   EXPECT_EQ(thread["native_id"], 777);

@@ -37,7 +37,9 @@ Profile profile() {
   return p;
 }
 
-bool is_target(const FrameInfo& f) { return f.function == "target"; }
+bool is_target(const FrameInfo& f) {
+  return f.function == "target";
+}
 
 const TreeNode* child_named(const CallTree& tree, const TreeNode& node, const std::string& name) {
   for (size_t c : node.children) {
