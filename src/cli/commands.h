@@ -1,13 +1,22 @@
-// The spyglass subcommands. Each registers its options on the parser and runs when chosen.
+// The spyglass subcommands. Each registers its options on the parser and returns the function
+// that runs it and gives the exit code.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "cli/options.h"
+
 namespace spyglass::cli {
 
-// Registers a subcommand; the returned function runs it and gives the exit code.
 using Runner = std::function<int()>;
 Runner add_dump_command(CLI::App& app);
+Runner add_attach_command(CLI::App& app);
+Runner add_record_command(CLI::App& app);
+Runner add_run_command(CLI::App& app);
+Runner add_top_command(CLI::App& app);
+
+// `attach --exact`: the same prompt, driving exact mode in the target over its socket.
+int run_exact_attach(int pid, const ProfileOptions& options);
 
 }  // namespace spyglass::cli

@@ -17,8 +17,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "spyglass 0.1.0");
   std::vector<std::pair<CLI::App*, spyglass::cli::Runner>> commands;
-  auto runner = spyglass::cli::add_dump_command(app);
-  commands.emplace_back(app.get_subcommands({}).back(), runner);
+  for (auto add : {spyglass::cli::add_attach_command, spyglass::cli::add_record_command,
+                   spyglass::cli::add_run_command, spyglass::cli::add_top_command,
+                   spyglass::cli::add_dump_command}) {
+    auto runner = add(app);
+    commands.emplace_back(app.get_subcommands({}).back(), runner);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,119 @@
+#include "cli/options.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <toml++/toml.h>
+
+#include "process/error.h"
+
+namespace spyglass::cli {
+namespace {
+
+// The config table: a file given with --config, else ./spyglass.toml, else [tool.spyglass] of
+// ./pyproject.toml. Empty when there is none.
+toml::table load_config(const std::string& explicit_path) {
+  namespace fs = std::filesystem;
+  auto parse = [](const std::string& path) {
+    try {
+      return toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
+    }
+  };
+  if (!explicit_path.empty()) {
+    if (!fs::exists(explicit_path)) {
+      throw Error(ErrorKind::kUsage, fmt::format("config file {} does not exist", explicit_path));
+    }
+    toml::table t = parse(explicit_path);
+    if (auto* tool = t["tool"]["spyglass"].as_table()) return *tool;
+    return t;
+  }
+  if (fs::exists("spyglass.toml")) return parse("spyglass.toml");
+  if (fs::exists("pyproject.toml")) {
+    toml::table t = parse("pyproject.toml");
+    if (auto* tool = t["tool"]["spyglass"].as_table()) return *tool;
+  }
+  return {};
+}
+
+template <typename T>
+void fill(std::optional<T>& value, const toml::table& config, const char* key) {
+  if (value || !config.contains(key)) return;
+  if (auto v = config[key].value<T>()) {
+    value = *v;
+  } else {
+    throw Error(ErrorKind::kUsage, fmt::format("config: '{}' has the wrong type", key));
+  }
+}
+
+}  // namespace
+
+void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
+  cmd.add_option("-f,--function", opt.functions,
+                 "Functions to time: name, Class.method, module:qualname, file.py:name, globs")
+      ->expected(1, -1);
+  auto* rate = cmd.add_option("-r,--rate", opt.rate_hz, "Samples per second (default 1000)");
+  cmd.add_option("-i,--interval", opt.interval_seconds, "Seconds between samples")->excludes(rate);
+  cmd.add_option("-m,--mode", opt.mode, "wall (default), cpu or gil");
+  cmd.add_flag("--blocking", opt.blocking, "Pause the target's threads for each sample");
+  cmd.add_flag("--no-realtime", opt.no_realtime,
+               "Do not ask for real-time scheduling of the sampling thread");
+  cmd.add_option("--config", opt.config, "TOML config file (default: spyglass.toml or "
+                                         "[tool.spyglass] in pyproject.toml)");
+  cmd.add_flag("--per-thread", opt.per_thread, "Show a row per thread under each function");
+  cmd.add_flag("--ascii", opt.ascii, "Plain ASCII table");
+  if (with_output) {
+    cmd.add_option("--format", opt.format,
+                   "table, json, or a call-graph format: flamegraph, speedscope, collapsed, pprof, "
+                   "chrome");
+    cmd.add_option("-o,--output", opt.output, "Write the results to this file");
+    cmd.add_option("-d,--duration", opt.duration, "Seconds to profile (default: until the end)");
+    cmd.add_flag("--tree", opt.tree, "Also print the call tree of each chosen function");
+    cmd.add_flag("--merge-lines", opt.merge_lines, "Fold lines into functions in exports");
+  }
+}
+
+void resolve(ProfileOptions& opt) {
+  toml::table config = load_config(opt.config);
+  if (opt.functions.empty()) {
+    if (auto* list = config["functions"].as_array()) {
+      for (const auto& item : *list) {
+        auto s = item.value<std::string>();
+        if (!s) throw Error(ErrorKind::kUsage, "config: 'functions' must be a list of strings");
+        opt.functions.push_back(*s);
+      }
+    }
+  }
+  if (!opt.rate_hz && !opt.interval_seconds) {
+    fill(opt.rate_hz, config, "rate");
+    if (!opt.rate_hz) fill(opt.interval_seconds, config, "interval");
+  }
+  fill(opt.mode, config, "mode");
+  fill(opt.blocking, config, "blocking");
+  fill(opt.format, config, "format");
+  fill(opt.output, config, "output");
+  fill(opt.duration, config, "duration");
+  fill(opt.per_thread, config, "per_thread");
+  fill(opt.ascii, config, "ascii");
+  fill(opt.tree, config, "tree");
+  fill(opt.merge_lines, config, "merge_lines");
+  if (opt.interval_seconds) {
+    if (!(*opt.interval_seconds > 0)) {
+      throw Error(ErrorKind::kUsage, "the interval must be a positive number of seconds");
+    }
+    opt.rate_hz = 1.0 / *opt.interval_seconds;
+  }
+  opt.sampler.rate_hz = opt.rate_hz.value_or(1000);
+  sampling::check_rate(opt.sampler.rate_hz);
+  opt.sampler.mode = sampling::parse_mode(opt.mode.value_or("wall"));
+  opt.sampler.blocking = opt.blocking.value_or(false);
+  opt.sampler.realtime = !opt.no_realtime.value_or(false);
+  if (opt.duration && !(*opt.duration > 0)) {
+    throw Error(ErrorKind::kUsage, "the duration must be a positive number of seconds");
+  }
+}
+
+}  // namespace spyglass::cli

@@ -1,0 +1,39 @@
+// Options shared by attach, record, run and top, from the command line and a TOML config
+// (--config FILE, else spyglass.toml or [tool.spyglass] in pyproject.toml in this folder).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sampling/sampler.h"
+
+namespace spyglass::cli {
+
+struct ProfileOptions {
+  std::vector<std::string> functions;
+  std::optional<double> rate_hz;
+  std::optional<double> interval_seconds;
+  std::optional<std::string> mode;
+  std::optional<bool> blocking;
+  std::optional<bool> no_realtime;
+  std::optional<std::string> format;  // table, json, or an export format
+  std::optional<std::string> output;  // -o FILE
+  std::optional<double> duration;
+  std::optional<bool> per_thread;
+  std::optional<bool> ascii;
+  std::optional<bool> tree;
+  std::optional<bool> merge_lines;
+  std::string config;
+  bool exact = false;  // attach --exact
+
+  // Filled by resolve(): the effective values.
+  sampling::SamplerOptions sampler;
+};
+
+void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output);
+// Merges the config file under the command line's values and checks them. Throws Error(kUsage).
+void resolve(ProfileOptions& opt);
+
+}  // namespace spyglass::cli

@@ -1,0 +1,159 @@
+#include "cli/session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "cli/output.h"
+#include "process/error.h"
+#include "report/export.h"
+#include "report/tree.h"
+#include "sampling/function_pattern.h"
+#include "sampling/function_stats.h"
+
+namespace spyglass::cli {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
+  target_ = std::make_unique<cpython::Target>(pid);
+  sampler_ = std::make_unique<sampling::Sampler>(*target_, options_.sampler);
+  add_functions(options_.functions);
+}
+
+std::vector<std::string> Session::add_functions(const std::vector<std::string>& patterns) {
+  std::vector<std::string> warnings;
+  for (const auto& p : patterns) {
+    sampling::FunctionPattern pattern(p);  // throws on a malformed pattern
+    if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
+    functions_.push_back(p);
+    bool seen = false;
+    sampler_->with_profile([&](const sampling::Profile& profile) {
+      if (profile.frames.size() == 0) {
+        seen = true;  // nothing seen yet: no reason to warn
+        return;
+      }
+      for (sampling::FrameId f = 0; f < profile.frames.size() && !seen; ++f) {
+        const auto& info = profile.frames.get(f);
+        seen = pattern.matches(info.function, info.file);
+      }
+    });
+    if (!seen) {
+      warnings.push_back(fmt::format(
+          "no function seen so far matches '{}'; it stays listed and shows \"no data\" until it "
+          "runs",
+          p));
+    }
+  }
+  return warnings;
+}
+
+std::vector<std::string> Session::remove_functions(const std::vector<std::string>& patterns) {
+  std::vector<std::string> unknown;
+  for (const auto& p : patterns) {
+    auto it = std::find(functions_.begin(), functions_.end(), p);
+    if (it == functions_.end()) {
+      unknown.push_back(p);
+    } else {
+      functions_.erase(it);
+    }
+  }
+  return unknown;
+}
+
+report::Results Session::results() const {
+  report::Results results;
+  auto status = sampler_->status();
+  sampler_->with_profile([&](const sampling::Profile& profile) {
+    results = sampling::chosen_function_results(profile, functions_, status);
+  });
+  if (status.failed_walks) {
+    results.notes.push_back(fmt::format(
+        "{} of {} samples could not be read consistently (the target changed under us) and "
+        "were dropped",
+        status.failed_walks, status.samples));
+  }
+  if (status.target_exited) results.notes.push_back("the target process has exited");
+  return results;
+}
+
+report::TableStyle Session::table_style() const {
+  report::TableStyle style;
+  style.unicode = !options_.ascii.value_or(false) && report::terminal_is_utf8();
+  style.per_thread = options_.per_thread.value_or(false);
+  return style;
+}
+
+std::string Session::tree(const std::string& function) const {
+  std::string out;
+  bool unicode = table_style().unicode;
+  report::TreeOptions tree_options;
+  sampler_->with_profile([&](const sampling::Profile& profile) {
+    std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
+    if (names.empty()) {
+      out = report::render_tree(report::build_program_tree(profile, tree_options), unicode);
+      return;
+    }
+    for (const auto& name : names) {
+      sampling::FunctionPattern pattern(name);
+      auto trees = report::build_function_trees(
+          profile, name,
+          [&](const sampling::FrameInfo& f) { return pattern.matches(f.function, f.file); },
+          tree_options);
+      out += report::render_function_trees(trees, unicode);
+      out += "\n";
+    }
+  });
+  return out;
+}
+
+std::string Session::render(const std::string& format) const {
+  if (format.empty() || format == "table") {
+    return report::render_table(results(), table_style());
+  }
+  if (format == "json") return report::to_json(results()).dump(2) + "\n";
+  auto export_format = report::format_from_name(format);
+  if (!export_format) {
+    throw Error(ErrorKind::kUsage, fmt::format("unknown format '{}': use table, json, {}", format,
+                                               report::format_names()));
+  }
+  std::ostringstream out;
+  report::ExportOptions export_options;
+  export_options.merge_lines = options_.merge_lines.value_or(false);
+  std::vector<sampling::FunctionPattern> chosen;
+  for (const auto& f : functions_) chosen.emplace_back(f);
+  export_options.is_chosen = [chosen](const sampling::FrameInfo& frame) {
+    for (const auto& p : chosen) {
+      if (p.matches(frame.function, frame.file)) return true;
+    }
+    return false;
+  };
+  export_options.title = fmt::format("spyglass: process {}", target_->pid());
+  sampler_->with_profile([&](const sampling::Profile& profile) {
+    report::write_profile(profile, *export_format, export_options, out);
+  });
+  return out.str();
+}
+
+void Session::write(const std::string& path, const std::string& format) const {
+  std::string chosen = format;
+  if (chosen.empty()) {
+    if (auto f = report::format_from_extension(path)) {
+      chosen = report::format_name(*f);
+    } else if (ends_with(path, ".json")) {
+      chosen = "json";
+    } else {
+      chosen = "table";
+    }
+  }
+  write_file(path, render(chosen));
+}
+
+}  // namespace spyglass::cli
