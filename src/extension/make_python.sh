@@ -43,18 +43,33 @@ else
 fi
 [ -n "$includes" ] || { echo "make_python: no Python.h for $python (set PYTHON_INCLUDE)" >&2; exit 1; }
 
-tag=$(printf '%s' "$(readlink -f "$(command -v "$python")")" | cksum | cut -d' ' -f1)
-build="$build_root/py$version-$tag"
 generator=""
 command -v ninja >/dev/null 2>&1 && generator="-G Ninja"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  # shellcheck disable=SC2086
-  cmake -S "$repo" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release \
-    -DSPYGLASS_EXTENSION=ON -DSPYGLASS_CLI=OFF -DSPYGLASS_TESTS=OFF \
-    -DPython_EXECUTABLE="$python" -DPython_INCLUDE_DIR="$includes" \
-    -DSPYGLASS_EXTENSION_SUFFIX="$suffix" >&2
-fi
-cmake --build "$build" --target _spyglass spyglass-exact-ctl >&2
+
+# The interpreter-independent part (results, patterns, clock, TOML, the socket client), built
+# once for every interpreter; a lock keeps concurrent `make python` runs from racing on it.
+common="$build_root/common"
+mkdir -p "$build_root"
+(
+  flock 9
+  if [ ! -f "$common/CMakeCache.txt" ]; then
+    # shellcheck disable=SC2086
+    cmake -S "$repo" -B "$common" $generator -DCMAKE_BUILD_TYPE=Release \
+      -DSPYGLASS_EXTENSION=ON -DSPYGLASS_EXACT_COMMON_ONLY=ON -DSPYGLASS_CLI=OFF \
+      -DSPYGLASS_TESTS=OFF >&2
+  fi
+  cmake --build "$common" --target spyglass_exact_common spyglass-exact-ctl >&2
+) 9>"$build_root/.common.lock"
+common_lib="$common/src/extension/libspyglass_exact_common.a"
+
+tag=$(printf '%s' "$(readlink -f "$(command -v "$python")")" | cksum | cut -d' ' -f1)
+build="$build_root/py$version-$tag"
+# shellcheck disable=SC2086
+cmake -S "$repo" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release \
+  -DSPYGLASS_EXTENSION=ON -DSPYGLASS_CLI=OFF -DSPYGLASS_TESTS=OFF \
+  -DPython_EXECUTABLE="$python" -DPython_INCLUDE_DIR="$includes" \
+  -DSPYGLASS_EXTENSION_SUFFIX="$suffix" -DSPYGLASS_EXACT_COMMON_LIB="$common_lib" >/dev/null
+cmake --build "$build" --target _spyglass >&2
 
 package="$build/package"
 rm -rf "$package/spyglass"

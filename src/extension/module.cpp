@@ -3,11 +3,9 @@
 #include "extension/compat.h"
 
 #include <map>
-#include <sstream>
 #include <string>
 
-#include <toml++/toml.h>
-
+#include "extension/toml_json.h"
 #include "extension/tracer.h"
 #include "report/results.h"
 
@@ -155,73 +153,22 @@ PyObject* py_info(PyObject*, PyObject*) {
   return dict;
 }
 
-// TOML → Python objects, for interpreters without tomllib (before 3.11). Nesting is bounded.
-PyObject* toml_to_python(const toml::node& node, int depth) {
-  if (depth > 32) {
-    PyErr_SetString(PyExc_ValueError, "TOML nested too deeply");
-    return nullptr;
-  }
-  if (const toml::table* table = node.as_table()) {
-    PyObject* dict = PyDict_New();
-    if (dict == nullptr) return nullptr;
-    for (const auto& [key, value] : *table) {
-      PyObject* item = toml_to_python(value, depth + 1);
-      if (item == nullptr || PyDict_SetItemString(dict, std::string(key.str()).c_str(), item)) {
-        Py_XDECREF(item);
-        Py_DECREF(dict);
-        return nullptr;
-      }
-      Py_DECREF(item);
-    }
-    return dict;
-  }
-  if (const toml::array* array = node.as_array()) {
-    PyObject* list = PyList_New(0);
-    if (list == nullptr) return nullptr;
-    for (const auto& value : *array) {
-      PyObject* item = toml_to_python(value, depth + 1);
-      if (item == nullptr || PyList_Append(list, item) != 0) {
-        Py_XDECREF(item);
-        Py_DECREF(list);
-        return nullptr;
-      }
-      Py_DECREF(item);
-    }
-    return list;
-  }
-  if (auto text = node.value<std::string>(); text && node.is_string()) {
-    return PyUnicode_FromStringAndSize(text->data(), static_cast<Py_ssize_t>(text->size()));
-  }
-  if (node.is_integer()) return PyLong_FromLongLong(node.value<int64_t>().value_or(0));
-  if (node.is_floating_point()) return PyFloat_FromDouble(node.value<double>().value_or(0));
-  if (node.is_boolean()) return PyBool_FromLong(node.value<bool>().value_or(false));
-  // Dates and times: their TOML text.
-  std::ostringstream text;
-  node.visit([&](auto&& value) {
-    if constexpr (toml::is_date<decltype(value)> || toml::is_time<decltype(value)> ||
-                  toml::is_date_time<decltype(value)>) {
-      text << value;
-    }
-  });
-  return PyUnicode_FromString(text.str().c_str());
-}
-
+// load_toml(path) -> dict: the config for interpreters without tomllib (before 3.11).
 PyObject* py_load_toml(PyObject*, PyObject* args) {
   const char* path = nullptr;
   if (!PyArg_ParseTuple(args, "s:load_toml", &path)) return nullptr;
+  std::string text;
   try {
-    toml::table table = toml::parse_file(path);
-    return toml_to_python(table, 0);
-  } catch (const toml::parse_error& error) {
-    std::ostringstream message;
-    message << path << ": " << error.description() << " (line " << error.source().begin.line
-            << ")";
-    PyErr_SetString(PyExc_ValueError, message.str().c_str());
-    return nullptr;
+    text = toml_file_to_json(path);
   } catch (const std::exception& error) {
-    PyErr_SetString(PyExc_OSError, error.what());
+    PyErr_SetString(PyExc_ValueError, error.what());
     return nullptr;
   }
+  PyObject* json = PyImport_ImportModule("json");
+  if (json == nullptr) return nullptr;
+  PyObject* parsed = PyObject_CallMethod(json, "loads", "s", text.c_str());
+  Py_DECREF(json);
+  return parsed;
 }
 
 PyMethodDef g_methods[] = {

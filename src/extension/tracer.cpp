@@ -539,7 +539,11 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
       return Verdict::kIgnored;
     }
   }
+  // A call that is judged now starts before the judging: its cost (once per code object) is
+  // part of the call's wall time, as any observer outside the call sees it.
+  Ticks judged_at = 0;
   if (record_index == kNoRecord) {
+    judged_at = Clock::now();
     thread->busy = true;
     try {
       record_index = classify(code, frame);
@@ -557,7 +561,7 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
     case Event::kStart:
     case Event::kResume:
     case Event::kThrow:
-      push(*thread, event, code, record_index, frame, now);
+      push(*thread, event, code, record_index, frame, judged_at != 0 ? judged_at : now);
       break;
     case Event::kReturn: {
       bool suspending = frame != nullptr && g.records[record_index].kind != CodeKind::kFunction &&
