@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cpython/capture.h"
 #include "cpython/target.h"
 #include "process/error.h"
 
@@ -14,6 +15,7 @@ namespace {
 struct DumpOptions {
   int pid = 0;
   bool json = false;
+  std::string capture;  // developers: save the memory image of the walk here
 };
 
 nlohmann::json thread_json(const cpython::ThreadStack& t, const std::string& name) {
@@ -36,6 +38,11 @@ nlohmann::json thread_json(const cpython::ThreadStack& t, const std::string& nam
 
 int run_dump(const DumpOptions& opt) {
   cpython::Target target(opt.pid);
+  if (!opt.capture.empty()) {
+    cpython::capture_target(target, opt.capture);
+    fmt::print(stderr, "spyglass: saved the memory image of process {} to {}\n", opt.pid,
+               opt.capture);
+  }
   std::vector<cpython::ThreadStack> stacks;
   // A thread may appear or vanish mid-walk; one retry gives a consistent picture.
   if (!target.walk(stacks) && !target.walk(stacks)) {
@@ -86,6 +93,9 @@ Runner add_dump_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("dump", "Print each thread's current Python stack");
   cmd->add_option("pid", opt->pid, "Process id of the Python program")->required();
   cmd->add_flag("--json", opt->json, "Print JSON instead of text");
+  cmd->add_option("--capture", opt->capture,
+                  "Save the memory the walk reads to FILE (for tests and benchmarks)")
+      ->group("Developer");
   return [opt] { return run_dump(*opt); };
 }
 

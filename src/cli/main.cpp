@@ -25,8 +25,16 @@ int main(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, as every other error: what is wrong and where to look.
+    fmt::print(stderr, "spyglass: {}; see 'spyglass --help'\n", e.what());
+    return static_cast<int>(spyglass::ErrorKind::kUsage);
   }
   try {
     for (auto& [sub, run] : commands) {

@@ -83,10 +83,12 @@ std::optional<PythonVersion> version_from_file(const process::ElfFile& elf,
     v.major = std::stoi(m[1]);
     v.minor = std::stoi(m[2]);
   }
+  // PY_VERSION ("3.9.18", "3.13.0rc1", "3.11.2+") is a string of its own in the binary.
   std::string prefix = v.major ? fmt::format("{}.{}.", v.major, v.minor) : "3.";
-  static const std::regex full_re(R"(^(\d)\.(\d+)\.(\d+)[^ ]* \()");
-  for (const auto& s : elf.find_strings(prefix, 6, 64)) {
+  static const std::regex full_re(R"(^(\d)\.(\d+)\.(\d+)((a|b|rc)\d+)?\+?( \(|$))");
+  for (const auto& s : elf.find_strings(prefix, 5, 256)) {
     if (std::regex_search(s, m, full_re)) {
+      if (v.major && (std::stoi(m[1]) != v.major || std::stoi(m[2]) != v.minor)) continue;
       v.major = std::stoi(m[1]);
       v.minor = std::stoi(m[2]);
       v.micro = std::stoi(m[3]);

@@ -6,21 +6,39 @@
 #include "process/maps.h"
 
 namespace spyglass::cpython {
+namespace {
+
+// A zombie still has /proc/PID but no memory to read: it has exited all the same.
+bool process_alive(pid_t pid) {
+  if (!process::process_exists(pid)) return false;
+  auto stat = process::read_thread_stat(pid, pid);
+  return !stat || (stat->state != 'Z' && stat->state != 'X');
+}
+
+}  // namespace
 
 Target::Target(pid_t pid) : pid_(pid) {
   if (pid <= 0) throw Error(ErrorKind::kUsage, fmt::format("{} is not a valid process id", pid));
-  if (!process::process_exists(pid)) {
+  if (!process_alive(pid)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
   }
-  std::vector<process::Mapping> maps = process::read_maps(pid);
-  memory_ = std::make_unique<process::LiveMemory>(pid);
-  for (const auto& m : maps) {
-    if (m.readable && !m.path.empty() && m.path[0] == '/') {
-      memory_->check_access(m.start);
-      break;
+  try {
+    std::vector<process::Mapping> maps = process::read_maps(pid);
+    memory_ = std::make_unique<process::LiveMemory>(pid);
+    for (const auto& m : maps) {
+      if (m.readable && !m.path.empty() && m.path[0] == '/') {
+        memory_->check_access(m.start);
+        break;
+      }
     }
+    runtime_ = locate_runtime(pid, *memory_, maps);
+  } catch (const Error& e) {
+    // Whatever failed, a process that exited meanwhile is reported as exited.
+    if (e.kind() != ErrorKind::kNoSuchProcess && !process_alive(pid)) {
+      throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid));
+    }
+    throw;
   }
-  runtime_ = locate_runtime(pid, *memory_, maps);
   WalkerConfig config;
   config.layout = runtime_.layout;
   config.runtime_addr = runtime_.runtime_addr;
@@ -42,7 +60,7 @@ void Target::refresh_tids() {
 bool Target::walk(std::vector<ThreadStack>& out) {
   if (needs_tids_) refresh_tids();
   bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
-  if (!ok && !process::process_exists(pid_)) {
+  if (!ok && !process_alive(pid_)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
   }
   return ok;

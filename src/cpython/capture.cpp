@@ -1,0 +1,73 @@
+#include "cpython/capture.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "process/error.h"
+
+namespace spyglass::cpython {
+
+void capture_target(Target& target, const std::string& path) {
+  process::RecordingMemory recording(target.memory());
+  const RuntimeLocation& rt = target.runtime();
+  if (rt.layout.version.minor >= 13) layout_from_debug_offsets(recording, rt.runtime_addr);
+  WalkerConfig config = target.walker().config();
+  StackWalker walker(recording, config);
+  std::vector<ThreadStack> stacks;
+  walker.walk(stacks);
+  walker.code_cache().clear();
+  walker.walk(stacks);
+  nlohmann::json meta = {{"format", "spyglass-capture-1"},
+                         {"python", rt.layout.version.str()},
+                         {"version_hex", rt.layout.version.hex},
+                         {"runtime_addr", rt.runtime_addr},
+                         {"code_type", rt.code_type},
+                         {"unicode_type", rt.unicode_type},
+                         {"bytes_type", rt.bytes_type},
+                         {"pid", target.pid()},
+                         {"threads", stacks.size()}};
+  process::save_snapshot(recording.snapshot(), path, meta.dump());
+}
+
+WalkerConfig config_from_metadata(process::MemoryReader& memory, const std::string& metadata) {
+  nlohmann::json meta = nlohmann::json::parse(metadata, nullptr, false);
+  if (meta.is_discarded() || !meta.is_object() || meta.value("format", "") != "spyglass-capture-1") {
+    throw Error(ErrorKind::kCorrupt, "not a spyglass capture");
+  }
+  try {
+    WalkerConfig config;
+    config.runtime_addr = meta.at("runtime_addr").get<uint64_t>();
+    config.code_type = meta.at("code_type").get<uint64_t>();
+    config.unicode_type = meta.at("unicode_type").get<uint64_t>();
+    config.bytes_type = meta.at("bytes_type").get<uint64_t>();
+    uint64_t hex = meta.at("version_hex").get<uint64_t>();
+    PythonVersion v;
+    v.hex = hex;
+    v.major = static_cast<int>((hex >> 24) & 0xff);
+    v.minor = static_cast<int>((hex >> 16) & 0xff);
+    v.micro = static_cast<int>((hex >> 8) & 0xff);
+    if (v.major == 3 && v.minor >= 13) {
+      config.layout = layout_from_debug_offsets(memory, config.runtime_addr);
+    } else if (auto layout = builtin_layout(v)) {
+      config.layout = *layout;
+      config.layout.version = v;
+    } else {
+      throw Error(ErrorKind::kUnsupported, fmt::format("capture of unsupported CPython {}", v.str()));
+    }
+    return config;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorKind::kCorrupt, fmt::format("bad capture metadata: {}", e.what()));
+  }
+}
+
+CapturedTarget load_captured(const std::string& path) {
+  process::LoadedSnapshot loaded = process::load_snapshot(path);
+  CapturedTarget captured;
+  captured.memory = std::move(loaded.memory);
+  captured.config = config_from_metadata(captured.memory, loaded.metadata);
+  captured.python_version = captured.config.layout.version.str();
+  return captured;
+}
+
+}  // namespace spyglass::cpython
