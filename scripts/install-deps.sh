@@ -8,7 +8,9 @@ pkgs=(cmake ninja-build g++ make pkg-config libfmt-dev libcli11-dev nlohmann-jso
       libtomlplusplus-dev libedit-dev libelf-dev zlib1g-dev libncurses-dev libbsd-dev python3 python3-venv)
 if [[ $level == test || $level == bench ]]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev clang protobuf-compiler xz-utils ca-certificates
-         apt-utils curl chromium nodejs npm)
+         apt-utils curl chromium)
+  # npm fetches speedscope's schema; a nodejs that ships its own npm needs no Debian npm.
+  command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -300,6 +300,54 @@ void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& o
   out << "\n]}\n";
 }
 
+void write_chrome_trace_calls(const std::vector<TimedCall>& calls,
+                              const std::vector<sampling::ThreadInfo>& threads, int pid,
+                              const ExportOptions& options, std::ostream& out) {
+  auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  out << "{\"displayTimeUnit\":\"ms\",\"otherData\":"
+      << dump({{"exporter", "spyglass"},
+               {"title", options.title.empty() ? "spyglass" : options.title},
+               {"mode", "exact"}})
+      << ",\"traceEvents\":[\n"
+      << dump({{"name", "process_name"},
+               {"ph", "M"},
+               {"pid", pid},
+               {"tid", 0},
+               {"args", {{"name", "python (pid " + std::to_string(pid) + ")"}}}});
+  for (const auto& thread : threads) {
+    out << ",\n"
+        << dump({{"name", "thread_name"},
+                 {"ph", "M"},
+                 {"pid", pid},
+                 {"tid", thread.native_id},
+                 {"args", {{"name", thread_label(thread)}}}});
+  }
+  // By start time, outer calls (longer) first at equal starts, so viewers nest them directly.
+  std::vector<const TimedCall*> order;
+  for (const auto& call : calls) order.push_back(&call);
+  std::stable_sort(order.begin(), order.end(), [](const TimedCall* a, const TimedCall* b) {
+    if (a->start != b->start) return a->start < b->start;
+    return a->duration > b->duration;
+  });
+  auto micros = [](double seconds) { return std::round(seconds * 1e9) / 1e3; };
+  for (const TimedCall* call : order) {
+    nlohmann::json args{{"file", call->file}};
+    if (call->line > 0) args["line"] = call->line;
+    out << ",\n"
+        << dump({{"name", call->function.empty() ? "<unknown>" : call->function},
+                 {"cat", "python"},
+                 {"ph", "X"},
+                 {"pid", pid},
+                 {"tid", call->native_thread_id},
+                 {"ts", micros(call->start)},
+                 {"dur", micros(std::max(0.0, call->duration))},
+                 {"args", std::move(args)}});
+  }
+  out << "\n]}\n";
+}
+
 void write_profile(const sampling::Profile& profile, Format format, const ExportOptions& options,
                    std::ostream& out) {
   switch (format) {

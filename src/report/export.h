@@ -49,6 +49,22 @@ void write_profile(const sampling::Profile& profile, Format format, const Export
 // malformed pattern.
 bool frame_matches_pattern(const sampling::FrameInfo& frame, std::string_view pattern);
 
+// One call timed by exact mode, for the Chrome trace as a complete ("X") event.
+struct TimedCall {
+  std::string function;  // qualified name
+  std::string file;
+  int line = 0;  // the function's first line
+  pid_t native_thread_id = 0;
+  double start = 0;     // seconds since the run began
+  double duration = 0;  // seconds
+};
+
+// Exact mode's calls as Chrome trace complete events (one "X" event per call, nested by time),
+// with process and thread name metadata. `threads` names the threads (native ids) seen.
+void write_chrome_trace_calls(const std::vector<TimedCall>& calls,
+                              const std::vector<sampling::ThreadInfo>& threads, int pid,
+                              const ExportOptions& options, std::ostream& out);
+
 // Per-format writers, for callers that already know the format.
 void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,
                      std::ostream& out);

@@ -160,6 +160,19 @@ int main(int argc, char** argv) {
     std::ofstream threads_out(dir / "sample.threads.folded");
     spyglass::report::write_collapsed(profile, threads_options, threads_out);
 
+    // Exact mode's calls: main -> heavy_computation (x3, each with a nested square<int>).
+    std::vector<spyglass::report::TimedCall> calls;
+    calls.push_back({"main", "/srv/app/example.py", 100, 1001, 0.0, 1.0});
+    for (int i = 0; i < 3; ++i) {
+      double start = 0.1 + 0.3 * i;
+      calls.push_back({"heavy_computation", "/srv/app/example.py", 10, 1001, start, 0.2});
+      calls.push_back({"square<int>", "/srv/app/example.py", 4, 1001, start + 0.05, 0.1});
+    }
+    calls.push_back({"Worker.process", "/srv/app/worker.py", 18, 1002, 0.2, 0.5});
+    std::ofstream calls_out(dir / "sample.calls.trace.json");
+    spyglass::report::write_chrome_trace_calls(calls, profile.threads, profile.run.pid, options,
+                                               calls_out);
+
     spyglass::report::TreeOptions tree_options;
     tree_options.merge_lines = true;
     auto is_heavy = [](const FrameInfo& f) {

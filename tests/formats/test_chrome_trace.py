@@ -48,3 +48,29 @@ def test_spans_cover_the_run(sample):
     assert abs(timed[-1]["ts"] - 2_000_000) < 1
     assert any(e["ph"] == "B" and e["name"] == "heavy_computation"
                and e["args"]["file"] == "/srv/app/example.py" for e in timed)
+
+
+def test_exact_calls_as_complete_events(sample):
+    document = json.loads((sample["dir"] / "sample.calls.trace.json").read_text())
+    events = document["traceEvents"]
+    complete = [e for e in events if e["ph"] == "X"]
+    assert len(complete) == 8
+    names = {e["tid"]: e["args"]["name"] for e in events
+             if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert names == {1001: "MainThread", 1002: "worker-1"}
+    for event in complete:
+        assert event["dur"] >= 0 and event["ts"] >= 0
+        assert event["tid"] in names
+    # Complete events of a thread nest: a call that starts inside another ends inside it.
+    for tid in names:
+        stack = []
+        for event in sorted((e for e in complete if e["tid"] == tid),
+                            key=lambda e: (e["ts"], -e["dur"])):
+            while stack and event["ts"] >= stack[-1]:
+                stack.pop()
+            end = event["ts"] + event["dur"]
+            assert not stack or end <= stack[-1] + 1e-3
+            stack.append(end)
+    heavy = [e for e in complete if e["name"] == "heavy_computation"]
+    assert [e["ts"] for e in heavy] == [100000, 400000, 700000]
+    assert all(e["dur"] == 200000 for e in heavy)

@@ -165,6 +165,25 @@ TEST(ExportChrome, BalancedEventsPerThread) {
   EXPECT_NEAR(last[101], 50000, 1e-6);  // microseconds
 }
 
+TEST(ExportChrome, ExactCallsAsCompleteEvents) {
+  std::vector<TimedCall> calls{{"inner", "a.py", 3, 7, 0.5, 0.25}, {"outer", "a.py", 1, 7, 0.5, 1}};
+  std::vector<sampling::ThreadInfo> threads{{1, 7, "MainThread"}};
+  std::ostringstream out;
+  write_chrome_trace_calls(calls, threads, 42, {}, out);
+  auto doc = nlohmann::json::parse(out.str());
+  const auto& events = doc["traceEvents"];
+  ASSERT_EQ(events.size(), 4u);  // process name, thread name, two calls
+  EXPECT_EQ(events[1]["args"]["name"], "MainThread");
+  // Same start: the longer (outer) call first.
+  EXPECT_EQ(events[2]["name"], "outer");
+  EXPECT_EQ(events[2]["ph"], "X");
+  EXPECT_DOUBLE_EQ(events[2]["ts"].get<double>(), 500000);
+  EXPECT_DOUBLE_EQ(events[2]["dur"].get<double>(), 1000000);
+  EXPECT_EQ(events[3]["name"], "inner");
+  EXPECT_EQ(events[3]["tid"], 7);
+  EXPECT_EQ(events[3]["pid"], 42);
+}
+
 std::string gunzip(const std::string& data) {
   z_stream z{};
   EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
