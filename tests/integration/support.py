@@ -301,3 +301,138 @@ def format_stack(frames: List[dict]) -> str:
                                         frame.get("function") or frame.get("qualname")
                                         or frame.get("name"))
                      for frame in frames)
+
+
+# --- Profiling sessions (record, run, attach) ---------------------------------------------------
+
+WORKLOAD_TARGETS = ["heavy_computation", "disk_io", "network_request", "many_tiny_calls",
+                    "consume_generator", "Worker.process", "run_async", "idle_wait", "recurse"]
+
+
+def workload_path() -> Optional[Path]:
+    """The shared reference workload (`$SPYGLASS_WORKLOAD`, else <repo>/../shared/bench/
+    workload.py), or None when this machine has none."""
+    explicit = os.environ.get("SPYGLASS_WORKLOAD")
+    path = Path(explicit) if explicit else REPO_ROOT.parent / "shared" / "bench" / "workload.py"
+    return path if path.is_file() else None
+
+
+class Script:
+    """Any Python script that prints `ready PID` (or `ready {json}`) on its first line, run by
+    one interpreter in its own process group; always killed by stop()."""
+
+    def __init__(self, interpreter_path: str, script: str, args: Sequence[str] = (),
+                 cwd: Optional[str] = None, ready_timeout: float = 60.0):
+        self._stderr_file = tempfile.TemporaryFile(mode="w+b")
+        self.args = [interpreter_path, str(script)] + [str(arg) for arg in args]
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self._stderr_file, env=clean_environment(), cwd=cwd,
+            start_new_session=True)
+        self.pid = self.proc.pid
+        self.output = b""  # stdout read so far
+        line = self.read_line(ready_timeout)
+        words = line.split(None, 1)
+        if not words or words[0] != "ready":
+            self.stop()
+            raise AssertionError("%s: expected a `ready` line, got %r; stderr: %s" % (
+                " ".join(self.args), line, self.stderr_text()))
+        if len(words) == 2 and words[1].strip().isdigit():
+            self.pid = int(words[1])
+        elif len(words) == 2:
+            self.pid = int(json.loads(words[1]).get("pid", self.proc.pid))
+
+    def read_line(self, timeout: float) -> str:
+        """The next line of the script's stdout ("" at its end or after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return ""
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return ""
+                self.output += chunk
+        line, self.output = self.output.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def stderr_text(self) -> str:
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode(errors="replace")
+
+    def pause(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr_file.close()
+
+
+def thread_count(pid: int) -> int:
+    try:
+        return len(os.listdir("/proc/%d/task" % pid))
+    except OSError:
+        return 0
+
+
+def wait_for_threads(pid: int, count: int, timeout: float = 30.0) -> None:
+    """Waits until process `pid` runs at least `count` threads (spyglass's sampling thread
+    starts once it is attached and profiling)."""
+    deadline = time.monotonic() + timeout
+    while thread_count(pid) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError("process %d never had %d threads" % (pid, count))
+        time.sleep(0.005)
+
+
+def json_document(text: str) -> dict:
+    """The first JSON object in `text` that starts a line: spyglass run's stdout may hold the
+    program's own lines before the results, the prompt its other answers around them."""
+    start = 0 if text.startswith("{") else text.find("\n{") + 1
+    assert start > 0 or text.startswith("{"), "no JSON object in output:\n" + text[-3000:]
+    try:
+        return json.JSONDecoder().raw_decode(text, start)[0]
+    except ValueError as error:
+        raise AssertionError("unreadable JSON (%s):\n%s" % (error, text[-3000:])) from None
+
+
+def function_rows(document: dict) -> dict:
+    """{pattern as given: its item} of a JSON result."""
+    return {item["name"]: item for item in document["functions"]}
+
+
+DEMO_APP = REPO_ROOT / "examples" / "demo_app.py"
+DEMO_FUNCTIONS = ["heavy_computation", "disk_io", "network_request"]
+# Keys every item of the JSON results' "functions" list carries (src/report/results.cpp).
+FUNCTION_KEYS = {"name", "seconds", "self_seconds", "samples", "error_seconds", "threads",
+                 "share", "has_data", "matches"}
+RUN_KEYS = {"functions", "rate_hz", "achieved_rate_hz", "mode", "duration_seconds", "samples",
+            "late_samples", "missed_samples", "pid", "python_version", "target_exited"}
+
+
+def runner_python() -> str:
+    """The interpreter of the tests themselves: for tests that are not about versions."""
+    import sys
+    return sys.executable
+
+
+def start_demo_app(*args, cwd: Optional[str] = None) -> Script:
+    return Script(runner_python(), str(DEMO_APP), args, cwd=cwd)

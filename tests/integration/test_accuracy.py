@@ -1,0 +1,239 @@
+"""Accuracy against ground truth: the shared reference workload (../shared/bench/workload.py)
+measures each target function's true inclusive time at its call site; spyglass, profiling it
+from outside, must agree within its own error bound and within a few percent.
+
+The workload does a fixed amount of work (--iterations), so `spyglass run` sees all of it. For
+attach and record -p, the workload is started under a tiny launcher that stops itself once the
+interpreter is up; spyglass attaches to the stopped process and starts sampling, and only then is
+the process continued: nothing of the truth happens before spyglass watches. At the end the
+workload is stopped again after it wrote the truth, so the prompt can be asked for its results.
+
+Run the whole comparison on one interpreter with `-k 'accuracy and pyenv-3.12'`; the table of
+truth vs measured is printed (`-s`) and listed at the end of the run.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import support
+
+# SPYGLASS_ACCURACY_ITERATIONS: rounds of the workload (more rounds, tighter relative bounds).
+ITERATIONS = int(os.environ.get("SPYGLASS_ACCURACY_ITERATIONS", "10"))
+# What the launcher runs: stop, then run the workload as __main__ with the given arguments.
+_LAUNCHER = ("import os, runpy, signal, sys; os.kill(os.getpid(), signal.SIGSTOP); "
+             "path = sys.argv[1]; sys.argv = sys.argv[1:]; "
+             "runpy.run_path(path, run_name='__main__')")
+
+
+@pytest.fixture
+def workload():
+    path = support.workload_path()
+    if path is None:
+        pytest.skip("no reference workload: set SPYGLASS_WORKLOAD or provide "
+                    "<repo>/../shared/bench/workload.py")
+    return path
+
+
+def read_truth(path) -> dict:
+    with open(str(path)) as handle:
+        return json.load(handle)
+
+
+def accuracy_table(truth: dict, measured: dict) -> str:
+    lines = ["%-18s %10s %10s %10s %10s %8s" % ("function", "truth s", "measured s", "diff s",
+                                              "± bound s", "samples")]
+    for name in support.WORKLOAD_TARGETS:
+        true_seconds = truth["functions"].get(name, {}).get("seconds", 0.0)
+        item = measured.get(name, {})
+        seconds = item.get("seconds") or 0.0
+        lines.append("%-18s %10.4f %10.4f %+10.4f %10.4f %8d" % (
+            name, true_seconds, seconds, seconds - true_seconds, item.get("error_seconds") or 0.0,
+            item.get("samples") or 0))
+    return "\n".join(lines)
+
+
+def accuracy_problems(truth: dict, document: dict, interpreter_minor) -> list:
+    """Each target outside its error bound (plus a small tolerance for the call-site timing
+    itself), or more than a few percent off when it is big enough to say so."""
+    measured = support.function_rows(document)
+    problems = []
+    for name in support.WORKLOAD_TARGETS:
+        true_seconds = truth["functions"][name]["seconds"]
+        item = measured.get(name)
+        if item is None:
+            problems.append("%s: missing from the results" % name)
+            continue
+        seconds = item["seconds"] or 0.0
+        difference = abs(seconds - true_seconds)
+        allowed = item["error_seconds"] + 0.005 + 0.02 * true_seconds
+        if difference > allowed:
+            hint = ""
+            if not item["has_data"] and "." in name and interpreter_minor < (3, 11):
+                hint = (": before 3.11 code objects have no co_qualname, the walker names the "
+                        "frame '%s' alone, so the Class.method pattern cannot match"
+                        % name.rsplit(".", 1)[1])
+            problems.append("%s: measured %.4f s%s, truth %.4f s: off by %.4f s, more than the "
+                            "bound %.4f s + tolerance%s" % (
+                                name, seconds, "" if item["has_data"] else " (no data)",
+                                true_seconds, difference, item["error_seconds"], hint))
+        elif true_seconds >= 0.1 and difference > 0.05 * true_seconds + 0.005:
+            problems.append("%s: measured %.4f s, truth %.4f s: off by %.1f%%" % (
+                name, seconds, true_seconds, 100 * difference / true_seconds))
+    return problems
+
+
+def check(request, interpreter, truth: dict, document: dict, how: str) -> None:
+    table = accuracy_table(truth, support.function_rows(document))
+    header = "%s %s: %d samples at %.0f Hz achieved, %.2f s profiled, workload %.2f s" % (
+        request.node.name, how, document["samples"], document["achieved_rate_hz"],
+        document["duration_seconds"], truth["elapsed"])
+    print(header + "\n" + table)
+    support.NOTES.append(header + "\n" + table)
+    assert document["python_version"] == interpreter.version_text or (
+        document["python_version"].startswith(interpreter.minor_text))
+    problems = accuracy_problems(truth, document, interpreter.minor)
+    assert not problems, "%s\n%s\n%s" % ("\n".join(problems), header, table)
+
+
+def run_workload_under_spyglass(spyglass_bin, interpreter, workload, tmp_path, extra=()):
+    truth_file = tmp_path / "truth.json"
+    out_file = tmp_path / "results.json"
+    command = [spyglass_bin, "run", "-f"] + support.WORKLOAD_TARGETS + list(extra) + [
+        "--format", "json", "-o", str(out_file), "--", interpreter.path, str(workload),
+        "--iterations", str(ITERATIONS), "--truth", str(truth_file)]
+    result = support.run_command(command, timeout=120)
+    support.assert_success(result)
+    assert truth_file.is_file(), "the workload wrote no truth\n" + result.describe()
+    assert "done rounds=%d" % ITERATIONS in result.stdout, result.describe()
+    return read_truth(truth_file), support.json_document(out_file.read_text())
+
+
+def start_stopped_workload(interpreter, workload, tmp_path):
+    """The workload's process, stopped before it did anything (see the module's docstring)."""
+    truth_file = tmp_path / "truth.json"
+    process = subprocess.Popen(
+        [interpreter.path, "-c", _LAUNCHER, str(workload), "--iterations", str(ITERATIONS),
+         "--truth", str(truth_file)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=support.clean_environment(), start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        states = support.thread_states(process.pid)
+        if states and all(state == "T" for state in states):
+            return process, truth_file
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("the workload launcher never stopped itself: %r" % (
+                process.communicate()[1],))
+        time.sleep(0.01)
+
+
+def finish_workload(process, truth_file, timeout=120.0):
+    """Reads the workload's stdout up to its `done` line, then stops it (it has written the
+    truth) so that spyglass still sees it alive."""
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("done"):
+            break
+    assert lines and lines[-1].startswith("done"), "workload output: %r" % lines
+    os.killpg(process.pid, signal.SIGSTOP)
+    return read_truth(truth_file)
+
+
+def kill_workload(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+def test_run_accuracy(request, spyglass_bin, interpreter, workload, tmp_path):
+    truth, document = run_workload_under_spyglass(spyglass_bin, interpreter, workload, tmp_path)
+    assert document["mode"] == "wall" and document["rate_hz"] == 1000
+    check(request, interpreter, truth, document, "spyglass run")
+
+
+def test_attach_accuracy(request, spyglass_bin, interpreter, workload, tmp_path):
+    """The interactive prompt, driven through a pipe: start, (the workload runs), stop,
+    results --json."""
+    process, truth_file = start_stopped_workload(interpreter, workload, tmp_path)
+    prompt = None
+    try:
+        prompt = subprocess.Popen(
+            [spyglass_bin, "attach", str(process.pid), "-f"] + support.WORKLOAD_TARGETS,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        prompt.stdin.write("start\n")
+        prompt.stdin.flush()
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = prompt.stdout.readline()
+            seen.append(line)
+            if not line or line.startswith("profiling at"):
+                break
+        assert seen[-1].startswith("profiling at"), "prompt said %r; stderr %s" % (
+            seen, prompt.stderr.read() if prompt.poll() is not None else "")
+        os.killpg(process.pid, signal.SIGCONT)
+        truth = finish_workload(process, truth_file)
+        output, errors = prompt.communicate("stop\nresults --json\nexit\n", timeout=60)
+    finally:
+        if prompt and prompt.poll() is None:
+            prompt.kill()
+        kill_workload(process)
+    assert prompt.returncode == 0, "attach exited %d\n%s\n%s" % (prompt.returncode, output,
+                                                                 errors)
+    assert "Traceback" not in errors
+    check(request, interpreter, truth, support.json_document(output), "spyglass attach")
+
+
+def test_record_accuracy(request, spyglass_bin, interpreter, workload, tmp_path):
+    """record -p until the target exits: nothing measured is lost at its exit."""
+    process, truth_file = start_stopped_workload(interpreter, workload, tmp_path)
+    out_file = tmp_path / "results.json"
+    record = None
+    try:
+        record = subprocess.Popen(
+            [spyglass_bin, "record", "-p", str(process.pid), "-f"] + support.WORKLOAD_TARGETS +
+            ["--format", "json", "-o", str(out_file)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        support.wait_for_threads(record.pid, 2)  # its sampling thread: it is profiling
+        os.killpg(process.pid, signal.SIGCONT)
+        output, errors = record.communicate(timeout=120)
+    finally:
+        if record and record.poll() is None:
+            record.kill()
+        kill_workload(process)
+    assert record.returncode == 0, "record exited %d\n%s\n%s" % (record.returncode, output,
+                                                                 errors)
+    assert "exited" in errors, errors  # it says the target exited
+    check(request, interpreter, read_truth(truth_file),
+          support.json_document(out_file.read_text()), "spyglass record -p")
+
+
+def test_cpu_mode_ignores_sleep(spyglass_bin, workload, tmp_path):
+    """--mode cpu: idle_wait (a sleep) is near zero, heavy_computation still counts."""
+    interpreter = support.Interpreter("runner", sys.executable, tuple(sys.version_info[:3]))
+    truth, document = run_workload_under_spyglass(spyglass_bin, interpreter, workload, tmp_path,
+                                                  extra=["--mode", "cpu"])
+    rows = support.function_rows(document)
+    print(accuracy_table(truth, rows))
+    assert document["mode"] == "cpu"
+    idle = rows["idle_wait"]["seconds"] or 0.0
+    true_idle = truth["functions"]["idle_wait"]["seconds"]
+    assert idle <= max(0.01, 0.05 * true_idle), "idle_wait %.4f s of CPU (slept %.4f s)" % (
+        idle, true_idle)
+    heavy = rows["heavy_computation"]["seconds"] or 0.0
+    assert heavy > 0.5 * truth["functions"]["heavy_computation"]["seconds"], accuracy_table(
+        truth, rows)
