@@ -41,6 +41,7 @@ int profile_and_report(Session& session, const ProfileOptions& opt) {
   }
   sampler.stop();
   auto status = sampler.status();
+  if (!status.error.empty()) fmt::print(stderr, "spyglass: sampling stopped: {}\n", status.error);
   if (status.target_exited) {
     fmt::print(stderr, "spyglass: process {} exited; results up to its exit follow\n",
                session.target().pid());
@@ -78,13 +79,17 @@ struct RunOptions {
 // Attaching races the program's start: its interpreter appears a few milliseconds after exec.
 std::unique_ptr<Session> attach_when_ready(pid_t pid, const ProfileOptions& opt,
                                            const std::atomic<bool>& child_exited) {
-  const double give_up = monotonic_seconds() + 30;
+  const double started = monotonic_seconds();
+  const double give_up = started + 30;
   while (true) {
     try {
       return std::make_unique<Session>(pid, opt);
     } catch (const Error& e) {
+      // While the program starts, its maps change under the reads (exec, the interpreter's
+      // libraries being mapped): a failed read then is a reason to look again, for a while.
+      bool starting_up = e.kind() == ErrorKind::kIo && monotonic_seconds() < started + 5;
       bool retry = e.kind() == ErrorKind::kNotPython || e.kind() == ErrorKind::kCorrupt ||
-                   e.kind() == ErrorKind::kNoSuchProcess;
+                   e.kind() == ErrorKind::kNoSuchProcess || starting_up;
       if (!retry || child_exited || monotonic_seconds() > give_up) {
         if (child_exited) {
           throw Error(ErrorKind::kNoSuchProcess,
@@ -132,10 +137,17 @@ int run_run(RunOptions& opt) {
     reaper.join();
     throw;
   }
-  // A duration ended the profiling: the program goes on; wait for it as a shell would.
+  // A duration ended the profiling: the program goes on; wait for it as a shell would, and
+  // exit as it did, so that scripts see its failures.
   reaper.join();
-  if (WIFEXITED(exit_status) && WEXITSTATUS(exit_status) != 0 && rc == 0) {
+  if (rc != 0) return rc;
+  if (WIFEXITED(exit_status) && WEXITSTATUS(exit_status) != 0) {
     fmt::print(stderr, "spyglass: the program exited with status {}\n", WEXITSTATUS(exit_status));
+    return WEXITSTATUS(exit_status);
+  }
+  if (WIFSIGNALED(exit_status)) {
+    fmt::print(stderr, "spyglass: the program was killed by signal {}\n", WTERMSIG(exit_status));
+    return 128 + WTERMSIG(exit_status);
   }
   return rc;
 }

@@ -81,6 +81,7 @@ report::Results Session::results() const {
         status.failed_walks, status.samples));
   }
   if (status.target_exited) results.notes.push_back("the target process has exited");
+  if (!status.error.empty()) results.notes.push_back("sampling stopped: " + status.error);
   return results;
 }
 

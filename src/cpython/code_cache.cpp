@@ -1,6 +1,7 @@
 #include "cpython/code_cache.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "cpython/linetable.h"
@@ -97,6 +98,56 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
   auto [slot, inserted] = entries_.insert_or_assign(addr, std::move(entry));
   (void)inserted;
   return &slot->second.info;
+}
+
+const CodeInfo* CodeCache::get_for_frame(uint64_t addr, uint64_t frame) {
+  uint64_t misses_before = misses_;
+  const CodeInfo* info = get(addr);
+  if (!info || misses_ == misses_before || layout_.code.qualname || !layout_.code.varnames) {
+    return info;
+  }
+  std::string cls = class_of_first_argument(addr, frame);
+  if (cls.empty()) return info;
+  Entry& entry = entries_.at(addr);
+  entry.info.qualname = cls + "." + entry.info.name;
+  return &entry.info;
+}
+
+std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
+  const Layout& L = layout_;
+  int32_t argcount = 0;
+  uint64_t varnames = 0, first_name = 0, first_arg = 0;
+  if (!memory_.read_value(code + L.code.argcount, argcount) || argcount < 1) return {};
+  if (!memory_.read_value(code + L.code.varnames, varnames) || !plausible_pointer(varnames))
+    return {};
+  if (!memory_.read_value(varnames + L.tuple_items, first_name)) return {};
+  std::string arg_name;
+  if (!read_string(first_name, arg_name, 16) || (arg_name != "self" && arg_name != "cls"))
+    return {};
+  if (!memory_.read_value(frame + L.frame.localsplus, first_arg) || !plausible_pointer(first_arg))
+    return {};
+  uint64_t type = first_arg;
+  if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return {};
+  uint64_t tp_name = 0;
+  if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) || tp_name < 4096)
+    return {};
+  // tp_name is a C string of unknown length: read a little, shrinking near unmapped memory.
+  char buf[128] = {};
+  size_t got = 0;
+  for (size_t n : {sizeof(buf) - 1, size_t{32}, size_t{8}}) {
+    if (memory_.read(tp_name, buf, n)) {
+      got = n;
+      break;
+    }
+  }
+  std::string name(buf, strnlen(buf, got));
+  if (name.empty() || name.size() == got) return {};  // no terminator in reach: not a name
+  auto dot = name.rfind('.');  // static types carry their module: "collections.OrderedDict"
+  if (dot != std::string::npos) name = name.substr(dot + 1);
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80))) return {};
+  }
+  return name;
 }
 
 int CodeCache::line(uint64_t addr, int64_t offset) const {

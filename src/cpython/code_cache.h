@@ -38,6 +38,10 @@ class CodeCache {
   const CodeInfo* lookup(uint64_t addr, std::span<const uint8_t> header);
   // Reads the header itself (one read), then lookup().
   const CodeInfo* get(uint64_t addr);
+  // get() for the code of a frame object (3.8-3.10). These versions have no co_qualname: when
+  // the code is new to the cache and its first argument is `self` or `cls`, the qualified name
+  // becomes "Class.name" from that argument's class in this frame.
+  const CodeInfo* get_for_frame(uint64_t addr, uint64_t frame);
   // The line for an instruction offset (units as linetable.h says).
   int line(uint64_t addr, int64_t offset) const;
   // Reads a str object as UTF-8 (bounded by `max_len` characters). False when not a str.
@@ -53,6 +57,7 @@ class CodeCache {
     std::vector<uint8_t> linetable;
   };
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
+  std::string class_of_first_argument(uint64_t code, uint64_t frame);
 
   process::MemoryReader& memory_;
   const Layout& layout_;

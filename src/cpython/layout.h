@@ -92,6 +92,10 @@ struct Layout {
     uint64_t firstlineno = 0;
     uint64_t linetable = 0;       // co_lnotab (3.8, 3.9) or co_linetable
     uint64_t code_adaptive = 0;   // 3.11+: offset of the instructions inside the code object
+    // 3.8-3.10 have no co_qualname: a method's class is found from its first argument, which
+    // needs co_argcount and co_varnames.
+    uint64_t argcount = 0;
+    uint64_t varnames = 0;
   } code;
 
   struct Unicode {
@@ -114,6 +118,8 @@ struct Layout {
   } chunk;
 
   uint64_t ob_type = 8;
+  uint64_t type_name = 24;    // PyTypeObject.tp_name (char*), every version
+  uint64_t tuple_items = 24;  // PyTupleObject.ob_item, every version
 };
 
 // The layout for a version with transcribed tables (3.8-3.12). nullopt for other versions.

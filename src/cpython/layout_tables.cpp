@@ -52,6 +52,8 @@ Layout layout_38() {
   l.frame.localsplus = 360;                  // PyFrameObject.f_localsplus
   l.code.size = 176;                         // sizeof(PyCodeObject)
   l.code.firstlineno = 40;                   // PyCodeObject.co_firstlineno
+  l.code.argcount = 16;                      // PyCodeObject.co_argcount
+  l.code.varnames = 72;                      // PyCodeObject.co_varnames
   l.code.filename = 104;                     // PyCodeObject.co_filename
   l.code.name = 112;                         // PyCodeObject.co_name
   l.code.linetable = 120;                    // PyCodeObject.co_lnotab
@@ -86,6 +88,8 @@ Layout layout_39() {
   l.frame.localsplus = 360;                 // PyFrameObject.f_localsplus
   l.code.size = 176;                        // sizeof(PyCodeObject)
   l.code.firstlineno = 40;                  // PyCodeObject.co_firstlineno
+  l.code.argcount = 16;                     // PyCodeObject.co_argcount
+  l.code.varnames = 72;                     // PyCodeObject.co_varnames
   l.code.filename = 104;                    // PyCodeObject.co_filename
   l.code.name = 112;                        // PyCodeObject.co_name
   l.code.linetable = 120;                   // PyCodeObject.co_lnotab
@@ -121,6 +125,8 @@ Layout layout_310() {
   l.frame.localsplus = 352;                 // PyFrameObject.f_localsplus
   l.code.size = 176;                        // sizeof(PyCodeObject)
   l.code.firstlineno = 40;                  // PyCodeObject.co_firstlineno
+  l.code.argcount = 16;                     // PyCodeObject.co_argcount
+  l.code.varnames = 72;                     // PyCodeObject.co_varnames
   l.code.filename = 104;                    // PyCodeObject.co_filename
   l.code.name = 112;                        // PyCodeObject.co_name
   l.code.linetable = 120;                   // PyCodeObject.co_linetable

@@ -45,7 +45,8 @@ Target::Target(pid_t pid) : pid_(pid) {
   config.code_type = runtime_.code_type;
   config.unicode_type = runtime_.unicode_type;
   config.bytes_type = runtime_.bytes_type;
-  walker_ = std::make_unique<StackWalker>(*memory_, config);
+  prefetch_ = std::make_unique<process::PrefetchingMemory>(*memory_);
+  walker_ = std::make_unique<StackWalker>(*prefetch_, config);
   needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
   refresh_tids();
 }
@@ -59,7 +60,9 @@ void Target::refresh_tids() {
 
 bool Target::walk(std::vector<ThreadStack>& out) {
   if (needs_tids_) refresh_tids();
+  prefetch_->begin_walk();
   bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
+  prefetch_->end_walk();
   if (!ok && !process_alive(pid_)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
   }

@@ -11,6 +11,7 @@
 #include "cpython/stack.h"
 #include "cpython/walker.h"
 #include "process/memory.h"
+#include "process/prefetch.h"
 
 namespace spyglass::cpython {
 
@@ -23,6 +24,8 @@ class Target {
   const RuntimeLocation& runtime() const { return runtime_; }
   StackWalker& walker() { return *walker_; }
   process::LiveMemory& memory() { return *memory_; }
+  // Prefetch hits and misses, for status and benchmarks.
+  const process::PrefetchingMemory& prefetch() const { return *prefetch_; }
   // Walks every thread; native ids resolved for every version. Throws Error(kNoSuchProcess)
   // when the process has exited; returns false when this walk failed for another reason.
   bool walk(std::vector<ThreadStack>& out);
@@ -35,6 +38,7 @@ class Target {
   void refresh_tids();
   pid_t pid_;
   std::unique_ptr<process::LiveMemory> memory_;
+  std::unique_ptr<process::PrefetchingMemory> prefetch_;  // what the walker reads through
   RuntimeLocation runtime_;
   std::unique_ptr<StackWalker> walker_;
   std::vector<int> tids_;

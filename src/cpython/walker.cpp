@@ -190,7 +190,7 @@ void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
     uint64_t code = field<uint64_t>(scratch_, F.code);
     int32_t lasti = field<int32_t>(scratch_, F.lasti);
     uint64_t back = field<uint64_t>(scratch_, F.previous);
-    const CodeInfo* info = codes_->get(code);
+    const CodeInfo* info = codes_->get_for_frame(code, frame);
     if (!info) {
       out.truncated = true;
       ++stats_.bad_frames;

@@ -87,6 +87,11 @@ report::Results chosen_function_results(const Profile& profile,
     }
     fr.has_data = fr.figures.samples > 0;
     fr.figures.error_seconds = std::sqrt(error_sq);
+    if (!fr.has_data && status.samples > 0) {
+      // Never seen is not "exactly zero": it may have run between samples (docs/accuracy.md).
+      fr.figures.error_seconds =
+          report::sampling_error_seconds(0, status.samples, status.profiled_seconds);
+    }
     fr.share = status.profiled_seconds > 0 ? fr.figures.seconds / status.profiled_seconds : 0;
     results.functions.push_back(std::move(fr));
   }

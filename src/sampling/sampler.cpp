@@ -9,10 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "process/error.h"
 #include "process/maps.h"
+#include "sampling/thread_pauser.h"
 
 namespace spyglass::sampling {
 namespace {
@@ -191,6 +193,10 @@ void Sampler::run() {
     std::lock_guard lock(mutex_);
     stats_.scheduling = scheduling;
   }
+  // ptrace belongs to the thread that attached: the pauser lives and dies with this thread.
+  std::unique_ptr<ThreadPauser> pauser;
+  if (options_.blocking) pauser = std::make_unique<ThreadPauser>(target_.pid());
+  pauser_ = pauser.get();
   double last = monotonic_seconds();
   double next = last;
   while (!stop_requested_) {
@@ -212,15 +218,28 @@ void Sampler::run() {
     try {
       take_sample(now, dt);
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kNoSuchProcess) throw;
       std::lock_guard lock(mutex_);
-      stats_.target_exited = true;
+      if (e.kind() == ErrorKind::kNoSuchProcess) {
+        stats_.target_exited = true;
+      } else {
+        stats_.error = e.what();
+      }
+      break;
+    } catch (const std::exception& e) {
+      // Never take the whole program down from the sampling thread.
+      std::lock_guard lock(mutex_);
+      stats_.error = fmt::format("internal error: {}", e.what());
       break;
     }
     std::lock_guard lock(mutex_);
     stats_.missed += skipped;
     if (late) ++stats_.late;
   }
+  if (pauser) {
+    pauser->resume();
+    pauser->detach();
+  }
+  pauser_ = nullptr;
   bool exited;
   {
     std::lock_guard lock(mutex_);
@@ -253,18 +272,28 @@ StackId Sampler::intern_stack(const cpython::ThreadStack& stack) {
 }
 
 void Sampler::take_sample(double now, double dt) {
-  double t0 = monotonic_seconds();
-  bool ok = target_.walk(stacks_);
-  double walk = monotonic_seconds() - t0;
   Mode mode;
   {
     std::lock_guard lock(mutex_);
     mode = options_.mode;
   }
+  // Thread states are read before any pause: a thread stopped by ptrace looks idle.
+  running_tids_.clear();
+  if (mode == Mode::kCpu) {
+    for (pid_t tid : process::list_threads(target_.pid())) {
+      if (thread_states_.state(tid) == 'R') running_tids_.push_back(tid);
+    }
+  }
+  double t0 = monotonic_seconds();
+  if (pauser_) pauser_->pause();
+  bool ok = target_.walk(stacks_);
+  if (pauser_) pauser_->resume();
+  double walk = monotonic_seconds() - t0;
   std::vector<char> include(stacks_.size(), 1);
   if (ok && mode == Mode::kCpu) {
     for (size_t i = 0; i < stacks_.size(); ++i) {
-      include[i] = thread_states_.state(stacks_[i].native_id) == 'R';
+      include[i] = std::find(running_tids_.begin(), running_tids_.end(), stacks_[i].native_id) !=
+                   running_tids_.end();
     }
   } else if (ok && mode == Mode::kGil) {
     for (size_t i = 0; i < stacks_.size(); ++i) include[i] = stacks_[i].holds_gil;

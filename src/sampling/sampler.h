@@ -19,6 +19,8 @@
 
 namespace spyglass::sampling {
 
+class ThreadPauser;
+
 enum class Mode { kWall, kCpu, kGil };
 const char* mode_name(Mode mode);
 // Throws Error(kUsage) for anything but wall, cpu, gil.
@@ -50,6 +52,7 @@ struct SamplerStatus {
   uint64_t thread_samples = 0;
   double mean_walk_us = 0;      // time to walk all threads, per round
   std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
+  std::string error;            // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
 };
 
@@ -91,6 +94,8 @@ class Sampler {
   double walk_seconds_ = 0;
   std::function<void()> on_exit_;
   ThreadStateReader thread_states_;
+  ThreadPauser* pauser_ = nullptr;  // set while sampling with --blocking
+  std::vector<int> running_tids_;
 
   // Frame interning: (code id, line) -> FrameId; per thread, the last stack seen.
   std::unordered_map<uint64_t, FrameId> frame_ids_;

@@ -1,0 +1,56 @@
+// A memory reader that remembers what the previous stack walk read and fetches all of it again
+// in one batched system call at the start of the next walk. A walk's reads are mostly the same
+// each time (thread states, frames, code object headers), so a steady-state sample costs one
+// process_vm_readv instead of one per pointer followed; reads the prefetch did not cover (the
+// stack changed) fall through to the live process. All bytes of one prefetch come from one
+// instant, which also makes a sample more consistent than reads spread over time.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "process/memory.h"
+
+namespace spyglass::process {
+
+class PrefetchingMemory : public MemoryReader {
+ public:
+  explicit PrefetchingMemory(MemoryReader& inner) : inner_(inner) {}
+  // Fetches, in one batch, the ranges the previous walk read.
+  void begin_walk();
+  // The ranges read since begin_walk() become the next prefetch.
+  void end_walk();
+  bool read(RemoteAddr addr, void* out, size_t size) override;
+  uint64_t calls() const override { return inner_.calls(); }
+  uint64_t hits() const { return hits_; }
+  uint64_t misses() const { return misses_; }
+
+  // Limits: a read larger than this is never prefetched (strings and line tables read once on
+  // a code-cache miss are not worth repeating); ranges closer than kMergeGap are merged.
+  static constexpr size_t kMaxRecordedRead = 4096;
+  static constexpr size_t kMergeGap = 256;
+  static constexpr size_t kMaxBlocks = 512;
+  static constexpr size_t kMaxBytes = 1 << 20;
+
+ private:
+  struct Range {
+    RemoteAddr addr;
+    size_t size;
+  };
+  struct Block {
+    RemoteAddr addr;
+    size_t offset;  // into buffer_
+    size_t size;
+  };
+  const Block* find_block(RemoteAddr addr, size_t size) const;
+
+  MemoryReader& inner_;
+  std::vector<Range> recorded_;  // this walk's reads
+  std::vector<Range> plan_;      // what to prefetch next
+  std::vector<Block> blocks_;    // what the last prefetch holds, sorted by address
+  std::vector<uint8_t> buffer_;
+  bool in_walk_ = false;
+  uint64_t hits_ = 0, misses_ = 0;
+};
+
+}  // namespace spyglass::process
