@@ -162,7 +162,8 @@ def scenario_threads():
 # ---- functions defined after start, patterns of every form ----
 def scenario_defined_after_start():
     spyglass.start(["late_function", "Late.method", "__main__:late_qualified",
-                    "scenarios.py:late_by_file", "late_glob_*"])
+                    "scenarios.py:late_by_file", "late_glob_*",
+                    "__main__.late_dotted", "scenarios:late_function"])
     namespace = {"__name__": "__main__"}
     exec(compile(
         "def late_function(): return 1\n"
@@ -171,7 +172,8 @@ def scenario_defined_after_start():
         "def late_qualified(): return 3\n"
         "def late_glob_a(): return 4\n"
         "def late_glob_b(): return 5\n"
-        "def late_by_file(): return 6\n",
+        "def late_by_file(): return 6\n"
+        "def late_dotted(): return 7\n",
         "scenarios.py", "exec"), namespace)
     for _ in range(3):
         namespace["late_function"]()
@@ -180,6 +182,7 @@ def scenario_defined_after_start():
         namespace["late_glob_a"]()
         namespace["late_glob_b"]()
         namespace["late_by_file"]()
+        namespace["late_dotted"]()
     results = spyglass.stop()
     return {f["name"]: f["calls"] for f in results.to_dict()["functions"]}
 

@@ -76,6 +76,9 @@ def test_functions_defined_after_start_and_patterns(observed):
     assert data["__main__:late_qualified"] == 3
     assert data["scenarios.py:late_by_file"] == 3
     assert data["late_glob_*"] == 6
+    assert data["__main__.late_dotted"] == 3
+    # A script's module also answers to its file name (scenarios.py runs as __main__).
+    assert data["scenarios:late_function"] == 3
 
 
 def test_add_remove_while_on_stack(observed):
