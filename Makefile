@@ -60,8 +60,35 @@ demo: build
 sanitize:
 	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DSPYGLASS_SANITIZE=ON
 
+# --- Robustness (issue 7; docs/robustness.md) -----------------------------------------------
+# Bounded fuzzing: libFuzzer targets built with clang + ASan/UBSan in a folder of their own,
+# seeded with memory images captured from every local interpreter.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSPYGLASS_FUZZ=ON -DSPYGLASS_SANITIZE=ON -DSPYGLASS_TESTS=OFF
+
+.PHONY: fuzz robustness-test valgrind soak
+fuzz: build $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_walker fuzz_linetable
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(abspath $(BUILD))/spyglass $(FUZZ_SECONDS)
+
+# Hostile and changing targets, signals, pipes, --blocking, permissions; then 60 s of fuzzing.
+robustness-test: build $(VENV)/.ready
+	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra tests/robustness $(PYTEST_ARGS)
+	$(MAKE) fuzz FUZZ_SECONDS=60
+
+valgrind: build
+	tests/robustness/valgrind.sh $(abspath $(BUILD))/spyglass $(PYTHON)
+
+# Not part of `make test`: 10 minutes at 10 kHz against the reference workload.
+soak: build
+	$(PYTHON) bench/soak.py --spyglass $(BUILD)/spyglass $(SOAK_ARGS)
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) build-asan $(VENV)
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD) $(VENV)
