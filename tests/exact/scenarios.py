@@ -282,6 +282,23 @@ def scenario_decorator():
     }
 
 
+# ---- alongside cProfile (3.12+: different sys.monitoring tool ids) ----
+def scenario_with_cprofile():
+    if sys.version_info < (3, 12):
+        return {"skipped": "before 3.12 cProfile and spyglass share the profile hook"}
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    with spyglass.profile(["fib"]) as p:
+        fib(10)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    cprofile_calls = [v[1] for k, v in stats.items() if k[2] == "fib"]  # total calls
+    return {"spyglass": figures(p.results, "fib")["calls"], "cprofile": cprofile_calls}
+
+
 # ---- the Results object: table, dict, JSON ----
 def scenario_results_api():
     with spyglass.profile(["fib", "never_called"]) as p:

@@ -109,6 +109,14 @@ def test_decorator_marks_without_wrapping(observed):
     assert data["calls"] == 4
 
 
+def test_alongside_cprofile(observed):
+    data = scenario(observed, "with_cprofile")
+    if "skipped" in data:
+        pytest.skip(data["skipped"])
+    assert data["spyglass"] == 1
+    assert data["cprofile"] == [177]  # fib(10) makes 177 calls: cProfile still sees them all
+
+
 def test_results_object(observed):
     data = scenario(observed, "results_api")
     assert data["mode"] == "exact"
