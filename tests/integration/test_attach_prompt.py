@@ -1,0 +1,267 @@
+"""`spyglass attach PID`: the interactive prompt, driven through a real pseudo-terminal
+(pexpect), and through a pipe (no terminal: plain lines, no editing). The target is the bundled
+example program (examples/demo_app.py)."""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import support
+
+pexpect = pytest.importorskip("pexpect")
+
+PROMPT = "spyglass> "
+TIMEOUT = 30
+
+
+@pytest.fixture
+def demo_app():
+    apps = []
+
+    def start(*args):
+        app = support.start_demo_app(*args)
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()
+
+
+@pytest.fixture
+def attach(spyglass_bin, tmp_path):
+    """attach(pid, *options) -> a pexpect child at its first prompt. HOME is a temporary folder
+    (the history file lives there)."""
+    children = []
+
+    def spawn(pid, *options):
+        env = dict(os.environ, HOME=str(tmp_path), TERM="xterm", LANG="C.UTF-8",
+                   LC_ALL="C.UTF-8")
+        child = pexpect.spawn(spyglass_bin, ["attach", str(pid)] + [str(o) for o in options],
+                              env=env, encoding="utf-8", codec_errors="replace",
+                              timeout=TIMEOUT, dimensions=(50, 200))
+        children.append(child)
+        child.expect(r"Attached to process %d \(Python 3\.\d+" % pid)
+        child.expect_exact(PROMPT)
+        return child
+
+    yield spawn
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+def command(child, line, *expected):
+    """Sends a line, expects each pattern in turn and then the next prompt; returns what was
+    printed between the echoed line and the prompt."""
+    child.sendline(line)
+    for pattern in expected:
+        child.expect(pattern)
+    child.expect_exact(PROMPT)
+    return child.before
+
+
+def test_session(attach, demo_app, tmp_path):
+    app = demo_app()
+    child = attach(app.pid, "-f", "heavy_computation")
+    command(child, "status", r"state:\s+stopped", r"functions:\s+heavy_computation")
+    command(child, "help", r"start", r"results", r"exit")
+    command(child, "start", r"profiling at 1000 Hz \(wall mode\)")
+    command(child, "add disk_io network_request",
+            r"chosen: heavy_computation, disk_io, network_request")
+    time.sleep(0.5)
+    # Functions seen so far exist now: a pattern matching none of them is warned about, and
+    # stays listed.
+    command(child, "add no_such_function_here", r"warning: no function seen so far matches "
+            r"'no_such_function_here'", r"chosen: .*no_such_function_here")
+    command(child, "remove network_request",
+            r"chosen: heavy_computation, disk_io, no_such_function_here")
+    command(child, "remove never_chosen", r"warning: 'never_chosen' was not chosen")
+    # Intermediate results while running.
+    table = command(child, "results", r"heavy_computation", r"Samples|samples")
+    assert "network_request" not in table
+    assert re.search(r"no_such_function_here\s*│\s*no data", table), table
+    output = command(child, "results --json", r"\"functions\"")
+    document = support.json_document(output[output.index("{"):].replace("\r\n", "\n"))
+    rows = support.function_rows(document)
+    assert rows["heavy_computation"]["samples"] > 0 and document["samples"] > 100, rows
+    assert rows["no_such_function_here"]["has_data"] is False
+    command(child, "rate 200", r"rate set to 200 Hz")
+    command(child, "rate", r"rate 200 Hz requested, [\d.]+ Hz achieved")
+    command(child, "status", r"state:\s+profiling", r"rate:\s+200 Hz requested",
+            r"samples:\s+\d+ over", r"late:\s+\d+")
+    command(child, "functions heavy*", r"heavy_computation \(.*demo_app\.py:\d+\)")
+    command(child, "functions", r"total\s+self\s+samples", r"heavy_computation")
+    threads = command(child, "threads", r"\d+\s+\S+\s+[RSD]")
+    assert "heavy_computation" in threads or "handle_one_job" in threads or "disk_io" in \
+        threads or "network_request" in threads, threads
+    assert "socket.accept" in threads or "serve" in threads, threads  # the echo server
+    child.sendline("stop")
+    child.expect(r"stopped: (\d+) samples over [\d.]+ s")
+    samples_at_stop = int(child.match.group(1))
+    child.expect_exact(PROMPT)
+    command(child, "status", r"state:\s+stopped")
+    command(child, "results", r"heavy_computation")
+    command(child, "mode", r"mode wall")
+    command(child, "mode cpu", r"mode set to cpu")
+    # Start again: the same results go on growing.
+    command(child, "start", r"profiling at 200 Hz \(cpu mode\)")
+    time.sleep(0.3)
+    child.sendline("stop")
+    child.expect(r"stopped: (\d+) samples")
+    assert int(child.match.group(1)) >= samples_at_stop
+    child.expect_exact(PROMPT)
+    command(child, "reset", r"forgotten")
+    command(child, "status", r"samples:\s+0 over")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert app.proc.poll() is None, "the target must go on running after attach"
+    assert (tmp_path / ".spyglass_history").is_file(), "the history is kept in ~"
+
+
+def test_errors_keep_the_prompt(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid)
+    command(child, "frobnicate", r"error: unknown command 'frobnicate'; type 'help'")
+    for bad in ("0", "-1", "1e9", "abc", "nan"):
+        command(child, "rate " + bad, r"error: .*(rate|number|Hz)")
+    command(child, "interval 0", r"error: .*interval")
+    command(child, "mode kernel", r"error: unknown mode 'kernel'")
+    command(child, "add", r"error: add: name at least one function")
+    command(child, "add a:", r"error: 'a:' is not a function pattern")
+    command(child, "watch abc", r"error: 'abc' is not a number")
+    command(child, "functions", r"no functions seen yet")
+    command(child, "stop", r"not running")
+    command(child, "start", r"no functions chosen yet")
+    command(child, "start", r"already running")
+    command(child, "status", r"state:\s+profiling")
+    child.sendline("exit")
+    child.expect("Final results")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_watch_returns_on_enter(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid, "-f", "heavy_computation")
+    command(child, "start", r"profiling")
+    child.sendline("watch 0.2")
+    child.expect(r"heavy_computation")
+    child.expect(r"press Enter")
+    child.expect(r"press Enter")  # it refreshes
+    child.sendline("")
+    child.expect_exact(PROMPT)
+    command(child, "status", r"state:\s+profiling")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_target_exits_under_the_prompt(attach, demo_app):
+    app = demo_app("--seconds", "2")
+    child = attach(app.pid, "-f", "heavy_computation", "disk_io", "nothing_of_that_name")
+    command(child, "start", r"profiling at")
+    child.expect(r"Process %d has exited\. Final results:" % app.pid, timeout=60)
+    child.expect(r"heavy_computation")
+    child.expect(r"nothing_of_that_name\s*│\s*no data")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+
+
+def test_ctrl_c_prints_the_results(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid, "-f", "heavy_computation")
+    command(child, "start", r"profiling at")
+    time.sleep(0.5)
+    child.sendintr()
+    child.expect(r"Final results")
+    child.expect(r"heavy_computation")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert app.proc.poll() is None
+
+
+def test_end_of_input_prints_the_results(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid, "-f", "heavy_computation")
+    command(child, "start", r"profiling at")
+    time.sleep(0.3)
+    child.sendeof()
+    child.expect(r"Final results")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_tab_completion(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid)
+    child.send("sta\t")
+    child.expect(r"start|status")  # completes the common prefix, or lists both
+    child.sendcontrol("u")
+    command(child, "start", r"profiling")
+    time.sleep(0.5)
+    child.send("add heavy_comp\t")
+    child.expect(r"heavy_computation")
+    child.send("\r")
+    child.expect(r"chosen: heavy_computation")
+    child.expect_exact(PROMPT)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+# --- No terminal: lines from a pipe ---------------------------------------------------------
+
+
+def test_commands_from_a_pipe(spyglass_bin, demo_app):
+    app = demo_app()
+    process = subprocess.Popen([spyglass_bin, "attach", str(app.pid), "-f", "heavy_computation"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        process.stdin.write("start\n")
+        process.stdin.flush()
+        time.sleep(0.7)
+        output, errors = process.communicate(
+            "add disk_io\nfrobnicate\nrate 0\nresults --json\nstop\nstatus\nexit\n", timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, (output, errors)
+    assert PROMPT not in output, "no prompt without a terminal"
+    assert "Attached to process %d" % app.pid in output
+    assert "profiling at 1000 Hz" in output
+    assert "chosen: heavy_computation, disk_io" in output
+    assert "error: unknown command 'frobnicate'" in output
+    assert re.search(r"error: .*rate", output), output
+    document = support.json_document(output)
+    assert support.function_rows(document)["heavy_computation"]["samples"] > 0
+    assert re.search(r"state:\s+stopped", output), output
+    assert "Traceback" not in errors
+    json.dumps(document)
+
+
+def test_end_of_a_pipe(spyglass_bin, demo_app):
+    """The input ends without `exit`: the final results are printed all the same."""
+    app = demo_app()
+    process = subprocess.Popen([spyglass_bin, "attach", str(app.pid), "-f", "heavy_computation"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        process.stdin.write("start\n")
+        process.stdin.flush()
+        time.sleep(0.5)
+        output, errors = process.communicate("", timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, (output, errors)
+    assert "Final results" in output and "heavy_computation" in output, output
