@@ -140,7 +140,7 @@ def _serve_client(conn):
                         continue
                     try:
                         request = json.loads(line.decode("utf-8"))
-                    except ValueError as error:
+                    except (ValueError, RecursionError) as error:  # RecursionError: deep nesting
                         _send(conn, {"ok": False, "error": "bad JSON: %s" % error})
                         continue
                     _send(conn, handle(request))
