@@ -6,7 +6,7 @@ VENV ?= .venv-test
 PYTHON ?= python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit-test integration-test exact-test demo format sanitize bench python clean
+.PHONY: all deps build test unit-test integration-test exact-test demo format sanitize bench bench-smoke bench-build python clean
 
 all: build
 
@@ -38,6 +38,7 @@ test: deps
 	$(MAKE) integration-test
 	$(MAKE) formats-test
 	$(MAKE) exact-test
+	$(MAKE) bench-smoke
 
 # Exact mode's extension for any interpreter, pip or not: builds it in a folder of its own and
 # prints, as the last line, the folder to put on PYTHONPATH.
@@ -53,6 +54,19 @@ exact-test: $(VENV)/.ready
 .PHONY: formats-test
 formats-test: build $(VENV)/.ready
 	SPYGLASS_BUILD=$(abspath $(BUILD)) $(VENV)/bin/python -m pytest -ra tests/formats $(PYTEST_ARGS)
+
+# The benchmark (bench/run.py, docs/benchmarks.md): spyglass, py-spy and Austin side by side on
+# the reference workload, every interpreter found. `bench-smoke` is its short run, no thresholds,
+# so it never rots (part of `make test`). BENCH_ARGS passes flags, e.g. BENCH_ARGS=--tools=spyglass.
+bench-build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSPYGLASS_BENCH=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+bench: bench-build
+	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-smoke: bench-build
+	$(PYTHON) bench/run.py --quick --build $(BUILD) $(BENCH_ARGS)
 
 demo: build
 	@$(PYTHON) examples/demo.py --spyglass $(BUILD)/spyglass

@@ -1,0 +1,827 @@
+#!/usr/bin/env python3
+"""spyglass's benchmark: spyglass, py-spy and Austin side by side on the same workload.
+
+    bench/run.py                 # the full run (every interpreter, 1k/10k/100k Hz); long
+    bench/run.py --quick         # the smoke run CI uses: small, no thresholds, < 2 minutes
+    bench/run.py --interpreters 3.12,3.14 --tools spyglass,py-spy --rates 1000,10000
+
+For each interpreter (3.8-3.14) and each tool, on /work/shared/bench/workload.py (3 threads: the
+main loop, a Worker thread, an echo server), it measures: cost per sample, achieved rate and
+late/missed samples at each requested rate, the profiler's CPU and peak RSS, the target's
+slowdown (A/B pairs of fixed work, alone vs profiled, median ratio) at 1 kHz and 10 kHz, and the
+accuracy of every workload function against the workload's own truth, also with the machine's
+other core busy. Before that, the floor (one process_vm_readv call, bench/micro/readv_bench) and
+the walker on captured images (bench/micro/walker_bench). Prints a table; writes the same as
+JSON (default bench/results/<date>.json). See docs/benchmarks.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+sys.path.insert(0, str(REPO_ROOT / "bench" / "micro"))
+import capture_images  # noqa: E402
+import interpreters  # noqa: E402
+
+# The shared reference workload; bench/workload.py is a copy for machines without it (CI).
+SHARED_WORKLOAD = Path("/work/shared/bench/workload.py")
+DEFAULT_WORKLOAD = Path(os.environ.get("SPYGLASS_WORKLOAD") or (
+    SHARED_WORKLOAD if SHARED_WORKLOAD.is_file() else REPO_ROOT / "bench" / "workload.py"))
+HOLD = REPO_ROOT / "bench" / "hold.py"
+CACHE = Path(os.environ.get("SPYGLASS_CACHE", REPO_ROOT / ".cache"))
+VENV = CACHE / "bench-venv"
+ALL_TOOLS = ("spyglass", "py-spy", "austin")
+# The workload's target functions (truth names) and the spyglass pattern for each; before 3.11
+# code objects carry no qualified name, so the method is chosen by file and name there.
+TARGETS = ("heavy_computation", "disk_io", "network_request", "many_tiny_calls", "recurse",
+           "consume_generator", "run_async", "gather_async", "idle_wait", "Worker.process")
+ATTACH_SECONDS = 0.7  # between starting a profiler and releasing the target
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+
+class Tool:
+    """One profiler: how to start it on a PID at a rate, and how to read what it wrote."""
+
+    name = ""
+    unavailable = ""  # why the tool cannot run here (empty when it can)
+
+    def supports(self, interpreter) -> str:
+        return ""  # empty: yes; otherwise why not
+
+    def command(self, pid: int, rate: int, out: Path, interpreter) -> List[str]:
+        raise NotImplementedError
+
+    def parse(self, out: Path, stderr: str, wall: float) -> dict:
+        """{"samples", "duration", "late", "missed", "mean_walk_us", "seconds": {target: s}}"""
+        raise NotImplementedError
+
+
+def spyglass_patterns(interpreter) -> Dict[str, str]:
+    patterns = {name: name for name in TARGETS}
+    if interpreter.minor < (3, 11):
+        patterns["Worker.process"] = "workload.py:process"
+    return patterns
+
+
+class Spyglass(Tool):
+    name = "spyglass"
+
+    def __init__(self, binary: str):
+        self.binary = os.path.abspath(binary)
+        if not os.access(binary, os.X_OK):
+            self.unavailable = "%s not built" % binary
+
+    def command(self, pid, rate, out, interpreter):
+        cmd = [self.binary, "record", "-p", str(pid), "-r", str(rate), "--format", "json",
+               "-o", str(out)]
+        for pattern in spyglass_patterns(interpreter).values():
+            cmd += ["-f", pattern]
+        return cmd
+
+    def parse(self, out, stderr, wall):
+        data = json.loads(out.read_text())
+        by_pattern = {f["name"]: f for f in data.get("functions", [])}
+        seconds = {}
+        bounds = {}
+        for truth_name, pattern in spyglass_patterns(self.interpreter).items():
+            function = by_pattern.get(pattern)
+            if function is not None:
+                seconds[truth_name] = function.get("seconds", 0.0) if function.get(
+                    "has_data", True) else 0.0
+                bounds[truth_name] = function.get("error_seconds")
+        return {"samples": data.get("samples", 0), "duration": data.get("duration_seconds", 0),
+                "late": data.get("late_samples"), "missed": data.get("missed_samples"),
+                "mean_walk_us": data.get("mean_walk_us"), "seconds": seconds,
+                "error_bounds": bounds}
+
+
+def workload_frame_name(frame: str, separator: str) -> Optional[str]:
+    """The function name of a frame in workload.py, else None."""
+    if separator == "py-spy":  # "name (file.py:line)"
+        match = re.match(r"^(.*) \((.*):\d+\)$", frame)
+        if not match or not match.group(2).endswith("workload.py"):
+            return None
+        return match.group(1).rsplit(".", 1)[-1]
+    parts = frame.rsplit(":", 2)  # austin: "file.py:qualname:line"
+    if len(parts) != 3 or not parts[0].endswith("workload.py"):
+        return None
+    return parts[1].rsplit(".", 1)[-1]
+
+
+def short_name(target: str) -> str:
+    return target.rsplit(".", 1)[-1]
+
+
+def inclusive_seconds(stacks, style: str, seconds_per_unit: float) -> Dict[str, float]:
+    """Per target function: the weight of the stacks it is on (once per stack, recursion too)."""
+    totals = {name: 0.0 for name in TARGETS}
+    wanted = {short_name(name): name for name in TARGETS}
+    for frames, weight in stacks:
+        seen = set()
+        for frame in frames:
+            name = workload_frame_name(frame, style)
+            if name in wanted:
+                seen.add(wanted[name])
+        for name in seen:
+            totals[name] += weight * seconds_per_unit
+    return totals
+
+
+def main_thread_rounds(stacks, style: str, by_weight: bool) -> int:
+    """Sampling rounds: the samples of the main thread (rooted in hold.py's module code)."""
+    rounds = 0
+    for frames, weight in stacks:
+        real = [f for f in frames if not re.match(r"^[PT]\d", f)]  # austin's P<pid>;T<tid>
+        if real and "hold.py" in real[0] and "<module>" in real[0]:
+            rounds += weight if by_weight else 1
+    return int(rounds)
+
+
+def collapsed_lines(text: str):
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        stack, _, weight = line.rpartition(" ")
+        try:
+            yield stack.split(";"), float(weight)
+        except ValueError:
+            continue
+
+
+class PySpy(Tool):
+    name = "py-spy"
+
+    def __init__(self, binary: Optional[str], problem: str):
+        self.binary = binary
+        self.unavailable = problem
+
+    def supports(self, interpreter):
+        return "" if interpreter.minor <= (3, 13) else "py-spy does not read %s" % (
+            interpreter.minor_text)
+
+    def command(self, pid, rate, out, interpreter):
+        # --nonblocking: like spyglass by default, do not pause the target for each sample;
+        # --idle: wall time, sleeping threads included (what the truth measures).
+        return [self.binary, "record", "-p", str(pid), "-r", str(rate), "--format", "raw",
+                "--idle", "--nonblocking", "-o", str(out)]
+
+    def parse(self, out, stderr, wall):
+        stacks = list(collapsed_lines(out.read_text()))
+        # py-spy's "Samples: N" counts thread stacks; its rounds are the main thread's samples
+        # (with --idle the main thread is in every round).
+        rounds = main_thread_rounds(stacks, "py-spy", by_weight=True)
+        period = wall / rounds if rounds else 0.0
+        return {"samples": rounds, "duration": wall, "late": None, "missed": None,
+                "mean_walk_us": None, "seconds": inclusive_seconds(stacks, "py-spy", period)}
+
+
+class Austin(Tool):
+    name = "austin"
+
+    def __init__(self, binary: Optional[str], loader: List[str], mojo2austin: Optional[str],
+                 problem: str):
+        self.binary = binary
+        self.loader = loader
+        self.mojo2austin = mojo2austin
+        self.unavailable = problem
+
+    def command(self, pid, rate, out, interpreter):
+        interval_us = max(1, int(round(1e6 / rate)))
+        return self.loader + [self.binary, "-i", "%dus" % interval_us, "-p", str(pid),
+                              "-o", str(out)]
+
+    def parse(self, out, stderr, wall):
+        text_path = out.with_suffix(".txt")
+        subprocess.run([self.mojo2austin, str(out), str(text_path)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+        text = text_path.read_text(errors="replace")
+        meta = dict(re.findall(r"^# (\w+): (.*)$", text, re.M))
+        stacks = list(collapsed_lines(text))
+        # Austin's "count" counts thread stacks; its rounds are the main thread's samples.
+        samples = main_thread_rounds(stacks, "austin", by_weight=False)
+        # Austin's metric in wall mode is the time each stack stands for, in microseconds.
+        seconds = inclusive_seconds(stacks, "austin", 1e-6)
+        return {"samples": samples, "duration": wall, "late": None, "missed": None,
+                "mean_walk_us": None, "seconds": seconds,
+                "austin_errors": meta.get("errors"), "austin_saturation": meta.get("saturation")}
+
+
+def ensure_venv(tools: List[str]) -> Dict[str, str]:
+    """Installs py-spy and Austin (PyPI `py-spy`, `austin-dist`, and `austin-python` to read
+    Austin 4's binary output) into .cache/bench-venv; returns {tool: problem} for failures."""
+    problems = {}
+    wanted = [t for t in tools if t in ("py-spy", "austin")]
+    if not wanted:
+        return problems
+    bin_dir = VENV / "bin"
+    needed = {"py-spy": ["py-spy"], "austin": ["austin-dist", "austin-python"]}
+    executables = {"py-spy": ["py-spy"], "austin": ["austin", "mojo2austin"]}
+    missing = [pkg for t in wanted for pkg, exe in zip(needed[t], executables[t])
+               if not (bin_dir / exe).exists()]
+    if missing:
+        log("installing %s into %s" % (" ".join(missing), VENV))
+        try:
+            if not (bin_dir / "pip").exists():
+                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True,
+                               stdout=subprocess.DEVNULL, timeout=300)
+            subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check"]
+                           + missing, check=True, timeout=600)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
+            for t in wanted:
+                problems[t] = "could not install into %s: %s" % (VENV, error)
+    for t in wanted:
+        for exe in executables[t]:
+            if not (bin_dir / exe).exists() and t not in problems:
+                problems[t] = "%s missing from %s" % (exe, bin_dir)
+    return problems
+
+
+def glibc_loader_for(binary: str):
+    """austin-dist's binary is built against glibc 2.38; on an older system it runs through the
+    newer loader scripts/fetch-python314.sh already fetched (Debian unstable's libc6)."""
+    try:
+        probe = subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=30)
+        if probe.returncode == 0:
+            return [], ""
+    except OSError as error:
+        return [], str(error)
+    root = CACHE / "debian-python3.14" / "root"
+    loader = root / "usr" / "lib64" / "ld-linux-x86-64.so.2"
+    if not loader.exists():
+        return [], "austin needs a newer glibc (%s); run scripts/fetch-python314.sh" % (
+            probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "no message")
+    prefix = [str(loader), "--library-path", "%s:%s" % (
+        root / "usr" / "lib" / "x86_64-linux-gnu", root / "lib" / "x86_64-linux-gnu")]
+    probe = subprocess.run(prefix + [binary, "--version"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+    if probe.returncode != 0:
+        return [], "austin does not run, even through unstable's loader"
+    return prefix, ""
+
+
+def make_tools(names: List[str], spyglass_binary: str) -> Dict[str, Tool]:
+    problems = ensure_venv(names)
+    tools = {}
+    for name in names:
+        if name == "spyglass":
+            tools[name] = Spyglass(spyglass_binary)
+        elif name == "py-spy":
+            tools[name] = PySpy(str(VENV / "bin" / "py-spy"), problems.get(name, ""))
+        elif name == "austin":
+            problem = problems.get(name, "")
+            loader = []
+            if not problem:
+                loader, problem = glibc_loader_for(str(VENV / "bin" / "austin"))
+            tools[name] = Austin(str(VENV / "bin" / "austin"), loader,
+                                 str(VENV / "bin" / "mojo2austin"), problem)
+        else:
+            raise SystemExit("unknown tool %r (choose from %s)" % (name, ", ".join(ALL_TOOLS)))
+        if tools[name].unavailable:
+            log("%s: n/a: %s" % (name, tools[name].unavailable))
+    return tools
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def proc_stat_cpu(pid: int) -> Optional[float]:
+    """utime+stime of a live process, seconds (/proc/PID/stat)."""
+    try:
+        text = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_hwm_kb(pid: int) -> Optional[int]:
+    try:
+        for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Target:
+    """The workload, held until released so a profiler can attach first."""
+
+    def __init__(self, interpreter, workload: Path, args: List[str]):
+        self.process = subprocess.Popen(
+            [interpreter.path, str(HOLD), str(workload)] + args, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=interpreters.clean_environment())
+        line = self.process.stdout.readline()
+        if not line.startswith("waiting"):
+            raise RuntimeError("workload did not start: %s" % self.process.stderr.read()[-400:])
+        self.pid = int(line.split()[1])
+
+    def release(self):
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def finish(self, timeout: float) -> float:
+        """Waits for the end; returns the workload's own elapsed seconds."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise RuntimeError("workload did not finish within %.0f s" % timeout)
+        match = re.search(r"done rounds=\d+ elapsed=([\d.]+)", out)
+        if not match:
+            raise RuntimeError("workload failed: %s" % err[-400:])
+        return float(match.group(1))
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def run_once(interpreter, workload: Path, workload_args: List[str], tool: Optional[Tool],
+             rate: int, timeout: float) -> dict:
+    """One run of the workload, alone (tool None) or under `tool` at `rate`."""
+    with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
+        truth_path = Path(tmp) / "truth.json"
+        target = Target(interpreter, workload, workload_args + ["--truth", str(truth_path)])
+        profiler = None
+        messages = None
+        try:
+            if tool is not None:
+                out = Path(tmp) / "profile.out"
+                tool.interpreter = interpreter
+                started = time.monotonic()
+                # Its messages go to a file: a full pipe would stall it.
+                messages = open(Path(tmp) / "messages.txt", "w+")
+                profiler = subprocess.Popen(tool.command(target.pid, rate, out, interpreter),
+                                            stdin=subprocess.DEVNULL, stdout=messages,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+            time.sleep(ATTACH_SECONDS)
+            if profiler is not None and profiler.poll() is not None:
+                messages.seek(0)
+                raise RuntimeError("%s exited at once: %s" % (
+                    tool.name, messages.read().strip()[-400:]))
+            target.release()
+            elapsed = target.finish(timeout)
+            target_end = time.monotonic()
+            truth = json.loads(truth_path.read_text())["functions"]
+            result = {"elapsed": elapsed, "truth": {k: v["seconds"] for k, v in truth.items()}}
+            if profiler is None:
+                return result
+            # The profiler notices the exit by itself; its rusage gives CPU and peak RSS.
+            deadline = time.monotonic() + 60
+            last_cpu = last_hwm = None
+            while profiler.poll() is None and time.monotonic() < deadline:
+                last_cpu = proc_stat_cpu(profiler.pid) or last_cpu
+                last_hwm = proc_hwm_kb(profiler.pid) or last_hwm
+                pid, status, usage = os.wait4(profiler.pid, os.WNOHANG)
+                if pid:
+                    profiler.returncode = os.waitstatus_to_exitcode(status)
+                    break
+                time.sleep(0.05)
+            else:
+                usage = None
+            if profiler.returncode is None:
+                os.killpg(profiler.pid, signal.SIGINT)
+                pid, status, usage = os.wait4(profiler.pid, 0)
+                profiler.returncode = os.waitstatus_to_exitcode(status)
+            wall = time.monotonic() - started
+            messages.seek(0)
+            stderr = messages.read()
+            cpu = (usage.ru_utime + usage.ru_stime) if usage else last_cpu
+            rss_kb = usage.ru_maxrss if usage else last_hwm
+            if not out.exists():
+                raise RuntimeError("%s wrote nothing (exit %s): %s" % (
+                    tool.name, profiler.returncode, stderr.strip()[-400:]))
+            # The span the profiler could sample: from its start to the target's exit.
+            parsed = tool.parse(out, stderr, target_end - started)
+            result.update(parsed)
+            result.update({"profiler_wall": wall, "profiler_cpu": cpu, "peak_rss_kb": rss_kb})
+            return result
+        finally:
+            target.kill()
+            if profiler is not None and profiler.poll() is None:
+                profiler.kill()
+                profiler.wait()
+            if messages is not None:
+                messages.close()
+
+
+def summarize_run(run: dict, rate: int) -> dict:
+    """Derived figures of one profiled run."""
+    samples = run.get("samples") or 0
+    duration = run.get("duration") or run.get("profiler_wall") or 0
+    wall = run.get("profiler_wall") or duration
+    achieved = samples / duration if duration else 0
+    summary = {
+        "rate_hz": rate,
+        "samples": samples,
+        "achieved_hz": achieved,
+        "shortfall_pct": max(0.0, 100 * (1 - achieved / rate)) if rate else None,
+        "cost_per_sample_us": 1e6 * run["profiler_cpu"] / samples if samples and run.get(
+            "profiler_cpu") is not None else None,
+        "mean_walk_us": run.get("mean_walk_us"),
+        "cpu_pct": 100 * run["profiler_cpu"] / wall if wall and run.get(
+            "profiler_cpu") is not None else None,
+        "peak_rss_mb": run["peak_rss_kb"] / 1024 if run.get("peak_rss_kb") else None,
+        "late_pct": 100 * run["late"] / samples if samples and run.get("late") is not None
+        else None,
+        "missed_pct": 100 * run["missed"] / (samples + run["missed"]) if run.get(
+            "missed") is not None and (samples + run["missed"]) else None,
+        "accuracy_pct": accuracy(run),
+    }
+    return summary
+
+
+def accuracy(run: dict) -> Dict[str, Optional[float]]:
+    """Per target: (measured - truth) / truth, in percent."""
+    errors = {}
+    for name in TARGETS:
+        truth = run["truth"].get(name)
+        measured = run.get("seconds", {}).get(name)
+        errors[name] = (100 * (measured - truth) / truth) if truth and measured is not None \
+            else None
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def micro_section(args, chosen) -> dict:
+    """The floor (readv_bench) and the walker on captured images (walker_bench)."""
+    section = {}
+    readv = Path(args.build) / "bench" / "micro" / "readv_bench"
+    walker = Path(args.build) / "bench" / "micro" / "walker_bench"
+    min_time = "0.05" if args.quick else "0.5"
+    if readv.exists():
+        log("floor: one process_vm_readv call (readv_bench)")
+        section["readv"] = run_gbench([str(readv), "--benchmark_min_time=%s" % min_time])
+    else:
+        section["readv"] = "not built (configure with -DSPYGLASS_BENCH=ON)"
+    if walker.exists():
+        images_dir = CACHE / "bench-images"
+        log("walker on captured images: capturing into %s" % images_dir)
+        for old in images_dir.glob("*.snap"):
+            old.unlink()
+        capture_images.capture_all(
+            args.spyglass, images_dir, {i.version_text for i in chosen}, fetch_314=False,
+            log=log)
+        section["walker"] = run_gbench([str(walker), "--images=%s" % images_dir,
+                                        "--benchmark_min_time=%s" % min_time])
+    else:
+        section["walker"] = "not built (configure with -DSPYGLASS_BENCH=ON)"
+    return section
+
+
+def run_gbench(cmd: List[str]):
+    try:
+        completed = subprocess.run(cmd + ["--benchmark_format=json"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, timeout=600)
+        data = json.loads(completed.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+        return "failed: %s" % error
+    rows = {}
+    for bench in data.get("benchmarks", []):
+        row = {"ns": bench.get("real_time", 0) * {"ns": 1, "us": 1e3, "ms": 1e6}.get(
+            bench.get("time_unit", "ns"), 1)}
+        for key in ("reads", "syscalls", "threads", "frames", "per_iovec_ns"):
+            if key in bench:
+                row[key] = bench[key]
+        if bench.get("error_occurred"):
+            row["error"] = bench.get("error_message")
+        rows[bench["name"]] = row
+    return rows
+
+
+def rates_section(interpreter, tools, args) -> dict:
+    """Each tool at each requested rate on `--seconds D`: rate, cost, CPU, RSS, accuracy."""
+    results = {}
+    for rate in args.rates:
+        for name, tool in tools.items():
+            key = "%s@%d" % (name, rate)
+            problem = tool.unavailable or tool.supports(interpreter)
+            if problem:
+                results[key] = {"na": problem}
+                continue
+            log("  %s %s at %d Hz, %.0f s" % (interpreter.test_id, name, rate, args.duration))
+            try:
+                run = run_once(interpreter, args.workload, ["--seconds", str(args.duration)],
+                               tool, rate, timeout=args.duration * 4 + 60)
+                results[key] = summarize_run(run, rate)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
+                results[key] = {"na": str(error)[:300]}
+                log("    n/a: %s" % str(error)[:300])
+    return results
+
+
+def slowdown_section(interpreter, tools, args) -> dict:
+    """Alternating A/B pairs of fixed work: alone, then each tool (order reversed every other
+    pair so drift does not favour one tool); median of the ratios. Accuracy from the same runs."""
+    results = {}
+    timeout = 600
+    for rate in args.slowdown_rates:
+        ratios = {name: [] for name in tools}
+        runs = {name: [] for name in tools}
+        problems = {name: tool.unavailable or tool.supports(interpreter)
+                    for name, tool in tools.items()}
+        for pair in range(args.pairs):
+            try:
+                alone = run_once(interpreter, args.workload,
+                                 ["--iterations", str(args.iterations)], None, rate, timeout)
+            except RuntimeError as error:
+                log("    alone run failed: %s" % error)
+                continue
+            order = list(tools) if pair % 2 == 0 else list(reversed(list(tools)))
+            for name in order:
+                if problems[name]:
+                    continue
+                log("  %s slowdown %s at %d Hz, pair %d/%d" % (
+                    interpreter.test_id, name, rate, pair + 1, args.pairs))
+                try:
+                    run = run_once(interpreter, args.workload,
+                                   ["--iterations", str(args.iterations)], tools[name], rate,
+                                   timeout)
+                except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
+                    problems[name] = str(error)[:300]
+                    log("    n/a: %s" % problems[name])
+                    continue
+                ratios[name].append(run["elapsed"] / alone["elapsed"])
+                runs[name].append(summarize_run(run, rate))
+        for name in tools:
+            key = "%s@%d" % (name, rate)
+            if not ratios[name]:
+                results[key] = {"na": problems[name] or "no run"}
+                continue
+            results[key] = {
+                "ratio_median": statistics.median(ratios[name]),
+                "ratios": ratios[name],
+                "cpu_pct_median": median_of(runs[name], "cpu_pct"),
+                "accuracy_pct": {t: median_of([r["accuracy_pct"] for r in runs[name]], t)
+                                 for t in TARGETS},
+            }
+    return results
+
+
+def median_of(rows, key):
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def busy_section(interpreter, tools, args) -> dict:
+    """Accuracy at 10 kHz with the machine's other core busy (an unpinned busy loop)."""
+    results = {}
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                            stdin=subprocess.DEVNULL)
+    try:
+        for name, tool in tools.items():
+            problem = tool.unavailable or tool.supports(interpreter)
+            if problem:
+                results[name] = {"na": problem}
+                continue
+            log("  %s busy core: %s at %d Hz" % (interpreter.test_id, name, args.busy_rate))
+            try:
+                run = run_once(interpreter, args.workload, ["--seconds", str(args.duration)],
+                               tool, args.busy_rate, timeout=args.duration * 4 + 60)
+                results[name] = summarize_run(run, args.busy_rate)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
+                results[name] = {"na": str(error)[:300]}
+    finally:
+        busy.kill()
+        busy.wait()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt(value, spec="%.1f", na="n/a"):
+    return na if value is None else spec % value
+
+
+def table(rows: List[List[str]], header: List[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    for row in rows:
+        out.append("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                             for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(out)
+
+
+def render(report: dict) -> str:
+    parts = ["spyglass benchmark, %s, %s, %d cores%s" % (
+        report["date"], report["machine"], report["cores"], ", QUICK" if report["quick"] else "")]
+    micro = report.get("micro", {})
+    readv = micro.get("readv")
+    if isinstance(readv, dict):
+        parts.append("\nFloor: one process_vm_readv call (readv_bench)")
+        parts.append(table([[k, "%.0f ns" % v["ns"]] for k, v in readv.items()],
+                           ["call", "time"]))
+    walker = micro.get("walker")
+    if isinstance(walker, dict) and walker:
+        floor_ns = readv.get("readv_bytes/64", {}).get("ns") if isinstance(readv, dict) else None
+        parts.append("\nWalker on captured images (no syscalls; live ≈ walk + syscalls × readv)")
+        rows = []
+        for k, v in walker.items():
+            live = (v["ns"] + v.get("syscalls", 0) * floor_ns) / 1e3 if floor_ns else None
+            rows.append([k, v.get("error", "%.2f µs" % (v["ns"] / 1e3))[:40],
+                         fmt(v.get("reads"), "%.0f"), fmt(v.get("syscalls"), "%.0f"),
+                         fmt(v.get("frames"), "%.0f"), fmt(live, "%.1f µs")])
+        parts.append(table(rows, ["image", "walk", "reads", "syscalls", "frames", "est. live"]))
+    elif walker:
+        parts.append("\nWalker microbenchmark: %s" % walker)
+    for interp, sections in report["interpreters"].items():
+        parts.append("\n=== %s ===" % interp)
+        rows = []
+        for key, r in sections.get("rates", {}).items():
+            tool, rate = key.split("@")
+            if "na" in r:
+                rows.append([tool, rate] + ["n/a"] * 8 + [r["na"][:50]])
+                continue
+            rows.append([tool, rate, fmt(r["achieved_hz"], "%.0f"), fmt(r["shortfall_pct"]),
+                         fmt(r["late_pct"], "%.2f"), fmt(r["missed_pct"], "%.2f"),
+                         fmt(r["cost_per_sample_us"]), fmt(r["mean_walk_us"]),
+                         fmt(r["cpu_pct"]), fmt(r["peak_rss_mb"]), worst_error(r)])
+        if rows:
+            parts.append(table(rows, ["tool", "asked Hz", "got Hz", "short %", "late %",
+                                      "missed %", "cpu µs/sample", "walk µs", "CPU %",
+                                      "RSS MB", "worst error"]))
+        slow = sections.get("slowdown", {})
+        if slow:
+            parts.append("\nThe target does not notice (wall time profiled ÷ alone, median of "
+                         "A/B pairs; fixed work)")
+            rows = []
+            for key, r in slow.items():
+                tool, rate = key.split("@")
+                if "na" in r:
+                    rows.append([tool, rate, "n/a", "", "", r["na"][:50]])
+                    continue
+                rows.append([tool, rate, "%.3f" % r["ratio_median"], str(len(r["ratios"])),
+                             fmt(r["cpu_pct_median"]), worst_error(r)])
+            parts.append(table(rows, ["tool", "Hz", "ratio", "pairs", "CPU %", "worst error"]))
+        accuracy_rows = accuracy_table(sections)
+        if accuracy_rows:
+            parts.append("\nAccuracy: (measured − truth) / truth, %")
+            parts.append(accuracy_rows)
+    return "\n".join(parts)
+
+
+def worst_error(r: dict) -> str:
+    errors = [(abs(v), k, v) for k, v in (r.get("accuracy_pct") or {}).items()
+              if v is not None and k != "gather_async"]
+    if not errors:
+        return "n/a"
+    _, name, value = max(errors)
+    return "%+.1f%% %s" % (value, name)
+
+
+def accuracy_table(sections: dict) -> str:
+    columns = []
+    for key, r in sections.get("rates", {}).items():
+        if "accuracy_pct" in r:
+            columns.append((key, r["accuracy_pct"]))
+    for key, r in sections.get("slowdown", {}).items():
+        if "accuracy_pct" in r and key.endswith("@10000"):
+            columns.append(("%s fixed" % key, r["accuracy_pct"]))
+    for key, r in sections.get("busy", {}).items():
+        if "accuracy_pct" in r:
+            columns.append(("%s@%d busy" % (key, r["rate_hz"]), r["accuracy_pct"]))
+    if not columns:
+        return ""
+    rows = [[name] + [fmt(errors.get(name), "%+.1f") for _, errors in columns]
+            for name in TARGETS]
+    return table(rows, ["function"] + [key for key, _ in columns])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def choose_interpreters(args) -> list:
+    found = [i for i in interpreters.discover_local() if i.supported]
+    # One interpreter per minor version: pyenv's (shared libpython) before the system's.
+    by_minor = {}
+    for interpreter in found:
+        by_minor.setdefault(interpreter.minor, interpreter)
+    if (3, 14) not in by_minor and not args.quick and (
+            not args.interpreters or "3.14" in args.interpreters):
+        log("fetching Debian unstable's 3.14 (scripts/fetch-python314.sh)")
+        fetched = interpreters.fetch_python314(timeout=900)
+        if fetched.interpreter:
+            by_minor[(3, 14)] = fetched.interpreter
+        else:
+            log("3.14: n/a: %s" % fetched.problem)
+    chosen = [by_minor[m] for m in sorted(by_minor)]
+    if args.interpreters:
+        wanted = set(args.interpreters.split(","))
+        chosen = [i for i in chosen if i.minor_text in wanted or i.version_text in wanted]
+    elif args.quick:
+        chosen = chosen[-1:]  # the newest found locally
+    return chosen
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: newest interpreter, 1 kHz, short runs, 1 pair")
+    parser.add_argument("--interpreters", help="comma-separated, e.g. 3.8,3.11,3.14")
+    parser.add_argument("--tools", default=",".join(ALL_TOOLS),
+                        help="comma-separated from: %s" % ", ".join(ALL_TOOLS))
+    parser.add_argument("--rates", help="requested rates, Hz (default 1000,10000,100000)")
+    parser.add_argument("--duration", type=float, help="seconds per rate run (default 5)")
+    parser.add_argument("--pairs", type=int, help="A/B pairs per slowdown figure (default 5)")
+    parser.add_argument("--iterations", type=int,
+                        help="workload rounds per slowdown run (default 40)")
+    parser.add_argument("--no-slowdown", action="store_true", help="skip the A/B pairs")
+    parser.add_argument("--no-busy", action="store_true", help="skip the busy-core run")
+    parser.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
+    parser.add_argument("--build", default=os.environ.get("SPYGLASS_BUILD",
+                                                          str(REPO_ROOT / "build")),
+                        help="build folder (spyglass, bench/micro/*_bench)")
+    parser.add_argument("--spyglass", help="spyglass command (default BUILD/spyglass)")
+    parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
+    parser.add_argument("--output", help="JSON output (default bench/results/<date>.json)")
+    args = parser.parse_args(argv)
+    q = args.quick
+    args.rates = [int(float(r)) for r in (args.rates or ("1000" if q else
+                                                          "1000,10000,100000")).split(",")]
+    args.duration = args.duration or (1.0 if q else 5.0)
+    args.pairs = args.pairs or (1 if q else 5)
+    args.iterations = args.iterations or (1 if q else 40)
+    args.slowdown_rates = [1000] if q else [1000, 10000]
+    args.busy_rate = 10000
+    args.build = os.path.abspath(args.build)
+    args.spyglass = os.path.abspath(args.spyglass or os.environ.get("SPYGLASS_BIN") or str(
+        Path(args.build) / "spyglass"))
+    args.tool_names = [t for t in args.tools.split(",") if t]
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.workload.is_file():
+        log("no workload at %s (give --workload)" % args.workload)
+        return 2
+    started = time.monotonic()
+    chosen = choose_interpreters(args)
+    if not chosen:
+        log("no interpreter to benchmark")
+        return 2
+    log("interpreters: %s" % ", ".join(i.test_id for i in chosen))
+    tools = make_tools(args.tool_names, args.spyglass)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    report = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "quick": args.quick,
+              "machine": platform.machine(), "cores": os.cpu_count(),
+              "load_before": os.getloadavg()[0], "spyglass": args.spyglass,
+              "tools": {n: (t.unavailable or "ok") for n, t in tools.items()},
+              "settings": {"rates": args.rates, "duration": args.duration, "pairs": args.pairs,
+                           "iterations": args.iterations, "busy_rate": args.busy_rate},
+              "interpreters": {}}
+    if not args.no_micro:
+        report["micro"] = micro_section(args, chosen)
+    for interpreter in chosen:
+        log("== %s" % interpreter.test_id)
+        sections = {"rates": rates_section(interpreter, tools, args)}
+        if not args.no_slowdown:
+            sections["slowdown"] = slowdown_section(interpreter, tools, args)
+        if not args.no_busy:
+            sections["busy"] = busy_section(interpreter, tools, args)
+        report["interpreters"][interpreter.test_id] = sections
+    report["seconds"] = time.monotonic() - started
+    text = render(report)
+    print(text)
+    output = Path(args.output) if args.output else REPO_ROOT / "bench" / "results" / (
+        now.strftime("%Y-%m-%dT%H%M") + ("-quick" if args.quick else "") + ".json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, sort_keys=True))
+    log("wrote %s (%.0f s)" % (output, report["seconds"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
