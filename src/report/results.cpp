@@ -193,10 +193,11 @@ std::vector<std::string> exact_cells(const std::string& label, const Figures& f,
   return cells;
 }
 
-std::string thread_label(const ThreadFigures& t, bool unicode) {
+std::string thread_label(const ThreadFigures& t, bool last, bool unicode) {
   std::string name = t.name.empty() ? fmt::format("thread {}", t.native_id)
                                     : fmt::format("{} ({})", t.name, t.native_id);
-  return std::string(unicode ? "  ├ " : "  - ") + name;
+  const char* branch = unicode ? (last ? "  └ " : "  ├ ") : "  - ";
+  return branch + name;
 }
 
 nlohmann::json figures_json(const Figures& f) {
@@ -302,8 +303,9 @@ std::string render_table(const Results& results, const TableStyle& style) {
       }
     }
     if (style.per_thread && f->has_data) {
-      for (const ThreadFigures& t : f->threads) {
-        std::string label = thread_label(t, unicode);
+      for (size_t i = 0; i < f->threads.size(); ++i) {
+        const ThreadFigures& t = f->threads[i];
+        std::string label = thread_label(t, i + 1 == f->threads.size(), unicode);
         rows.push_back(Row{exact ? exact_cells(label, t.figures, unicode)
                                  : sampling_cells(label, t.figures, 0, false, unicode)});
       }
@@ -354,6 +356,7 @@ nlohmann::json to_json(const Results& results) {
                         {"late_samples", results.late_samples},
                         {"missed_samples", results.missed_samples},
                         {"thread_samples", results.thread_samples},
+                        {"mean_walk_us", results.mean_walk_us},
                         {"target_exited", results.target_exited},
                         {"notes", results.notes}};
 }

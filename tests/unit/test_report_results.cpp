@@ -127,7 +127,7 @@ TEST(ReportTable, PerThreadRowsAligned) {
   TableStyle style;
   style.per_thread = true;
   std::string table = render_table(sample_results(), style);
-  EXPECT_NE(table.find("├ MainThread (777)"), std::string::npos);
+  EXPECT_NE(table.find("└ MainThread (777)"), std::string::npos);
   expect_aligned(table);
 }
 
