@@ -171,6 +171,13 @@ PyObject* py_load_toml(PyObject*, PyObject* args) {
   return parsed;
 }
 
+// For the tests: what an internal failure does (one message, uninstalled at the next safe point,
+// nothing raised into the program).
+PyObject* py_simulate_failure(PyObject*, PyObject*) {
+  tracer_fail("simulated failure (test)");
+  Py_RETURN_NONE;
+}
+
 PyMethodDef g_methods[] = {
     {"start", py_start, METH_NOARGS, "Install the tracer."},
     {"stop", py_stop, METH_NOARGS, "Uninstall the tracer; calls in flight end now."},
@@ -186,6 +193,7 @@ PyMethodDef g_methods[] = {
     {"to_json", py_to_json, METH_VARARGS, "to_json(snapshot) -> str"},
     {"info", py_info, METH_NOARGS, "Backend and clock in use."},
     {"load_toml", py_load_toml, METH_VARARGS, "load_toml(path) -> dict"},
+    {"_simulate_failure", py_simulate_failure, METH_NOARGS, "Tests only."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -299,6 +299,31 @@ def scenario_with_cprofile():
     return {"spyglass": figures(p.results, "fib")["calls"], "cprofile": cprofile_calls}
 
 
+# ---- an internal failure disables the tracer with one message, never raising ----
+def fails_inside():
+    spyglass._core._simulate_failure()
+    return 1
+
+
+def last_internal_failure():
+    spyglass.start(["fib", "fails_inside"])
+    fib(5)
+    value = fails_inside()
+    for _ in range(1000):
+        pass  # the pending uninstall runs at a safe point
+    fib(5)
+    running = spyglass.is_running()
+    results = spyglass.results()
+    spyglass.stop()
+    try:
+        spyglass.start(["fib"])
+        restarted = True
+    except RuntimeError:
+        restarted = False
+    return {"value": value, "running": running, "fib": figures(results, "fib")["calls"],
+            "notes": results.to_dict().get("notes", []), "restarted": restarted}
+
+
 # ---- the Results object: table, dict, JSON ----
 def scenario_results_api():
     with spyglass.profile(["fib", "never_called"]) as p:
@@ -324,6 +349,8 @@ def main():
             finally:
                 if spyglass.is_running():
                     spyglass.stop()
+    if not wanted or "internal_failure" in wanted:
+        out["internal_failure"] = last_internal_failure()
     out["info"] = spyglass.info()
     print(json.dumps(out))
 

@@ -18,6 +18,8 @@ def observed(interpreter):
     if python not in _cache:
         proc = run_python(python, package, [os.path.join(HERE, "scenarios.py")], timeout=120)
         assert proc.returncode == 0, proc.stderr
+        # One message for the simulated internal failure, nothing else.
+        assert proc.stderr.count("spyglass: exact mode disabled") == 1, proc.stderr
         _cache[python] = json.loads(proc.stdout.strip().splitlines()[-1])
     return _cache[python]
 
@@ -115,6 +117,15 @@ def test_alongside_cprofile(observed):
         pytest.skip(data["skipped"])
     assert data["spyglass"] == 1
     assert data["cprofile"] == [177]  # fib(10) makes 177 calls: cProfile still sees them all
+
+
+def test_internal_failure_disables_quietly(observed, interpreter):
+    data = scenario(observed, "internal_failure")
+    assert data["value"] == 1  # the program went on
+    assert data["running"] is False  # uninstalled at the next safe point
+    assert data["fib"] == 1  # figures before the failure are kept
+    assert any("disabled" in note for note in data["notes"])
+    assert data["restarted"] is False  # refuses to start again, with an exception to the caller
 
 
 def test_results_object(observed):
