@@ -44,8 +44,7 @@ HOLD = REPO_ROOT / "bench" / "hold.py"
 CACHE = Path(os.environ.get("SPYGLASS_CACHE", REPO_ROOT / ".cache"))
 VENV = CACHE / "bench-venv"
 ALL_TOOLS = ("spyglass", "py-spy", "austin")
-# The workload's target functions (truth names) and the spyglass pattern for each; before 3.11
-# code objects carry no qualified name, so the method is chosen by file and name there.
+# The workload's target functions, as its truth names them.
 TARGETS = ("heavy_computation", "disk_io", "network_request", "many_tiny_calls", "recurse",
            "consume_generator", "run_async", "gather_async", "idle_wait", "Worker.process")
 ATTACH_SECONDS = 0.7  # between starting a profiler and releasing the target
@@ -77,10 +76,8 @@ class Tool:
 
 
 def spyglass_patterns(interpreter) -> Dict[str, str]:
-    patterns = {name: name for name in TARGETS}
-    if interpreter.minor < (3, 11):
-        patterns["Worker.process"] = "workload.py:process"
-    return patterns
+    # Before 3.11 code objects carry no qualified name; spyglass finds the class itself.
+    return {name: name for name in TARGETS}
 
 
 class Spyglass(Tool):
@@ -174,10 +171,6 @@ class PySpy(Tool):
     def __init__(self, binary: Optional[str], problem: str):
         self.binary = binary
         self.unavailable = problem
-
-    def supports(self, interpreter):
-        return "" if interpreter.minor <= (3, 13) else "py-spy does not read %s" % (
-            interpreter.minor_text)
 
     def command(self, pid, rate, out, interpreter):
         # --nonblocking: like spyglass by default, do not pause the target for each sample;
@@ -394,17 +387,17 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
                 return result
             # The profiler notices the exit by itself; its rusage gives CPU and peak RSS.
             deadline = time.monotonic() + 60
-            last_cpu = last_hwm = None
-            while profiler.poll() is None and time.monotonic() < deadline:
-                last_cpu = proc_stat_cpu(profiler.pid) or last_cpu
-                last_hwm = proc_hwm_kb(profiler.pid) or last_hwm
+            last_cpu = last_hwm = usage = None
+            while time.monotonic() < deadline:
+                # wait4, not Popen.poll(): the exit status comes with the rusage.
                 pid, status, usage = os.wait4(profiler.pid, os.WNOHANG)
                 if pid:
                     profiler.returncode = os.waitstatus_to_exitcode(status)
                     break
-                time.sleep(0.05)
-            else:
                 usage = None
+                last_cpu = proc_stat_cpu(profiler.pid) or last_cpu
+                last_hwm = proc_hwm_kb(profiler.pid) or last_hwm
+                time.sleep(0.05)
             if profiler.returncode is None:
                 os.killpg(profiler.pid, signal.SIGINT)
                 pid, status, usage = os.wait4(profiler.pid, 0)
@@ -413,7 +406,9 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
             messages.seek(0)
             stderr = messages.read()
             cpu = (usage.ru_utime + usage.ru_stime) if usage else last_cpu
-            rss_kb = usage.ru_maxrss if usage else last_hwm
+            # VmHWM as last seen: ru_maxrss would include the driver's own forked image, which
+            # the kernel keeps across exec.
+            rss_kb = last_hwm or (usage.ru_maxrss if usage else None)
             if not out.exists():
                 raise RuntimeError("%s wrote nothing (exit %s): %s" % (
                     tool.name, profiler.returncode, stderr.strip()[-400:]))
@@ -507,8 +502,9 @@ def run_gbench(cmd: List[str]):
         return "failed: %s" % error
     rows = {}
     for bench in data.get("benchmarks", []):
-        row = {"ns": bench.get("real_time", 0) * {"ns": 1, "us": 1e3, "ms": 1e6}.get(
-            bench.get("time_unit", "ns"), 1)}
+        scale = {"ns": 1, "us": 1e3, "ms": 1e6}.get(bench.get("time_unit", "ns"), 1)
+        # CPU time is what the call costs; real time also holds waits for a core (under load).
+        row = {"ns": bench.get("cpu_time", 0) * scale, "real_ns": bench.get("real_time", 0) * scale}
         for key in ("reads", "syscalls", "threads", "frames", "per_iovec_ns"):
             if key in bench:
                 row[key] = bench[key]
@@ -641,8 +637,8 @@ def render(report: dict) -> str:
     readv = micro.get("readv")
     if isinstance(readv, dict):
         parts.append("\nFloor: one process_vm_readv call (readv_bench)")
-        parts.append(table([[k, "%.0f ns" % v["ns"]] for k, v in readv.items()],
-                           ["call", "time"]))
+        parts.append(table([[k, "%.0f ns" % v["ns"], "%.0f ns" % v["real_ns"]]
+                            for k, v in readv.items()], ["call", "CPU time", "real time"]))
     walker = micro.get("walker")
     if isinstance(walker, dict) and walker:
         floor_ns = readv.get("readv_bytes/64", {}).get("ns") if isinstance(readv, dict) else None
@@ -651,9 +647,11 @@ def render(report: dict) -> str:
         for k, v in walker.items():
             live = (v["ns"] + v.get("syscalls", 0) * floor_ns) / 1e3 if floor_ns else None
             rows.append([k, v.get("error", "%.2f µs" % (v["ns"] / 1e3))[:40],
+                         "%.2f µs" % (v["real_ns"] / 1e3),
                          fmt(v.get("reads"), "%.0f"), fmt(v.get("syscalls"), "%.0f"),
                          fmt(v.get("frames"), "%.0f"), fmt(live, "%.1f µs")])
-        parts.append(table(rows, ["image", "walk", "reads", "syscalls", "frames", "est. live"]))
+        parts.append(table(rows, ["image", "walk CPU", "walk real", "reads", "syscalls",
+                                  "frames", "est. live"]))
     elif walker:
         parts.append("\nWalker microbenchmark: %s" % walker)
     for interp, sections in report["interpreters"].items():
