@@ -1,0 +1,197 @@
+// The stack walker on captured memory images (see capture_images.py): repeatable, no live
+// process. A snapshot read costs no system call, so each benchmark also reports how many reads a
+// walk makes and how many process_vm_readv calls a live walk would make for them (a batch of up
+// to IOV_MAX requests is one call); the live cost is about walk time + calls x readv_bench's
+// figure.
+//
+//   walker_bench --images=DIR [benchmark flags]   (or SPYGLASS_BENCH_IMAGES=DIR)
+//
+// Every DIR/*.snap becomes walk_warm/NAME (steady state: the code cache already holds every
+// code object) and walk_cold/NAME (the cache emptied before each walk, as on the first sample).
+#include <benchmark/benchmark.h>
+#include <limits.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cpython/capture.h"
+#include "cpython/walker.h"
+#include "process/memory.h"
+
+namespace {
+
+using spyglass::cpython::CapturedTarget;
+using spyglass::cpython::StackWalker;
+using spyglass::cpython::ThreadStack;
+using spyglass::process::MemoryReader;
+using spyglass::process::ReadRequest;
+using spyglass::process::RemoteAddr;
+using spyglass::process::SnapshotMemory;
+
+// Counts the system calls a LiveMemory would make for the same reads.
+class LiveCallCounter : public MemoryReader {
+ public:
+  explicit LiveCallCounter(SnapshotMemory& inner) : inner_(inner) {}
+  bool read(RemoteAddr addr, void* out, size_t size) override {
+    ++calls_;
+    return inner_.read(addr, out, size);
+  }
+  size_t read_batch(std::span<const ReadRequest> requests) override {
+    calls_ += (requests.size() + IOV_MAX - 1) / IOV_MAX;
+    size_t done = 0;
+    while (done < requests.size() &&
+           inner_.read(requests[done].addr, requests[done].out, requests[done].size)) {
+      ++done;
+    }
+    return done;
+  }
+  uint64_t calls() const override { return calls_; }
+
+ private:
+  SnapshotMemory& inner_;
+  uint64_t calls_ = 0;
+};
+
+struct Image {
+  std::string name;
+  std::unique_ptr<CapturedTarget> captured;
+};
+
+struct WalkShape {
+  size_t threads = 0;
+  size_t frames = 0;
+  size_t deepest = 0;
+  bool truncated = false;
+};
+
+WalkShape shape_of(const std::vector<ThreadStack>& stacks) {
+  WalkShape shape;
+  shape.threads = stacks.size();
+  for (const auto& stack : stacks) {
+    shape.frames += stack.frames.size();
+    shape.deepest = std::max(shape.deepest, stack.frames.size());
+    shape.truncated = shape.truncated || stack.truncated;
+  }
+  return shape;
+}
+
+// An image only serves when the current walker finds the whole captured stack in it: a walker
+// that reads differently from the one that captured the image runs off the recorded bytes.
+bool check_walk(benchmark::State& state, bool ok, const WalkShape& shape) {
+  if (!ok || shape.threads == 0 || shape.deepest < 64 || shape.truncated) {
+    state.SkipWithError(
+        "the walk does not find the 64-deep stack in this image (captured by another walker "
+        "version?): run bench/micro/capture_images.py again");
+    return false;
+  }
+  return true;
+}
+
+// Reads and live-equivalent calls of one walk, measured outside the timed loop.
+void count_reads(Image& image, bool cold, benchmark::State& state) {
+  LiveCallCounter counter(image.captured->memory);
+  StackWalker walker(counter, image.captured->config);
+  std::vector<ThreadStack> stacks;
+  walker.walk(stacks);
+  if (cold) walker.code_cache().clear();
+  uint64_t reads_before = image.captured->memory.calls();
+  uint64_t calls_before = counter.calls();
+  walker.walk(stacks);
+  state.counters["reads"] = static_cast<double>(image.captured->memory.calls() - reads_before);
+  state.counters["syscalls"] = static_cast<double>(counter.calls() - calls_before);
+}
+
+void walk_benchmark(benchmark::State& state, Image* image, bool cold) {
+  SnapshotMemory& memory = image->captured->memory;
+  StackWalker walker(memory, image->captured->config);
+  std::vector<ThreadStack> stacks;
+  bool ok = walker.walk(stacks);  // fills the code cache: the steady state
+  WalkShape shape = shape_of(stacks);
+  if (!check_walk(state, ok, shape)) return;
+  for (auto _ : state) {
+    if (cold) walker.code_cache().clear();
+    ok = walker.walk(stacks);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(stacks.data());
+  }
+  count_reads(*image, cold, state);
+  state.counters["threads"] = static_cast<double>(shape.threads);
+  state.counters["frames"] = static_cast<double>(shape.frames);
+  state.counters["frames_per_s"] = benchmark::Counter(
+      static_cast<double>(shape.frames), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel("CPython " + image->captured->python_version);
+}
+
+std::string take_images_flag(int& argc, char** argv) {
+  std::string dir;
+  if (const char* env = std::getenv("SPYGLASS_BENCH_IMAGES")) dir = env;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--images=", 0) == 0) {
+      dir = arg.substr(std::strlen("--images="));
+    } else if (arg == "--images" && i + 1 < argc) {
+      dir = argv[++i];
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  return dir;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = take_images_flag(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (dir.empty()) {
+    std::fprintf(stderr,
+                 "walker_bench: give the folder of captured images: --images=DIR or "
+                 "SPYGLASS_BENCH_IMAGES=DIR (bench/micro/capture_images.py makes them)\n");
+    return 2;
+  }
+  std::vector<std::filesystem::path> paths;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.path().extension() == ".snap") paths.push_back(entry.path());
+  }
+  if (error)
+    std::fprintf(stderr, "walker_bench: cannot list %s: %s\n", dir.c_str(),
+                 error.message().c_str());
+  std::sort(paths.begin(), paths.end());
+  std::vector<std::unique_ptr<Image>> images;
+  for (const auto& path : paths) {
+    auto image = std::make_unique<Image>();
+    image->name = path.stem().string();
+    try {
+      image->captured = std::make_unique<CapturedTarget>(spyglass::cpython::load_captured(path));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "walker_bench: skipping %s: %s\n", path.c_str(), e.what());
+      continue;
+    }
+    images.push_back(std::move(image));
+  }
+  if (images.empty()) {
+    std::fprintf(stderr, "walker_bench: no images in %s: every version skipped\n", dir.c_str());
+  }
+  for (auto& image : images) {
+    benchmark::RegisterBenchmark(("walk_warm/" + image->name).c_str(), walk_benchmark, image.get(),
+                                 false)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("walk_cold/" + image->name).c_str(), walk_benchmark, image.get(),
+                                 true)
+        ->Unit(benchmark::kMicrosecond);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
