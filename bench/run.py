@@ -641,11 +641,20 @@ def render(report: dict) -> str:
                             for k, v in readv.items()], ["call", "CPU time", "real time"]))
     walker = micro.get("walker")
     if isinstance(walker, dict) and walker:
-        floor_ns = readv.get("readv_bytes/64", {}).get("ns") if isinstance(readv, dict) else None
-        parts.append("\nWalker on captured images (no syscalls; live ≈ walk + syscalls × readv)")
+        floor_ns = extra_ns = None
+        if isinstance(readv, dict) and "readv_bytes/64" in readv:
+            floor_ns = readv["readv_bytes/64"]["ns"]
+            if "readv_iovecs/64" in readv and "readv_iovecs/1" in readv:
+                extra_ns = max(0.0, (readv["readv_iovecs/64"]["ns"] -
+                                     readv["readv_iovecs/1"]["ns"]) / 63)
+        parts.append("\nWalker on captured images (CPU time; a snapshot read makes no syscall).\n"
+                     "est. live = walk + syscalls × one call + extra iovecs of batched calls")
         rows = []
         for k, v in walker.items():
-            live = (v["ns"] + v.get("syscalls", 0) * floor_ns) / 1e3 if floor_ns else None
+            live = None
+            if floor_ns is not None and "syscalls" in v:
+                batched = max(0.0, v.get("reads", 0) - v["syscalls"]) if "prefetched" in k else 0
+                live = (v["ns"] + v["syscalls"] * floor_ns + batched * (extra_ns or 0)) / 1e3
             rows.append([k, v.get("error", "%.2f µs" % (v["ns"] / 1e3))[:40],
                          "%.2f µs" % (v["real_ns"] / 1e3),
                          fmt(v.get("reads"), "%.0f"), fmt(v.get("syscalls"), "%.0f"),

@@ -6,8 +6,12 @@
 //
 //   walker_bench --images=DIR [benchmark flags]   (or SPYGLASS_BENCH_IMAGES=DIR)
 //
-// Every DIR/*.snap becomes walk_warm/NAME (steady state: the code cache already holds every
-// code object) and walk_cold/NAME (the cache emptied before each walk, as on the first sample).
+// Every DIR/*.snap becomes
+//   walk_warm/NAME        steady state: the code cache already holds every code object;
+//   walk_cold/NAME        the cache emptied before each walk, as on the first sample;
+//   walk_prefetched/NAME  steady state through PrefetchingMemory, as the sampler walks (what the
+//                         previous walk read is fetched again in one batch: its `syscalls` is
+//                         the live figure).
 #include <benchmark/benchmark.h>
 #include <limits.h>
 
@@ -19,11 +23,13 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpython/capture.h"
 #include "cpython/walker.h"
 #include "process/memory.h"
+#include "process/prefetch.h"
 
 namespace {
 
@@ -31,6 +37,7 @@ using spyglass::cpython::CapturedTarget;
 using spyglass::cpython::StackWalker;
 using spyglass::cpython::ThreadStack;
 using spyglass::process::MemoryReader;
+using spyglass::process::PrefetchingMemory;
 using spyglass::process::ReadRequest;
 using spyglass::process::RemoteAddr;
 using spyglass::process::SnapshotMemory;
@@ -62,7 +69,27 @@ class LiveCallCounter : public MemoryReader {
 struct Image {
   std::string name;
   std::unique_ptr<CapturedTarget> captured;
+  // The image with the small gaps between captured ranges filled with zeros. The prefetch
+  // merges ranges closer than PrefetchingMemory::kMergeGap into one read, which a live process
+  // serves (the gap is mapped) but a bare image would refuse; the walker never reads the gaps.
+  std::unique_ptr<SnapshotMemory> padded;
 };
+
+std::unique_ptr<SnapshotMemory> pad_gaps(const SnapshotMemory& snapshot) {
+  auto padded = std::make_unique<SnapshotMemory>(snapshot);
+  std::vector<std::pair<RemoteAddr, size_t>> gaps;
+  const auto& regions = snapshot.regions();
+  for (auto it = regions.begin(); it != regions.end(); ++it) {
+    auto next = std::next(it);
+    if (next == regions.end()) break;
+    RemoteAddr end = it->first + it->second.size();
+    if (next->first > end && next->first - end <= PrefetchingMemory::kMergeGap) {
+      gaps.emplace_back(end, next->first - end);
+    }
+  }
+  for (const auto& [addr, size] : gaps) padded->add_region(addr, std::vector<uint8_t>(size, 0));
+  return padded;
+}
 
 struct WalkShape {
   size_t threads = 0;
@@ -94,34 +121,56 @@ bool check_walk(benchmark::State& state, bool ok, const WalkShape& shape) {
   return true;
 }
 
+enum class Kind { kWarm, kCold, kPrefetched };
+
+// One walk as the benchmark makes it (the prefetching reader brackets the walk, as Target does).
+bool walk_once(StackWalker& walker, PrefetchingMemory* prefetch, Kind kind,
+               std::vector<ThreadStack>& stacks) {
+  if (kind == Kind::kCold) walker.code_cache().clear();
+  if (prefetch) prefetch->begin_walk();
+  bool ok = walker.walk(stacks);
+  if (prefetch) prefetch->end_walk();
+  return ok;
+}
+
 // Reads and live-equivalent calls of one walk, measured outside the timed loop.
-void count_reads(Image& image, bool cold, benchmark::State& state) {
-  LiveCallCounter counter(image.captured->memory);
-  StackWalker walker(counter, image.captured->config);
+SnapshotMemory& memory_for(Image& image, Kind kind) {
+  return kind == Kind::kPrefetched ? *image.padded : image.captured->memory;
+}
+
+void count_reads(Image& image, Kind kind, benchmark::State& state) {
+  SnapshotMemory& memory = memory_for(image, kind);
+  LiveCallCounter counter(memory);
+  PrefetchingMemory prefetch(counter);
+  bool prefetched = kind == Kind::kPrefetched;
+  MemoryReader& reader = prefetched ? static_cast<MemoryReader&>(prefetch) : counter;
+  StackWalker walker(reader, image.captured->config);
   std::vector<ThreadStack> stacks;
-  walker.walk(stacks);
-  if (cold) walker.code_cache().clear();
-  uint64_t reads_before = image.captured->memory.calls();
+  walk_once(walker, prefetched ? &prefetch : nullptr, Kind::kWarm, stacks);
+  uint64_t reads_before = memory.calls();
   uint64_t calls_before = counter.calls();
-  walker.walk(stacks);
-  state.counters["reads"] = static_cast<double>(image.captured->memory.calls() - reads_before);
+  walk_once(walker, prefetched ? &prefetch : nullptr, kind, stacks);
+  state.counters["reads"] = static_cast<double>(memory.calls() - reads_before);
   state.counters["syscalls"] = static_cast<double>(counter.calls() - calls_before);
 }
 
-void walk_benchmark(benchmark::State& state, Image* image, bool cold) {
-  SnapshotMemory& memory = image->captured->memory;
-  StackWalker walker(memory, image->captured->config);
+void walk_benchmark(benchmark::State& state, Image* image, Kind kind) {
+  SnapshotMemory& memory = memory_for(*image, kind);
+  PrefetchingMemory prefetch(memory);
+  PrefetchingMemory* prefetching = kind == Kind::kPrefetched ? &prefetch : nullptr;
+  MemoryReader& reader = prefetching ? static_cast<MemoryReader&>(prefetch) : memory;
+  StackWalker walker(reader, image->captured->config);
   std::vector<ThreadStack> stacks;
-  bool ok = walker.walk(stacks);  // fills the code cache: the steady state
+  // Fills the code cache (and the prefetch plan): the steady state.
+  bool ok = walk_once(walker, prefetching, Kind::kWarm, stacks);
   WalkShape shape = shape_of(stacks);
   if (!check_walk(state, ok, shape)) return;
   for (auto _ : state) {
-    if (cold) walker.code_cache().clear();
-    ok = walker.walk(stacks);
+    ok = walk_once(walker, prefetching, kind, stacks);
     benchmark::DoNotOptimize(ok);
     benchmark::DoNotOptimize(stacks.data());
   }
-  count_reads(*image, cold, state);
+  count_reads(*image, kind, state);
   state.counters["threads"] = static_cast<double>(shape.threads);
   state.counters["frames"] = static_cast<double>(shape.frames);
   state.counters["frames_per_s"] = benchmark::Counter(
@@ -178,18 +227,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "walker_bench: skipping %s: %s\n", path.c_str(), e.what());
       continue;
     }
+    image->padded = pad_gaps(image->captured->memory);
     images.push_back(std::move(image));
   }
   if (images.empty()) {
     std::fprintf(stderr, "walker_bench: no images in %s: every version skipped\n", dir.c_str());
   }
+  const std::pair<const char*, Kind> kinds[] = {{"walk_warm/", Kind::kWarm},
+                                                {"walk_cold/", Kind::kCold},
+                                                {"walk_prefetched/", Kind::kPrefetched}};
   for (auto& image : images) {
-    benchmark::RegisterBenchmark(("walk_warm/" + image->name).c_str(), walk_benchmark, image.get(),
-                                 false)
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("walk_cold/" + image->name).c_str(), walk_benchmark, image.get(),
-                                 true)
-        ->Unit(benchmark::kMicrosecond);
+    for (const auto& [prefix, kind] : kinds) {
+      benchmark::RegisterBenchmark((prefix + image->name).c_str(), walk_benchmark, image.get(),
+                                   kind)
+          ->Unit(benchmark::kMicrosecond);
+    }
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
