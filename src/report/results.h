@@ -52,6 +52,7 @@ struct Results {
   uint64_t late_samples = 0;
   uint64_t missed_samples = 0;
   uint64_t thread_samples = 0;  // thread stacks seen
+  double mean_walk_us = 0;      // sampling: time to walk all threads, per round
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen
   std::vector<std::string> notes;         // shown under the table

@@ -40,6 +40,7 @@ report::Results chosen_function_results(const Profile& profile,
   results.late_samples = status.late;
   results.missed_samples = status.missed;
   results.thread_samples = status.thread_samples;
+  results.mean_walk_us = status.mean_walk_us;
   results.target_exited = status.target_exited;
 
   const size_t nframes = profile.frames.size();
