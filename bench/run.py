@@ -237,8 +237,9 @@ def ensure_venv(tools: List[str]) -> Dict[str, str]:
             if not (bin_dir / "pip").exists():
                 subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True,
                                stdout=subprocess.DEVNULL, timeout=300)
-            subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check"]
-                           + missing, check=True, timeout=600)
+            subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check",
+                            "--timeout", "20", "--retries", "1"] + missing, check=True,
+                           timeout=600)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
             for t in wanted:
                 problems[t] = "could not install into %s: %s" % (VENV, error)
@@ -827,6 +828,14 @@ def main(argv=None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, sort_keys=True))
     log("wrote %s (%.0f s)" % (output, report["seconds"]))
+    # No thresholds, but a run where spyglass never produced a figure means the benchmark (or
+    # spyglass's JSON) has rotted: fail then, so CI notices.
+    if "spyglass" in tools:
+        worked = any("na" not in r for sections in report["interpreters"].values()
+                     for key, r in sections["rates"].items() if key.startswith("spyglass@"))
+        if not worked:
+            log("spyglass produced no figure in any run")
+            return 1
     return 0
 
 
