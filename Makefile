@@ -46,8 +46,8 @@ python:
 	@src/extension/make_python.sh $(PYTHON)
 
 # Exact mode's tests: they build the extension for every interpreter found (make python).
-exact-test: $(VENV)/.ready
-	$(VENV)/bin/python -m pytest -ra tests/exact $(PYTEST_ARGS)
+exact-test: build $(VENV)/.ready
+	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra tests/exact $(PYTEST_ARGS)
 
 # Each export format checked by its real consumer (speedscope's schema, protoc, headless
 # Chromium), on files written by the spyglass_export_sample tool.
