@@ -29,8 +29,9 @@ def capture(spyglass, interpreter, out_dir):
         path = out_dir / ("capture-%s" % interpreter.test_id)
         result = subprocess.run([spyglass, "dump", "--capture=" + str(path), str(target.pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-        if result.returncode != 0:
-            return result.stderr.decode(errors="replace").strip()
+        if result.returncode != 0 or not path.is_file():
+            return "exit %d: %s" % (result.returncode,
+                                    result.stderr.decode(errors="replace").strip())
         return None
     finally:
         os.killpg(target.pid, 9)
