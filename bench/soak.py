@@ -46,6 +46,7 @@ def main():
                         help="allowed error beyond the bound, as a share of the truth")
     args = parser.parse_args()
 
+    args.spyglass = os.path.abspath(args.spyglass)  # it runs in a temporary folder
     functions = sorted(set(re.findall(r'(?:timed|_record)\("([\w.]+)"',
                                       Path(args.workload).read_text())))
     seconds = args.minutes * 60
