@@ -82,10 +82,10 @@ def test_session(attach, demo_app, tmp_path):
             r"chosen: heavy_computation, disk_io, no_such_function_here")
     command(child, "remove never_chosen", r"warning: 'never_chosen' was not chosen")
     # Intermediate results while running.
-    table = command(child, "results", r"heavy_computation", r"Samples|samples")
+    table = command(child, "results", r"Samples", r"heavy_computation")
     assert "network_request" not in table
     assert re.search(r"no_such_function_here\s*│\s*no data", table), table
-    output = command(child, "results --json", r"\"functions\"")
+    output = command(child, "results --json")
     document = support.json_document(output[output.index("{"):].replace("\r\n", "\n"))
     rows = support.function_rows(document)
     assert rows["heavy_computation"]["samples"] > 0 and document["samples"] > 100, rows
@@ -204,13 +204,13 @@ def test_end_of_input_prints_the_results(attach, demo_app):
 def test_tab_completion(attach, demo_app):
     app = demo_app()
     child = attach(app.pid)
-    child.send("sta\t")
-    child.expect(r"start|status")  # completes the common prefix, or lists both
+    child.send("sta\t\t")  # a bell, then the list of both
+    child.expect(r"start\s+status")
     child.sendcontrol("u")
     command(child, "start", r"profiling")
     time.sleep(0.5)
-    child.send("add heavy_comp\t")
-    child.expect(r"heavy_computation")
+    child.send("add heavy_comp\t")  # the rest is drawn in place: check what was chosen
+    time.sleep(0.3)
     child.send("\r")
     child.expect(r"chosen: heavy_computation")
     child.expect_exact(PROMPT)
