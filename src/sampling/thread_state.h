@@ -1,9 +1,10 @@
-// Whether a thread is running on a CPU, from /proc/PID/task/TID/stat, with the files kept
-// open so each look is one pread.
+// Whether a thread is running on a CPU, from /proc/PID/task/TID/stat and schedstat, with the
+// files kept open so each look is one pread per file.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <unordered_map>
 
 namespace spyglass::sampling {
@@ -14,14 +15,27 @@ class ThreadStateReader {
   ~ThreadStateReader();
   ThreadStateReader(const ThreadStateReader&) = delete;
   ThreadStateReader& operator=(const ThreadStateReader&) = delete;
-  // The state letter ('R' running, 'S' sleeping, ...), '?' when unknown.
+  // The state letter ('R' running, 'S' sleeping, ...), '?' when unknown. The kernel's 'R' also
+  // means "runnable, waiting for a CPU": a thread whose CPU time (schedstat's run time) has not
+  // moved for longer than a few scheduler ticks reads 'W' instead, so that on a busy machine a
+  // thread woken from a sleep and still queued for a CPU is not counted as running. (The run
+  // time of a thread on a CPU only moves at ticks and switches, hence the grace period.)
   char state(pid_t tid);
   // Closes files of threads that are gone.
   void forget_missing();
 
  private:
+  struct Files {
+    int stat = -1;
+    int schedstat = -1;  // -1 when the kernel has none (no CONFIG_SCHED_INFO)
+    uint64_t run_ns = 0;
+    double run_ns_changed = -1;  // monotonic seconds of the last look that saw it move
+  };
+  // True when the thread ran on a CPU lately (or when that cannot be told).
+  static bool ran_lately(Files& files);
+
   pid_t pid_;
-  std::unordered_map<pid_t, int> fds_;
+  std::unordered_map<pid_t, Files> files_;
 };
 
 }  // namespace spyglass::sampling
