@@ -51,6 +51,10 @@ std::string render_top(Session& session, const TopOptions& opt, bool unicode) {
 
 int run_top(TopOptions& opt) {
   resolve(opt.profile);
+  // NaN fails both comparisons; a zero period would spin instead of refreshing.
+  if (!(opt.refresh >= 0.05 && opt.refresh <= 3600)) {
+    throw Error(ErrorKind::kUsage, "the refresh period must be 0.05 to 3600 seconds");
+  }
   Session session(opt.pid, opt.profile);
   install_stop_signals();
   bool unicode = session.table_style().unicode;
