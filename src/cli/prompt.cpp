@@ -143,6 +143,9 @@ class Prompt {
     std::free(line);
     if (!split_words(text).empty()) add_history(text.c_str());
     execute(text);
+    // libedit leaves its unbuffered (character at a time) mode before calling us; without
+    // this the next prompt would only be drawn once the next line had been typed.
+    if (!done_) install_line_handler();
   }
 
   std::vector<std::string> completions(const std::string& text, bool first_word) {
@@ -193,8 +196,13 @@ class Prompt {
         return next < matches.size() ? strdup(matches[next++].c_str()) : nullptr;
       });
     };
-    rl_callback_handler_install("spyglass> ",
-                                [](char* line) { if (g_prompt) g_prompt->on_line(line); });
+    install_line_handler();
+  }
+
+  static void install_line_handler() {
+    rl_callback_handler_install("spyglass> ", [](char* line) {
+      if (g_prompt) g_prompt->on_line(line);
+    });
   }
 
   // Without a terminal: whole lines from stdin, no editing. False at end of input.
@@ -422,10 +430,7 @@ class Prompt {
       }
     }
     clear_stop_request();
-    if (interactive_) {
-      rl_callback_handler_install("spyglass> ",
-                                  [](char* line) { if (g_prompt) g_prompt->on_line(line); });
-    }
+    if (interactive_) install_line_handler();
   }
 
   Session& session_;
