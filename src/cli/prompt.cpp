@@ -352,6 +352,15 @@ class Prompt {
                        st.missed, st.failed_walks);
     out += fmt::format("walk:       {:.1f} µs per sample, scheduling {}\n", st.mean_walk_us,
                        st.scheduling.empty() ? "not started" : st.scheduling);
+    const auto& prefetch = session_.target().prefetch();
+    uint64_t reads = prefetch.hits() + prefetch.misses();
+    out += fmt::format("reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",
+                       st.samples ? static_cast<double>(session_.target().memory().calls()) /
+                                        static_cast<double>(st.samples)
+                                  : 0.0,
+                       reads ? 100.0 * static_cast<double>(prefetch.hits()) /
+                                   static_cast<double>(reads)
+                             : 0.0);
     out += fmt::format("functions:  {}\n", session_.functions().empty()
                                                ? "(none)"
                                                : join(session_.functions()));

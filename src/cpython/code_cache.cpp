@@ -181,7 +181,11 @@ int CodeCache::line(uint64_t addr, int64_t offset) const {
   if (it == entries_.end()) return 0;
   const Entry& e = it->second;
   if (offset < 0) return e.info.firstlineno;
-  return line_for_offset(layout_.line_table, e.linetable, e.info.firstlineno, offset);
+  auto memo = e.lines.find(offset);
+  if (memo != e.lines.end()) return memo->second;
+  int line = line_for_offset(layout_.line_table, e.linetable, e.info.firstlineno, offset);
+  if (e.lines.size() < kMaxLinesPerCode) e.lines.emplace(offset, line);
+  return line;
 }
 
 bool CodeCache::read_string(uint64_t addr, std::string& out, size_t max_len) {

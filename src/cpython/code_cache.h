@@ -55,7 +55,10 @@ class CodeCache {
     CodeIdentity identity;
     CodeInfo info;
     std::vector<uint8_t> linetable;
+    // Lines already decoded, by instruction offset: a steady-state sample decodes nothing.
+    mutable std::unordered_map<int64_t, int> lines;
   };
+  static constexpr size_t kMaxLinesPerCode = 4096;
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
   std::string class_of_first_argument(uint64_t code, uint64_t frame);
 
