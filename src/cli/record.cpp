@@ -64,8 +64,19 @@ struct RecordOptions {
   ProfileOptions profile;
 };
 
+// Only the timeline formats need the sample-by-sample timeline: without them memory stays flat.
+void keep_timeline_only_if_needed(ProfileOptions& opt) {
+  std::string target = opt.format.value_or("") + " " + opt.output.value_or("");
+  bool needed = target.find("chrome") != std::string::npos ||
+                target.find("perfetto") != std::string::npos ||
+                target.find("trace") != std::string::npos ||
+                target.find("speedscope") != std::string::npos;
+  if (!needed) opt.sampler.timeline_spans = 0;
+}
+
 int run_record(RecordOptions& opt) {
   resolve(opt.profile);
+  keep_timeline_only_if_needed(opt.profile);
   Session session(opt.pid, opt.profile);
   for (const auto& w : session.add_functions({})) fmt::print(stderr, "spyglass: {}\n", w);
   return profile_and_report(session, opt.profile);
@@ -106,6 +117,7 @@ std::unique_ptr<Session> attach_when_ready(pid_t pid, const ProfileOptions& opt,
 
 int run_run(RunOptions& opt) {
   resolve(opt.profile);
+  keep_timeline_only_if_needed(opt.profile);
   if (opt.command.empty()) throw Error(ErrorKind::kUsage, "run: give the program after --");
   pid_t child = fork();
   if (child < 0) throw Error(ErrorKind::kIo, fmt::format("fork failed: {}", std::strerror(errno)));

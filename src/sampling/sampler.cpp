@@ -93,6 +93,7 @@ Sampler::Sampler(cpython::Target& target, SamplerOptions options)
   stats_.mode = options_.mode;
   profile_.run.pid = target.pid();
   profile_.run.python_version = target.runtime().layout.version.str();
+  profile_.timeline_limit = options_.timeline_spans;
 }
 
 Sampler::~Sampler() { stop(); }
@@ -153,6 +154,7 @@ void Sampler::reset() {
   profile_.run.pid = pid;
   profile_.run.python_version = version;
   profile_.run.mode = mode_name(options_.mode);
+  profile_.timeline_limit = options_.timeline_spans;
   frame_ids_.clear();
   bool exited = stats_.target_exited;
   std::string scheduling = stats_.scheduling;

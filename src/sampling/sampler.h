@@ -32,6 +32,7 @@ struct SamplerOptions {
   bool blocking = false;        // pause the target's threads for each sample
   bool realtime = true;         // ask for real-time scheduling when permitted
   bool lines = true;            // keep line numbers in the stored frames
+  size_t timeline_spans = 200'000;  // the timeline's bound (0: none; only timeline formats use it)
 };
 
 constexpr double kMinRateHz = 1;
