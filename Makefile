@@ -39,6 +39,7 @@ test: deps
 	$(MAKE) formats-test
 	$(MAKE) exact-test
 	$(MAKE) bench-smoke
+	$(MAKE) robustness-test
 
 # Exact mode's extension for any interpreter, pip or not: builds it in a folder of its own and
 # prints, as the last line, the folder to put on PYTHONPATH.
