@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -310,6 +311,29 @@ def proc_stat_cpu(pid: int) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class HwmWatcher:
+    """Polls a process's VmHWM every 20 ms for as long as it lives (a zombie has none left)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak_kb = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            value = proc_hwm_kb(self.pid)
+            if value:
+                self.peak_kb = max(self.peak_kb or 0, value)
+            self.stop.wait(0.02)
+
+    def finish(self) -> Optional[int]:
+        self.stop.set()
+        self.thread.join()
+        return self.peak_kb
+
+
 def proc_hwm_kb(pid: int) -> Optional[int]:
     try:
         for line in Path("/proc/%d/status" % pid).read_text().splitlines():
@@ -364,6 +388,7 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
         target = Target(interpreter, workload, workload_args + ["--truth", str(truth_path)])
         profiler = None
         messages = None
+        hwm = None
         try:
             if tool is not None:
                 out = Path(tmp) / "profile.out"
@@ -374,11 +399,13 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
                 profiler = subprocess.Popen(tool.command(target.pid, rate, out, interpreter),
                                             stdin=subprocess.DEVNULL, stdout=messages,
                                             stderr=subprocess.STDOUT, start_new_session=True)
+                hwm = HwmWatcher(profiler.pid)
             time.sleep(ATTACH_SECONDS)
             if profiler is not None and profiler.poll() is not None:
                 messages.seek(0)
+                lines = [line for line in messages.read().splitlines() if line.strip()]
                 raise RuntimeError("%s exited at once: %s" % (
-                    tool.name, messages.read().strip()[-400:]))
+                    tool.name, " | ".join(lines[-2:])[-300:]))
             target.release()
             elapsed = target.finish(timeout)
             target_end = time.monotonic()
@@ -388,7 +415,7 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
                 return result
             # The profiler notices the exit by itself; its rusage gives CPU and peak RSS.
             deadline = time.monotonic() + 60
-            last_cpu = last_hwm = usage = None
+            last_cpu = usage = None
             while time.monotonic() < deadline:
                 # wait4, not Popen.poll(): the exit status comes with the rusage.
                 pid, status, usage = os.wait4(profiler.pid, os.WNOHANG)
@@ -397,7 +424,6 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
                     break
                 usage = None
                 last_cpu = proc_stat_cpu(profiler.pid) or last_cpu
-                last_hwm = proc_hwm_kb(profiler.pid) or last_hwm
                 time.sleep(0.05)
             if profiler.returncode is None:
                 os.killpg(profiler.pid, signal.SIGINT)
@@ -409,12 +435,14 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
             cpu = (usage.ru_utime + usage.ru_stime) if usage else last_cpu
             # VmHWM as last seen: ru_maxrss would include the driver's own forked image, which
             # the kernel keeps across exec.
-            rss_kb = last_hwm or (usage.ru_maxrss if usage else None)
+            rss_kb = hwm.finish()
             if not out.exists():
                 raise RuntimeError("%s wrote nothing (exit %s): %s" % (
                     tool.name, profiler.returncode, stderr.strip()[-400:]))
             # The span the profiler could sample: from its start to the target's exit.
             parsed = tool.parse(out, stderr, target_end - started)
+            if not parsed.get("samples"):
+                raise RuntimeError("%s took no samples of this interpreter" % tool.name)
             result.update(parsed)
             result.update({"profiler_wall": wall, "profiler_cpu": cpu, "peak_rss_kb": rss_kb})
             return result
@@ -425,6 +453,8 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
                 profiler.wait()
             if messages is not None:
                 messages.close()
+            if hwm is not None:
+                hwm.stop.set()
 
 
 def summarize_run(run: dict, rate: int) -> dict:
