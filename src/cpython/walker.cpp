@@ -242,13 +242,13 @@ void StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
     int owner = F.owner ? static_cast<int>(static_cast<int8_t>(scratch_[F.owner])) : 0;
     bool shim = (F.owner_cstack >= 0 && owner == F.owner_cstack) ||
                 (F.owner_interpreter >= 0 && owner == F.owner_interpreter);
-    if (!shim) {
-      const CodeInfo* info = codes_->get(code);
-      if (!info) {
-        out.truncated = true;
-        ++stats_.bad_frames;
-        return;
-      }
+    const CodeInfo* info = shim ? nullptr : codes_->get(code);
+    if (!shim && !info) {
+      // A frame caught while being set up or torn down: skip it but keep walking, so the
+      // callers above it (often the chosen functions) still count. The visit bound ends a
+      // chain that is really broken.
+      ++stats_.bad_frames;
+    } else if (!shim) {
       uint64_t first_instr = code + L.code.code_adaptive;
       int64_t offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
       if (offset > (1 << 24)) offset = -1;  // not inside this code object
