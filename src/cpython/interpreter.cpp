@@ -158,6 +158,13 @@ std::optional<uint64_t> scan_for_runtime(process::MemoryReader& memory,
       uint64_t interp = 0;
       std::memcpy(&interp, bytes.data() + off + head_off, 8);
       if (!plausible_pointer(interp)) continue;
+      // `interpreters.main` follows `interpreters.head`, and both name the main interpreter:
+      // this keeps the scan from settling on another field that happens to point at it.
+      uint64_t main_interp = 0;
+      if (off + head_off + 16 <= bytes.size()) {
+        std::memcpy(&main_interp, bytes.data() + off + head_off + 8, 8);
+      }
+      if (main_interp != interp) continue;
       if (runtime_checks_out(memory, *layout, m.start + off)) {
         uint64_t tstate = 0;
         // Require a real thread so that a stray pair of pointers does not pass.
