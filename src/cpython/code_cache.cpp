@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cpython/linetable.h"
+#include "cpython/remote_pointer.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
@@ -61,8 +62,6 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// Plausible user-space pointer: canonical, not in the first page, aligned.
-bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 47) && (p % 8) == 0; }
 
 }  // namespace
 

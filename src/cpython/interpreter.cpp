@@ -11,6 +11,7 @@
 
 #include "process/elf.h"
 #include "process/error.h"
+#include "cpython/remote_pointer.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
@@ -19,7 +20,6 @@ namespace {
 constexpr int kOldestMinor = 8;
 constexpr int kNewestMinor = 14;
 
-bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 47) && (p % 8) == 0; }
 
 std::string basename_of(const std::string& path) {
   auto slash = path.rfind('/');

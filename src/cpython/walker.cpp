@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpython/remote_pointer.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
 namespace {
 
-bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 47) && (p % 8) == 0; }
 
 template <typename T>
 T field(const std::vector<uint8_t>& bytes, uint64_t offset) {
@@ -167,6 +167,14 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   return true;
 }
 
+bool StackWalker::read_frame(uint64_t frame, size_t header, ThreadStack& out) {
+  scratch_.resize(header);
+  if (plausible_pointer(frame) && memory_.read(frame, scratch_.data(), header)) return true;
+  out.truncated = true;
+  ++stats_.bad_frames;
+  return false;
+}
+
 void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
   const Layout& L = config_.layout;
   const auto& F = L.frame;
@@ -176,17 +184,7 @@ void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
       out.truncated = true;
       return;
     }
-    if (!plausible_pointer(frame)) {
-      out.truncated = true;
-      ++stats_.bad_frames;
-      return;
-    }
-    scratch_.resize(header);
-    if (!memory_.read(frame, scratch_.data(), header)) {
-      out.truncated = true;
-      ++stats_.bad_frames;
-      return;
-    }
+    if (!read_frame(frame, header, out)) return;
     uint64_t code = field<uint64_t>(scratch_, F.code);
     int32_t lasti = field<int32_t>(scratch_, F.lasti);
     uint64_t back = field<uint64_t>(scratch_, F.previous);
@@ -224,17 +222,7 @@ void StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
       out.truncated = true;
       return;
     }
-    if (!plausible_pointer(frame)) {
-      out.truncated = true;
-      ++stats_.bad_frames;
-      return;
-    }
-    scratch_.resize(header);
-    if (!memory_.read(frame, scratch_.data(), header)) {
-      out.truncated = true;
-      ++stats_.bad_frames;
-      return;
-    }
+    if (!read_frame(frame, header, out)) return;
     uint64_t code = field<uint64_t>(scratch_, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{3};
     uint64_t instr = field<uint64_t>(scratch_, F.lasti);

@@ -58,6 +58,8 @@ class StackWalker {
                          bool with_frames);
   bool read_thread(uint64_t tstate, uint64_t interp, const GilState& gil, ThreadStack& out,
                    const std::vector<int>* known_tids, uint64_t& next);
+  // Reads a frame's header into scratch_; on failure marks the stack truncated.
+  bool read_frame(uint64_t frame, size_t header, ThreadStack& out);
   void walk_frame_objects(uint64_t frame, ThreadStack& out);
   void walk_interpreter_frames(uint64_t frame, ThreadStack& out);
 
