@@ -62,6 +62,8 @@ FRAME_OBJECT_ERA = {  # 3.8-3.10
     "code.name": "offsetof(PyCodeObject, co_name)",
     "code.firstlineno": "offsetof(PyCodeObject, co_firstlineno)",
     "code.linetable": "offsetof(PyCodeObject, co_lnotab)",
+    "code.flags": "offsetof(PyCodeObject, co_flags)",
+    "frame.owner_generator": "-1",
     **COMMON_OBJECTS,
 }
 
@@ -82,6 +84,7 @@ INTERPRETER_FRAME_ERA = {  # 3.11+
     "frame.size": "sizeof(_PyInterpreterFrame)",
     "frame.previous": "offsetof(_PyInterpreterFrame, previous)",
     "frame.owner": "offsetof(_PyInterpreterFrame, owner)",
+    "frame.owner_generator": "FRAME_OWNED_BY_GENERATOR",
     "frame.localsplus": "offsetof(_PyInterpreterFrame, localsplus)",
     "code.size": "sizeof(PyCodeObject)",
     "code.filename": "offsetof(PyCodeObject, co_filename)",

@@ -350,6 +350,8 @@ class Prompt {
                             : 0;
     out += fmt::format("late:       {} ({:.2f}%), missed {}, unreadable {}\n", st.late, pct,
                        st.missed, st.failed_walks);
+    out += fmt::format("stacks:     {} read again (caught mid-change), {} left incomplete\n",
+                       st.reread_stacks, st.incomplete_stacks);
     out += fmt::format("walk:       {:.1f} µs per sample, scheduling {}\n", st.mean_walk_us,
                        st.scheduling.empty() ? "not started" : st.scheduling);
     const auto& prefetch = session_.target().prefetch();

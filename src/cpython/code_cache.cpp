@@ -74,7 +74,7 @@ CodeCache::CodeCache(process::MemoryReader& memory, const Layout& layout, uint64
       bytes_type_(bytes_type) {
   const auto& c = layout.code;
   uint64_t end = std::max({layout.ob_type + 8, c.filename + 8, c.name + 8, c.qualname + 8,
-                           c.linetable + 8, c.firstlineno + 4});
+                           c.linetable + 8, c.firstlineno + 4, c.flags + 4});
   header_size_ = static_cast<size_t>(end);
 }
 
@@ -115,6 +115,11 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
     entry.info.qualname = entry.info.name;
   }
   entry.info.firstlineno = id.firstlineno;
+  if (layout_.code.flags) {
+    // CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+    constexpr uint32_t kGeneratorFlags = 0x20 | 0x80 | 0x100 | 0x200;
+    entry.info.generator = (load<uint32_t>(header, layout_.code.flags) & kGeneratorFlags) != 0;
+  }
   entry.info.id = next_id_++;
   if (plausible_pointer(id.linetable)) read_bytes(id.linetable, entry.linetable, 1 << 20);
 

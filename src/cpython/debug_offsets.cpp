@@ -340,6 +340,7 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
     // Transcribed from 3.13's headers (not in the table):
     l.unicode.compact_data = 56;     // sizeof(PyCompactUnicodeObject)
     l.frame.owner_cstack = 3;        // FRAME_OWNED_BY_CSTACK (internal/pycore_frame.h)
+    l.frame.owner_generator = 1;     // FRAME_OWNED_BY_GENERATOR
     l.frame.code_is_tagged = false;  // f_executable is a plain PyObject*
   } else {
     const auto table = read_table<DebugOffsets314>(memory, runtime_addr, version);
@@ -348,6 +349,7 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
     l.unicode.compact_data = 56;    // sizeof(PyCompactUnicodeObject)
     l.frame.owner_interpreter = 3;  // FRAME_OWNED_BY_INTERPRETER (pycore_interpframe_structs.h)
     l.frame.owner_cstack = 4;       // FRAME_OWNED_BY_CSTACK
+    l.frame.owner_generator = 1;    // FRAME_OWNED_BY_GENERATOR
     l.frame.code_is_tagged = true;  // f_executable is a _PyStackRef: clear Py_TAG_BITS (3)
   }
   return l;

@@ -82,6 +82,9 @@ struct Layout {
     bool instr_is_next = false;   // 3.13+: instr_ptr points at the next instruction, not the last
     int owner_cstack = -1;        // owner value of C-stack shim frames to skip (-1: none)
     int owner_interpreter = -1;   // 3.14+: FRAME_OWNED_BY_INTERPRETER, also skipped
+    // 3.11+: FRAME_OWNED_BY_GENERATOR. A running generator's frame always has a caller; one
+    // read with no caller was caught as it yielded (a torn read: the walker retries).
+    int owner_generator = -1;
   } frame;
 
   struct Code {
@@ -90,6 +93,7 @@ struct Layout {
     uint64_t name = 0;
     uint64_t qualname = 0;  // 3.11+
     uint64_t firstlineno = 0;
+    uint64_t flags = 0;           // 3.8-3.10: co_flags, to tell generator frames (see owner_generator)
     uint64_t linetable = 0;       // co_lnotab (3.8, 3.9) or co_linetable
     uint64_t code_adaptive = 0;   // 3.11+: offset of the instructions inside the code object
     // 3.8-3.10 have no co_qualname: a method's class is found from its first argument, which

@@ -52,6 +52,7 @@ Layout layout_38() {
   l.frame.localsplus = 360;                  // PyFrameObject.f_localsplus
   l.code.size = 176;                         // sizeof(PyCodeObject)
   l.code.firstlineno = 40;                   // PyCodeObject.co_firstlineno
+  l.code.flags = 36;                         // PyCodeObject.co_flags
   l.code.argcount = 16;                      // PyCodeObject.co_argcount
   l.code.varnames = 72;                      // PyCodeObject.co_varnames
   l.code.filename = 104;                     // PyCodeObject.co_filename
@@ -88,6 +89,7 @@ Layout layout_39() {
   l.frame.localsplus = 360;                 // PyFrameObject.f_localsplus
   l.code.size = 176;                        // sizeof(PyCodeObject)
   l.code.firstlineno = 40;                  // PyCodeObject.co_firstlineno
+  l.code.flags = 36;                        // PyCodeObject.co_flags
   l.code.argcount = 16;                     // PyCodeObject.co_argcount
   l.code.varnames = 72;                     // PyCodeObject.co_varnames
   l.code.filename = 104;                    // PyCodeObject.co_filename
@@ -125,6 +127,7 @@ Layout layout_310() {
   l.frame.localsplus = 352;                 // PyFrameObject.f_localsplus
   l.code.size = 176;                        // sizeof(PyCodeObject)
   l.code.firstlineno = 40;                  // PyCodeObject.co_firstlineno
+  l.code.flags = 36;                        // PyCodeObject.co_flags
   l.code.argcount = 16;                     // PyCodeObject.co_argcount
   l.code.varnames = 72;                     // PyCodeObject.co_varnames
   l.code.filename = 104;                    // PyCodeObject.co_filename
@@ -165,6 +168,7 @@ Layout layout_311() {
   l.frame.owner = 69;                       // _PyInterpreterFrame.owner (char)
   l.frame.localsplus = 72;                  // _PyInterpreterFrame.localsplus
   l.frame.owner_cstack = -1;                // no FRAME_OWNED_BY_CSTACK in 3.11
+  l.frame.owner_generator = 1;              // FRAME_OWNED_BY_GENERATOR
   l.code.size = 192;                        // sizeof(PyCodeObject) without co_code_adaptive
   l.code.firstlineno = 72;                  // PyCodeObject.co_firstlineno
   l.code.filename = 112;                    // PyCodeObject.co_filename
@@ -212,6 +216,7 @@ Layout layout_312() {
   l.frame.owner = 70;                 // _PyInterpreterFrame.owner (char)
   l.frame.localsplus = 72;            // _PyInterpreterFrame.localsplus
   l.frame.owner_cstack = 3;           // FRAME_OWNED_BY_CSTACK
+  l.frame.owner_generator = 1;        // FRAME_OWNED_BY_GENERATOR
   l.code.size = 200;                  // sizeof(PyCodeObject) without co_code_adaptive
   l.code.firstlineno = 68;            // PyCodeObject.co_firstlineno
   l.code.filename = 112;              // PyCodeObject.co_filename

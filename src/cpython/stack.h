@@ -16,6 +16,7 @@ struct CodeInfo {
   std::string qualname;  // co_qualname (3.11+), else co_name
   std::string filename;  // co_filename
   int firstlineno = 0;
+  bool generator = false;  // 3.8-3.10: a generator's or coroutine's code (from co_flags)
 };
 
 struct Frame {
@@ -32,6 +33,9 @@ struct ThreadStack {
   bool holds_gil = false;
   bool gil_known = false;  // false where the version does not expose the holder
   bool truncated = false;  // stopped at the depth limit or a bad frame
+  // The walk kept catching a generator between yield and resume, its callers unreachable
+  // (see StackWalker): the stack holds only the frames above them. Also marks it truncated.
+  bool torn = false;
   std::vector<Frame> frames;  // innermost first
 };
 

@@ -109,22 +109,7 @@ bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
       uint64_t next = 0;
       if (!read_thread(tstate, interp, gil, stack, known_tids, next)) break;
       stack.interpreter_id = interp_id;
-      if (with_frames) {
-        uint64_t frame = 0;
-        if (L.frame_model == FrameModel::kFrameObject) {
-          memory_.read_value(tstate + L.thread.frame, frame);
-          walk_frame_objects(frame, stack);
-        } else {
-          if (L.thread.cframe) {
-            uint64_t cframe = 0;
-            if (memory_.read_value(tstate + L.thread.cframe, cframe) && plausible_pointer(cframe))
-              memory_.read_value(cframe + L.thread.cframe_current_frame, frame);
-          } else {
-            memory_.read_value(tstate + L.thread.frame, frame);
-          }
-          walk_interpreter_frames(frame, stack);
-        }
-      }
+      if (with_frames) walk_thread_frames(tstate, stack);
       out.push_back(std::move(stack));
       // A cycle in the thread list: stop at a thread state already seen.
       bool cycle = false;
@@ -167,6 +152,46 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   return true;
 }
 
+uint64_t StackWalker::current_frame(uint64_t tstate) {
+  const Layout& L = config_.layout;
+  uint64_t frame = 0;
+  if (L.thread.cframe) {
+    uint64_t cframe = 0;
+    if (memory_.read_value(tstate + L.thread.cframe, cframe) && plausible_pointer(cframe))
+      memory_.read_value(cframe + L.thread.cframe_current_frame, frame);
+  } else {
+    memory_.read_value(tstate + L.thread.frame, frame);
+  }
+  return frame;
+}
+
+// The target runs while it is read, and a generator changes its links on every step: resuming
+// sets its frame's `previous` (f_back) to the caller, yielding clears it; 3.12+ also link it
+// through an entry frame on the C stack, overwritten once it returns. A walk that read the
+// thread's current frame just before a yield and the generator's frame just after finds a
+// generator with no caller (or a broken link), and would lose every frame beneath it: in a loop
+// over a generator, most of the time of the function running the loop. Such a stack cannot
+// come from a consistent snapshot, so it is read again, from a fresh copy of the same memory.
+// A stack that stays broken (corrupt memory) is kept as read, marked, after a few tries.
+void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
+  const bool frame_objects = config_.layout.frame_model == FrameModel::kFrameObject;
+  for (int attempt = 0;; ++attempt) {
+    out.frames.clear();
+    out.truncated = false;
+    uint64_t frame = current_frame(tstate);
+    bool whole = frame_objects ? walk_frame_objects(frame, out)
+                               : walk_interpreter_frames(frame, out);
+    if (whole) return;
+    if (attempt >= config_.max_torn_retries) {
+      out.torn = out.truncated = true;
+      ++stats_.torn_stacks;
+      return;
+    }
+    ++stats_.torn_retries;
+    memory_.refresh();
+  }
+}
+
 bool StackWalker::read_frame(uint64_t frame, size_t header, ThreadStack& out) {
   scratch_.resize(header);
   if (plausible_pointer(frame) && memory_.read(frame, scratch_.data(), header)) return true;
@@ -175,16 +200,17 @@ bool StackWalker::read_frame(uint64_t frame, size_t header, ThreadStack& out) {
   return false;
 }
 
-void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
+bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
   const Layout& L = config_.layout;
   const auto& F = L.frame;
   size_t header = static_cast<size_t>(std::max({F.previous + 8, F.code + 8, F.lasti + 4}));
+  bool last_is_generator = false;
   while (frame) {
     if (out.frames.size() >= config_.max_depth) {
       out.truncated = true;
-      return;
+      return true;
     }
-    if (!read_frame(frame, header, out)) return;
+    if (!read_frame(frame, header, out)) return false;
     uint64_t code = field<uint64_t>(scratch_, F.code);
     int32_t lasti = field<int32_t>(scratch_, F.lasti);
     uint64_t back = field<uint64_t>(scratch_, F.previous);
@@ -192,7 +218,7 @@ void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
     if (!info) {
       out.truncated = true;
       ++stats_.bad_frames;
-      return;
+      return false;
     }
     // 3.10 counts f_lasti in code units; its line table, like lnotab, in bytes.
     int64_t offset = lasti < 0 ? -1
@@ -201,28 +227,34 @@ void StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
                          : lasti;
     out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
     ++stats_.frames;
+    last_is_generator = info->generator;
     // A cycle (corrupt memory) ends at max_depth; a self-loop ends here.
     if (back == frame) {
       out.truncated = true;
-      return;
+      return false;
     }
     frame = back;
   }
+  return !last_is_generator;
 }
 
-void StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
+bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
   const Layout& L = config_.layout;
   const auto& F = L.frame;
   size_t header = static_cast<size_t>(
       std::max({F.previous + 8, F.code + 8, F.lasti + 8, F.owner ? F.owner + 1 : 0}));
   size_t visited = 0;
   const size_t max_visits = config_.max_depth * 2 + 16;  // shim frames do not count as depth
+  // 3.12+ begin every thread's stack with a shim frame (the C entry frame, or 3.14's base
+  // frame): a chain that ends anywhere else was read while it changed.
+  const bool ends_at_shim = F.owner_cstack >= 0 || F.owner_interpreter >= 0;
+  bool last_is_generator = false, last_is_shim = false;
   while (frame) {
     if (out.frames.size() >= config_.max_depth || ++visited > max_visits) {
       out.truncated = true;
-      return;
+      return true;
     }
-    if (!read_frame(frame, header, out)) return;
+    if (!read_frame(frame, header, out)) return false;
     uint64_t code = field<uint64_t>(scratch_, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{3};
     uint64_t instr = field<uint64_t>(scratch_, F.lasti);
@@ -243,12 +275,16 @@ void StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
       out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
       ++stats_.frames;
     }
+    if (!shim) last_is_generator = F.owner_generator >= 0 && owner == F.owner_generator;
+    last_is_shim = shim;
     if (previous == frame) {
       out.truncated = true;
-      return;
+      return false;
     }
     frame = previous;
   }
+  if (ends_at_shim && visited > 0 && !last_is_shim) return false;
+  return !last_is_generator;
 }
 
 }  // namespace spyglass::cpython

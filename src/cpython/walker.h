@@ -29,12 +29,16 @@ struct WalkerConfig {
   size_t max_depth = 100'000;       // frames per thread
   size_t max_threads = 10'000;      // per interpreter
   size_t max_interpreters = 256;
+  // How many times one thread's stack is read again when the walk caught it torn.
+  int max_torn_retries = 3;
 };
 
 struct WalkStats {
   uint64_t walks = 0;
   uint64_t frames = 0;
   uint64_t bad_frames = 0;
+  uint64_t torn_retries = 0;  // thread stacks read again after catching a generator mid-yield
+  uint64_t torn_stacks = 0;   // ... and still torn after the last retry
 };
 
 class StackWalker {
@@ -60,8 +64,13 @@ class StackWalker {
                    const std::vector<int>* known_tids, uint64_t& next);
   // Reads a frame's header into scratch_; on failure marks the stack truncated.
   bool read_frame(uint64_t frame, size_t header, ThreadStack& out);
-  void walk_frame_objects(uint64_t frame, ThreadStack& out);
-  void walk_interpreter_frames(uint64_t frame, ThreadStack& out);
+  // Reads the thread's frames, retrying a torn read (see walker.cpp).
+  void walk_thread_frames(uint64_t tstate, ThreadStack& out);
+  uint64_t current_frame(uint64_t tstate);
+  // Each returns false when the stack it read cannot be whole (a generator's frame with no
+  // caller, an unreadable link, 3.12+ a chain not ending at the entry frame): a torn read.
+  bool walk_frame_objects(uint64_t frame, ThreadStack& out);
+  bool walk_interpreter_frames(uint64_t frame, ThreadStack& out);
 
   process::MemoryReader& memory_;
   WalkerConfig config_;

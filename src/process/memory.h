@@ -33,6 +33,9 @@ class MemoryReader {
   virtual size_t read_batch(std::span<const ReadRequest> requests);
   // Number of system calls (or equivalent) made so far; for benchmarks.
   virtual uint64_t calls() const { return 0; }
+  // Bytes held from an earlier instant (a prefetch) are fetched again, so the next reads see
+  // the process as it is now: a walker that caught a stack mid-change reads it once more.
+  virtual void refresh() {}
 
   template <typename T>
   bool read_value(RemoteAddr addr, T& out) {

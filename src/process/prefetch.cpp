@@ -8,6 +8,14 @@ namespace spyglass::process {
 void PrefetchingMemory::begin_walk() {
   in_walk_ = true;
   recorded_.clear();
+  fetch_plan();
+}
+
+void PrefetchingMemory::refresh() {
+  if (in_walk_) fetch_plan();
+}
+
+void PrefetchingMemory::fetch_plan() {
   blocks_.clear();
   if (plan_.empty()) return;
   size_t total = 0;

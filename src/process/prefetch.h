@@ -21,6 +21,8 @@ class PrefetchingMemory : public MemoryReader {
   // The ranges read since begin_walk() become the next prefetch.
   void end_walk();
   bool read(RemoteAddr addr, void* out, size_t size) override;
+  // Fetches this walk's prefetch again (one more batch), keeping what the walk recorded.
+  void refresh() override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
@@ -44,6 +46,7 @@ class PrefetchingMemory : public MemoryReader {
     size_t size;
   };
   const Block* find_block(RemoteAddr addr, size_t size) const;
+  void fetch_plan();
 
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads

@@ -356,6 +356,8 @@ nlohmann::json to_json(const Results& results) {
                         {"late_samples", results.late_samples},
                         {"missed_samples", results.missed_samples},
                         {"thread_samples", results.thread_samples},
+                        {"reread_stacks", results.reread_stacks},
+                        {"incomplete_stacks", results.incomplete_stacks},
                         {"mean_walk_us", results.mean_walk_us},
                         {"target_exited", results.target_exited},
                         {"notes", results.notes}};

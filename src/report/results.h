@@ -52,6 +52,8 @@ struct Results {
   uint64_t late_samples = 0;
   uint64_t missed_samples = 0;
   uint64_t thread_samples = 0;  // thread stacks seen
+  uint64_t reread_stacks = 0;      // thread stacks read again after catching them mid-change
+  uint64_t incomplete_stacks = 0;  // thread stacks that stayed incomplete
   double mean_walk_us = 0;      // sampling: time to walk all threads, per round
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen

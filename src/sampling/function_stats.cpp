@@ -40,6 +40,8 @@ report::Results chosen_function_results(const Profile& profile,
   results.late_samples = status.late;
   results.missed_samples = status.missed;
   results.thread_samples = status.thread_samples;
+  results.reread_stacks = status.reread_stacks;
+  results.incomplete_stacks = status.incomplete_stacks;
   results.mean_walk_us = status.mean_walk_us;
   results.target_exited = status.target_exited;
 

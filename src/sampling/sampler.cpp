@@ -288,8 +288,10 @@ void Sampler::take_sample(double now, double dt) {
   }
   double t0 = monotonic_seconds();
   if (pauser_) pauser_->pause();
+  const uint64_t retries_before = target_.walker().stats().torn_retries;
   bool ok = target_.walk(stacks_);
   if (pauser_) pauser_->resume();
+  const uint64_t retries = target_.walker().stats().torn_retries - retries_before;
   double walk = monotonic_seconds() - t0;
   std::vector<char> include(stacks_.size(), 1);
   if (ok && mode == Mode::kCpu) {
@@ -304,6 +306,7 @@ void Sampler::take_sample(double now, double dt) {
   ++stats_.samples;
   stats_.profiled_seconds += dt;
   walk_seconds_ += walk;
+  stats_.reread_stacks += retries;
   if (!ok) {
     ++stats_.failed_walks;
     return;
@@ -312,6 +315,7 @@ void Sampler::take_sample(double now, double dt) {
   for (size_t i = 0; i < stacks_.size(); ++i) {
     const auto& s = stacks_[i];
     ++stats_.thread_samples;
+    if (s.truncated) ++stats_.incomplete_stacks;
     if (!include[i] || s.frames.empty()) continue;
     auto name_it = names_by_tid_.find(s.native_id);
     if (name_it == names_by_tid_.end()) {

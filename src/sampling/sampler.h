@@ -51,6 +51,8 @@ struct SamplerStatus {
   uint64_t missed = 0;          // deadlines skipped entirely
   uint64_t failed_walks = 0;    // rounds whose walk did not check out
   uint64_t thread_samples = 0;
+  uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
+  uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   double mean_walk_us = 0;      // time to walk all threads, per round
   std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
   std::string error;            // why sampling stopped, when it stopped on an error

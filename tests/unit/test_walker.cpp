@@ -1,0 +1,220 @@
+// The stack walker on synthetic memory images built from the real layouts: a thread running a
+// generator inside its caller, read consistently or caught between a yield and a resume.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpython/layout.h"
+#include "cpython/walker.h"
+#include "process/memory.h"
+
+namespace spyglass::cpython {
+namespace {
+
+constexpr uint64_t kBase = 0x7f0000000000;
+
+// A heap of objects laid out one after another at kBase, written field by field.
+class Image {
+ public:
+  uint64_t allocate(size_t size) {
+    uint64_t addr = kBase + bytes_.size();
+    bytes_.resize(bytes_.size() + ((size + 15) & ~size_t{15}));
+    return addr;
+  }
+  template <typename T>
+  void put(uint64_t addr, uint64_t offset, T value) {
+    std::memcpy(bytes_.data() + (addr - kBase) + offset, &value, sizeof(T));
+  }
+  // A compact ASCII str.
+  uint64_t str(const Layout& L, const std::string& text) {
+    uint64_t addr = allocate(L.unicode.ascii_data + text.size() + 1);
+    put<uint32_t>(addr, L.unicode.state, (1u << 2) | (1u << 5) | (1u << 6));
+    put<int64_t>(addr, L.unicode.length, static_cast<int64_t>(text.size()));
+    std::memcpy(bytes_.data() + (addr - kBase) + L.unicode.ascii_data, text.data(), text.size());
+    return addr;
+  }
+  uint64_t code(const Layout& L, const std::string& name, int firstlineno, bool generator) {
+    uint64_t addr = allocate(L.code.size + 64);
+    put<uint64_t>(addr, L.code.filename, str(L, "app.py"));
+    put<uint64_t>(addr, L.code.name, str(L, name));
+    if (L.code.qualname) put<uint64_t>(addr, L.code.qualname, str(L, name));
+    put<int32_t>(addr, L.code.firstlineno, firstlineno);
+    if (L.code.flags && generator) put<uint32_t>(addr, L.code.flags, 0x20);  // CO_GENERATOR
+    return addr;
+  }
+  process::SnapshotMemory snapshot() const {
+    process::SnapshotMemory memory;
+    memory.add_region(kBase, bytes_);
+    return memory;
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+// What the walker reads: the runtime, one interpreter, one thread running `numbers` (a
+// generator) called from `consume`, called from the thread's first frame.
+struct Scene {
+  Layout layout;
+  uint64_t runtime = 0;
+  process::SnapshotMemory whole, torn;  // the generator's caller link set, and cleared
+};
+
+Scene make_scene(int minor) {
+  Scene scene;
+  scene.layout = *builtin_layout(PythonVersion{3, minor, 0});
+  const Layout& L = scene.layout;
+  Image image;
+  scene.runtime = image.allocate(L.runtime.size);
+  uint64_t interp = image.allocate(L.interp.size);
+  uint64_t tstate = image.allocate(L.thread.size);
+  image.put<uint64_t>(scene.runtime, L.runtime.interpreters_head, interp);
+  image.put<uint64_t>(interp, L.interp.threads_head, tstate);
+  image.put<uint64_t>(tstate, L.thread.interp, interp);
+  image.put<uint64_t>(tstate, L.thread.thread_id, 0x7f00aa000000);
+
+  uint64_t numbers = image.code(L, "numbers", 10, true);
+  uint64_t consume = image.code(L, "consume", 20, false);
+  uint64_t module = image.code(L, "<module>", 1, false);
+  const bool frame_objects = L.frame_model == FrameModel::kFrameObject;
+  auto frame = [&](uint64_t code, uint64_t previous, int owner) {
+    uint64_t addr = image.allocate(L.frame.size + 64);
+    image.put<uint64_t>(addr, L.frame.code, code);
+    image.put<uint64_t>(addr, L.frame.previous, previous);
+    if (frame_objects) {
+      image.put<int32_t>(addr, L.frame.lasti, -1);
+    } else {
+      image.put<int8_t>(addr, L.frame.owner, static_cast<int8_t>(owner));
+    }
+    return addr;
+  };
+  // 3.12+ start every thread's chain with a C entry frame (FRAME_OWNED_BY_CSTACK).
+  uint64_t entry = L.frame.owner_cstack >= 0 ? frame(0, 0, L.frame.owner_cstack) : 0;
+  uint64_t base = frame(module, entry, 0);
+  uint64_t caller = frame(consume, base, 0);
+  uint64_t generator = frame(numbers, caller, frame_objects ? 0 : L.frame.owner_generator);
+  if (L.thread.cframe) {
+    uint64_t cframe = image.allocate(64);
+    image.put<uint64_t>(tstate, L.thread.cframe, cframe);
+    image.put<uint64_t>(cframe, L.thread.cframe_current_frame, generator);
+  } else {
+    image.put<uint64_t>(tstate, L.thread.frame, generator);
+  }
+  scene.whole = image.snapshot();
+  image.put<uint64_t>(generator, L.frame.previous, 0);  // what a yield leaves behind
+  scene.torn = image.snapshot();
+  return scene;
+}
+
+// Serves the torn image until it has been refreshed `torn_refreshes` times, then the whole one:
+// the target resuming its generator between two reads.
+class TearingMemory : public process::MemoryReader {
+ public:
+  TearingMemory(Scene& scene, int torn_refreshes) : scene_(scene), left_(torn_refreshes) {}
+  bool read(process::RemoteAddr addr, void* out, size_t size) override {
+    return (left_ > 0 ? scene_.torn : scene_.whole).read(addr, out, size);
+  }
+  void refresh() override {
+    ++refreshes;
+    --left_;
+  }
+  int refreshes = 0;
+
+ private:
+  Scene& scene_;
+  int left_;
+};
+
+std::vector<std::string> names(const ThreadStack& stack) {
+  std::vector<std::string> out;
+  for (const auto& f : stack.frames) out.push_back(f.code->name);
+  return out;
+}
+
+class WalkerTornReads : public ::testing::TestWithParam<int> {};
+
+TEST_P(WalkerTornReads, ConsistentStackIsReadOnce) {
+  Scene scene = make_scene(GetParam());
+  TearingMemory memory(scene, 0);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(memory.refreshes, 0);
+  EXPECT_EQ(walker.stats().torn_retries, 0u);
+}
+
+TEST_P(WalkerTornReads, GeneratorCaughtMidYieldIsReadAgain) {
+  Scene scene = make_scene(GetParam());
+  TearingMemory memory(scene, 2);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_FALSE(threads[0].torn);
+  EXPECT_EQ(memory.refreshes, 2);
+  EXPECT_EQ(walker.stats().torn_retries, 2u);
+  EXPECT_EQ(walker.stats().torn_stacks, 0u);
+}
+
+TEST_P(WalkerTornReads, RetriesAreBoundedAndTheTornStackIsMarked) {
+  Scene scene = make_scene(GetParam());
+  TearingMemory memory(scene, 1000);
+  WalkerConfig config{scene.layout, scene.runtime};
+  config.max_torn_retries = 3;
+  StackWalker walker(memory, config);
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers"}));
+  EXPECT_TRUE(threads[0].torn);
+  EXPECT_TRUE(threads[0].truncated);
+  EXPECT_EQ(memory.refreshes, 3);
+  EXPECT_EQ(walker.stats().torn_stacks, 1u);
+}
+
+// One version per frame model and thread-state shape: frame objects (3.8-3.10), frames
+// reached through the C frame (3.11, 3.12). 3.13+ take their layout from the target.
+// 3.12+: a chain that ends without the entry frame was read while it changed (here: the base
+// frame's link read as garbage pointing at unreadable memory, then fixed on the next read).
+TEST(WalkerTornReads312, ChainNotEndingAtEntryFrameIsReadAgain) {
+  Scene scene = make_scene(12);
+  const Layout& L = scene.layout;
+  // Cut the chain under `consume` in the torn image: its caller link points nowhere readable.
+  std::vector<ThreadStack> threads;
+  {
+    TearingMemory memory(scene, 0);
+    StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+    ASSERT_TRUE(walker.walk(threads));
+  }
+  // Find `consume`'s frame through the whole image and break its link in the torn one.
+  process::SnapshotMemory broken = scene.whole;
+  uint64_t cframe = 0, generator = 0, caller = 0;
+  ASSERT_TRUE(scene.whole.read_value(threads[0].tstate_addr + L.thread.cframe, cframe));
+  ASSERT_TRUE(scene.whole.read_value(cframe + L.thread.cframe_current_frame, generator));
+  ASSERT_TRUE(scene.whole.read_value(generator + L.frame.previous, caller));
+  uint64_t nowhere = 0x10000;
+  std::vector<uint8_t> link(8);
+  std::memcpy(link.data(), &nowhere, 8);
+  broken.add_region(caller + L.frame.previous, link);
+  scene.torn = broken;
+
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, WalkerTornReads, ::testing::Values(8, 9, 10, 11, 12),
+                         [](const auto& info) { return "Python3_" + std::to_string(info.param); });
+
+}  // namespace
+}  // namespace spyglass::cpython
