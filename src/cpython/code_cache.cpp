@@ -97,11 +97,30 @@ const CodeInfo* CodeCache::get(uint64_t addr) {
   return lookup(addr, std::span<const uint8_t>(header, header_size_));
 }
 
+CodeCache::Entry* CodeCache::find(uint64_t addr) {
+  Slot& slot = slots_[(addr >> 4) * 0x9E3779B97F4A7C15ull >> 54];
+  if (slot.addr == addr && slot.entry) return slot.entry;
+  auto it = entries_.find(addr);
+  if (it == entries_.end()) return nullptr;
+  slot = Slot{addr, &it->second};
+  return slot.entry;
+}
+
+void CodeCache::clear() {
+  entries_.clear();
+  std::fill(slots_.begin(), slots_.end(), Slot{});
+  last_ = nullptr;
+  last_addr_ = 0;
+}
+
 const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header) {
   if (header.size() < header_size_) return nullptr;
   CodeIdentity id = identity(header);
-  auto it = entries_.find(addr);
-  if (it != entries_.end() && it->second.identity == id) return &it->second.info;
+  if (Entry* cached = find(addr); cached && cached->identity == id) {
+    last_ = cached;
+    last_addr_ = addr;
+    return &cached->info;
+  }
   ++misses_;
   if (code_type_ && id.type != code_type_) return nullptr;
   if (!plausible_pointer(id.filename) || !plausible_pointer(id.name)) return nullptr;
@@ -123,10 +142,12 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
   entry.info.id = next_id_++;
   if (plausible_pointer(id.linetable)) read_bytes(id.linetable, entry.linetable, 1 << 20);
 
-  if (entries_.size() >= kMaxEntries) entries_.clear();  // bound memory on code churn
-  auto [slot, inserted] = entries_.insert_or_assign(addr, std::move(entry));
+  if (entries_.size() >= kMaxEntries) clear();  // bound memory on code churn
+  auto [it, inserted] = entries_.insert_or_assign(addr, std::move(entry));
   (void)inserted;
-  return &slot->second.info;
+  last_ = &it->second;
+  last_addr_ = addr;
+  return &it->second.info;
 }
 
 const CodeInfo* CodeCache::get_for_frame(uint64_t addr, uint64_t frame) {
@@ -180,15 +201,22 @@ std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
   return name;
 }
 
-int CodeCache::line(uint64_t addr, int64_t offset) const {
-  auto it = entries_.find(addr);
-  if (it == entries_.end()) return 0;
-  const Entry& e = it->second;
+int CodeCache::line(uint64_t addr, int64_t offset) {
+  Entry* found = last_addr_ == addr && last_ ? last_ : find(addr);
+  if (!found) return 0;
+  const Entry& e = *found;
   if (offset < 0) return e.info.firstlineno;
+  if (offset == e.last_offset) return e.last_line;
   auto memo = e.lines.find(offset);
-  if (memo != e.lines.end()) return memo->second;
-  int line = line_for_offset(layout_.line_table, e.linetable, e.info.firstlineno, offset);
-  if (e.lines.size() < kMaxLinesPerCode) e.lines.emplace(offset, line);
+  int line;
+  if (memo != e.lines.end()) {
+    line = memo->second;
+  } else {
+    line = line_for_offset(layout_.line_table, e.linetable, e.info.firstlineno, offset);
+    if (e.lines.size() < kMaxLinesPerCode) e.lines.emplace(offset, line);
+  }
+  e.last_offset = offset;
+  e.last_line = line;
   return line;
 }
 

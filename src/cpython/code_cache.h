@@ -43,12 +43,12 @@ class CodeCache {
   // becomes "Class.name" from that argument's class in this frame.
   const CodeInfo* get_for_frame(uint64_t addr, uint64_t frame);
   // The line for an instruction offset (units as linetable.h says).
-  int line(uint64_t addr, int64_t offset) const;
+  int line(uint64_t addr, int64_t offset);
   // Reads a str object as UTF-8 (bounded by `max_len` characters). False when not a str.
   bool read_string(uint64_t addr, std::string& out, size_t max_len = 4096);
   size_t size() const { return entries_.size(); }
   uint64_t misses() const { return misses_; }
-  void clear() { entries_.clear(); }
+  void clear();
 
  private:
   struct Entry {
@@ -57,7 +57,20 @@ class CodeCache {
     std::vector<uint8_t> linetable;
     // Lines already decoded, by instruction offset: a steady-state sample decodes nothing.
     mutable std::unordered_map<int64_t, int> lines;
+    // The last offset asked and its line: a frame that has not moved skips the map.
+    mutable int64_t last_offset = -2;
+    mutable int last_line = 0;
   };
+  // A direct-mapped cache in front of entries_ (node addresses stay valid until erased): a
+  // steady-state walk asks for the same few dozen code objects every time.
+  struct Slot {
+    uint64_t addr = 0;
+    Entry* entry = nullptr;
+  };
+  static constexpr size_t kSlots = 1024;
+  Entry* find(uint64_t addr);
+  Entry* last_ = nullptr;  // the entry lookup() returned last, for line()
+  uint64_t last_addr_ = 0;
   static constexpr size_t kMaxLinesPerCode = 4096;
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
   std::string class_of_first_argument(uint64_t code, uint64_t frame);
@@ -67,6 +80,7 @@ class CodeCache {
   uint64_t code_type_, unicode_type_, bytes_type_;
   size_t header_size_ = 0;
   std::unordered_map<uint64_t, Entry> entries_;
+  std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
   uint64_t misses_ = 0;
   uint32_t next_id_ = 1;
   static constexpr size_t kMaxEntries = 200'000;

@@ -9,9 +9,9 @@
 #include <optional>
 #include <regex>
 
+#include "cpython/remote_pointer.h"
 #include "process/elf.h"
 #include "process/error.h"
-#include "cpython/remote_pointer.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
@@ -19,7 +19,6 @@ namespace {
 
 constexpr int kOldestMinor = 8;
 constexpr int kNewestMinor = 14;
-
 
 std::string basename_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -129,16 +128,166 @@ bool runtime_checks_out(process::MemoryReader& memory, const Layout& L, uint64_t
     return false;
   if (!memory.read_value(interp + L.interp.threads_head, tstate)) return false;
   if (tstate == 0) return true;  // an interpreter with no thread yet
-  if (!plausible_pointer(tstate) || !memory.read_value(tstate + L.thread.interp, back)) return false;
+  if (!plausible_pointer(tstate) || !memory.read_value(tstate + L.thread.interp, back))
+    return false;
   return back == interp;
 }
 
+// 3.11+ embed the main interpreter in the runtime (_PyRuntime._main_interpreter), after the
+// interpreter list.
+bool main_inside_runtime(const Layout& L, uint64_t runtime_addr, uint64_t main_interp) {
+  const uint64_t first = runtime_addr + L.runtime.interpreters_head + 16;
+  return main_interp >= first && L.runtime.size >= L.interp.size &&
+         main_interp - runtime_addr <= L.runtime.size - L.interp.size;
+}
+
+// Bounds of the memory scan: the scan must stay fast and finite whatever the target holds.
+constexpr size_t kScanMaxCandidates = 4096;    // candidates checked in depth
+constexpr size_t kScanMaxInterpreters = 256;   // per candidate runtime
+constexpr size_t kScanMaxThreads = 10'000;     // per interpreter
+constexpr size_t kScanThreadsWithFrames = 64;  // threads whose frames are looked at
+constexpr size_t kScanFramesPerThread = 16;    // frames looked at per thread
+
+// tp_name and string data need not be 8-byte aligned.
+bool plausible_address(uint64_t p) {
+  return p >= 4096 && p < (1ull << 47);
+}
+
+// A code object: its type's tp_name reads "code".
+bool is_code_object(process::MemoryReader& memory, const Layout& L, uint64_t object) {
+  uint64_t type = 0, name = 0;
+  char text[5] = {};
+  return plausible_pointer(object) && memory.read_value(object + L.ob_type, type) &&
+         plausible_pointer(type) && memory.read_value(type + L.type_name, name) &&
+         plausible_address(name) && memory.read(name, text, sizeof(text)) &&
+         std::memcmp(text, "code", 5) == 0;
+}
+
+// True when one of the first frames of the thread holds a code object: its stack is real.
+bool thread_runs_code(process::MemoryReader& memory, const Layout& L, uint64_t tstate) {
+  uint64_t frame = 0;
+  if (L.thread.cframe) {
+    uint64_t cframe = 0;
+    if (!memory.read_value(tstate + L.thread.cframe, cframe) || !plausible_pointer(cframe) ||
+        !memory.read_value(cframe + L.thread.cframe_current_frame, frame))
+      return false;
+  } else if (!memory.read_value(tstate + L.thread.frame, frame)) {
+    return false;
+  }
+  for (size_t depth = 0; depth < kScanFramesPerThread && plausible_pointer(frame); ++depth) {
+    uint64_t code = 0;
+    if (!memory.read_value(frame + L.frame.code, code)) return false;
+    if (L.frame.code_is_tagged) code &= ~uint64_t{3};
+    if (is_code_object(memory, L, code)) return true;
+    if (!memory.read_value(frame + L.frame.previous, frame)) return false;
+  }
+  return false;
+}
+
+// What a candidate runtime's interpreters and threads show; `whole` is false as soon as one
+// pointer does not check out.
+struct RuntimeEvidence {
+  bool whole = false;
+  bool main_id_zero = false;     // the main interpreter's id is 0, as CPython numbers it
+  bool thread_is_pid = false;    // 3.11+: a thread's native id is the process id (main thread)
+  bool code_on_a_stack = false;  // a thread's frames hold a real code object
+  constexpr int score() const {
+    return (code_on_a_stack ? 4 : 0) + (thread_is_pid ? 2 : 0) + main_id_zero;
+  }
+};
+
+// Every thread of `interp` points back at it, and each thread's `prev` at the one before it.
+bool threads_check_out(process::MemoryReader& memory, const Layout& L, pid_t pid, uint64_t interp,
+                       bool need_a_thread, RuntimeEvidence& evidence, size_t& threads_with_frames) {
+  uint64_t tstate = 0, previous = 0;
+  if (!memory.read_value(interp + L.interp.threads_head, tstate)) return false;
+  if (tstate == 0) return !need_a_thread;
+  for (size_t n = 0; tstate != 0; ++n) {
+    uint64_t back = 0, prev = 0;
+    if (n == kScanMaxThreads || !plausible_pointer(tstate) ||
+        !memory.read_value(tstate + L.thread.interp, back) || back != interp ||
+        !memory.read_value(tstate + L.thread.prev, prev) || prev != previous)
+      return false;
+    if (L.thread.native_thread_id) {
+      int64_t native_id = 0;
+      if (memory.read_value(tstate + L.thread.native_thread_id, native_id) && native_id == pid)
+        evidence.thread_is_pid = true;
+    }
+    if (!evidence.code_on_a_stack && threads_with_frames < kScanThreadsWithFrames) {
+      ++threads_with_frames;
+      evidence.code_on_a_stack = thread_runs_code(memory, L, tstate);
+    }
+    previous = tstate;
+    if (!memory.read_value(tstate + L.thread.next, tstate)) return false;
+  }
+  return true;
+}
+
+// Checks a candidate runtime in depth: the interpreter list from interpreters.head ends, and
+// reaches interpreters.main; every interpreter's threads point back at it; the main interpreter
+// has a thread. 3.11+ embed the main interpreter in the runtime (_PyRuntime._main_interpreter),
+// so there `main` must lie inside the candidate.
+RuntimeEvidence examine_runtime(process::MemoryReader& memory, const Layout& L, pid_t pid,
+                                uint64_t runtime_addr) {
+  RuntimeEvidence evidence;
+  uint64_t head_and_main[2] = {};
+  if (!memory.read(runtime_addr + L.runtime.interpreters_head, head_and_main,
+                   sizeof(head_and_main)))
+    return evidence;
+  const uint64_t head = head_and_main[0], main_interp = head_and_main[1];
+  if (!plausible_pointer(head) || !plausible_pointer(main_interp)) return evidence;
+  if (L.version.at_least(3, 11) && !main_inside_runtime(L, runtime_addr, main_interp))
+    return evidence;
+  bool reached_main = false;
+  size_t threads_with_frames = 0;
+  uint64_t interp = head;
+  for (size_t n = 0; interp != 0; ++n) {
+    if (n == kScanMaxInterpreters || !plausible_pointer(interp)) return evidence;
+    const bool is_main = interp == main_interp;
+    if (!threads_check_out(memory, L, pid, interp, is_main, evidence, threads_with_frames))
+      return evidence;
+    if (is_main) {
+      reached_main = true;
+      int64_t id = -1;
+      evidence.main_id_zero = memory.read_value(interp + L.interp.id, id) && id == 0;
+    }
+    if (!memory.read_value(interp + L.interp.next, interp)) return evidence;
+  }
+  evidence.whole = reached_main;
+  return evidence;
+}
+
 // Fallback without symbols: look through the writable memory of the interpreter's file (and the
-// anonymous mapping after it, its .bss) for a runtime structure whose pointers check out.
-std::optional<uint64_t> scan_for_runtime(process::MemoryReader& memory,
+// anonymous mapping after it, its .bss) for runtime structures, examine each in depth, and keep
+// the one with the most evidence. Cheap tests on the bytes already read come first: 3.13+ start
+// with the debug cookie; before, `interpreters.main` follows `interpreters.head` and, 3.11+,
+// points inside the runtime itself (3.8-3.10: it equals head, the main interpreter being the
+// only one in nearly every process). Taking the first structure whose pointers check out is not
+// enough: on 3.11, obmalloc's `usedpools` table is a row of circular lists whose pointers check
+// out as a runtime, an interpreter and a thread pointing back at it.
+std::optional<uint64_t> scan_for_runtime(pid_t pid, process::MemoryReader& memory,
                                          const std::vector<process::Mapping>& maps,
                                          const std::string& path, const PythonVersion& version) {
-  std::optional<Layout> layout = version.minor < 13 ? builtin_layout(version) : std::nullopt;
+  std::optional<Layout> builtin;
+  if (version.minor < 13) {
+    builtin = builtin_layout(version);
+    if (!builtin) return std::nullopt;
+    builtin->version = version;
+  }
+  constexpr int kPerfectScore = RuntimeEvidence{true, true, true, true}.score();
+  std::optional<uint64_t> best;
+  int best_score = -1;
+  size_t examined = 0;
+  // Returns true once the search is over: a perfect candidate, or the bound reached.
+  auto consider = [&](const Layout& L, uint64_t runtime_addr) {
+    if (++examined > kScanMaxCandidates) return true;
+    RuntimeEvidence evidence = examine_runtime(memory, L, pid, runtime_addr);
+    if (evidence.whole && evidence.score() > best_score) {
+      best = runtime_addr;
+      best_score = evidence.score();
+    }
+    return best_score == kPerfectScore;
+  };
   for (size_t i = 0; i < maps.size(); ++i) {
     const auto& m = maps[i];
     bool own = m.path == path;
@@ -146,34 +295,32 @@ std::optional<uint64_t> scan_for_runtime(process::MemoryReader& memory,
     if (!(own || bss) || !m.readable || !m.writable || m.size() > (64u << 20)) continue;
     std::vector<uint8_t> bytes(m.size());
     if (!memory.read(m.start, bytes.data(), bytes.size())) continue;
-    if (version.minor >= 13) {
+    if (!builtin) {
       for (size_t off = 0; off + 8 <= bytes.size(); off += 8) {
-        if (has_debug_cookie(bytes.data() + off, bytes.size() - off)) return m.start + off;
+        if (!has_debug_cookie(bytes.data() + off, bytes.size() - off)) continue;
+        try {
+          Layout L = layout_from_debug_offsets(memory, m.start + off);
+          if (consider(L, m.start + off)) return best;
+        } catch (const Error&) {
+          // Not a valid offsets table: a stray copy of the cookie.
+        }
       }
       continue;
     }
-    if (!layout) return std::nullopt;
-    uint64_t head_off = layout->runtime.interpreters_head;
-    for (size_t off = 0; off + head_off + 8 <= bytes.size(); off += 8) {
-      uint64_t interp = 0;
-      std::memcpy(&interp, bytes.data() + off + head_off, 8);
-      if (!plausible_pointer(interp)) continue;
-      // `interpreters.main` follows `interpreters.head`, and both name the main interpreter:
-      // this keeps the scan from settling on another field that happens to point at it.
-      uint64_t main_interp = 0;
-      if (off + head_off + 16 <= bytes.size()) {
-        std::memcpy(&main_interp, bytes.data() + off + head_off + 8, 8);
-      }
-      if (main_interp != interp) continue;
-      if (runtime_checks_out(memory, *layout, m.start + off)) {
-        uint64_t tstate = 0;
-        // Require a real thread so that a stray pair of pointers does not pass.
-        if (memory.read_value(interp + layout->interp.threads_head, tstate) && tstate)
-          return m.start + off;
-      }
+    const Layout& L = *builtin;
+    const uint64_t head_off = L.runtime.interpreters_head;
+    for (size_t off = 0; off + head_off + 16 <= bytes.size(); off += 8) {
+      uint64_t head = 0, main_interp = 0;
+      std::memcpy(&head, bytes.data() + off + head_off, 8);
+      std::memcpy(&main_interp, bytes.data() + off + head_off + 8, 8);
+      if (!plausible_pointer(head) || !plausible_pointer(main_interp)) continue;
+      if (version.minor >= 11 ? !main_inside_runtime(L, m.start + off, main_interp)
+                              : main_interp != head)
+        continue;
+      if (consider(L, m.start + off)) return best;
     }
   }
-  return std::nullopt;
+  return best;
 }
 
 }  // namespace
@@ -233,7 +380,7 @@ RuntimeLocation locate_runtime(pid_t pid, process::MemoryReader& memory,
     }
 
     if (!loc.runtime_addr) {
-      auto found = scan_for_runtime(memory, maps, c.path, *version);
+      auto found = scan_for_runtime(pid, memory, maps, c.path, *version);
       if (!found) continue;
       loc.runtime_addr = *found;
       loc.how = "memory scan";

