@@ -51,15 +51,16 @@ size_t StackTrie::memory_bytes() const {
 }
 
 uint32_t Profile::thread_index(uint64_t thread_id, pid_t native_id, const std::string& name) {
-  for (size_t i = 0; i < threads.size(); ++i) {
-    if (threads[i].thread_id == thread_id && threads[i].native_id == native_id) {
-      if (threads[i].name.empty()) threads[i].name = name;
-      return static_cast<uint32_t>(i);
-    }
+  auto [it, added] = thread_lookup_.try_emplace({thread_id, native_id},
+                                                 static_cast<uint32_t>(threads.size()));
+  if (!added) {
+    ThreadInfo& known = threads[it->second];
+    if (known.name.empty()) known.name = name;
+    return it->second;
   }
   threads.push_back(ThreadInfo{thread_id, native_id, name});
   weights.emplace_back();
-  return static_cast<uint32_t>(threads.size() - 1);
+  return it->second;
 }
 
 void Profile::add_sample(uint32_t thread, StackId stack, double t, double seconds) {
@@ -103,6 +104,7 @@ void Profile::clear() {
   frames = FrameTable();
   stacks = StackTrie();
   threads.clear();
+  thread_lookup_.clear();
   weights.clear();
   timeline.clear();
   run = RunInfo();

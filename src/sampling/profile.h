@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace spyglass::sampling {
@@ -108,7 +109,7 @@ class Profile {
   RunInfo run;
   std::vector<std::string> chosen;  // the chosen function patterns, to highlight
   // Spans kept for the timeline formats (Chrome trace, speedscope); past it, no more are
-  // appended, so memory stays flat on long runs (40 bytes a span).
+  // appended, so memory stays flat on long runs (32 bytes a span).
   size_t timeline_limit = 200'000;
 
   // The index of a thread, adding it when new.
@@ -119,6 +120,17 @@ class Profile {
   std::unordered_map<StackId, Weight> merged_weights() const;
   size_t memory_bytes() const;
   void clear();
+
+ private:
+  // (thread id, native id) -> index in `threads`: a program with thousands of threads would
+  // otherwise pay a scan of all of them for every thread of every sample.
+  struct ThreadKeyHash {
+    size_t operator()(const std::pair<uint64_t, pid_t>& key) const {
+      return std::hash<uint64_t>()(key.first * 0x9E3779B97F4A7C15ull ^
+                                   static_cast<uint64_t>(static_cast<uint32_t>(key.second)));
+    }
+  };
+  std::unordered_map<std::pair<uint64_t, pid_t>, uint32_t, ThreadKeyHash> thread_lookup_;
 };
 
 }  // namespace spyglass::sampling
