@@ -22,15 +22,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def rss_kb(pid):
+def memory_kb(pid):
+    """VmRSS, RssAnon and RssFile of a process in kB (None when it is gone): a growth of RssFile
+    is pages of mapped files touched for the first time, not memory kept per sample."""
+    found = {}
     try:
         with open("/proc/%d/status" % pid) as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                key = line.split(":")[0]
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    found[key] = int(line.split()[1])
     except OSError:
-        pass
-    return None
+        return None
+    return found if "VmRSS" in found else None
 
 
 def main():
@@ -65,11 +69,12 @@ def main():
     readings = []  # (seconds since start, RSS kB)
     time.sleep(1.0)  # past the exec of spyglass and its attach
     while spyglass.poll() is None:
-        rss = rss_kb(spyglass.pid)
-        if rss is not None:
-            readings.append((time.monotonic() - started, rss))
-            print("soak: %6.0f s  spyglass RSS %7.1f MB" % (readings[-1][0], rss / 1024),
-                  flush=True)
+        memory = memory_kb(spyglass.pid)
+        if memory is not None:
+            readings.append((time.monotonic() - started, memory["VmRSS"]))
+            print("soak: %6.0f s  spyglass RSS %7.1f MB (anonymous %.1f MB, files %.1f MB)" % (
+                readings[-1][0], memory["VmRSS"] / 1024, memory.get("RssAnon", 0) / 1024,
+                memory.get("RssFile", 0) / 1024), flush=True)
         deadline = time.monotonic() + args.interval
         while spyglass.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -1,0 +1,82 @@
+#!/bin/bash
+# make sanitize: the test suites that run spyglass's C++ code, against an AddressSanitizer +
+# UndefinedBehaviorSanitizer build (ASAN_BUILD, default build-asan; see the Makefile).
+#   tests/robustness/sanitize.sh ASAN_BUILD VENV_PYTHON [stage...]
+# Stages: unit (ctest), integration, formats, robustness (pytest); default all four.
+#
+# Every sanitizer report goes to a file under ASAN_BUILD/sanitizer-logs as well as failing the
+# process that found it (exit 86 for ASan/LSan, UBSan aborts): a test that does not look at
+# spyglass's exit status (SIGKILLed runs, closed pipes) cannot hide a finding, because any log
+# file left at the end fails the stage and is printed.
+set -uo pipefail
+build=$(cd "${1:?usage: sanitize.sh ASAN_BUILD VENV_PYTHON [stage...]}" && pwd)
+python=${2:?usage: sanitize.sh ASAN_BUILD VENV_PYTHON [stage...]}
+shift 2
+stages=("$@")
+((${#stages[@]})) || stages=(unit integration formats robustness)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+logs=${SANITIZER_LOGS:-$build/sanitizer-logs}
+rm -rf "$logs" && mkdir -p "$logs" && chmod 1777 "$logs"  # tests also run spyglass as nobody
+
+# halt_on_error: the first finding ends the process; detect_leaks: LeakSanitizer at exit
+# (spyglass ptraces only the target, never itself, so LSan's stop-the-world works);
+# detect_stack_use_after_return catches a returned pointer into a walker's stack buffer.
+export ASAN_OPTIONS="halt_on_error=1:exitcode=86:detect_leaks=1:print_stacktrace=1:\
+detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:\
+log_path=$logs/asan"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
+
+status=0
+run_stage() {
+  local name=$1
+  shift
+  local started=$SECONDS
+  echo "sanitize: $name"
+  "$@" || { echo "sanitize: $name FAILED"; status=1; }
+  echo "sanitize: $name took $((SECONDS - started)) s"
+}
+
+cd "$repo"
+for stage in "${stages[@]}"; do
+  case $stage in
+    unit) run_stage unit ctest --test-dir "$build" --output-on-failure -j 2 ;;
+    integration)
+      # The accuracy tests compare timings with error bounds; ASan makes the sampler 2-3x slower
+      # and on a loaded 2-core machine they then fail by chance (seen: 3.8 and 3.13 off by
+      # 9-13 %). They still run (the workload through run, attach and record -p is the longest
+      # run of the sampler here) and any sanitizer report from them fails the stage, but their
+      # timing assertions do not.
+      SPYGLASS_BIN=$build/spyglass run_stage integration \
+        "$python" -m pytest -q -ra tests/integration --ignore=tests/integration/test_accuracy.py \
+        ${PYTEST_ARGS:-}
+      echo "sanitize: integration accuracy tests: sanitizer findings only, timing not enforced"
+      SPYGLASS_BIN=$build/spyglass "$python" -m pytest -q tests/integration/test_accuracy.py \
+        ${PYTEST_ARGS:-} | tail -1 ;;
+    formats)
+      SPYGLASS_BUILD=$build run_stage formats \
+        "$python" -m pytest -q -ra tests/formats ${PYTEST_ARGS:-} ;;
+    robustness)
+      SPYGLASS_BIN=$build/spyglass run_stage robustness \
+        "$python" -m pytest -q -ra tests/robustness ${PYTEST_ARGS:-} ;;
+    *) echo "sanitize: unknown stage $stage"; exit 2 ;;
+  esac
+done
+
+# Exact mode is left out: its extension runs inside the user's interpreter, which would have to
+# be started with LD_PRELOAD=libasan.so for every interpreter the exact tests use, and ASan then
+# reports CPython's own allocations at exit (leaks by design) and its custom allocator's reads.
+echo "sanitize: exact-mode tests not run under sanitizers (the extension runs inside CPython," \
+     "which is not built with ASan; see tests/robustness/sanitize.sh)"
+
+shopt -s nullglob
+reports=("$logs"/*)
+if ((${#reports[@]})); then
+  echo "sanitize: FAILED: ${#reports[@]} sanitizer report(s):"
+  for report in "${reports[@]}"; do
+    echo "=== $report"
+    cat "$report"
+  done
+  status=1
+fi
+((status == 0)) && echo "sanitize: clean"
+exit $status
