@@ -109,18 +109,12 @@ CodeCache::Entry* CodeCache::find(uint64_t addr) {
 void CodeCache::clear() {
   entries_.clear();
   std::fill(slots_.begin(), slots_.end(), Slot{});
-  last_ = nullptr;
-  last_addr_ = 0;
 }
 
 const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header) {
   if (header.size() < header_size_) return nullptr;
   CodeIdentity id = identity(header);
-  if (Entry* cached = find(addr); cached && cached->identity == id) {
-    last_ = cached;
-    last_addr_ = addr;
-    return &cached->info;
-  }
+  if (Entry* cached = find(addr); cached && cached->identity == id) return &cached->info;
   ++misses_;
   if (code_type_ && id.type != code_type_) return nullptr;
   if (!plausible_pointer(id.filename) || !plausible_pointer(id.name)) return nullptr;
@@ -145,8 +139,6 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
   if (entries_.size() >= kMaxEntries) clear();  // bound memory on code churn
   auto [it, inserted] = entries_.insert_or_assign(addr, std::move(entry));
   (void)inserted;
-  last_ = &it->second;
-  last_addr_ = addr;
   return &it->second.info;
 }
 
@@ -202,7 +194,7 @@ std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
 }
 
 int CodeCache::line(uint64_t addr, int64_t offset) {
-  Entry* found = last_addr_ == addr && last_ ? last_ : find(addr);
+  Entry* found = find(addr);
   if (!found) return 0;
   const Entry& e = *found;
   if (offset < 0) return e.info.firstlineno;

@@ -69,8 +69,6 @@ class CodeCache {
   };
   static constexpr size_t kSlots = 1024;
   Entry* find(uint64_t addr);
-  Entry* last_ = nullptr;  // the entry lookup() returned last, for line()
-  uint64_t last_addr_ = 0;
   static constexpr size_t kMaxLinesPerCode = 4096;
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
   std::string class_of_first_argument(uint64_t code, uint64_t frame);

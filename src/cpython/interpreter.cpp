@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "cpython/remote_pointer.h"
+#include "cpython/walker.h"
 #include "process/elf.h"
 #include "process/error.h"
 #include "process/memory.h"
@@ -206,15 +207,7 @@ bool is_code_object(process::MemoryReader& memory, const Layout& L, uint64_t obj
 
 // True when one of the first frames of the thread holds a code object: its stack is real.
 bool thread_runs_code(process::MemoryReader& memory, const Layout& L, uint64_t tstate) {
-  uint64_t frame = 0;
-  if (L.thread.cframe) {
-    uint64_t cframe = 0;
-    if (!memory.read_value(tstate + L.thread.cframe, cframe) || !plausible_pointer(cframe) ||
-        !memory.read_value(cframe + L.thread.cframe_current_frame, frame))
-      return false;
-  } else if (!memory.read_value(tstate + L.thread.frame, frame)) {
-    return false;
-  }
+  uint64_t frame = read_current_frame(memory, L, tstate);
   for (size_t depth = 0; depth < kScanFramesPerThread && plausible_pointer(frame); ++depth) {
     uint64_t code = 0;
     if (!memory.read_value(frame + L.frame.code, code)) return false;

@@ -152,15 +152,15 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   return true;
 }
 
-uint64_t StackWalker::current_frame(uint64_t tstate) {
-  const Layout& L = config_.layout;
+uint64_t read_current_frame(process::MemoryReader& memory, const Layout& L, uint64_t tstate) {
   uint64_t frame = 0;
   if (L.thread.cframe) {
     uint64_t cframe = 0;
-    if (memory_.read_value(tstate + L.thread.cframe, cframe) && plausible_pointer(cframe))
-      memory_.read_value(cframe + L.thread.cframe_current_frame, frame);
-  } else {
-    memory_.read_value(tstate + L.thread.frame, frame);
+    if (!memory.read_value(tstate + L.thread.cframe, cframe) || !plausible_pointer(cframe) ||
+        !memory.read_value(cframe + L.thread.cframe_current_frame, frame))
+      return 0;
+  } else if (!memory.read_value(tstate + L.thread.frame, frame)) {
+    return 0;
   }
   return frame;
 }
@@ -178,7 +178,7 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
   for (int attempt = 0;; ++attempt) {
     out.frames.clear();
     out.truncated = false;
-    uint64_t frame = current_frame(tstate);
+    uint64_t frame = read_current_frame(memory_, config_.layout, tstate);
     bool whole = frame_objects ? walk_frame_objects(frame, out)
                                : walk_interpreter_frames(frame, out);
     if (whole) return;

@@ -33,6 +33,9 @@ struct WalkerConfig {
   int max_torn_retries = 3;
 };
 
+// The frame a thread state runs now (3.11-3.12 through its C frame), 0 when unreadable.
+uint64_t read_current_frame(process::MemoryReader& memory, const Layout& layout, uint64_t tstate);
+
 struct WalkStats {
   uint64_t walks = 0;
   uint64_t frames = 0;
@@ -66,7 +69,6 @@ class StackWalker {
   bool read_frame(uint64_t frame, size_t header, ThreadStack& out);
   // Reads the thread's frames, retrying a torn read (see walker.cpp).
   void walk_thread_frames(uint64_t tstate, ThreadStack& out);
-  uint64_t current_frame(uint64_t tstate);
   // Each returns false when the stack it read cannot be whole (a generator's frame with no
   // caller, an unreadable link, 3.12+ a chain not ending at the entry frame): a torn read.
   bool walk_frame_objects(uint64_t frame, ThreadStack& out);

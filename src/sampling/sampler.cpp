@@ -271,7 +271,11 @@ StackId Sampler::intern_stack(const cpython::ThreadStack& stack) {
       id = path.ids[depth];
       continue;
     }
-    shared = false;
+    if (shared) {  // the rest of the remembered path no longer holds
+      path.keys.resize(depth);
+      path.ids.resize(depth);
+      shared = false;
+    }
     auto found = frame_ids_.find(key);
     FrameId frame;
     if (found != frame_ids_.end()) {
@@ -286,15 +290,10 @@ StackId Sampler::intern_stack(const cpython::ThreadStack& stack) {
       frame_ids_.emplace(key, frame);
     }
     id = profile_.stacks.child(id, frame);
-    if (depth < path.keys.size()) {
-      path.keys[depth] = key;
-      path.ids[depth] = id;
-    } else {
-      path.keys.push_back(key);
-      path.ids.push_back(id);
-    }
+    path.keys.push_back(key);
+    path.ids.push_back(id);
   }
-  path.keys.resize(depth);
+  path.keys.resize(depth);  // a shorter stack than the one remembered
   path.ids.resize(depth);
   return id;
 }
