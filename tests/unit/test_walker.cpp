@@ -133,83 +133,84 @@ std::vector<std::string> names(const ThreadStack& stack) {
   return out;
 }
 
-// One walk of a scene whose memory stays torn for `torn_refreshes` refreshes.
-struct Walk {
-  std::vector<ThreadStack> threads;
-  WalkStats stats;
-  int refreshes = 0;
-};
-
-Walk walk_scene(Scene& scene, int torn_refreshes) {
-  TearingMemory memory(scene, torn_refreshes);
-  WalkerConfig config{scene.layout, scene.runtime};
-  config.max_torn_retries = 3;
-  StackWalker walker(memory, config);
-  Walk walk;
-  EXPECT_TRUE(walker.walk(walk.threads));
-  EXPECT_EQ(walk.threads.size(), 1u);
-  if (walk.threads.empty()) walk.threads.emplace_back();
-  walk.stats = walker.stats();
-  walk.refreshes = memory.refreshes;
-  return walk;
-}
-
-const std::vector<std::string> kWholeStack{"numbers", "consume", "<module>"};
-
 class WalkerTornReads : public ::testing::TestWithParam<int> {};
 
 TEST_P(WalkerTornReads, ConsistentStackIsReadOnce) {
   Scene scene = make_scene(GetParam());
-  Walk walk = walk_scene(scene, 0);
-  EXPECT_EQ(names(walk.threads[0]), kWholeStack);
-  EXPECT_FALSE(walk.threads[0].truncated);
-  EXPECT_EQ(walk.refreshes, 0);
-  EXPECT_EQ(walk.stats.torn_retries, 0u);
+  TearingMemory memory(scene, 0);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(memory.refreshes, 0);
+  EXPECT_EQ(walker.stats().torn_retries, 0u);
 }
 
 TEST_P(WalkerTornReads, GeneratorCaughtMidYieldIsReadAgain) {
   Scene scene = make_scene(GetParam());
-  Walk walk = walk_scene(scene, 2);
-  EXPECT_EQ(names(walk.threads[0]), kWholeStack);
-  EXPECT_FALSE(walk.threads[0].truncated);
-  EXPECT_FALSE(walk.threads[0].torn);
-  EXPECT_EQ(walk.refreshes, 2);
-  EXPECT_EQ(walk.stats.torn_retries, 2u);
-  EXPECT_EQ(walk.stats.torn_stacks, 0u);
+  TearingMemory memory(scene, 2);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_FALSE(threads[0].torn);
+  EXPECT_EQ(memory.refreshes, 2);
+  EXPECT_EQ(walker.stats().torn_retries, 2u);
+  EXPECT_EQ(walker.stats().torn_stacks, 0u);
 }
 
 TEST_P(WalkerTornReads, RetriesAreBoundedAndTheTornStackIsMarked) {
   Scene scene = make_scene(GetParam());
-  Walk walk = walk_scene(scene, 1000);
-  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"numbers"}));
-  EXPECT_TRUE(walk.threads[0].torn);
-  EXPECT_TRUE(walk.threads[0].truncated);
-  EXPECT_EQ(walk.refreshes, 3);
-  EXPECT_EQ(walk.stats.torn_stacks, 1u);
+  TearingMemory memory(scene, 1000);
+  WalkerConfig config{scene.layout, scene.runtime};
+  config.max_torn_retries = 3;
+  StackWalker walker(memory, config);
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers"}));
+  EXPECT_TRUE(threads[0].torn);
+  EXPECT_TRUE(threads[0].truncated);
+  EXPECT_EQ(memory.refreshes, 3);
+  EXPECT_EQ(walker.stats().torn_stacks, 1u);
 }
 
+// One version per frame model and thread-state shape: frame objects (3.8-3.10), frames
+// reached through the C frame (3.11, 3.12). 3.13+ take their layout from the target.
 // 3.12+: a chain that ends without the entry frame was read while it changed (here: the base
 // frame's link read as garbage pointing at unreadable memory, then fixed on the next read).
 TEST(WalkerTornReads312, ChainNotEndingAtEntryFrameIsReadAgain) {
   Scene scene = make_scene(12);
   const Layout& L = scene.layout;
-  // Find `consume`'s frame through the whole image, and in the torn one make its caller link
-  // point nowhere readable.
-  Walk whole = walk_scene(scene, 0);
+  // Cut the chain under `consume` in the torn image: its caller link points nowhere readable.
+  std::vector<ThreadStack> threads;
+  {
+    TearingMemory memory(scene, 0);
+    StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+    ASSERT_TRUE(walker.walk(threads));
+  }
+  // Find `consume`'s frame through the whole image and break its link in the torn one.
+  process::SnapshotMemory broken = scene.whole;
   uint64_t cframe = 0, generator = 0, caller = 0;
-  ASSERT_TRUE(scene.whole.read_value(whole.threads[0].tstate_addr + L.thread.cframe, cframe));
+  ASSERT_TRUE(scene.whole.read_value(threads[0].tstate_addr + L.thread.cframe, cframe));
   ASSERT_TRUE(scene.whole.read_value(cframe + L.thread.cframe_current_frame, generator));
   ASSERT_TRUE(scene.whole.read_value(generator + L.frame.previous, caller));
-  scene.torn = scene.whole;
   uint64_t nowhere = 0x10000;
   std::vector<uint8_t> link(8);
   std::memcpy(link.data(), &nowhere, 8);
-  scene.torn.add_region(caller + L.frame.previous, link);
+  broken.add_region(caller + L.frame.previous, link);
+  scene.torn = broken;
 
-  Walk walk = walk_scene(scene, 1);
-  EXPECT_EQ(names(walk.threads[0]), kWholeStack);
-  EXPECT_FALSE(walk.threads[0].truncated);
-  EXPECT_EQ(walk.stats.torn_retries, 1u);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerTornReads, ::testing::Values(8, 9, 10, 11, 12),
