@@ -1,10 +1,12 @@
 """Exact mode's overhead beside cProfile, yappi and line_profiler, same interpreter, same run.
 
     python3 bench/exact/overhead.py [--python /path/to/python ...] [--json out.json] [--quick]
+                                    [--build-root DIR]
 
-For each interpreter: builds spyglass for it (`make python`), installs yappi and line_profiler
-from PyPI into a private venv (build-bench/venv-<version>; skipped for interpreters without
-venv/pip), then measures in one child process:
+For each interpreter: builds spyglass for it (`make python`, in build-python/ or --build-root),
+installs yappi and line_profiler from PyPI into a private venv (build-bench/venv-<version>, or
+DIR/venv-<version> with --build-root; skipped for interpreters without venv/pip), then measures
+in one child process:
 
   chosen    ns added per call of a chosen function (`def hot(x): return x + 1`)
   unchosen  % slowdown of a call-heavy benchmark (recursive fib) whose functions are NOT chosen
@@ -132,19 +134,22 @@ print(json.dumps(out))
 '''
 
 
-def build_spyglass(python):
+def build_spyglass(python, build_root):
+    env = dict(os.environ)
+    if build_root:
+        env["SPYGLASS_PYTHON_BUILD"] = build_root
     out = subprocess.run(["make", "-s", "--no-print-directory", "python", "PYTHON=" + python],
-                         cwd=REPO, capture_output=True, text=True)
+                         cwd=REPO, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit("make python failed for %s:\n%s" % (python, out.stderr[-2000:]))
     return out.stdout.strip().splitlines()[-1]
 
 
-def private_venv(python):
+def private_venv(python, folder):
     """A venv with yappi and line_profiler for `python`, or `python` itself when it has none."""
     version = subprocess.check_output(
         [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], text=True).strip()
-    venv = os.path.join(REPO, "build-bench", "venv-" + version)
+    venv = os.path.join(folder, "venv-" + version)
     venv_python = os.path.join(venv, "bin", "python")
     if not os.path.exists(os.path.join(venv, ".ready")):
         made = subprocess.run([python, "-m", "venv", venv], capture_output=True, text=True)
@@ -171,15 +176,20 @@ def fmt(value, unit):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", action="append", help="interpreter(s) (default: this one)")
-    parser.add_argument("--json", default=os.path.join(REPO, "build-bench", "overhead.json"))
+    parser.add_argument("--json", help="output (default: overhead.json in the venv folder)")
     parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
+    parser.add_argument("--build-root", help="build folder for the extension and the venvs "
+                        "(default: build-python/ and build-bench/)")
     args = parser.parse_args()
+    build_root = os.path.abspath(args.build_root) if args.build_root else None
+    bench_folder = build_root or os.path.join(REPO, "build-bench")
+    args.json = args.json or os.path.join(bench_folder, "overhead.json")
     pythons = args.python or [sys.executable]
     n_calls, fib_n, repeat = (200000, 20, 9) if args.quick else (300000, 22, 31)
     results = []
     for python in pythons:
-        package = build_spyglass(python)
-        runner = private_venv(python)
+        package = build_spyglass(python, build_root)
+        runner = private_venv(python, bench_folder)
         env = dict(os.environ, PYTHONPATH=package)
         proc = subprocess.run([runner, "-c", CHILD, str(n_calls), str(fib_n), str(repeat)],
                               env=env, capture_output=True, text=True)
