@@ -33,7 +33,7 @@ PyObject* answer(Verdict verdict, bool may_disable) {
 
 PyObject* on_py_start(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 1) Py_RETURN_NONE;
-  return answer(on_event(Event::kStart, args[0], nullptr), true);
+  return answer(on_start(args[0], nullptr), true);
 }
 PyObject* on_py_resume(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 1) Py_RETURN_NONE;
@@ -41,7 +41,7 @@ PyObject* on_py_resume(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 }
 PyObject* on_py_return(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 1) Py_RETURN_NONE;
-  return answer(on_event(Event::kReturn, args[0], nullptr), true);
+  return answer(on_return(args[0], nullptr), true);
 }
 PyObject* on_py_yield(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs < 1) Py_RETURN_NONE;

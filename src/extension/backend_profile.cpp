@@ -17,9 +17,9 @@ PyObject* g_shim = nullptr;  // the builtin handed to threading.setprofile
 
 int profile_hook(PyObject*, PyFrameObject* frame, int what, PyObject*) {
   if (what == PyTrace_CALL) {
-    on_event(Event::kStart, compat::frame_code(frame), frame);
+    on_start(compat::frame_code(frame), frame);
   } else if (what == PyTrace_RETURN) {
-    on_event(Event::kReturn, compat::frame_code(frame), frame);  // yields are told apart later
+    on_return(compat::frame_code(frame), frame);  // yields are told apart later
   }
   return 0;
 }

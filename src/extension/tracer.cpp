@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <new>
 #include <optional>
@@ -20,15 +21,15 @@ constexpr int kMaxEntriesPerCode = 4;
 constexpr int kShadowStackDepth = 1024;
 constexpr uint32_t kInstanceSlots = 4096;  // generator/coroutine instances in flight
 constexpr uint32_t kInstanceProbes = 16;
-constexpr uint32_t kNoRecord = ~0u;
 void* const kTombstone = reinterpret_cast<void*>(1);
 
 enum class CodeKind : uint8_t { kFunction, kGenerator, kCoroutine };
 
 // What a code object was judged to be, for one generation of the chosen set. The code object's
-// co_extra slot holds either (index + 1) << 1 of its record, or (generation << 1) | 1 when it is
-// not chosen: "not chosen" is answered without any table look-up, and a code object that dies
-// takes its mark with it (no stale pointer-keyed entry can match a new object at that address).
+// co_extra slot holds either the address of its record (records never move nor die: low bit 0),
+// or (generation << 1) | 1 when it is not chosen: either answer is one load from the code object,
+// with no table look-up, and a code object that dies takes its mark with it (no stale
+// pointer-keyed entry can match a new object at that address).
 struct CodeRecord {
   uint64_t generation = 0;
   CodeKind kind = CodeKind::kFunction;
@@ -36,16 +37,17 @@ struct CodeRecord {
   uint32_t entries[kMaxEntriesPerCode] = {};
 };
 
-struct EntryStats {
+// Per thread and entry. What a plain call's end touches shares one cache line.
+struct alignas(64) EntryStats {
+  uint32_t active = 0;  // frames of this entry on the thread's shadow stack
   uint64_t calls = 0;
-  uint64_t coroutine_calls = 0;
   Ticks inclusive = 0;
   Ticks self = 0;
   Ticks latency_sum = 0;
   Ticks latency_min = ~0ull;
   Ticks latency_max = 0;
+  uint64_t coroutine_calls = 0;
   Ticks coroutine_wall = 0;
-  uint32_t active = 0;  // frames of this entry on the thread's shadow stack
   LatencyHistogram latency;
 
   void clear_figures() {
@@ -57,11 +59,11 @@ struct EntryStats {
 
 struct ShadowFrame {
   PyObject* code;
+  const CodeRecord* record;
   Ticks start;
   Ticks child;  // time in chosen calls made from this one
   void* instance_key;
   int32_t instance;  // slot in the instance table, -1 for a plain call
-  uint32_t record;
 };
 
 struct ThreadState {
@@ -101,7 +103,7 @@ struct State {
   bool active = false;  // running and not failed: the one flag the hot path reads
   uint64_t generation = 1;
   std::vector<Entry> entries;
-  std::vector<CodeRecord> records;
+  std::deque<CodeRecord> records;  // a deque: records keep their address (marks point to them)
   std::unordered_map<PyObject*, KnownCode> known;
   std::vector<std::unique_ptr<ThreadState>> threads;
   std::unique_ptr<Instance[]> instances;
@@ -224,8 +226,8 @@ void mark_not_chosen(PyObject* code) {
   }
 }
 
-// Judges a code object for the current generation; returns its record or kNoRecord.
-uint32_t classify(PyObject* code, PyFrameObject* frame) {
+// Judges a code object for the current generation; returns its record, null when not chosen.
+const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
   PyObject *type, *value, *traceback;
   PyErr_Fetch(&type, &value, &traceback);
   auto known = g.known.find(code);
@@ -236,14 +238,13 @@ uint32_t classify(PyObject* code, PyFrameObject* frame) {
   for (uint32_t i = 0; i < g.entries.size() && record.count < kMaxEntriesPerCode; ++i) {
     if (entry_matches(g.entries[i], code, identity)) record.entries[record.count++] = i;
   }
-  uint32_t result = kNoRecord;
+  const CodeRecord* result = nullptr;
   if (record.count == 0) {
     mark_not_chosen(code);
   } else {
-    g.records.push_back(record);
-    result = static_cast<uint32_t>(g.records.size() - 1);
-    uintptr_t value = (static_cast<uintptr_t>(result) + 1) << 1;
-    if (compat::code_set_extra(code, g.extra_index, reinterpret_cast<void*>(value)) != 0) {
+    result = &g.records.emplace_back(record);
+    static_assert(alignof(CodeRecord) >= 2, "the low bit of a record's address marks 'not chosen'");
+    if (compat::code_set_extra(code, g.extra_index, const_cast<CodeRecord*>(result)) != 0) {
       PyErr_Clear();
     }
     KnownCode& entry = g.known[code];
@@ -269,7 +270,7 @@ uint32_t classify(PyObject* code, PyFrameObject* frame) {
 ThreadState* create_thread_state() {
   auto state = std::unique_ptr<ThreadState>(new (std::nothrow) ThreadState());
   if (!state) return nullptr;
-  state->stack.reset(new (std::nothrow) ShadowFrame[kShadowStackDepth]);
+  state->stack.reset(new (std::nothrow) ShadowFrame[kShadowStackDepth]());
   if (!state->stack) return nullptr;
   state->ident = PyThread_get_thread_ident();
   state->native_id = static_cast<int>(syscall(SYS_gettid));
@@ -321,15 +322,14 @@ int32_t instance_begin(void* key, Ticks now) {
 
 // ---- the shadow stack ----
 
-void push(ThreadState& thread, Event event, PyObject* code, uint32_t record_index,
+void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& record,
           PyFrameObject* frame, Ticks now) {
   if (thread.depth >= kShadowStackDepth) {
     ++thread.overflow;
     return;
   }
-  const CodeRecord& record = g.records[record_index];
   ShadowFrame& shadow = thread.stack[thread.depth++];
-  shadow = {code, now, 0, nullptr, -1, record_index};
+  shadow = {code, &record, now, 0, nullptr, -1};
   if (record.kind != CodeKind::kFunction) {
     void* key = frame != nullptr ? static_cast<void*>(frame) : compat::current_instance_key();
     shadow.instance_key = key;
@@ -342,11 +342,40 @@ void push(ThreadState& thread, Event event, PyObject* code, uint32_t record_inde
   for (uint8_t i = 0; i < record.count; ++i) ++thread.stats[record.entries[i]].active;
 }
 
+// The figures of a frame just taken off the stack (thread.depth already lowered): self time,
+// inclusive time for the outermost frame of each entry, and with `counted` a call and its latency.
+[[gnu::always_inline]] inline void account(ThreadState& thread, const CodeRecord& record,
+                                           const ShadowFrame& shadow, Ticks elapsed, Ticks latency,
+                                           bool counted, bool coroutine, Ticks wall) {
+  Ticks self = elapsed > shadow.child ? elapsed - shadow.child : 0;
+  EntryStats* all_stats = thread.stats.data();
+  for (uint8_t i = 0; i < record.count; ++i) {
+    EntryStats& stats = all_stats[record.entries[i]];
+    stats.self += self;
+    if (stats.active > 0) --stats.active;
+    if (stats.active != 0) [[unlikely]] {
+      continue;  // recursion: only the outermost call is inclusive time
+    }
+    stats.inclusive += elapsed;
+    if (!counted) continue;
+    ++stats.calls;
+    stats.latency_sum += latency;
+    stats.latency_min = std::min(stats.latency_min, latency);
+    stats.latency_max = std::max(stats.latency_max, latency);
+    stats.latency.record(latency);
+    if (coroutine) {
+      ++stats.coroutine_calls;
+      stats.coroutine_wall += wall;
+    }
+  }
+  if (thread.depth > 0) thread.stack[thread.depth - 1].child += elapsed;
+}
+
 // Removes the top frame; `ends` says whether the call (not just a generator step) is over.
 // With `count` false the time is kept but no call is counted (stop, reset of stale frames).
 void pop_top(ThreadState& thread, Ticks now, bool ends, bool count) {
   ShadowFrame shadow = thread.stack[--thread.depth];
-  const CodeRecord& record = g.records[shadow.record];
+  const CodeRecord& record = *shadow.record;
   Ticks elapsed = now > shadow.start ? now - shadow.start : 0;
   Ticks latency = elapsed;
   Ticks wall = 0;
@@ -368,31 +397,13 @@ void pop_top(ThreadState& thread, Ticks now, bool ends, bool count) {
       count = false;  // began before it was chosen: no whole call to count
     }
   }
-  Ticks self = elapsed > shadow.child ? elapsed - shadow.child : 0;
-  for (uint8_t i = 0; i < record.count; ++i) {
-    EntryStats& stats = thread.stats[record.entries[i]];
-    stats.self += self;
-    if (stats.active > 0) --stats.active;
-    if (stats.active != 0) continue;  // recursion: only the outermost call is inclusive time
-    stats.inclusive += elapsed;
-    if (!ends || !count) continue;
-    ++stats.calls;
-    stats.latency_sum += latency;
-    stats.latency_min = std::min(stats.latency_min, latency);
-    stats.latency_max = std::max(stats.latency_max, latency);
-    stats.latency.record(latency);
-    if (coroutine) {
-      ++stats.coroutine_calls;
-      stats.coroutine_wall += wall;
-    }
-  }
-  if (thread.depth > 0) thread.stack[thread.depth - 1].child += elapsed;
+  account(thread, record, shadow, elapsed, latency, ends && count, coroutine, wall);
 }
 
 // Drops the top frame without any figure: a call whose end was never reported.
 void discard_top(ThreadState& thread) {
   ShadowFrame shadow = thread.stack[--thread.depth];
-  const CodeRecord& record = g.records[shadow.record];
+  const CodeRecord& record = *shadow.record;
   for (uint8_t i = 0; i < record.count; ++i) {
     EntryStats& stats = thread.stats[record.entries[i]];
     if (stats.active > 0) --stats.active;
@@ -435,7 +446,7 @@ void rejudge_known_codes() {
           if (thread->stack[i].code != known.code) {
             thread->stack[kept++] = thread->stack[i];
           } else {
-            const CodeRecord& record = g.records[thread->stack[i].record];
+            const CodeRecord& record = *thread->stack[i].record;
             for (uint8_t e = 0; e < record.count; ++e) {
               EntryStats& stats = thread->stats[record.entries[e]];
               if (stats.active > 0) --stats.active;
@@ -516,21 +527,14 @@ void merge_into(EntryStats& total, const EntryStats& part) {
 
 Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
   if (!g.active) return Verdict::kIgnored;
-  void* extra = nullptr;
-  if (compat::code_get_extra(code, g.extra_index, &extra) != 0) {
-    PyErr_Clear();
-    return Verdict::kIgnored;
-  }
-  uintptr_t mark = reinterpret_cast<uintptr_t>(extra);
+  uintptr_t mark = reinterpret_cast<uintptr_t>(compat::code_extra_fast(code, g.extra_index));
   if ((mark & 1u) && (mark >> 1) == g.generation) return Verdict::kNotChosen;
   ThreadState* thread = tls_thread;
   if (thread != nullptr && thread->busy) return Verdict::kIgnored;
-  uint32_t record_index = kNoRecord;
+  const CodeRecord* record = nullptr;
   if (mark != 0 && !(mark & 1u)) {
-    uint32_t index = static_cast<uint32_t>((mark >> 1) - 1);
-    if (index < g.records.size() && g.records[index].generation == g.generation) {
-      record_index = index;
-    }
+    record = reinterpret_cast<const CodeRecord*>(mark);
+    if (record->generation != g.generation) record = nullptr;
   }
   if (thread == nullptr) {
     thread = create_thread_state();
@@ -542,11 +546,11 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
   // A call that is judged now starts before the judging: its cost (once per code object) is
   // part of the call's wall time, as any observer outside the call sees it.
   Ticks judged_at = 0;
-  if (record_index == kNoRecord) {
+  if (record == nullptr) {
     judged_at = Clock::now();
     thread->busy = true;
     try {
-      record_index = classify(code, frame);
+      record = classify(code, frame);
     } catch (const std::exception&) {
       thread->busy = false;
       tracer_fail("out of memory while judging a function");
@@ -554,17 +558,17 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
     }
     thread->busy = false;
     if (!g.active) return Verdict::kIgnored;
-    if (record_index == kNoRecord) return Verdict::kNotChosen;
+    if (record == nullptr) return Verdict::kNotChosen;
   }
   Ticks now = Clock::now();
   switch (event) {
     case Event::kStart:
     case Event::kResume:
     case Event::kThrow:
-      push(*thread, event, code, record_index, frame, judged_at != 0 ? judged_at : now);
+      push(*thread, event, code, *record, frame, judged_at != 0 ? judged_at : now);
       break;
     case Event::kReturn: {
-      bool suspending = frame != nullptr && g.records[record_index].kind != CodeKind::kFunction &&
+      bool suspending = frame != nullptr && record->kind != CodeKind::kFunction &&
                         compat::frame_is_suspending(frame);
       pop(*thread, code, now, !suspending);
       break;
@@ -577,6 +581,49 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
       break;
   }
   return Verdict::kChosen;
+}
+
+Verdict on_start(PyObject* code, PyFrameObject* frame) {
+  uintptr_t mark = reinterpret_cast<uintptr_t>(compat::code_extra_fast(code, g.extra_index));
+  ThreadState* thread = tls_thread;
+  // The common case: a plain function already judged chosen for this generation, entered on a
+  // thread that has its state and room on its stack. Everything else takes on_event.
+  if ((mark & 1u) == 0 && mark != 0 && thread != nullptr && g.active && !thread->busy &&
+      thread->depth < kShadowStackDepth) [[likely]] {
+    const auto* record = reinterpret_cast<const CodeRecord*>(mark);
+    if (record->generation == g.generation && record->kind == CodeKind::kFunction) [[likely]] {
+      EntryStats* stats = thread->stats.data();
+      for (uint8_t i = 0; i < record->count; ++i) ++stats[record->entries[i]].active;
+      ShadowFrame& shadow = thread->stack[thread->depth++];
+      shadow.code = code;
+      shadow.record = record;
+      shadow.child = 0;
+      shadow.instance_key = nullptr;
+      shadow.instance = -1;
+      shadow.start = Clock::now();
+      return Verdict::kChosen;
+    }
+  } else if ((mark & 1u) && (mark >> 1) == g.generation && g.active) {
+    return Verdict::kNotChosen;  // the profile hook's unchosen calls
+  }
+  return on_event(Event::kStart, code, frame);
+}
+
+Verdict on_return(PyObject* code, PyFrameObject* frame) {
+  ThreadState* thread = tls_thread;
+  // The common case: the end of the plain call on top of this thread's stack.
+  if (thread != nullptr && thread->depth > 0 && g.active && !thread->busy && thread->overflow == 0)
+      [[likely]] {
+    const ShadowFrame& top = thread->stack[thread->depth - 1];
+    if (top.code == code && top.record->kind == CodeKind::kFunction) [[likely]] {
+      Ticks now = Clock::now();
+      --thread->depth;
+      Ticks elapsed = now > top.start ? now - top.start : 0;
+      account(*thread, *top.record, top, elapsed, elapsed, true, false, 0);
+      return Verdict::kChosen;
+    }
+  }
+  return on_event(Event::kReturn, code, frame);
 }
 
 bool tracer_initialize() {

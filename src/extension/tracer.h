@@ -24,6 +24,10 @@ enum class Verdict {
 
 // The hot path. `frame` is the profile hook's frame, null under sys.monitoring.
 Verdict on_event(Event event, PyObject* code, PyFrameObject* frame);
+// The same for kStart and kReturn, with the common case (a plain function already judged) kept
+// short; anything else is handed to on_event.
+Verdict on_start(PyObject* code, PyFrameObject* frame);
+Verdict on_return(PyObject* code, PyFrameObject* frame);
 
 // Control, called from the module's functions (GIL held, never from inside a callback).
 bool tracer_initialize();  // once, at import; false with a Python error set
