@@ -352,8 +352,10 @@ class Prompt {
                        st.missed, st.failed_walks);
     out += fmt::format("stacks:     {} read again (caught mid-change), {} left incomplete\n",
                        st.reread_stacks, st.incomplete_stacks);
-    out += fmt::format("walk:       {:.1f} µs per sample, scheduling {}\n", st.mean_walk_us,
-                       st.scheduling.empty() ? "not started" : st.scheduling);
+    out += fmt::format(
+        "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
+        "scheduling {}\n",
+        st.mean_walk_us, st.mean_read_us, st.scheduling.empty() ? "not started" : st.scheduling);
     const auto& prefetch = session_.target().prefetch();
     uint64_t reads = prefetch.hits() + prefetch.misses();
     out += fmt::format("reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",

@@ -91,9 +91,10 @@ CodeIdentity CodeCache::identity(std::span<const uint8_t> header) const {
 }
 
 const CodeInfo* CodeCache::get(uint64_t addr) {
-  uint8_t header[512];
-  if (header_size_ > sizeof(header) || !plausible_pointer(addr)) return nullptr;
-  if (!memory_.read(addr, header, header_size_)) return nullptr;
+  uint8_t copy[512];
+  if (header_size_ > sizeof(copy) || !plausible_pointer(addr)) return nullptr;
+  const uint8_t* header = memory_.view_or_read(addr, header_size_, copy);
+  if (!header) return nullptr;
   return lookup(addr, std::span<const uint8_t>(header, header_size_));
 }
 
@@ -111,10 +112,28 @@ void CodeCache::clear() {
   std::fill(slots_.begin(), slots_.end(), Slot{});
 }
 
+bool CodeCache::still_matches(const CodeIdentity& id, const uint8_t* header) const {
+  // Field by field from the header bytes (header_size_ reaches every one): building a
+  // CodeIdentity to compare costs a store-forwarding stall on every frame of every sample.
+  auto u64 = [header](uint64_t offset) {
+    uint64_t value;
+    std::memcpy(&value, header + offset, sizeof value);
+    return value;
+  };
+  const auto& c = layout_.code;
+  int32_t firstlineno;
+  std::memcpy(&firstlineno, header + c.firstlineno, sizeof firstlineno);
+  return u64(c.name) == id.name && u64(c.filename) == id.filename &&
+         u64(layout_.ob_type) == id.type && u64(c.linetable) == id.linetable &&
+         (c.qualname ? u64(c.qualname) : 0) == id.qualname && firstlineno == id.firstlineno;
+}
+
 const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header) {
   if (header.size() < header_size_) return nullptr;
+  if (Entry* cached = find(addr); cached && still_matches(cached->identity, header.data())) {
+    return &cached->info;
+  }
   CodeIdentity id = identity(header);
-  if (Entry* cached = find(addr); cached && cached->identity == id) return &cached->info;
   ++misses_;
   if (code_type_ && id.type != code_type_) return nullptr;
   if (!plausible_pointer(id.filename) || !plausible_pointer(id.name)) return nullptr;

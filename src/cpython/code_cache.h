@@ -69,6 +69,8 @@ class CodeCache {
   };
   static constexpr size_t kSlots = 1024;
   Entry* find(uint64_t addr);
+  // True when the header bytes hold the same identity fields as `id`.
+  bool still_matches(const CodeIdentity& id, const uint8_t* header) const;
   static constexpr size_t kMaxLinesPerCode = 4096;
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
   std::string class_of_first_argument(uint64_t code, uint64_t frame);

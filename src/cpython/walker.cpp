@@ -17,6 +17,15 @@ T field(const std::vector<uint8_t>& bytes, uint64_t offset) {
   return value;
 }
 
+// A field of a frame header: `bytes` holds the whole header, which is sized to reach every
+// field the walker reads.
+template <typename T>
+T field(const uint8_t* bytes, uint64_t offset) {
+  T value;
+  std::memcpy(&value, bytes + offset, sizeof(T));
+  return value;
+}
+
 // glibc keeps the kernel thread id inside struct pthread, whose address is the pthread_t.
 // Python 3.8-3.10 store only the pthread_t, so that is how their TIDs are found. The value is
 // trusted only when it names a thread the kernel lists for the process.
@@ -192,12 +201,14 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
   }
 }
 
-bool StackWalker::read_frame(uint64_t frame, size_t header, ThreadStack& out) {
-  scratch_.resize(header);
-  if (plausible_pointer(frame) && memory_.read(frame, scratch_.data(), header)) return true;
+const uint8_t* StackWalker::read_frame(uint64_t frame, size_t header, ThreadStack& out) {
+  if (plausible_pointer(frame)) {
+    scratch_.resize(header);
+    if (const uint8_t* bytes = memory_.view_or_read(frame, header, scratch_.data())) return bytes;
+  }
   out.truncated = true;
   ++stats_.bad_frames;
-  return false;
+  return nullptr;
 }
 
 bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
@@ -210,10 +221,11 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
       out.truncated = true;
       return true;
     }
-    if (!read_frame(frame, header, out)) return false;
-    uint64_t code = field<uint64_t>(scratch_, F.code);
-    int32_t lasti = field<int32_t>(scratch_, F.lasti);
-    uint64_t back = field<uint64_t>(scratch_, F.previous);
+    const uint8_t* bytes = read_frame(frame, header, out);
+    if (!bytes) return false;
+    uint64_t code = field<uint64_t>(bytes, F.code);
+    int32_t lasti = field<int32_t>(bytes, F.lasti);
+    uint64_t back = field<uint64_t>(bytes, F.previous);
     const CodeInfo* info = codes_->get_for_frame(code, frame);
     if (!info) {
       out.truncated = true;
@@ -254,12 +266,13 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
       out.truncated = true;
       return true;
     }
-    if (!read_frame(frame, header, out)) return false;
-    uint64_t code = field<uint64_t>(scratch_, F.code);
+    const uint8_t* bytes = read_frame(frame, header, out);
+    if (!bytes) return false;
+    uint64_t code = field<uint64_t>(bytes, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{3};
-    uint64_t instr = field<uint64_t>(scratch_, F.lasti);
-    uint64_t previous = field<uint64_t>(scratch_, F.previous);
-    int owner = F.owner ? static_cast<int>(static_cast<int8_t>(scratch_[F.owner])) : 0;
+    uint64_t instr = field<uint64_t>(bytes, F.lasti);
+    uint64_t previous = field<uint64_t>(bytes, F.previous);
+    int owner = F.owner ? static_cast<int>(field<int8_t>(bytes, F.owner)) : 0;
     bool shim = (F.owner_cstack >= 0 && owner == F.owner_cstack) ||
                 (F.owner_interpreter >= 0 && owner == F.owner_interpreter);
     const CodeInfo* info = shim ? nullptr : codes_->get(code);

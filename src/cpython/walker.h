@@ -65,8 +65,9 @@ class StackWalker {
                          bool with_frames);
   bool read_thread(uint64_t tstate, uint64_t interp, const GilState& gil, ThreadStack& out,
                    const std::vector<int>* known_tids, uint64_t& next);
-  // Reads a frame's header into scratch_; on failure marks the stack truncated.
-  bool read_frame(uint64_t frame, size_t header, ThreadStack& out);
+  // A frame's header bytes (in the prefetch, or read into scratch_); on failure nullptr, and
+  // the stack is marked truncated. Valid until the next read_frame().
+  const uint8_t* read_frame(uint64_t frame, size_t header, ThreadStack& out);
   // Reads the thread's frames, retrying a torn read (see walker.cpp).
   void walk_thread_frames(uint64_t tstate, ThreadStack& out);
   // Each returns false when the stack it read cannot be whole (a generator's frame with no

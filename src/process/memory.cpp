@@ -196,6 +196,11 @@ void SnapshotMemory::add_region(RemoteAddr addr, std::vector<uint8_t> bytes) {
   regions_.emplace(merged_start, std::move(merged));
 }
 
+const uint8_t* MemoryReader::view_or_read(RemoteAddr addr, size_t size, uint8_t* scratch) {
+  if (const uint8_t* held = view(addr, size)) return held;
+  return read(addr, scratch, size) ? scratch : nullptr;
+}
+
 bool SnapshotMemory::read(RemoteAddr addr, void* out, size_t size) {
   ++calls_;
   if (size == 0) return true;

@@ -36,6 +36,12 @@ class MemoryReader {
   // Bytes held from an earlier instant (a prefetch) are fetched again, so the next reads see
   // the process as it is now: a walker that caught a stack mid-change reads it once more.
   virtual void refresh() {}
+  // The `size` bytes at `addr` where this reader already holds them (a prefetch), without a
+  // copy; nullptr when it does not, and the caller read()s them. Valid until the next
+  // refresh() or walk: a steady-state walk then copies nothing.
+  virtual const uint8_t* view(RemoteAddr /*addr*/, size_t /*size*/) { return nullptr; }
+  // view(), else read() into `scratch` (at least `size` bytes); nullptr when unreadable.
+  const uint8_t* view_or_read(RemoteAddr addr, size_t size, uint8_t* scratch);
 
   template <typename T>
   bool read_value(RemoteAddr addr, T& out) {

@@ -1,9 +1,17 @@
 #include "process/prefetch.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace spyglass::process {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
 
 void PrefetchingMemory::begin_walk() {
   in_walk_ = true;
@@ -33,13 +41,16 @@ void PrefetchingMemory::fetch_plan() {
   // a bounded number of times.
   size_t start = 0;
   std::vector<Block> good;
+  const double started = now_seconds();
   for (int attempt = 0; attempt < 4 && start < requests.size(); ++attempt) {
     size_t done = inner_.read_batch(std::span(requests).subspan(start));
     good.insert(good.end(), blocks_.begin() + static_cast<ptrdiff_t>(start),
                 blocks_.begin() + static_cast<ptrdiff_t>(start + done));
     start += done + 1;
   }
+  read_seconds_ += now_seconds() - started;
   blocks_ = std::move(good);
+  recent_ = {0, 0};
 }
 
 void PrefetchingMemory::end_walk() {
@@ -68,12 +79,31 @@ void PrefetchingMemory::end_walk() {
 }
 
 const PrefetchingMemory::Block* PrefetchingMemory::find_block(RemoteAddr addr, size_t size) const {
+  auto holds = [&](const Block& b) { return addr >= b.addr && addr + size <= b.addr + b.size; };
+  // A walk alternates between two blocks (the frames' and the code objects'): try the last two
+  // found before searching.
+  for (size_t i : recent_) {
+    if (i < blocks_.size() && holds(blocks_[i])) return &blocks_[i];
+  }
   auto it = std::upper_bound(blocks_.begin(), blocks_.end(), addr,
                              [](RemoteAddr a, const Block& b) { return a < b.addr; });
   if (it == blocks_.begin()) return nullptr;
   --it;
-  if (addr >= it->addr && addr + size <= it->addr + it->size) return &*it;
-  return nullptr;
+  if (!holds(*it)) return nullptr;
+  recent_[1] = recent_[0];
+  recent_[0] = static_cast<size_t>(it - blocks_.begin());
+  return &*it;
+}
+
+const uint8_t* PrefetchingMemory::view(RemoteAddr addr, size_t size) {
+  if (!in_walk_ || addr + size < addr) return nullptr;
+  const Block* b = find_block(addr, size);
+  if (!b) return nullptr;  // read() records it and reads it from the process
+  if (size <= kMaxRecordedRead && recorded_.size() < 4 * kMaxBlocks) {
+    recorded_.push_back(Range{addr, size});
+  }
+  ++hits_;
+  return buffer_.data() + b->offset + (addr - b->addr);
 }
 
 bool PrefetchingMemory::read(RemoteAddr addr, void* out, size_t size) {
@@ -87,7 +117,10 @@ bool PrefetchingMemory::read(RemoteAddr addr, void* out, size_t size) {
     return true;
   }
   ++misses_;
-  return inner_.read(addr, out, size);
+  const double started = now_seconds();
+  bool ok = inner_.read(addr, out, size);
+  read_seconds_ += now_seconds() - started;
+  return ok;
 }
 
 }  // namespace spyglass::process

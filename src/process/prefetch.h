@@ -6,6 +6,7 @@
 // instant, which also makes a sample more consistent than reads spread over time.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -21,11 +22,16 @@ class PrefetchingMemory : public MemoryReader {
   // The ranges read since begin_walk() become the next prefetch.
   void end_walk();
   bool read(RemoteAddr addr, void* out, size_t size) override;
+  // Bytes of the current prefetch, in place (recorded for the next plan like a read).
+  const uint8_t* view(RemoteAddr addr, size_t size) override;
   // Fetches this walk's prefetch again (one more batch), keeping what the walk recorded.
   void refresh() override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  // Seconds spent reading the process (the batched prefetch and reads it missed): the part of
+  // a walk that is system calls, the floor of its cost.
+  double read_seconds() const { return read_seconds_; }
 
   // Limits: a read larger than this is never prefetched (strings and line tables read once on
   // a code-cache miss are not worth repeating); ranges closer than kMergeGap are merged, since
@@ -55,8 +61,11 @@ class PrefetchingMemory : public MemoryReader {
   std::vector<Range> plan_;      // what to prefetch next
   std::vector<Block> blocks_;    // what the last prefetch holds, sorted by address
   std::vector<uint8_t> buffer_;
+  // The blocks the last two searches found (indexes into blocks_).
+  mutable std::array<size_t, 2> recent_{};
   bool in_walk_ = false;
   uint64_t hits_ = 0, misses_ = 0;
+  double read_seconds_ = 0;
 };
 
 }  // namespace spyglass::process

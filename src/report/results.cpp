@@ -359,6 +359,7 @@ nlohmann::json to_json(const Results& results) {
                         {"reread_stacks", results.reread_stacks},
                         {"incomplete_stacks", results.incomplete_stacks},
                         {"mean_walk_us", results.mean_walk_us},
+                        {"mean_read_us", results.mean_read_us},
                         {"target_exited", results.target_exited},
                         {"notes", results.notes}};
 }

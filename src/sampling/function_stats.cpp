@@ -43,6 +43,7 @@ report::Results chosen_function_results(const Profile& profile,
   results.reread_stacks = status.reread_stacks;
   results.incomplete_stacks = status.incomplete_stacks;
   results.mean_walk_us = status.mean_walk_us;
+  results.mean_read_us = status.mean_read_us;
   results.target_exited = status.target_exited;
 
   const size_t nframes = profile.frames.size();

@@ -170,6 +170,7 @@ void Sampler::reset() {
   stats_.rate_hz = options_.rate_hz;
   stats_.mode = options_.mode;
   walk_seconds_ = 0;
+  read_seconds_ = 0;
   run_started_ = running_ ? monotonic_seconds() : 0;
 }
 
@@ -178,6 +179,7 @@ SamplerStatus Sampler::status() const {
   SamplerStatus s = stats_;
   s.achieved_rate_hz = s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
   s.mean_walk_us = s.samples ? walk_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
+  s.mean_read_us = s.samples ? read_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   return s;
 }
 
@@ -314,11 +316,14 @@ void Sampler::take_sample(double now, double dt) {
   double t0 = monotonic_seconds();
   if (pauser_) pauser_->pause();
   const uint64_t retries_before = target_.walker().stats().torn_retries;
+  const double read_before = target_.prefetch().read_seconds();
   bool ok = target_.walk(stacks_);
   if (pauser_) pauser_->resume();
   const uint64_t retries = target_.walker().stats().torn_retries - retries_before;
   double walk = monotonic_seconds() - t0;
-  std::vector<char> include(stacks_.size(), 1);
+  const double read = target_.prefetch().read_seconds() - read_before;
+  std::vector<char>& include = include_;
+  include.assign(stacks_.size(), 1);
   if (ok && mode == Mode::kCpu) {
     for (size_t i = 0; i < stacks_.size(); ++i) {
       include[i] = std::find(running_tids_.begin(), running_tids_.end(), stacks_[i].native_id) !=
@@ -331,6 +336,7 @@ void Sampler::take_sample(double now, double dt) {
   ++stats_.samples;
   stats_.profiled_seconds += dt;
   walk_seconds_ += walk;
+  read_seconds_ += read;
   stats_.reread_stacks += retries;
   if (!ok) {
     ++stats_.failed_walks;

@@ -54,6 +54,7 @@ struct SamplerStatus {
   uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   double mean_walk_us = 0;      // time to walk all threads, per round
+  double mean_read_us = 0;      // of which reading the target's memory (system calls)
   std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
   std::string error;            // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
@@ -95,6 +96,7 @@ class Sampler {
   Profile profile_;
   SamplerStatus stats_;
   double walk_seconds_ = 0;
+  double read_seconds_ = 0;
   std::function<void()> on_exit_;
   ThreadStateReader thread_states_;
   ThreadPauser* pauser_ = nullptr;  // set while sampling with --blocking
@@ -111,6 +113,7 @@ class Sampler {
   };
   std::unordered_map<uint64_t, InternedPath> paths_;
   std::vector<cpython::ThreadStack> stacks_;
+  std::vector<char> include_;  // per stack of stacks_: counted in this mode (kept: no malloc)
   std::unordered_map<int, std::string> names_by_tid_;
   double run_started_ = 0;  // monotonic seconds of the first start
 };
