@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/commands.h"
@@ -23,8 +25,27 @@ int main(int argc, char** argv) {
     auto runner = add(app);
     commands.emplace_back(app.get_subcommands({}).back(), runner);
   }
+  // Everything after the first "--" is the program `run` starts, given to it after parsing:
+  // CLI11 takes a "--" right after a list option (`-f a b -- python x.py --flag`) as the end of
+  // that list only, and would then parse the program's own options as spyglass's.
+  int own_argc = argc;
+  std::vector<std::string> program;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      own_argc = i;
+      program.assign(argv + i + 1, argv + argc);
+      break;
+    }
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(own_argc, argv);
+    if (own_argc != argc) {
+      CLI::App* run = app.get_subcommand("run");
+      if (!run->parsed()) throw CLI::ExtrasError({"--"});
+      CLI::Option* command = run->get_option("command");
+      for (auto& arg : program) command->add_result(arg);
+      if (!program.empty()) command->run_callback();
+    }
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -118,7 +118,10 @@ std::unique_ptr<Session> attach_when_ready(pid_t pid, const ProfileOptions& opt,
 int run_run(RunOptions& opt) {
   resolve(opt.profile);
   keep_timeline_only_if_needed(opt.profile);
-  if (opt.command.empty()) throw Error(ErrorKind::kUsage, "run: give the program after --");
+  if (opt.command.empty())
+    throw Error(ErrorKind::kUsage,
+                "run: give the program after --, e.g. spyglass run -f "
+                "main -- python app.py");
   pid_t child = fork();
   if (child < 0) throw Error(ErrorKind::kIo, fmt::format("fork failed: {}", std::strerror(errno)));
   if (child == 0) {
@@ -178,8 +181,9 @@ Runner add_run_command(CLI::App& app) {
   auto opt = std::make_shared<RunOptions>();
   auto* cmd = app.add_subcommand("run", "Start a program and profile it to its end");
   add_profile_options(*cmd, opt->profile, true);
-  cmd->add_option("command", opt->command, "The program and its arguments, after --")
-      ->required();
+  // Not required here: main() hands over what follows "--" after parsing; run_run() says
+  // when there is none.
+  cmd->add_option("command", opt->command, "The program and its arguments, after --");
   return [opt] { return run_run(*opt); };
 }
 

@@ -98,3 +98,22 @@ def test_program_that_is_not_python(run_spyglass):
 
 def test_nothing_to_run(run_spyglass):
     support.assert_clean_failure(run_spyglass(["run", "-f", "work"]), support.EXIT_USAGE)
+
+
+def test_program_options_after_a_function_list(run_spyglass, tmp_path):
+    """`-f a b -- python x.py --flag`: the "--" right after the function list ends spyglass's
+    options; the program's own options are the program's (CLI11 alone took them for ours)."""
+    script = tmp_path / "flags.py"
+    script.write_text("import sys\n"
+                      "def work():\n"
+                      "    print('args', sys.argv[1:], flush=True)\n"
+                      "work()\n")
+    result = run_spyglass(["run", "-f", "work", "--", support.runner_python(), str(script),
+                           "--seconds", "1", "-f", "x"], timeout=60)
+    assert result.returncode == 0, result.describe()
+    assert "args ['--seconds', '1', '-f', 'x']" in result.stdout, result.describe()
+
+
+def test_double_dash_outside_run_is_refused(run_spyglass):
+    support.assert_clean_failure(run_spyglass(["record", "-p", "1", "--", "x"]),
+                                 support.EXIT_USAGE)
