@@ -108,6 +108,7 @@ CodeCache::Entry* CodeCache::find(uint64_t addr) {
 }
 
 void CodeCache::clear() {
+  last_ = Slot{};
   entries_.clear();
   std::fill(slots_.begin(), slots_.end(), Slot{});
 }
@@ -131,6 +132,7 @@ bool CodeCache::still_matches(const CodeIdentity& id, const uint8_t* header) con
 const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header) {
   if (header.size() < header_size_) return nullptr;
   if (Entry* cached = find(addr); cached && still_matches(cached->identity, header.data())) {
+    last_ = Slot{addr, cached};
     return &cached->info;
   }
   CodeIdentity id = identity(header);
@@ -158,6 +160,7 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
   if (entries_.size() >= kMaxEntries) clear();  // bound memory on code churn
   auto [it, inserted] = entries_.insert_or_assign(addr, std::move(entry));
   (void)inserted;
+  last_ = Slot{addr, &it->second};
   return &it->second.info;
 }
 
@@ -213,7 +216,7 @@ std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
 }
 
 int CodeCache::line(uint64_t addr, int64_t offset) {
-  Entry* found = find(addr);
+  Entry* found = last_.addr == addr && last_.entry ? last_.entry : find(addr);
   if (!found) return 0;
   const Entry& e = *found;
   if (offset < 0) return e.info.firstlineno;

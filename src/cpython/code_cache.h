@@ -81,6 +81,7 @@ class CodeCache {
   size_t header_size_ = 0;
   std::unordered_map<uint64_t, Entry> entries_;
   std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
+  Slot last_;  // what the last lookup found: line() is asked for it right after
   uint64_t misses_ = 0;
   uint32_t next_id_ = 1;
   static constexpr size_t kMaxEntries = 200'000;
