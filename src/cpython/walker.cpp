@@ -26,6 +26,27 @@ T field(const uint8_t* bytes, uint64_t offset) {
   return value;
 }
 
+// Brent's cycle detection, O(1) memory: a frame chain read while it changed can loop
+// (A -> B -> A). Unchecked, such a chain was walked to max_depth and kept as one 100,000-frame
+// stack (megabytes of frames, trie nodes and path memo at once, and a garbage stack in the
+// profile). A cycle is a torn read: the stack is read again.
+class CycleCheck {
+ public:
+  bool seen(uint64_t frame) {
+    if (frame == mark_) return true;
+    if (++steps_ == limit_) {
+      mark_ = frame;
+      limit_ *= 2;
+      steps_ = 0;
+    }
+    return false;
+  }
+
+ private:
+  uint64_t mark_ = 0;
+  size_t steps_ = 0, limit_ = 2;
+};
+
 // glibc keeps the kernel thread id inside struct pthread, whose address is the pthread_t.
 // Python 3.8-3.10 store only the pthread_t, so that is how their TIDs are found. The value is
 // trusted only when it names a thread the kernel lists for the process.
@@ -216,7 +237,12 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
   const auto& F = L.frame;
   size_t header = static_cast<size_t>(std::max({F.previous + 8, F.code + 8, F.lasti + 4}));
   bool last_is_generator = false;
+  CycleCheck cycle;
   while (frame) {
+    if (cycle.seen(frame)) {
+      out.truncated = true;
+      return false;
+    }
     if (out.frames.size() >= config_.max_depth) {
       out.truncated = true;
       return true;
@@ -261,7 +287,12 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
   // frame): a chain that ends anywhere else was read while it changed.
   const bool ends_at_shim = F.owner_cstack >= 0 || F.owner_interpreter >= 0;
   bool last_is_generator = false, last_is_shim = false;
+  CycleCheck cycle;
   while (frame) {
+    if (cycle.seen(frame)) {
+      out.truncated = true;
+      return false;
+    }
     if (out.frames.size() >= config_.max_depth || ++visited > max_visits) {
       out.truncated = true;
       return true;

@@ -59,10 +59,16 @@ class Image {
 struct Scene {
   Layout layout;
   uint64_t runtime = 0;
-  process::SnapshotMemory whole, torn;  // the generator's caller link set, and cleared
+  process::SnapshotMemory whole, torn;  // consistent, and caught mid-change (see Tear)
 };
 
-Scene make_scene(int minor) {
+// How the torn image differs from the whole one.
+enum class Tear {
+  kGeneratorUnlinked,  // the generator's caller link cleared, as a yield leaves it
+  kCycle,              // the base frame's link pointing back at its callee: a loop
+};
+
+Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   Scene scene;
   scene.layout = *builtin_layout(PythonVersion{3, minor, 0});
   const Layout& L = scene.layout;
@@ -103,7 +109,11 @@ Scene make_scene(int minor) {
     image.put<uint64_t>(tstate, L.thread.frame, generator);
   }
   scene.whole = image.snapshot();
-  image.put<uint64_t>(generator, L.frame.previous, 0);  // what a yield leaves behind
+  if (tear == Tear::kCycle) {
+    image.put<uint64_t>(base, L.frame.previous, caller);
+  } else {
+    image.put<uint64_t>(generator, L.frame.previous, 0);  // what a yield leaves behind
+  }
   scene.torn = image.snapshot();
   return scene;
 }
@@ -176,6 +186,32 @@ TEST_P(WalkerTornReads, RetriesAreBoundedAndTheTornStackIsMarked) {
   EXPECT_TRUE(threads[0].torn);
   EXPECT_TRUE(threads[0].truncated);
   EXPECT_EQ(memory.refreshes, 3);
+  EXPECT_EQ(walker.stats().torn_stacks, 1u);
+}
+
+// A chain that loops was read while it changed: it is read again, never walked to max_depth
+// (which kept a 100,000-frame garbage stack and megabytes with it).
+TEST_P(WalkerTornReads, CycleIsReadAgain) {
+  Scene scene = make_scene(GetParam(), Tear::kCycle);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+TEST_P(WalkerTornReads, CycleThatStaysIsCutShort) {
+  Scene scene = make_scene(GetParam(), Tear::kCycle);
+  TearingMemory memory(scene, 1000);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_TRUE(threads[0].torn);
+  EXPECT_LT(threads[0].frames.size(), 16u);  // a few laps at most, not max_depth
   EXPECT_EQ(walker.stats().torn_stacks, 1u);
 }
 
