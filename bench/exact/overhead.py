@@ -1,7 +1,7 @@
 """Exact mode's overhead beside cProfile, yappi and line_profiler, same interpreter, same run.
 
     python3 bench/exact/overhead.py [--python /path/to/python ...] [--json out.json] [--quick]
-                                    [--build-root DIR]
+                                    [--build-root DIR] [--calls N] [--repeat N]
 
 For each interpreter: builds spyglass for it (`make python`, in build-python/ or --build-root),
 installs yappi and line_profiler from PyPI into a private venv (build-bench/venv-<version>, or
@@ -180,12 +180,19 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
     parser.add_argument("--build-root", help="build folder for the extension and the venvs "
                         "(default: build-python/ and build-bench/)")
+    parser.add_argument("--calls", type=int, help="calls per timed run of the chosen function "
+                        "(default 300000, 200000 with --quick); fewer calls and more repeats "
+                        "give a busy machine more chances of one undisturbed run")
+    parser.add_argument("--repeat", type=int, help="interleaved runs with and without each tool "
+                        "(default 31, 9 with --quick); the fastest of each is kept")
     args = parser.parse_args()
     build_root = os.path.abspath(args.build_root) if args.build_root else None
     bench_folder = build_root or os.path.join(REPO, "build-bench")
     args.json = args.json or os.path.join(bench_folder, "overhead.json")
     pythons = args.python or [sys.executable]
     n_calls, fib_n, repeat = (200000, 20, 9) if args.quick else (300000, 22, 31)
+    n_calls = args.calls or n_calls
+    repeat = args.repeat or repeat
     results = []
     for python in pythons:
         package = build_spyglass(python, build_root)
