@@ -26,14 +26,6 @@ inline Py_ssize_t request_code_extra_index() {
 #endif
 }
 
-inline int code_get_extra(PyObject* code, Py_ssize_t index, void** extra) {
-#if PY_VERSION_HEX >= 0x030C0000
-  return PyUnstable_Code_GetExtra(code, index, extra);
-#else
-  return _PyCode_GetExtra(code, index, extra);
-#endif
-}
-
 inline int code_set_extra(PyObject* code, Py_ssize_t index, void* extra) {
 #if PY_VERSION_HEX >= 0x030C0000
   return PyUnstable_Code_SetExtra(code, index, extra);
