@@ -356,6 +356,10 @@ class Prompt {
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
         "scheduling {}\n",
         st.mean_walk_us, st.mean_read_us, st.scheduling.empty() ? "not started" : st.scheduling);
+    out += fmt::format("cost:       the sampling thread used {:.1f}% of a core\n",
+                       st.profiled_seconds > 0
+                           ? 100.0 * st.sampler_cpu_seconds / st.profiled_seconds
+                           : 0.0);
     const auto& prefetch = session_.target().prefetch();
     uint64_t reads = prefetch.hits() + prefetch.misses();
     out += fmt::format("reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",

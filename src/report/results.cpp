@@ -360,6 +360,7 @@ nlohmann::json to_json(const Results& results) {
                         {"incomplete_stacks", results.incomplete_stacks},
                         {"mean_walk_us", results.mean_walk_us},
                         {"mean_read_us", results.mean_read_us},
+                        {"sampler_cpu_seconds", results.sampler_cpu_seconds},
                         {"target_exited", results.target_exited},
                         {"notes", results.notes}};
 }

@@ -44,6 +44,7 @@ report::Results chosen_function_results(const Profile& profile,
   results.incomplete_stacks = status.incomplete_stacks;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;
+  results.sampler_cpu_seconds = status.sampler_cpu_seconds;
   results.target_exited = status.target_exited;
 
   const size_t nframes = profile.frames.size();

@@ -55,6 +55,9 @@ struct SamplerStatus {
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   double mean_walk_us = 0;      // time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)
+  // CPU time of the sampling thread while it sampled (kernel time of its reads included):
+  // spyglass's own cost, without start-up (symbols, the first walks) or output.
+  double sampler_cpu_seconds = 0;
   std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
   std::string error;            // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
@@ -97,6 +100,10 @@ class Sampler {
   SamplerStatus stats_;
   double walk_seconds_ = 0;
   double read_seconds_ = 0;
+  // The sampling thread's CPU clock minus what stats_.sampler_cpu_seconds already counts;
+  // only the sampling thread reads its clock, so reset() asks it to start afresh.
+  double thread_cpu_origin_ = 0;
+  bool thread_cpu_reset_ = false;
   std::function<void()> on_exit_;
   ThreadStateReader thread_states_;
   ThreadPauser* pauser_ = nullptr;  // set while sampling with --blocking
