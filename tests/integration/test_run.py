@@ -104,9 +104,11 @@ def test_program_options_after_a_function_list(run_spyglass, tmp_path):
     """`-f a b -- python x.py --flag`: the "--" right after the function list ends spyglass's
     options; the program's own options are the program's (CLI11 alone took them for ours)."""
     script = tmp_path / "flags.py"
-    script.write_text("import sys\n"
+    # It lives a second: long enough for spyglass to find its interpreter (slow under ASan).
+    script.write_text("import sys, time\n"
                       "def work():\n"
                       "    print('args', sys.argv[1:], flush=True)\n"
+                      "    time.sleep(1.0)\n"
                       "work()\n")
     result = run_spyglass(["run", "-f", "work", "--", support.runner_python(), str(script),
                            "--seconds", "1", "-f", "x"], timeout=60)
