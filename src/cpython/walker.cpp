@@ -266,7 +266,7 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
     out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
     ++stats_.frames;
     last_is_generator = info->generator;
-    // A cycle (corrupt memory) ends at max_depth; a self-loop ends here.
+    // A self-loop ends here at once; longer cycles are CycleCheck's.
     if (back == frame) {
       out.truncated = true;
       return false;

@@ -99,23 +99,24 @@ const uint8_t* PrefetchingMemory::view(RemoteAddr addr, size_t size) {
   if (!in_walk_ || addr + size < addr) return nullptr;
   const Block* b = find_block(addr, size);
   if (!b) return nullptr;  // read() records it and reads it from the process
-  if (size <= kMaxRecordedRead && recorded_.size() < 4 * kMaxBlocks) {
-    recorded_.push_back(Range{addr, size});
-  }
+  record(addr, size);
   ++hits_;
   return buffer_.data() + b->offset + (addr - b->addr);
 }
 
-bool PrefetchingMemory::read(RemoteAddr addr, void* out, size_t size) {
-  if (!in_walk_) return inner_.read(addr, out, size);
+void PrefetchingMemory::record(RemoteAddr addr, size_t size) {
   if (size <= kMaxRecordedRead && recorded_.size() < 4 * kMaxBlocks) {
     recorded_.push_back(Range{addr, size});
   }
-  if (const Block* b = find_block(addr, size)) {
-    std::memcpy(out, buffer_.data() + b->offset + (addr - b->addr), size);
-    ++hits_;
+}
+
+bool PrefetchingMemory::read(RemoteAddr addr, void* out, size_t size) {
+  if (!in_walk_) return inner_.read(addr, out, size);
+  if (const uint8_t* held = view(addr, size)) {
+    std::memcpy(out, held, size);
     return true;
   }
+  record(addr, size);
   ++misses_;
   const double started = now_seconds();
   bool ok = inner_.read(addr, out, size);

@@ -53,6 +53,8 @@ class PrefetchingMemory : public MemoryReader {
     size_t size;
   };
   const Block* find_block(RemoteAddr addr, size_t size) const;
+  // Notes a read of this walk for the next plan (small reads only, a bounded number).
+  void record(RemoteAddr addr, size_t size);
   void fetch_plan();
 
   MemoryReader& inner_;
