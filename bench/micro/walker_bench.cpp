@@ -13,7 +13,6 @@
 //                         previous walk read is fetched again in one batch: its `syscalls` is
 //                         the live figure).
 #include <benchmark/benchmark.h>
-#include <limits.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -36,35 +35,11 @@ namespace {
 using spyglass::cpython::CapturedTarget;
 using spyglass::cpython::StackWalker;
 using spyglass::cpython::ThreadStack;
+using spyglass::process::CallCountingMemory;
 using spyglass::process::MemoryReader;
 using spyglass::process::PrefetchingMemory;
-using spyglass::process::ReadRequest;
 using spyglass::process::RemoteAddr;
 using spyglass::process::SnapshotMemory;
-
-// Counts the system calls a LiveMemory would make for the same reads.
-class LiveCallCounter : public MemoryReader {
- public:
-  explicit LiveCallCounter(SnapshotMemory& inner) : inner_(inner) {}
-  bool read(RemoteAddr addr, void* out, size_t size) override {
-    ++calls_;
-    return inner_.read(addr, out, size);
-  }
-  size_t read_batch(std::span<const ReadRequest> requests) override {
-    calls_ += (requests.size() + IOV_MAX - 1) / IOV_MAX;
-    size_t done = 0;
-    while (done < requests.size() &&
-           inner_.read(requests[done].addr, requests[done].out, requests[done].size)) {
-      ++done;
-    }
-    return done;
-  }
-  uint64_t calls() const override { return calls_; }
-
- private:
-  SnapshotMemory& inner_;
-  uint64_t calls_ = 0;
-};
 
 struct Image {
   std::string name;
@@ -140,7 +115,7 @@ SnapshotMemory& memory_for(Image& image, Kind kind) {
 
 void count_reads(Image& image, Kind kind, benchmark::State& state) {
   SnapshotMemory& memory = memory_for(image, kind);
-  LiveCallCounter counter(memory);
+  CallCountingMemory counter(memory);
   PrefetchingMemory prefetch(counter);
   bool prefetched = kind == Kind::kPrefetched;
   MemoryReader& reader = prefetched ? static_cast<MemoryReader&>(prefetch) : counter;

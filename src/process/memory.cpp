@@ -236,6 +236,21 @@ bool RecordingMemory::read(RemoteAddr addr, void* out, size_t size) {
   return true;
 }
 
+bool CallCountingMemory::read(RemoteAddr addr, void* out, size_t size) {
+  ++calls_;
+  return inner_.read(addr, out, size);
+}
+
+size_t CallCountingMemory::read_batch(std::span<const ReadRequest> requests) {
+  calls_ += (requests.size() + kMaxIovecs - 1) / kMaxIovecs;
+  size_t done = 0;
+  while (done < requests.size() &&
+         inner_.read(requests[done].addr, requests[done].out, requests[done].size)) {
+    ++done;
+  }
+  return done;
+}
+
 size_t RecordingMemory::read_batch(std::span<const ReadRequest> requests) {
   size_t completed = inner_.read_batch(requests);
   for (size_t i = 0; i < completed; ++i) {

@@ -96,6 +96,21 @@ class SnapshotMemory : public MemoryReader {
   uint64_t calls_ = 0;
 };
 
+// Forwards to `inner` (a snapshot, say) and counts the system calls a LiveMemory would make
+// for the same reads: one per read, one per IOV_MAX requests of a batch. For benchmarks and
+// tests that walk captured memory.
+class CallCountingMemory : public MemoryReader {
+ public:
+  explicit CallCountingMemory(MemoryReader& inner) : inner_(inner) {}
+  bool read(RemoteAddr addr, void* out, size_t size) override;
+  size_t read_batch(std::span<const ReadRequest> requests) override;
+  uint64_t calls() const override { return calls_; }
+
+ private:
+  MemoryReader& inner_;
+  uint64_t calls_ = 0;
+};
+
 // Records every region read through `inner` so the reads can be replayed as a SnapshotMemory.
 class RecordingMemory : public MemoryReader {
  public:

@@ -11,35 +11,10 @@
 
 namespace {
 
-using spyglass::process::MemoryReader;
+using spyglass::process::CallCountingMemory;
 using spyglass::process::PrefetchingMemory;
-using spyglass::process::ReadRequest;
 using spyglass::process::RemoteAddr;
 using spyglass::process::SnapshotMemory;
-
-// Counts batches and single reads as a live process would count system calls.
-class CountingMemory : public MemoryReader {
- public:
-  explicit CountingMemory(SnapshotMemory& inner) : inner_(inner) {}
-  bool read(RemoteAddr addr, void* out, size_t size) override {
-    ++calls_;
-    return inner_.read(addr, out, size);
-  }
-  size_t read_batch(std::span<const ReadRequest> requests) override {
-    ++calls_;
-    size_t done = 0;
-    while (done < requests.size() &&
-           inner_.read(requests[done].addr, requests[done].out, requests[done].size)) {
-      ++done;
-    }
-    return done;
-  }
-  uint64_t calls() const override { return calls_; }
-
- private:
-  SnapshotMemory& inner_;
-  uint64_t calls_ = 0;
-};
 
 std::vector<uint8_t> counting_bytes(size_t size, uint8_t first) {
   std::vector<uint8_t> bytes(size);
@@ -74,7 +49,7 @@ class PrefetchTest : public ::testing::Test {
     prefetch.end_walk();
   }
   SnapshotMemory snapshot_;
-  CountingMemory counting_{snapshot_};
+  CallCountingMemory counting_{snapshot_};
 };
 
 TEST_F(PrefetchTest, SecondWalkIsOneBatchServedInPlace) {
