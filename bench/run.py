@@ -840,14 +840,12 @@ def targets_table(report: dict) -> str:
             # Within 3 %, or within the error bound spyglass reports where a function ran too
             # little for 3 % (a few ms of truth in a short run): the excess over the larger.
             bounds = run.get("bound_pct") or {}
-            excess = [abs(v) - max(3.0, bounds.get(k) or 0.0)
+            excess = {k: abs(v) - max(3.0, bounds.get(k) or 0.0)
                       for k, v in (run.get("accuracy_pct") or {}).items()
-                      if v is not None and k != "gather_async"]
-            outside = [k for k, v in (run.get("accuracy_pct") or {}).items()
-                       if v is not None and k != "gather_async" and
-                       abs(v) > max(3.0, bounds.get(k) or 0.0)]
+                      if v is not None and k != "gather_async"}
+            outside = [k for k, over in excess.items() if over > 0]
             rows.append([interp, "accuracy at 10 kHz within 3%% or its bound%s" % label,
-                         worst_error(run), verdict(max(excess) if excess else None, 0.0),
+                         worst_error(run), verdict(max(excess.values()) if excess else None, 0.0),
                          ("outside: " + ", ".join(outside)) if outside else ""])
     if not rows:
         return ""
