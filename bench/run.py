@@ -829,9 +829,16 @@ def targets_table(report: dict) -> str:
             # The sampling thread's own CPU while it sampled; the whole process's figure also
             # holds start-up (symbols, the first walks that read every name) and the output.
             steady = one_k.get("sampler_cpu_pct")
+            # Where a sample's time goes: the walk (of it, reading memory) and the rest, mostly
+            # the kernel waking the thread. At 1 kHz every cache is cold at each sample.
+            per_sample = None if steady is None else 10 * steady  # µs per 1 ms period
+            walk, read = one_k.get("mean_walk_us"), one_k.get("mean_read_us")
+            where = "" if per_sample is None or walk is None or read is None else \
+                "a sample %.0f µs: walk %.0f (reading memory %.0f), waking and the rest %.0f; " % (
+                    per_sample, walk, read, max(0.0, per_sample - walk))
             rows.append([interp, "CPU at 1 kHz <= 2% of a core", fmt(steady, "%.1f%%"),
-                         verdict(steady, 2.0), "whole process %s, peak RSS %s MB (flatness: "
-                         "bench/soak.py)" % (fmt(one_k["cpu_pct"], "%.1f%%"),
+                         verdict(steady, 2.0), "%swhole process %s, peak RSS %s MB (flatness: "
+                         "bench/soak.py)" % (where, fmt(one_k["cpu_pct"], "%.1f%%"),
                                              fmt(one_k["peak_rss_mb"]))])
         for label, run in (("", sections.get("rates", {}).get("spyglass@10000")),
                            (", other core busy", sections.get("busy", {}).get("spyglass"))):

@@ -735,6 +735,20 @@ std::vector<std::string> tracer_entry_names() {
   return names;
 }
 
+namespace {
+
+// A function marked with @spyglass.trace and also named by a pattern that matches it alone
+// would be two rows of the same figures (and count twice in the shares): the row the user
+// typed is kept.
+bool repeats_a_pattern(const Entry& entry) {
+  if (entry.marked_code == nullptr || entry.matches.empty()) return false;
+  return std::any_of(g.entries.begin(), g.entries.end(), [&](const Entry& other) {
+    return other.alive && other.pattern && other.matches == entry.matches;
+  });
+}
+
+}  // namespace
+
 report::Results tracer_snapshot(const std::map<uint64_t, std::string>& thread_names) {
   double seconds_per_tick = Clock::seconds_per_tick();
   report::Results results;
@@ -747,7 +761,7 @@ report::Results tracer_snapshot(const std::map<uint64_t, std::string>& thread_na
   results.duration_seconds = static_cast<double>(profiled_ns) * 1e-9;
   for (uint32_t index = 0; index < g.entries.size(); ++index) {
     const Entry& entry = g.entries[index];
-    if (!entry.alive) continue;
+    if (!entry.alive || repeats_a_pattern(entry)) continue;
     report::FunctionResult function;
     function.name = entry.name;
     function.matches = entry.matches;

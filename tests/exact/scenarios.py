@@ -269,7 +269,11 @@ def scenario_decorator():
             decorated(1, c=3)
         scenarios_helper.helper_traced(2)
     names = [f["name"] for f in p.results.to_dict()["functions"]]
+    # Marked and also named: one row, under the name typed.
+    with spyglass.profile(["decorated"]) as named:
+        decorated(1, c=3)
     return {
+        "named_rows": [(f["name"], f["calls"]) for f in named.results.to_dict()["functions"]],
         "same_code": decorated.__code__ is original_code,
         "no_wrapped": not hasattr(decorated, "__wrapped__"),
         "signature": str(inspect.signature(decorated)),

@@ -109,6 +109,7 @@ def test_decorator_marks_without_wrapping(observed):
     assert data["doc"] == "docstring"
     assert "scenarios_helper:helper_traced" in data["names"]
     assert data["calls"] == 4
+    assert [row for row in data["named_rows"] if "decorated" in row[0]] == [["decorated", 1]]
 
 
 def test_alongside_cprofile(observed):

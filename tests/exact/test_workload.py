@@ -23,11 +23,12 @@ TARGETS = [
 
 
 def tolerance():
-    """2 %. The truth is taken at the call site: its window also holds the call's dispatch and,
-    for the background thread, GIL hand-offs at the call boundary that the function never saw,
-    so exact mode reads slightly low (measured -1.0 to -1.3 % on Worker.process under 3.14 on an
-    otherwise idle 2-core machine). The issue's 1 % target is not met yet; see the closing note."""
-    return 0.02
+    """1 %, as the issue asks. The truth is taken at the call site: its window also holds the
+    call's dispatch and, for the background thread, any GIL hand-off at the call boundary that
+    the function never saw, so exact mode can only read low. On an idle 2-core machine the
+    largest errors are -0.2 to -0.5 % (Worker.process, network_request) on 3.8-3.14; a machine
+    loaded by other work widens the hand-offs, hence three attempts below."""
+    return 0.01
 
 
 # Functions of a few milliseconds (recurse) differ from their call-site truth by the fixed cost

@@ -1,0 +1,100 @@
+"""`pip install .` from this checkout, as a user installs spyglass: the extension is built for
+the interpreter running pip, the `spyglass` command comes with it, and neither needs a library
+that only a development machine has (the wheel carries what it links)."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import REPO, VERSIONS, _find_interpreter
+
+PROGRAM = r'''
+import spyglass
+
+@spyglass.trace
+def marked(x):
+    return x + 1
+
+def named(x):
+    return x * 2
+
+with spyglass.profile(["named"]) as p:
+    for i in range(1000):
+        marked(i)
+        named(i)
+print(sorted((f["name"], f["calls"]) for f in p.results.to_dict()["functions"]))
+'''
+
+# Libraries every Linux system has; anything else the binaries link would have to be installed
+# by the user, which a pip install cannot do.
+SYSTEM_LIBRARIES = ("linux-vdso", "libc.so", "libm.so", "ld-linux", "libpthread", "libdl.so",
+                    "librt.so", "libgcc_s.so", "libstdc++.so")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A fresh virtual environment of the newest pyenv interpreter (3.8-3.13) with spyglass
+    pip-installed from this checkout."""
+    python = None
+    for version in reversed([v for v in VERSIONS if v != "3.14"]):  # 3.14 here has no pip
+        python = _find_interpreter(version)
+        if python is not None:
+            break
+    if python is None:
+        pytest.skip("no pyenv interpreter 3.8-3.13 with pip found on this machine")
+    venv = tmp_path_factory.mktemp("pip") / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
+    out = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check",
+                          "-q", REPO], capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, "pip install . failed:\n%s\n%s" % (out.stdout[-4000:],
+                                                                  out.stderr[-4000:])
+    return venv
+
+
+def test_command_is_installed(installed):
+    out = subprocess.run([str(installed / "bin" / "spyglass"), "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("spyglass "), out
+
+
+def test_extension_times_chosen_functions(installed, tmp_path):
+    script = tmp_path / "program.py"
+    script.write_text(PROGRAM)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPYGLASS_LISTEN")}
+    out = subprocess.run([str(installed / "bin" / "python"), str(script)], capture_output=True,
+                         text=True, timeout=120, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[('named', 1000), ('program:marked', 1000)]" or \
+        out.stdout.strip() == "[('__main__:marked', 1000), ('named', 1000)]", out.stdout
+
+
+def test_run_form_of_the_installed_command(installed, tmp_path):
+    script = tmp_path / "work.py"
+    script.write_text("import time\n"
+                      "def work():\n"
+                      "    t = time.perf_counter()\n"
+                      "    while time.perf_counter() - t < 0.3: pass\n"
+                      "work()\n")
+    out = subprocess.run([str(installed / "bin" / "spyglass"), "run", "-f", "work", "--format",
+                          "json", "--", str(installed / "bin" / "python"), str(script)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    work = {f["name"]: f for f in json.loads(out.stdout)["functions"]}["work"]
+    assert work["has_data"] and work["samples"] > 100, work
+
+
+def test_links_only_system_libraries(installed):
+    site = subprocess.run([str(installed / "bin" / "python"), "-c",
+                           "import spyglass._spyglass as m; print(m.__file__)"],
+                          capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert site.returncode == 0, site.stderr
+    for binary in (str(installed / "bin" / "spyglass"), site.stdout.strip()):
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        linked = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+        extra = [lib for lib in linked
+                 if not os.path.basename(lib).startswith(SYSTEM_LIBRARIES)]
+        assert not extra, "%s links %s, which a user's machine may lack" % (binary, extra)
