@@ -814,10 +814,15 @@ def targets_table(report: dict) -> str:
             want = 100000 if new else 20000
             got, late = deep.get("achieved_hz"), deep.get("late_pct")
             ok = got is not None and late is not None and got >= 0.99 * want and late < 1
+            # What is left of a period after the walk is all the slack a sample has: a
+            # preemption of the sampling thread longer than that makes it late.
+            period = 1e6 / deep["rate_hz"] if deep.get("rate_hz") else None
+            slack = "" if period is None or walk is None else \
+                "; a period %.0f µs, the walk %.1f of it" % (period, walk)
             rows.append([interp, "rate >= %dk/s, < 1%% late" % (want // 1000),
                          "%s/s, %s%% late" % (fmt(got, "%.0f"), fmt(late, "%.1f")),
                          "met" if ok else "NOT met" if got is not None else "n/a",
-                         "asked %d Hz" % deep["rate_hz"]])
+                         "asked %d Hz%s" % (deep["rate_hz"], slack)])
         for rate, limit in ((1000, 1.01), (10000, 1.03)):
             slow = sections.get("slowdown", {}).get("spyglass@%d" % rate)
             if slow and "na" not in slow:
@@ -935,6 +940,8 @@ def parse_args(argv=None):
     parser.add_argument("--spyglass", help="spyglass command (default BUILD/spyglass)")
     parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
     parser.add_argument("--output", help="JSON output (default bench/results/<date>.json)")
+    parser.add_argument("--report", type=Path,
+                        help="print the tables of an earlier run's JSON again, measuring nothing")
     args = parser.parse_args(argv)
     q = args.quick
     args.rates = [int(float(r)) for r in (args.rates or ("1000" if q else
@@ -955,6 +962,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        try:
+            print(render(json.loads(args.report.read_text())))
+        except (OSError, ValueError, KeyError) as error:
+            log("cannot read %s as a benchmark report: %s" % (args.report, error))
+            return 2
+        return 0
     if not args.workload.is_file():
         log("no workload at %s (give --workload)" % args.workload)
         return 2
