@@ -48,6 +48,14 @@ LiveMemory::~LiveMemory() {
   if (mem_fd_ >= 0) close(mem_fd_);
 }
 
+size_t LiveMemory::page_size() const {
+  static const size_t size = [] {
+    long s = sysconf(_SC_PAGESIZE);
+    return s > 0 ? static_cast<size_t>(s) : size_t{4096};
+  }();
+  return size;
+}
+
 bool LiveMemory::switch_to_proc_mem() {
   if (proc_mem_tried_) return use_proc_mem_;
   proc_mem_tried_ = true;

@@ -40,6 +40,10 @@ class MemoryReader {
   // copy; nullptr when it does not, and the caller read()s them. Valid until the next
   // refresh() or walk: a steady-state walk then copies nothing.
   virtual const uint8_t* view(RemoteAddr /*addr*/, size_t /*size*/) { return nullptr; }
+  // The granule of readability: when one byte of an aligned block of this size can be read,
+  // all of it can (a live process's page). 0 when there is none (a snapshot holds arbitrary
+  // ranges): a reader then only reads what it is asked for.
+  virtual size_t page_size() const { return 0; }
   // view(), else read() into `scratch` (at least `size` bytes); nullptr when unreadable.
   const uint8_t* view_or_read(RemoteAddr addr, size_t size, uint8_t* scratch);
 
@@ -59,6 +63,7 @@ class LiveMemory : public MemoryReader {
   bool read(RemoteAddr addr, void* out, size_t size) override;
   size_t read_batch(std::span<const ReadRequest> requests) override;
   uint64_t calls() const override { return calls_; }
+  size_t page_size() const override;
   pid_t pid() const { return pid_; }
   // Reads one byte of mapped memory to find out whether reading works at all; throws Error
   // (kPermission with the cause and the fix, or kNoSuchProcess) when it does not.
@@ -105,6 +110,7 @@ class CallCountingMemory : public MemoryReader {
   bool read(RemoteAddr addr, void* out, size_t size) override;
   size_t read_batch(std::span<const ReadRequest> requests) override;
   uint64_t calls() const override { return calls_; }
+  size_t page_size() const override { return inner_.page_size(); }
 
  private:
   MemoryReader& inner_;
@@ -119,6 +125,7 @@ class RecordingMemory : public MemoryReader {
   // Forwards the batch to `inner` (same system calls) and records the completed requests.
   size_t read_batch(std::span<const ReadRequest> requests) override;
   uint64_t calls() const override { return inner_.calls(); }
+  size_t page_size() const override { return inner_.page_size(); }
   SnapshotMemory& snapshot() { return snapshot_; }
 
  private:

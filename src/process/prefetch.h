@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "process/memory.h"
@@ -29,6 +30,8 @@ class PrefetchingMemory : public MemoryReader {
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  // Misses served by a page fetched whole for an earlier miss of the same walk.
+  uint64_t page_hits() const { return page_hits_; }
   // Seconds spent reading the process (the batched prefetch and reads it missed): the part of
   // a walk that is system calls, the floor of its cost.
   double read_seconds() const { return read_seconds_; }
@@ -40,6 +43,8 @@ class PrefetchingMemory : public MemoryReader {
   static constexpr size_t kMergeGap = 4096;
   static constexpr size_t kMaxBlocks = 512;
   static constexpr size_t kMaxBytes = 1 << 20;
+  // Pages fetched whole on a miss, per walk (see fetch_page).
+  static constexpr size_t kMaxMissPages = 64;
 
  private:
   struct Range {
@@ -52,21 +57,38 @@ class PrefetchingMemory : public MemoryReader {
     size_t offset;  // into buffer_
     size_t size;
   };
+  // A page-aligned window read whole on a miss, held until the next walk or refresh.
+  struct Page {
+    RemoteAddr addr = 0;
+    size_t size = 0;
+    std::vector<uint8_t> bytes;
+  };
   const Block* find_block(RemoteAddr addr, size_t size) const;
+  const uint8_t* find_page(RemoteAddr addr, size_t size) const;
+  const uint8_t* fetch_page(RemoteAddr addr, size_t size);
   // Notes a read of this walk for the next plan (small reads only, a bounded number).
   void record(RemoteAddr addr, size_t size);
   void fetch_plan();
+  void drop_pages();
 
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads
   std::vector<Range> planned_from_;  // the reads plan_ was made from
   std::vector<Range> plan_;      // what to prefetch next
   std::vector<Block> blocks_;    // what the last prefetch holds, sorted by address
+  std::vector<Block> planned_blocks_;  // fetch_plan's scratch: every block of the plan
+  std::vector<ReadRequest> requests_;  // fetch_plan's scratch: the batch
   std::vector<uint8_t> buffer_;
+  // unique_ptr: a view into a page stays valid while more pages are added. The first
+  // pages_used_ are this walk's; the rest keep their buffers for the next walk.
+  std::vector<std::unique_ptr<Page>> pages_;
+  size_t pages_used_ = 0;
+  static constexpr RemoteAddr kNoPage = 1;  // never page-aligned
+  RemoteAddr failed_page_ = kNoPage;
   // The blocks the last two searches found (indexes into blocks_).
   mutable std::array<size_t, 2> recent_{};
   bool in_walk_ = false;
-  uint64_t hits_ = 0, misses_ = 0;
+  uint64_t hits_ = 0, misses_ = 0, page_hits_ = 0;
   double read_seconds_ = 0;
 };
 

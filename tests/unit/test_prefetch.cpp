@@ -90,4 +90,51 @@ TEST_F(PrefetchTest, RefreshSeesTheProcessAsItIsNow) {
   prefetch.end_walk();
 }
 
+// A snapshot whose regions are whole pages, read like a live process: readable by the page.
+class PagedSnapshot : public SnapshotMemory {
+ public:
+  size_t page_size() const override { return 4096; }
+};
+
+TEST(PrefetchPages, AMissReadsItsPageWholeForTheRestOfTheWalk) {
+  constexpr RemoteAddr kStack = 0x20000;  // two pages of "frames"
+  PagedSnapshot snapshot;
+  snapshot.add_region(kStack, counting_bytes(2 * 4096, 0));
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  prefetch.begin_walk();
+  // A fresh stack, walked from its newest frame down: one call per page, not per frame.
+  for (RemoteAddr addr = kStack + 2 * 4096 - 128; addr >= kStack; addr -= 128) {
+    const uint8_t* held = prefetch.view(addr, 64);
+    ASSERT_NE(held, nullptr);
+    EXPECT_EQ(held[0], static_cast<uint8_t>(addr - kStack));
+  }
+  EXPECT_EQ(counting.calls(), 2u);
+  EXPECT_EQ(prefetch.misses(), 2u);
+  EXPECT_EQ(prefetch.page_hits(), 62u);
+  prefetch.end_walk();
+  // The next walk reads what this one read in one batch; the pages are gone.
+  prefetch.begin_walk();
+  EXPECT_EQ(counting.calls(), 3u);
+  EXPECT_NE(prefetch.view(kStack, 64), nullptr);
+  EXPECT_EQ(prefetch.page_hits(), 62u);
+  prefetch.end_walk();
+}
+
+TEST(PrefetchPages, AnUnreadablePageFallsBackToTheExactRange) {
+  PagedSnapshot snapshot;
+  snapshot.add_region(0x30010, counting_bytes(64, 0));  // not the whole page
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  prefetch.begin_walk();
+  uint8_t out[16];
+  ASSERT_TRUE(prefetch.read(0x30010, out, sizeof out));  // the page failed, the range did not
+  EXPECT_EQ(out[0], 0);
+  ASSERT_TRUE(prefetch.read(0x30020, out, sizeof out));  // the failed page is not tried again
+  EXPECT_EQ(out[0], 16);
+  EXPECT_EQ(counting.calls(), 3u);
+  EXPECT_FALSE(prefetch.read(0x40000, out, sizeof out));
+  prefetch.end_walk();
+}
+
 }  // namespace
