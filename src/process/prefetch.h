@@ -2,8 +2,9 @@
 // in one batched system call at the start of the next walk. A walk's reads are mostly the same
 // each time (thread states, frames, code object headers), so a steady-state sample costs one
 // process_vm_readv instead of one per pointer followed; reads the prefetch did not cover (the
-// stack changed) fall through to the live process. All bytes of one prefetch come from one
-// instant, which also makes a sample more consistent than reads spread over time.
+// stack changed) go to the live process a page at a time (fetch_page). All bytes of one
+// prefetch come from one instant, which also makes a sample more consistent than reads spread
+// over time.
 #pragma once
 
 #include <array>
