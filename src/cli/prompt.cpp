@@ -361,7 +361,7 @@ class Prompt {
                            ? 100.0 * st.sampler_cpu_seconds / st.profiled_seconds
                            : 0.0);
     const auto& prefetch = session_.target().prefetch();
-    uint64_t reads = prefetch.hits() + prefetch.misses();
+    uint64_t reads = prefetch.reads();
     out += fmt::format("reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",
                        st.samples ? static_cast<double>(session_.target().memory().calls()) /
                                         static_cast<double>(st.samples)

@@ -33,6 +33,8 @@ class PrefetchingMemory : public MemoryReader {
   uint64_t misses() const { return misses_; }
   // Misses served by a page fetched whole for an earlier miss of the same walk.
   uint64_t page_hits() const { return page_hits_; }
+  // Every read of a walk, however it was served.
+  uint64_t reads() const { return hits_ + page_hits_ + misses_; }
   // Seconds spent reading the process (the batched prefetch and reads it missed): the part of
   // a walk that is system calls, the floor of its cost.
   double read_seconds() const { return read_seconds_; }
