@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/ptrace.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -15,16 +16,24 @@ namespace spyglass::sampling {
 
 ThreadPauser::~ThreadPauser() { detach(); }
 
+// Waits for `tid`'s ptrace stop. Events are first looked at without being consumed (WNOWAIT):
+// the target's main thread may also be spyglass's own child (`run`), whose exit belongs to the
+// thread reaping it, never to the pauser (consuming it would leave the reaper waiting forever).
 bool ThreadPauser::wait_stopped(pid_t tid) {
   for (int tries = 0; tries < 100; ++tries) {
-    int status = 0;
-    pid_t r = waitpid(tid, &status, __WALL);
-    if (r < 0) {
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(tid), &info, WSTOPPED | WEXITED | WNOWAIT | __WALL) != 0) {
       if (errno == EINTR) continue;
       return false;  // gone
     }
-    if (WIFEXITED(status) || WIFSIGNALED(status)) return false;
-    if (!WIFSTOPPED(status)) continue;
+    if (info.si_code != CLD_TRAPPED && info.si_code != CLD_STOPPED) {
+      // Exited or killed: a thread other than the main one is ours to reap; the main thread's
+      // exit is left for its parent.
+      if (tid != pid_) waitid(P_PID, static_cast<id_t>(tid), &info, WEXITED | __WALL);
+      return false;
+    }
+    int status = 0;
+    if (waitpid(tid, &status, WUNTRACED | __WALL) != tid || !WIFSTOPPED(status)) continue;
     int sig = WSTOPSIG(status);
     int event = status >> 16;
     if (event == PTRACE_EVENT_STOP) return true;  // our interrupt (or a group stop)

@@ -101,3 +101,23 @@ def test_blocking_never_leaves_target_stopped(robust_interpreter, start_target, 
     # And it still runs: a dump sees all its threads.
     result = support.run_command([spyglass_bin, "dump", str(target.pid)], timeout=30)
     support.assert_success(result)
+
+
+def test_run_blocking_finishes_and_keeps_exit_status(robust_interpreter, spyglass_bin):
+    """`run --blocking` ptraces its own child: the thread reaping the child used to take the
+    ptrace stops meant for the sampler, which then waited for ever (a hang within the first
+    samples). It must profile to the end, print the results and exit with the program's
+    status, several times in a row (the race was decided by which thread the kernel woke)."""
+    if not blocking_supported(spyglass_bin):
+        pytest.skip("`spyglass record --blocking` is not implemented yet")
+    for attempt in range(3):
+        command = [spyglass_bin, "run", "--blocking", "-r", "1000", "-f", "spin", "--",
+                   robust_interpreter.path, program("lifecycle.py"), "exit-status", "1.5"]
+        try:
+            completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("attempt %d: run --blocking hung (no exit within 60 s)" % attempt)
+        errors = completed.stderr.decode(errors="replace")
+        assert completed.returncode == 3, (attempt, completed.returncode, errors)
+        assert "spin" in completed.stdout.decode(errors="replace"), errors

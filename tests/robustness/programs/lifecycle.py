@@ -2,6 +2,7 @@
   fork   - forks a child every few milliseconds (children run a little Python, then _exit)
   exec   - after argv[2] seconds replaces itself (os.execv) with a plain sleeping Python
   exit   - after argv[2] seconds exits with status 0
+  exit-status - after argv[2] seconds exits with status 3
 while the main thread spins in `spin`. Prints `ready {"pid": ...}` first."""
 
 import json
@@ -33,7 +34,7 @@ def main():
     spin(after)
     if mode == "exec":
         os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)"])
-    sys.exit(0)
+    sys.exit(3 if mode == "exit-status" else 0)
 
 
 if __name__ == "__main__":
