@@ -111,6 +111,7 @@ SPECS = {
         "runtime.ceval_gil_locked": "offsetof(_PyRuntimeState, ceval.gil.locked)",
         "thread.cframe": "offsetof(PyThreadState, cframe)",
         "thread.cframe_current_frame": "offsetof(_PyCFrame, current_frame)",
+        "thread.root_cframe": "offsetof(PyThreadState, root_cframe)",
         "frame.code": "offsetof(_PyInterpreterFrame, f_code)",
         "frame.lasti": "offsetof(_PyInterpreterFrame, prev_instr)",
         "frame.owner_cstack": "-1",  # 3.11 marks entry frames with is_entry, not an owner
@@ -122,6 +123,7 @@ SPECS = {
         "interp.gil_holder": "offsetof(struct _gil_runtime_state, last_holder)",
         "thread.cframe": "offsetof(PyThreadState, cframe)",
         "thread.cframe_current_frame": "offsetof(_PyCFrame, current_frame)",
+        "thread.root_cframe": "offsetof(PyThreadState, root_cframe)",
         "frame.code": "offsetof(_PyInterpreterFrame, f_code)",
         "frame.lasti": "offsetof(_PyInterpreterFrame, prev_instr)",
         "frame.owner_cstack": "FRAME_OWNED_BY_CSTACK",

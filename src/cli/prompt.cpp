@@ -353,6 +353,10 @@ class Prompt {
     out += fmt::format("stacks:     {} read again (caught mid-change), {} left incomplete\n",
                        st.reread_stacks, st.incomplete_stacks);
     out += fmt::format(
+        "threads:    thread list read again {} times (a thread ended under us), "
+        "cut short {} times\n",
+        st.reread_thread_lists, st.cut_thread_lists);
+    out += fmt::format(
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
         "scheduling {}\n",
         st.mean_walk_us, st.mean_read_us, st.scheduling.empty() ? "not started" : st.scheduling);

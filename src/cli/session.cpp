@@ -80,6 +80,20 @@ report::Results Session::results() const {
         "were dropped",
         status.failed_walks, status.samples));
   }
+  if (status.incomplete_stacks) {
+    results.notes.push_back(
+        fmt::format("{} of {} thread stacks were kept incomplete (still changing after {} reads, "
+                    "unreadable, or "
+                    "deeper than the depth bound): their outer frames are missing",
+                    status.incomplete_stacks, status.thread_samples,
+                    1 + cpython::WalkerConfig{}.max_torn_retries));
+  }
+  if (status.cut_thread_lists) {
+    results.notes.push_back(fmt::format(
+        "in {} samples the thread list broke off while threads ended: the threads after the "
+        "break were not read",
+        status.cut_thread_lists));
+  }
   if (status.target_exited) results.notes.push_back("the target process has exited");
   if (!status.error.empty()) results.notes.push_back("sampling stopped: " + status.error);
   return results;

@@ -66,9 +66,12 @@ struct Layout {
     uint64_t frame = 0;   // 3.8-3.10 `frame`; 3.13+ `current_frame`; 3.11-3.12: 0 (use cframe)
     uint64_t cframe = 0;  // 3.11-3.12: `cframe` pointer
     uint64_t cframe_current_frame = 0;  // 3.11-3.12: offset of current_frame in _PyCFrame
-    uint64_t thread_id = 0;             // pthread_t
-    uint64_t native_thread_id = 0;      // 3.11+: the kernel TID
-    uint64_t datastack_chunk = 0;       // 3.11+
+    // 3.11-3.12: the thread state's own _PyCFrame, which `cframe` points at while no Python
+    // code runs (its current_frame is then NULL; anywhere else a NULL frame is a torn read).
+    uint64_t root_cframe = 0;
+    uint64_t thread_id = 0;         // pthread_t
+    uint64_t native_thread_id = 0;  // 3.11+: the kernel TID
+    uint64_t datastack_chunk = 0;   // 3.11+
   } thread;
 
   struct Frame {

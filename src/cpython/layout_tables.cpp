@@ -158,6 +158,7 @@ Layout layout_311() {
   l.thread.interp = 16;                     // PyThreadState.interp
   l.thread.cframe = 56;                     // PyThreadState.cframe
   l.thread.cframe_current_frame = 8;        // _PyCFrame.current_frame
+  l.thread.root_cframe = 336;               // PyThreadState.root_cframe
   l.thread.thread_id = 152;                 // PyThreadState.thread_id
   l.thread.native_thread_id = 160;          // PyThreadState.native_thread_id
   l.thread.datastack_chunk = 296;           // PyThreadState.datastack_chunk
@@ -206,6 +207,7 @@ Layout layout_312() {
   l.thread.interp = 16;               // PyThreadState.interp
   l.thread.cframe = 56;               // PyThreadState.cframe
   l.thread.cframe_current_frame = 0;  // _PyCFrame.current_frame
+  l.thread.root_cframe = 272;         // PyThreadState.root_cframe
   l.thread.thread_id = 136;           // PyThreadState.thread_id
   l.thread.native_thread_id = 144;    // PyThreadState.native_thread_id
   l.thread.datastack_chunk = 232;     // PyThreadState.datastack_chunk

@@ -130,26 +130,48 @@ bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
     GilState gil;
     read_gil(interp, gil);
 
-    uint64_t tstate = 0;
-    if (!memory_.read_value(interp + L.interp.threads_head, tstate)) return n > 0;
-    size_t first_thread = out.size();
-    for (size_t t = 0; tstate && t < config_.max_threads; ++t) {
-      if (!plausible_pointer(tstate)) break;
-      ThreadStack stack;
-      uint64_t next = 0;
-      if (!read_thread(tstate, interp, gil, stack, known_tids, next)) break;
-      stack.interpreter_id = interp_id;
-      if (with_frames) walk_thread_frames(tstate, stack);
-      out.push_back(std::move(stack));
-      // A cycle in the thread list: stop at a thread state already seen.
-      bool cycle = false;
-      for (size_t i = first_thread; i < out.size(); ++i) cycle |= out[i].tstate_addr == next;
-      if (cycle) break;
-      tstate = next;
+    uint64_t head = 0;
+    if (!memory_.read_value(interp + L.interp.threads_head, head)) return n > 0;
+    const size_t first_thread = out.size();
+    // A thread state freed while the list was read (a thread ending: one per request in a
+    // threaded server) cuts the list there, and every thread after it would be lost: read
+    // the list again from its head, and count a list that stays cut.
+    for (int attempt = 0;; ++attempt) {
+      if (walk_thread_list(head, interp, interp_id, gil, out, known_tids, with_frames)) break;
+      if (attempt >= config_.max_torn_retries) {
+        ++stats_.cut_thread_lists;
+        break;
+      }
+      ++stats_.thread_list_retries;
+      out.resize(first_thread);
+      memory_.refresh();
+      if (!memory_.read_value(interp + L.interp.threads_head, head)) return n > 0;
     }
     uint64_t next_interp = 0;
     if (!memory_.read_value(interp + L.interp.next, next_interp)) break;
     interp = next_interp;
+  }
+  return true;
+}
+
+bool StackWalker::walk_thread_list(uint64_t tstate, uint64_t interp, int64_t interp_id,
+                                   const GilState& gil, std::vector<ThreadStack>& out,
+                                   const std::vector<int>* known_tids, bool with_frames) {
+  const size_t first_thread = out.size();
+  for (size_t t = 0; tstate; ++t) {
+    if (t >= config_.max_threads) return true;  // a bound, not a tear
+    ThreadStack stack;
+    uint64_t next = 0;
+    if (!plausible_pointer(tstate) || !read_thread(tstate, interp, gil, stack, known_tids, next))
+      return false;
+    stack.interpreter_id = interp_id;
+    if (with_frames) walk_thread_frames(tstate, stack);
+    out.push_back(std::move(stack));
+    // A cycle in the thread list: read while it changed.
+    for (size_t i = first_thread; i < out.size(); ++i) {
+      if (out[i].tstate_addr == next) return false;
+    }
+    tstate = next;
   }
   return true;
 }
@@ -209,8 +231,10 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
     out.frames.clear();
     out.truncated = false;
     uint64_t frame = read_current_frame(memory_, config_.layout, tstate);
+    uint64_t bottom = 0;
     bool whole = frame_objects ? walk_frame_objects(frame, out)
-                               : walk_interpreter_frames(frame, out);
+                               : walk_interpreter_frames(frame, out, bottom) &&
+                                     ends_at_thread_root(tstate, frame, bottom);
     if (whole) return;
     if (attempt >= config_.max_torn_retries) {
       out.torn = out.truncated = true;
@@ -220,6 +244,45 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
     ++stats_.torn_retries;
     memory_.refresh();
   }
+}
+
+// 3.11+ keep a thread's frames in its data stack, a list of chunks. The first frame a thread
+// pushes onto an empty stack, the only one whose `previous` is NULL (generators aside, which
+// the walk already checks), always lands in the same place: the second slot of the root
+// chunk (CPython skips the first so that popping never frees that chunk). A walk that ends at
+// a NULL `previous` anywhere else read a frame while it was being set up or taken down, and
+// lost every caller beneath it; those are often the very functions being timed (a request
+// handler below a library's fast-changing calls, entered from C: sorted(key=...), __hash__,
+// a cache wrapper). Likewise 3.11 and 3.12 reach the current frame through a _PyCFrame on the
+// C stack: read just after that C call returned, its `current_frame` is whatever the C stack
+// holds now, NULL as often as not, and the thread looked idle.
+bool StackWalker::ends_at_thread_root(uint64_t tstate, uint64_t frame, uint64_t bottom) {
+  const Layout& L = config_.layout;
+  if (frame == 0) {
+    if (!L.thread.cframe || !L.thread.root_cframe) return true;  // 3.13+: really no frame
+    uint64_t cframe = 0;
+    if (!memory_.read_value(tstate + L.thread.cframe, cframe)) return true;
+    return cframe == tstate + L.thread.root_cframe;
+  }
+  if (bottom == 0) return true;  // ended on a shim, a bad frame or the depth bound
+  const uint64_t slot = first_frame_slot(tstate);
+  return slot == 0 || bottom == slot;
+}
+
+uint64_t StackWalker::first_frame_slot(uint64_t tstate) {
+  const Layout& L = config_.layout;
+  if (!L.thread.datastack_chunk) return 0;
+  uint64_t chunk = 0;
+  if (!memory_.read_value(tstate + L.thread.datastack_chunk, chunk)) return 0;
+  // A thread of a deep recursion has many chunks; the bound only guards against a loop.
+  for (int n = 0; n < 100'000 && plausible_pointer(chunk); ++n) {
+    uint64_t previous = 0;
+    if (!memory_.read_value(chunk + L.chunk.previous, previous)) return 0;
+    if (previous == 0) return chunk + L.chunk.data + sizeof(uint64_t);
+    if (previous == chunk) return 0;
+    chunk = previous;
+  }
+  return 0;
 }
 
 const uint8_t* StackWalker::read_frame(uint64_t frame, size_t header, ThreadStack& out) {
@@ -276,7 +339,7 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
   return !last_is_generator;
 }
 
-bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
+bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint64_t& bottom) {
   const Layout& L = config_.layout;
   const auto& F = L.frame;
   size_t header = static_cast<size_t>(
@@ -295,6 +358,7 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
     }
     if (out.frames.size() >= config_.max_depth || ++visited > max_visits) {
       out.truncated = true;
+      bottom = 0;  // cut short on purpose: not where the thread's stack begins
       return true;
     }
     const uint8_t* bytes = read_frame(frame, header, out);
@@ -319,7 +383,10 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out) {
       out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
       ++stats_.frames;
     }
-    if (!shim) last_is_generator = F.owner_generator >= 0 && owner == F.owner_generator;
+    if (!shim) {
+      last_is_generator = F.owner_generator >= 0 && owner == F.owner_generator;
+      bottom = info ? frame : 0;
+    }
     last_is_shim = shim;
     if (previous == frame) {
       out.truncated = true;

@@ -42,6 +42,8 @@ struct WalkStats {
   uint64_t bad_frames = 0;
   uint64_t torn_retries = 0;  // thread stacks read again after catching a generator mid-yield
   uint64_t torn_stacks = 0;   // ... and still torn after the last retry
+  uint64_t thread_list_retries = 0;  // thread lists read again after breaking off mid-change
+  uint64_t cut_thread_lists = 0;     // ... and still cut after the last retry: threads lost
 };
 
 class StackWalker {
@@ -63,6 +65,11 @@ class StackWalker {
   bool read_gil(uint64_t interp, GilState& gil);
   bool walk_interpreters(std::vector<ThreadStack>& out, const std::vector<int>* known_tids,
                          bool with_frames);
+  // One interpreter's threads from `tstate` (the list's head); false when the list broke off
+  // (an unreadable or foreign thread state, a loop): read while it changed.
+  bool walk_thread_list(uint64_t tstate, uint64_t interp, int64_t interp_id, const GilState& gil,
+                        std::vector<ThreadStack>& out, const std::vector<int>* known_tids,
+                        bool with_frames);
   bool read_thread(uint64_t tstate, uint64_t interp, const GilState& gil, ThreadStack& out,
                    const std::vector<int>* known_tids, uint64_t& next);
   // A frame's header bytes (in the prefetch, or read into scratch_); on failure nullptr, and
@@ -73,7 +80,13 @@ class StackWalker {
   // Each returns false when the stack it read cannot be whole (a generator's frame with no
   // caller, an unreadable link, 3.12+ a chain not ending at the entry frame): a torn read.
   bool walk_frame_objects(uint64_t frame, ThreadStack& out);
-  bool walk_interpreter_frames(uint64_t frame, ThreadStack& out);
+  // `bottom` is set to the address of the outermost Python frame reached.
+  bool walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint64_t& bottom);
+  // 3.11+: whether a stack read from `frame` (0: none) down to `bottom` can be the thread's
+  // whole stack (see walker.cpp).
+  bool ends_at_thread_root(uint64_t tstate, uint64_t frame, uint64_t bottom);
+  // 3.11+: where the thread's first frame lives, 0 when it cannot be told.
+  uint64_t first_frame_slot(uint64_t tstate);
 
   process::MemoryReader& memory_;
   WalkerConfig config_;

@@ -20,7 +20,14 @@ void PrefetchingMemory::begin_walk() {
 }
 
 void PrefetchingMemory::refresh() {
-  if (in_walk_) fetch_plan();
+  if (!in_walk_) return;
+  // The pages read on a miss were read at other instants than the prefetch: a walk torn by the
+  // stack changing under it would be torn again if only the old plan were fetched once more.
+  std::vector<Range> ranges = plan_;
+  ranges.insert(ranges.end(), recorded_.begin(), recorded_.end());
+  for (size_t i = 0; i < pages_used_; ++i) ranges.push_back(Range{pages_[i]->addr, pages_[i]->size});
+  make_plan(std::move(ranges));
+  fetch_plan();
 }
 
 void PrefetchingMemory::drop_pages() {
@@ -60,16 +67,26 @@ void PrefetchingMemory::fetch_plan() {
 
 void PrefetchingMemory::end_walk() {
   in_walk_ = false;
-  // In a steady state a walk reads exactly what the one before read, in the same order: the
-  // plan stands, and comparing is cheaper than sorting again.
-  if (recorded_ == planned_from_) return;
-  planned_from_ = recorded_;
-  // Sort and merge what this walk read into the next plan.
-  std::sort(recorded_.begin(), recorded_.end(),
+  // In a steady state a walk reads exactly what one of the last few read, in the same order:
+  // the plan stands, and comparing is cheaper than sorting again.
+  auto seen = std::find(history_.begin(), history_.end(), recorded_);
+  if (seen != history_.end()) {
+    std::rotate(history_.begin(), seen, seen + 1);
+    return;
+  }
+  if (history_.size() == kPlanWalks) history_.pop_back();
+  history_.insert(history_.begin(), recorded_);
+  std::vector<Range> ranges;
+  for (const auto& walk : history_) ranges.insert(ranges.end(), walk.begin(), walk.end());
+  make_plan(std::move(ranges));
+}
+
+void PrefetchingMemory::make_plan(std::vector<Range> ranges) {
+  std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.addr < b.addr; });
   plan_.clear();
   size_t total = 0;
-  for (const auto& r : recorded_) {
+  for (const auto& r : ranges) {
     if (!plan_.empty() && r.addr <= plan_.back().addr + plan_.back().size + kMergeGap) {
       RemoteAddr end = std::max(plan_.back().addr + plan_.back().size, r.addr + r.size);
       total += end - (plan_.back().addr + plan_.back().size);

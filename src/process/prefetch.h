@@ -26,7 +26,8 @@ class PrefetchingMemory : public MemoryReader {
   bool read(RemoteAddr addr, void* out, size_t size) override;
   // Bytes of the current prefetch, in place (recorded for the next plan like a read).
   const uint8_t* view(RemoteAddr addr, size_t size) override;
-  // Fetches this walk's prefetch again (one more batch), keeping what the walk recorded.
+  // Fetches again, in one batch, the prefetch and everything this walk has read so far (pages
+  // read on a miss included): a re-read after a torn walk sees one instant.
   void refresh() override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
@@ -48,6 +49,9 @@ class PrefetchingMemory : public MemoryReader {
   static constexpr size_t kMaxBytes = 1 << 20;
   // Pages fetched whole on a miss, per walk (see fetch_page).
   static constexpr size_t kMaxMissPages = 64;
+  // The plan covers what the last few distinct walks read, not only the last one: a program that
+  // alternates between a shallow and a deep stack finds the other one in the prefetch too.
+  static constexpr size_t kPlanWalks = 4;
 
  private:
   struct Range {
@@ -73,10 +77,12 @@ class PrefetchingMemory : public MemoryReader {
   void record(RemoteAddr addr, size_t size);
   void fetch_plan();
   void drop_pages();
+  // Sorts and merges ranges into plan_ (bounded by kMaxBlocks and kMaxBytes).
+  void make_plan(std::vector<Range> ranges);
 
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads
-  std::vector<Range> planned_from_;  // the reads plan_ was made from
+  std::vector<std::vector<Range>> history_;  // the reads of the last distinct walks, newest first
   std::vector<Range> plan_;      // what to prefetch next
   std::vector<Block> blocks_;    // what the last prefetch holds, sorted by address
   std::vector<Block> planned_blocks_;  // fetch_plan's scratch: every block of the plan

@@ -54,6 +54,9 @@ struct Results {
   uint64_t thread_samples = 0;  // thread stacks seen
   uint64_t reread_stacks = 0;      // thread stacks read again after catching them mid-change
   uint64_t incomplete_stacks = 0;  // thread stacks that stayed incomplete
+  uint64_t unreadable_samples = 0;   // samples whose walk failed: dropped whole
+  uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
+  uint64_t cut_thread_lists = 0;     // ... still cut: the threads after the break not read
   double mean_walk_us = 0;      // sampling: time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled

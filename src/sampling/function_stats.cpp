@@ -42,6 +42,9 @@ report::Results chosen_function_results(const Profile& profile,
   results.thread_samples = status.thread_samples;
   results.reread_stacks = status.reread_stacks;
   results.incomplete_stacks = status.incomplete_stacks;
+  results.unreadable_samples = status.failed_walks;
+  results.reread_thread_lists = status.reread_thread_lists;
+  results.cut_thread_lists = status.cut_thread_lists;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;
   results.sampler_cpu_seconds = status.sampler_cpu_seconds;

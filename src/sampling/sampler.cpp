@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "process/error.h"
 #include "process/maps.h"
@@ -216,24 +217,30 @@ void Sampler::run() {
   std::unique_ptr<ThreadPauser> pauser;
   if (options_.blocking) pauser = std::make_unique<ThreadPauser>(target_.pid());
   pauser_ = pauser.get();
-  double last = monotonic_seconds();
-  double next = last;
+  // Each period is a slot and each sample lands at a uniformly random moment of its slot. A
+  // fixed grid aliases with a program whose loop has a period near a multiple of ours: the
+  // samples then keep landing in the same phase of the loop and a function is read several
+  // per cent off however long the run (a 205 µs loop read at 10 kHz: its deep half 8 % low).
+  // A sample stands for its slot, so the estimate stays unbiased and the rate exact.
+  std::minstd_rand rng(static_cast<std::minstd_rand::result_type>(
+      std::random_device{}() ^ static_cast<unsigned>(target_.pid())));
+  std::uniform_real_distribution<double> phase(0.0, 1.0);
+  double slot = monotonic_seconds();  // start of the current slot
   while (!stop_requested_) {
     double period = 1.0 / options_.rate_hz;
-    next += period;
-    wait_until(next, period);
+    double deadline = slot + phase(rng) * period;
+    wait_until(deadline, period);
     if (stop_requested_) break;
     double now = monotonic_seconds();
-    double lateness = now - next;
     uint64_t skipped = 0;
-    if (lateness >= period) {
-      // Deadlines stay on the grid: skipped ones are counted, not piled up.
-      skipped = static_cast<uint64_t>(lateness / period);
-      next += static_cast<double>(skipped) * period;
+    if (now - deadline >= period) {
+      // Woken a period or more late: the slots slept through are counted, not piled up.
+      skipped = static_cast<uint64_t>((now - deadline) / period);
+      slot += static_cast<double>(skipped) * period;
     }
-    bool late = now - next > period / 2;
-    double dt = now - last;
-    last = now;
+    bool late = now - deadline > period / 2;
+    double dt = period * static_cast<double>(1 + skipped);
+    slot += period;
     try {
       take_sample(now, dt);
     } catch (const Error& e) {
@@ -326,11 +333,14 @@ void Sampler::take_sample(double now, double dt) {
   }
   double t0 = monotonic_seconds();
   if (pauser_) pauser_->pause();
-  const uint64_t retries_before = target_.walker().stats().torn_retries;
+  const cpython::WalkStats before = target_.walker().stats();
   const double read_before = target_.prefetch().read_seconds();
   bool ok = target_.walk(stacks_);
   if (pauser_) pauser_->resume();
-  const uint64_t retries = target_.walker().stats().torn_retries - retries_before;
+  const cpython::WalkStats& after = target_.walker().stats();
+  const uint64_t retries = after.torn_retries - before.torn_retries;
+  const uint64_t list_retries = after.thread_list_retries - before.thread_list_retries;
+  const uint64_t cut_lists = after.cut_thread_lists - before.cut_thread_lists;
   double walk = monotonic_seconds() - t0;
   const double read = target_.prefetch().read_seconds() - read_before;
   std::vector<char>& include = include_;
@@ -355,6 +365,8 @@ void Sampler::take_sample(double now, double dt) {
   walk_seconds_ += walk;
   read_seconds_ += read;
   stats_.reread_stacks += retries;
+  stats_.reread_thread_lists += list_retries;
+  stats_.cut_thread_lists += cut_lists;
   if (!ok) {
     ++stats_.failed_walks;
     return;

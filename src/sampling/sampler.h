@@ -53,6 +53,8 @@ struct SamplerStatus {
   uint64_t thread_samples = 0;
   uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
+  uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
+  uint64_t cut_thread_lists = 0;     // ... still cut after the last retry: later threads lost
   double mean_walk_us = 0;      // time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):

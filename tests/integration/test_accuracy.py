@@ -288,7 +288,10 @@ def test_deep_stack_that_comes_and_goes(spyglass_bin, interpreter, tmp_path):
     """A deep stack that replaces a shallow one every few hundred µs is read as it is, at
     10 kHz. Reading its sixty new frames one system call at a time took long enough for the
     program to move on, and the re-read of that torn stack then landed in the shallow function:
-    recurse read 8-37 % low, shallow as much high. Its pages are now read whole on a miss."""
+    recurse read 8-37 % low, shallow as much high. Its pages are now read whole on a miss, the
+    prefetch covers the last few distinct stacks (this one and the shallow one), a re-read fetches
+    everything in one batch, and samples fall at random moments of their slot: on a fixed grid
+    this 205 µs loop aliased with the 100 µs period and recurse read 7-13 % low."""
     script = tmp_path / "deep_and_shallow.py"
     script.write_text(_DEEP_AND_SHALLOW)
     out_file = tmp_path / "results.json"

@@ -138,4 +138,59 @@ TEST(PrefetchPages, AnUnreadablePageFallsBackToTheExactRange) {
   prefetch.end_walk();
 }
 
+// A program that alternates between a shallow and a deep stack: each walk finds the other
+// stack's frames in its one batch too, so neither is read over several instants (a deep stack
+// read a page at a time was torn more often, and its re-read landed in the shallow one).
+TEST(PrefetchPlan, AlternatingStacksAreBothInTheOneBatch) {
+  constexpr RemoteAddr kShallow = 0x50000;
+  constexpr RemoteAddr kDeep = 0x900000;
+  SnapshotMemory snapshot;
+  snapshot.add_region(kShallow, counting_bytes(64, 0));
+  snapshot.add_region(kDeep, counting_bytes(256, 0));
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  auto walk = [&](RemoteAddr base, size_t frames) {
+    prefetch.begin_walk();
+    for (size_t i = 0; i < frames; ++i) {
+      uint8_t frame[16];
+      ASSERT_TRUE(prefetch.read(base + i * 16, frame, sizeof frame));
+    }
+    prefetch.end_walk();
+  };
+  walk(kShallow, 2);
+  walk(kDeep, 8);
+  const uint64_t calls = counting.calls();
+  const uint64_t misses = prefetch.misses();
+  for (int i = 0; i < 3; ++i) {
+    walk(kShallow, 2);
+    walk(kDeep, 8);
+  }
+  EXPECT_EQ(counting.calls() - calls, 6u);  // one batch per walk
+  EXPECT_EQ(prefetch.misses(), misses);
+}
+
+// A re-read after a torn walk fetches, in one batch, what the walk had read a page at a time.
+TEST(PrefetchPlan, RefreshFetchesThePagesOfTheWalkInOneBatch) {
+  constexpr RemoteAddr kStack = 0x20000;
+  PagedSnapshot snapshot;
+  snapshot.add_region(kStack, counting_bytes(2 * 4096, 0));
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  prefetch.begin_walk();
+  ASSERT_NE(prefetch.view(kStack + 4096 + 64, 64), nullptr);
+  ASSERT_NE(prefetch.view(kStack + 64, 64), nullptr);
+  EXPECT_EQ(counting.calls(), 2u);  // two pages, two instants
+  snapshot.add_region(kStack, std::vector<uint8_t>(2 * 4096, 9));  // the stack changed
+  prefetch.refresh();
+  EXPECT_EQ(counting.calls(), 3u);
+  const uint8_t* low = prefetch.view(kStack + 64, 64);
+  const uint8_t* high = prefetch.view(kStack + 4096 + 64, 64);
+  ASSERT_NE(low, nullptr);
+  ASSERT_NE(high, nullptr);
+  EXPECT_EQ(low[0], 9);
+  EXPECT_EQ(high[0], 9);
+  EXPECT_EQ(counting.calls(), 3u);  // both served from the one batch
+  prefetch.end_walk();
+}
+
 }  // namespace

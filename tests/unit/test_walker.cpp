@@ -66,6 +66,11 @@ struct Scene {
 enum class Tear {
   kGeneratorUnlinked,  // the generator's caller link cleared, as a yield leaves it
   kCycle,              // the base frame's link pointing back at its callee: a loop
+  // 3.11+: `consume`'s caller link read as NULL, as a frame being set up or taken down has
+  // it: the chain seems to end there, above the thread's first frame.
+  kCallerUnlinked,
+  // 3.11-3.12: the C frame read after its C call returned: its current frame is NULL.
+  kStaleCFrame,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -85,8 +90,8 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   uint64_t consume = image.code(L, "consume", 20, false);
   uint64_t module = image.code(L, "<module>", 1, false);
   const bool frame_objects = L.frame_model == FrameModel::kFrameObject;
-  auto frame = [&](uint64_t code, uint64_t previous, int owner) {
-    uint64_t addr = image.allocate(L.frame.size + 64);
+  auto frame = [&](uint64_t code, uint64_t previous, int owner, uint64_t at = 0) {
+    uint64_t addr = at ? at : image.allocate(L.frame.size + 64);
     image.put<uint64_t>(addr, L.frame.code, code);
     image.put<uint64_t>(addr, L.frame.previous, previous);
     if (frame_objects) {
@@ -98,11 +103,19 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   };
   // 3.12+ start every thread's chain with a C entry frame (FRAME_OWNED_BY_CSTACK).
   uint64_t entry = L.frame.owner_cstack >= 0 ? frame(0, 0, L.frame.owner_cstack) : 0;
-  uint64_t base = frame(module, entry, 0);
+  // 3.11+: the thread's first frame sits in the second slot of its root data-stack chunk.
+  uint64_t first_slot = 0;
+  if (L.thread.datastack_chunk) {
+    uint64_t chunk = image.allocate(L.chunk.data + 8 + L.frame.size + 64);
+    image.put<uint64_t>(tstate, L.thread.datastack_chunk, chunk);
+    first_slot = chunk + L.chunk.data + 8;
+  }
+  uint64_t base = frame(module, entry, 0, first_slot);
   uint64_t caller = frame(consume, base, 0);
   uint64_t generator = frame(numbers, caller, frame_objects ? 0 : L.frame.owner_generator);
+  uint64_t cframe = 0;
   if (L.thread.cframe) {
-    uint64_t cframe = image.allocate(64);
+    cframe = image.allocate(64);
     image.put<uint64_t>(tstate, L.thread.cframe, cframe);
     image.put<uint64_t>(cframe, L.thread.cframe_current_frame, generator);
   } else {
@@ -111,6 +124,10 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   scene.whole = image.snapshot();
   if (tear == Tear::kCycle) {
     image.put<uint64_t>(base, L.frame.previous, caller);
+  } else if (tear == Tear::kCallerUnlinked) {
+    image.put<uint64_t>(caller, L.frame.previous, 0);
+  } else if (tear == Tear::kStaleCFrame) {
+    image.put<uint64_t>(cframe, L.thread.cframe_current_frame, 0);
   } else {
     image.put<uint64_t>(generator, L.frame.previous, 0);  // what a yield leaves behind
   }
@@ -248,6 +265,95 @@ TEST(WalkerTornReads312, ChainNotEndingAtEntryFrameIsReadAgain) {
   EXPECT_FALSE(threads[0].truncated);
   EXPECT_EQ(walker.stats().torn_retries, 1u);
 }
+
+// 3.11+: a chain that ends above the thread's first frame lost its callers (often the timed
+// function): read again. 3.8-3.10 frame objects keep their callers alive, and have no such
+// slot to check.
+class WalkerChainEnd : public ::testing::TestWithParam<int> {};
+
+TEST_P(WalkerChainEnd, ChainEndingAboveTheFirstFrameIsReadAgain) {
+  Scene scene = make_scene(GetParam(), Tear::kCallerUnlinked);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+TEST_P(WalkerChainEnd, StaleCFrameIsReadAgainNotAnIdleThread) {
+  Scene scene = make_scene(GetParam(), Tear::kStaleCFrame);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+// A thread running no Python code points at its own root C frame, whose frame is NULL: an
+// empty stack, read once.
+TEST_P(WalkerChainEnd, IdleThreadIsEmptyAndReadOnce) {
+  Scene scene = make_scene(GetParam());
+  const Layout& L = scene.layout;
+  std::vector<ThreadStack> threads;
+  {
+    TearingMemory memory(scene, 0);
+    StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+    ASSERT_TRUE(walker.walk(threads));
+  }
+  const uint64_t tstate = threads[0].tstate_addr;
+  process::SnapshotMemory idle = scene.whole;
+  std::vector<uint8_t> root(8), none(8, 0);
+  const uint64_t root_cframe = tstate + L.thread.root_cframe;
+  std::memcpy(root.data(), &root_cframe, 8);
+  idle.add_region(tstate + L.thread.cframe, root);
+  idle.add_region(root_cframe + L.thread.cframe_current_frame, none);
+  scene.whole = idle;
+  TearingMemory memory(scene, 0);
+  StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_TRUE(threads[0].frames.empty());
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 0u);
+}
+
+// A thread state freed while the thread list was read (its memory no longer points back at
+// the interpreter) cut the list there, silently: the list is read again from its head, and a
+// list that stays cut is counted.
+TEST(WalkerThreadList, ListBrokenOffIsReadAgainThenCounted) {
+  Scene scene = make_scene(12);
+  const Layout& L = scene.layout;
+  std::vector<ThreadStack> threads;
+  {
+    TearingMemory memory(scene, 0);
+    StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+    ASSERT_TRUE(walker.walk(threads));
+  }
+  process::SnapshotMemory freed = scene.whole;
+  freed.add_region(threads[0].tstate_addr + L.thread.interp, std::vector<uint8_t>(8, 0xdd));
+  scene.torn = freed;
+  {
+    TearingMemory memory(scene, 1);
+    StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+    ASSERT_TRUE(walker.walk(threads));
+    EXPECT_EQ(threads.size(), 1u);
+    EXPECT_EQ(walker.stats().thread_list_retries, 1u);
+    EXPECT_EQ(walker.stats().cut_thread_lists, 0u);
+  }
+  TearingMemory memory(scene, 1000);
+  StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_TRUE(threads.empty());
+  EXPECT_EQ(walker.stats().cut_thread_lists, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, WalkerChainEnd, ::testing::Values(11, 12),
+                         [](const auto& info) { return "Python3_" + std::to_string(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerTornReads, ::testing::Values(8, 9, 10, 11, 12),
                          [](const auto& info) { return "Python3_" + std::to_string(info.param); });

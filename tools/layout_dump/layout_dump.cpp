@@ -81,6 +81,7 @@ nlohmann::json to_json(const Layout& l) {
         {"frame", l.thread.frame},
         {"cframe", l.thread.cframe},
         {"cframe_current_frame", l.thread.cframe_current_frame},
+        {"root_cframe", l.thread.root_cframe},
         {"thread_id", l.thread.thread_id},
         {"native_thread_id", l.thread.native_thread_id},
         {"datastack_chunk", l.thread.datastack_chunk}}},
