@@ -25,7 +25,8 @@ void PrefetchingMemory::refresh() {
   // stack changing under it would be torn again if only the old plan were fetched once more.
   std::vector<Range> ranges = plan_;
   ranges.insert(ranges.end(), recorded_.begin(), recorded_.end());
-  for (size_t i = 0; i < pages_used_; ++i) ranges.push_back(Range{pages_[i]->addr, pages_[i]->size});
+  for (size_t i = 0; i < pages_used_; ++i)
+    ranges.push_back(Range{pages_[i]->addr, pages_[i]->size});
   make_plan(std::move(ranges));
   fetch_plan();
 }

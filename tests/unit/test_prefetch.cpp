@@ -179,7 +179,7 @@ TEST(PrefetchPlan, RefreshFetchesThePagesOfTheWalkInOneBatch) {
   prefetch.begin_walk();
   ASSERT_NE(prefetch.view(kStack + 4096 + 64, 64), nullptr);
   ASSERT_NE(prefetch.view(kStack + 64, 64), nullptr);
-  EXPECT_EQ(counting.calls(), 2u);  // two pages, two instants
+  EXPECT_EQ(counting.calls(), 2u);                                 // two pages, two instants
   snapshot.add_region(kStack, std::vector<uint8_t>(2 * 4096, 9));  // the stack changed
   prefetch.refresh();
   EXPECT_EQ(counting.calls(), 3u);
