@@ -3,9 +3,9 @@
 
     bench/run.py                 # the full run (every interpreter, 1k/10k/100k Hz); long
     bench/run.py --quick         # the smoke run CI uses: small, no thresholds, < 2 minutes
-    bench/run.py --interpreters 3.12,3.14 --tools spyglass,py-spy --rates 1000,10000
+    bench/run.py --interpreters 3.12,3.15 --tools spyglass,py-spy --rates 1000,10000
 
-For each interpreter (3.8-3.14) and each tool, on /work/shared/bench/workload.py (3 threads: the
+For each interpreter (each supported minor version found; src/cpython/versions.toml) and each tool, on /work/shared/bench/workload.py (3 threads: the
 main loop, a Worker thread, an echo server), it measures: cost per sample, achieved rate and
 late/missed samples at each requested rate, the profiler's CPU and peak RSS, the target's
 slowdown (A/B pairs of fixed work, alone vs profiled, median ratio) at 1 kHz and 10 kHz, and the
@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lib"))
 sys.path.insert(0, str(REPO_ROOT / "bench" / "micro"))
 import capture_images  # noqa: E402
-import interpreters  # noqa: E402
+import interpreters  # noqa: E402  (tests/lib: the tests' discovery of CPython builds)
 
 # The shared reference workload; bench/workload.py is a copy for machines without it (CI).
 SHARED_WORKLOAD = Path("/work/shared/bench/workload.py")
@@ -255,7 +255,7 @@ def ensure_venv(tools: List[str]) -> Dict[str, str]:
 
 def glibc_loader_for(binary: str):
     """austin-dist's binary is built against glibc 2.38; on an older system it runs through the
-    newer loader scripts/fetch-python314.sh already fetched (Debian unstable's libc6)."""
+    newer loader scripts/fetch-python.sh already fetched (Debian unstable's libc6)."""
     try:
         probe = subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, timeout=30)
@@ -263,10 +263,11 @@ def glibc_loader_for(binary: str):
             return [], ""
     except OSError as error:
         return [], str(error)
-    root = CACHE / "debian-python3.14" / "root"
+    roots = sorted(CACHE.glob("debian-python3.*/root"))
+    root = roots[-1] if roots else CACHE / "none"
     loader = root / "usr" / "lib64" / "ld-linux-x86-64.so.2"
     if not loader.exists():
-        return [], "austin needs a newer glibc (%s); run scripts/fetch-python314.sh" % (
+        return [], "austin needs a newer glibc (%s); run scripts/fetch-python.sh" % (
             probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "no message")
     prefix = [str(loader), "--library-path", "%s:%s" % (
         root / "usr" / "lib" / "x86_64-linux-gnu", root / "lib" / "x86_64-linux-gnu")]
@@ -524,7 +525,8 @@ def micro_section(args, chosen) -> dict:
         for old in images_dir.glob("*.snap"):
             old.unlink()
         capture_images.capture_all(
-            args.spyglass, images_dir, {i.version_text for i in chosen}, fetch_314=False,
+            args.spyglass, images_dir, {i.version_text for i in chosen},
+            fetch=any(i.source == "debian-unstable" for i in chosen),
             log=log)
         section["walker"] = run_gbench([str(walker), "--images=%s" % images_dir,
                                         "--benchmark_min_time=%s" % min_time])
@@ -900,17 +902,22 @@ def choose_interpreters(args) -> list:
     by_minor = {}
     for interpreter in found:
         by_minor.setdefault(interpreter.minor, interpreter)
-    if (3, 14) not in by_minor and not args.quick and (
-            not args.interpreters or "3.14" in args.interpreters):
-        log("fetching Debian unstable's 3.14 (scripts/fetch-python314.sh)")
-        fetched = interpreters.fetch_python314(timeout=900)
-        if fetched.interpreter:
-            by_minor[(3, 14)] = fetched.interpreter
-        else:
-            log("3.14: n/a: %s" % fetched.problem)
+    # Debian unstable's builds (3.14, 3.15) when a run wants them: every full run, a smoke run
+    # only when named (--interpreters), as fetching the first time takes a while.
+    wanted = set(args.interpreters.split(",")) if args.interpreters else None
+    fetch = [(3, minor) for minor in interpreters.DEBIAN_UNSTABLE_MINORS
+             if (3, minor) not in by_minor and (
+                 "3.%d" % minor in wanted if wanted else not args.quick)]
+    if fetch:
+        log("fetching Debian unstable's %s (scripts/fetch-python.sh)" % ", ".join(
+            "%d.%d" % minor for minor in fetch))
+        for minor, fetched in sorted(interpreters.fetch_debian_unstable(fetch).items()):
+            if fetched.interpreter:
+                by_minor[minor] = fetched.interpreter
+            else:
+                log("%d.%d: n/a: %s" % (minor + (fetched.problem,)))
     chosen = [by_minor[m] for m in sorted(by_minor)]
-    if args.interpreters:
-        wanted = set(args.interpreters.split(","))
+    if wanted:
         chosen = [i for i in chosen if i.minor_text in wanted or i.version_text in wanted]
     elif args.quick:
         chosen = chosen[-1:]  # the newest found locally
@@ -921,7 +928,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: newest interpreter, 1 kHz, short runs, 1 pair")
-    parser.add_argument("--interpreters", help="comma-separated, e.g. 3.8,3.11,3.14")
+    parser.add_argument("--interpreters", help="comma-separated, e.g. 3.8,3.11,3.15")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS),
                         help="comma-separated from: %s" % ", ".join(ALL_TOOLS))
     parser.add_argument("--rates", help="requested rates, Hz (default 1000,10000,100000)")

@@ -149,6 +149,17 @@ SPECS = {
         "frame.owner_interpreter": "FRAME_OWNED_BY_INTERPRETER",
         "debug_offsets_size": "sizeof(_Py_DebugOffsets)",
     },
+    "3.15": {
+        **INTERPRETER_FRAME_ERA,
+        "interp.gil_pointer": "offsetof(PyInterpreterState, ceval.gil)",
+        "interp.gil_locked": "offsetof(struct _gil_runtime_state, locked)",
+        "interp.gil_holder": "offsetof(struct _gil_runtime_state, last_holder)",
+        "thread.frame": "offsetof(PyThreadState, current_frame)",
+        "frame.code": "offsetof(_PyInterpreterFrame, f_executable)",
+        "frame.lasti": "offsetof(_PyInterpreterFrame, instr_ptr)",
+        "frame.owner_interpreter": "FRAME_OWNED_BY_INTERPRETER",
+        "debug_offsets_size": "sizeof(_Py_DebugOffsets)",
+    },
 }
 
 HEADERS = {
@@ -161,6 +172,9 @@ HEADERS = {
     "3.13": ["internal/pycore_runtime.h", "internal/pycore_interp.h", "internal/pycore_frame.h",
              "internal/pycore_gil.h"],
     "3.14": ["internal/pycore_runtime.h", "internal/pycore_interp.h",
+             "internal/pycore_interpframe.h", "internal/pycore_gil.h",
+             "internal/pycore_debug_offsets.h"],
+    "3.15": ["internal/pycore_runtime.h", "internal/pycore_interp.h",
              "internal/pycore_interpframe.h", "internal/pycore_gil.h",
              "internal/pycore_debug_offsets.h"],
 }
@@ -177,7 +191,21 @@ print(address)
 """
 
 
-def header_numbers(version, include_dir, include_extra):
+def core_defines(python):
+    """The -D flags the interpreter's own core was compiled with (PY_CORE_CFLAGS): some change
+    struct sizes (Debian's 3.14+ builds with _Py_TIER2 and _Py_JIT)."""
+    if python is None:
+        return []
+    asked = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_config_var('PY_CORE_CFLAGS') or '')"],
+        capture_output=True, text=True)
+    if asked.returncode != 0:
+        raise RuntimeError(f"{python} did not say its PY_CORE_CFLAGS: {asked.stderr}")
+    return sorted({flag for flag in asked.stdout.split()
+                   if flag.startswith("-D") and not flag.startswith("-D_FORTIFY")})
+
+
+def header_numbers(version, include_dir, include_extra, defines=()):
     """Compiles and runs the offsetof program; returns {key: number}."""
     spec = SPECS[version]
     compiler = shutil.which("cc") or shutil.which("gcc")
@@ -200,6 +228,7 @@ def header_numbers(version, include_dir, include_extra):
                    "-I", os.path.dirname(os.path.abspath(include_dir))]
         for extra in include_extra:
             command += ["-I", extra]
+        command += list(defines)
         command += ["-o", program, source]
         built = subprocess.run(command, capture_output=True, text=True)
         if built.returncode != 0:
@@ -269,7 +298,8 @@ def main():
     parser.add_argument("--print", action="store_true", help="print the header numbers only")
     args = parser.parse_args()
     try:
-        expected = header_numbers(args.version, args.include, args.include_extra)
+        expected = header_numbers(args.version, args.include, args.include_extra,
+                                  core_defines(args.python))
         if args.print:
             print(json.dumps(expected, indent=1, sort_keys=True))
             return 0

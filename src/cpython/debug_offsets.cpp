@@ -149,6 +149,81 @@ struct DebugOffsets314 {
 };
 static_assert(sizeof(DebugOffsets314) == 760);  // sizeof(_Py_DebugOffsets) in 3.14
 
+// 3.15: include/python3.15/internal/pycore_debug_offsets.h, struct _Py_DebugOffsets.
+struct DebugOffsets315 {
+  DebugHeader header;
+  struct {
+    uint64_t size, finalizing, interpreters_head;
+  } runtime_state;
+  struct {
+    uint64_t size, id, next, threads_head, threads_main, gc, imports_modules, sysdict, builtins,
+        ceval_gil, gil_runtime_state, gil_runtime_state_enabled, gil_runtime_state_locked,
+        gil_runtime_state_holder, code_object_generation, tlbc_generation;
+  } interpreter_state;
+  struct {
+    uint64_t size, prev, next, interp, current_frame, base_frame, last_profiled_frame,
+        last_profiled_frame_seq, thread_id, native_thread_id, datastack_chunk, status, holds_gil,
+        gil_requested, current_exception, exc_state;
+  } thread_state;
+  struct {
+    uint64_t exc_value;
+  } err_stackitem;
+  struct {
+    uint64_t size, previous, executable, instr_ptr, localsplus, owner, stackpointer, tlbc_index;
+  } interpreter_frame;
+  struct {
+    uint64_t size, filename, name, qualname, linetable, firstlineno, argcount, localsplusnames,
+        localspluskinds, co_code_adaptive, co_tlbc;
+  } code_object;
+  struct {
+    uint64_t size, ob_type;
+  } pyobject;
+  struct {
+    uint64_t size, tp_name, tp_repr, tp_flags, tp_basicsize, tp_dictoffset;
+  } type_object;
+  struct {
+    uint64_t size, ht_cached_keys;
+  } heap_type_object;
+  struct {
+    uint64_t size, ob_item, ob_size;
+  } tuple_object;
+  struct {
+    uint64_t size, ob_item, ob_size;
+  } list_object;
+  struct {
+    uint64_t size, used, table, mask;
+  } set_object;
+  struct {
+    uint64_t size, ma_keys, ma_values;
+  } dict_object;
+  struct {
+    uint64_t size, ob_fval;
+  } float_object;
+  struct {
+    uint64_t size, lv_tag, ob_digit;
+  } long_object;
+  struct {
+    uint64_t size, ob_size, ob_sval;
+  } bytes_object;
+  struct {
+    uint64_t size, state, length, asciiobject_size, compactunicodeobject_size;
+  } unicode_object;
+  struct {
+    uint64_t size, collecting, frame, generation_stats_size, generation_stats;
+  } gc;
+  struct {
+    uint64_t size, gi_name, gi_iframe, gi_frame_state;
+  } gen_object;
+  struct {
+    uint64_t next, prev;
+  } llist_node;
+  struct {
+    uint64_t eval_breaker, remote_debugger_support, remote_debugging_enabled, debugger_pending_call,
+        debugger_script_path, debugger_script_path_size;
+  } debugger_support;
+};
+static_assert(sizeof(DebugOffsets315) == 888);  // sizeof(_Py_DebugOffsets) in 3.15
+
 // Bounds for the declared struct sizes: the interpreter and runtime states hold large arrays
 // (195 KiB and 277 KiB in 3.13); every other struct spyglass reads is well under 64 KiB.
 constexpr uint64_t kMaxStateSize = 16ULL << 20;
@@ -317,10 +392,10 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
                 fmt::format("the debug offsets at {:#x} name version {:#x}, not CPython 3.13+",
                             runtime_addr, header.version));
   }
-  if (version.minor > 14) {
+  if (version.minor > 15) {
     throw Error(
         ErrorKind::kUnsupported,
-        fmt::format("CPython {} is not supported (spyglass supports 3.8 to 3.14)", version.str()));
+        fmt::format("CPython {} is not supported (spyglass supports 3.8 to 3.15)", version.str()));
   }
   if (header.free_threaded != 0) {
     throw Error(ErrorKind::kUnsupported,
@@ -342,13 +417,22 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
     l.frame.owner_cstack = 3;        // FRAME_OWNED_BY_CSTACK (internal/pycore_frame.h)
     l.frame.owner_generator = 1;     // FRAME_OWNED_BY_GENERATOR
     l.frame.code_is_tagged = false;  // f_executable is a plain PyObject*
-  } else {
+  } else if (version.minor == 14) {
     const auto table = read_table<DebugOffsets314>(memory, runtime_addr, version);
     map_common(table, version, l);
     // Transcribed from 3.14's headers (not in the table):
     l.unicode.compact_data = 56;    // sizeof(PyCompactUnicodeObject)
     l.frame.owner_interpreter = 3;  // FRAME_OWNED_BY_INTERPRETER (pycore_interpframe_structs.h)
     l.frame.owner_cstack = 4;       // FRAME_OWNED_BY_CSTACK
+    l.frame.owner_generator = 1;    // FRAME_OWNED_BY_GENERATOR
+    l.frame.code_is_tagged = true;  // f_executable is a _PyStackRef: clear Py_TAG_BITS (3)
+  } else {
+    const auto table = read_table<DebugOffsets315>(memory, runtime_addr, version);
+    map_common(table, version, l);
+    l.unicode.compact_data = table.unicode_object.compactunicodeobject_size;
+    // Transcribed from 3.15's headers (not in the table):
+    l.frame.owner_interpreter = 3;  // FRAME_OWNED_BY_INTERPRETER (pycore_interpframe_structs.h)
+    l.frame.owner_cstack = -1;      // no FRAME_OWNED_BY_CSTACK any more
     l.frame.owner_generator = 1;    // FRAME_OWNED_BY_GENERATOR
     l.frame.code_is_tagged = true;  // f_executable is a _PyStackRef: clear Py_TAG_BITS (3)
   }

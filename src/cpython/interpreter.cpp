@@ -19,7 +19,7 @@ namespace spyglass::cpython {
 namespace {
 
 constexpr int kOldestMinor = 8;
-constexpr int kNewestMinor = 14;
+constexpr int kNewestMinor = 15;
 
 std::string basename_of(const std::string& path) {
   auto slash = path.rfind('/');

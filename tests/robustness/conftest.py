@@ -48,7 +48,7 @@ def pytest_generate_tests(metafunc):
             metafunc.parametrize("robust_interpreter", found, ids=[i.test_id for i in found])
         else:
             metafunc.parametrize("robust_interpreter", [pytest.param(None, marks=pytest.mark.skip(
-                reason="no supported CPython found (see tests/integration/interpreters.py)"))],
+                reason="no supported CPython found (see tests/lib/interpreters.py)"))],
                 ids=["none-found"])
 
 
