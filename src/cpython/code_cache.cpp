@@ -24,11 +24,9 @@ bool valid_utf8(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {
     auto lead = static_cast<unsigned char>(text[i]);
-    size_t extra = lead < 0x80                    ? 0
-                   : lead >= 0xC2 && lead <= 0xDF ? 1
-                   : lead >= 0xE0 && lead <= 0xEF ? 2
-                   : lead >= 0xF0 && lead <= 0xF4 ? 3
-                                                  : 4;
+    size_t extra = lead < 0x80 ? 0 : lead >= 0xC2 && lead <= 0xDF ? 1
+                                  : lead >= 0xE0 && lead <= 0xEF ? 2
+                                  : lead >= 0xF0 && lead <= 0xF4 ? 3 : 4;
     if (extra == 4 || extra > text.size() - i - 1) return false;
     uint32_t cp = extra == 0 ? lead : lead & (0x3F >> extra);
     for (size_t k = 1; k <= extra; ++k) {
@@ -63,6 +61,7 @@ void append_utf8(std::string& out, uint32_t cp) {
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
 }
+
 
 }  // namespace
 
@@ -194,8 +193,7 @@ std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
   uint64_t type = first_arg;
   if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return {};
   uint64_t tp_name = 0;
-  if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) ||
-      tp_name < 4096)
+  if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) || tp_name < 4096)
     return {};
   // tp_name is a C string of unknown length: read a little, shrinking near unmapped memory.
   char buf[128] = {};

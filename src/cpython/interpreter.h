@@ -17,9 +17,9 @@ class MemoryReader;
 namespace spyglass::cpython {
 
 struct RuntimeLocation {
-  std::string binary;         // the mapped file holding the interpreter (python or libpython)
-  uint64_t runtime_addr = 0;  // address of _PyRuntime in the target
-  std::string how;            // "symbol _PyRuntime", ".PyRuntime section", "memory scan"
+  std::string binary;          // the mapped file holding the interpreter (python or libpython)
+  uint64_t runtime_addr = 0;   // address of _PyRuntime in the target
+  std::string how;             // "symbol _PyRuntime", ".PyRuntime section", "memory scan"
   Layout layout;
   // Type objects, for validating what the walker reads (0 when the symbol is missing).
   uint64_t code_type = 0, unicode_type = 0, bytes_type = 0;

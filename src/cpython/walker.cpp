@@ -9,6 +9,7 @@
 namespace spyglass::cpython {
 namespace {
 
+
 template <typename T>
 T field(const std::vector<uint8_t>& bytes, uint64_t offset) {
   T value{};
@@ -72,7 +73,8 @@ bool StackWalker::walk(std::vector<ThreadStack>& out, const std::vector<int>* kn
   return walk_interpreters(out, known_tids, true);
 }
 
-bool StackWalker::list_threads(std::vector<ThreadStack>& out, const std::vector<int>* known_tids) {
+bool StackWalker::list_threads(std::vector<ThreadStack>& out,
+                               const std::vector<int>* known_tids) {
   return walk_interpreters(out, known_tids, false);
 }
 
@@ -207,8 +209,8 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
     out.frames.clear();
     out.truncated = false;
     uint64_t frame = read_current_frame(memory_, config_.layout, tstate);
-    bool whole =
-        frame_objects ? walk_frame_objects(frame, out) : walk_interpreter_frames(frame, out);
+    bool whole = frame_objects ? walk_frame_objects(frame, out)
+                               : walk_interpreter_frames(frame, out);
     if (whole) return;
     if (attempt >= config_.max_torn_retries) {
       out.torn = out.truncated = true;

@@ -26,8 +26,8 @@ struct WalkerConfig {
   uint64_t code_type = 0;
   uint64_t unicode_type = 0;
   uint64_t bytes_type = 0;
-  size_t max_depth = 100'000;   // frames per thread
-  size_t max_threads = 10'000;  // per interpreter
+  size_t max_depth = 100'000;       // frames per thread
+  size_t max_threads = 10'000;      // per interpreter
   size_t max_interpreters = 256;
   // How many times one thread's stack is read again when the walk caught it torn.
   int max_torn_retries = 3;
