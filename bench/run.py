@@ -45,7 +45,7 @@ HOLD = REPO_ROOT / "bench" / "hold.py"
 DEEP = REPO_ROOT / "bench" / "deep.py"  # one thread, 64 distinct functions deep
 CACHE = Path(os.environ.get("SPYGLASS_CACHE", REPO_ROOT / ".cache"))
 VENV = CACHE / "bench-venv"
-ALL_TOOLS = ("spyglass", "py-spy", "austin")
+ALL_TOOLS = ("spyglass", "tachyon", "py-spy", "austin")
 # The workload's target functions, as its truth names them.
 TARGETS = ("heavy_computation", "disk_io", "network_request", "many_tiny_calls", "recurse",
            "consume_generator", "run_async", "gather_async", "idle_wait", "Worker.process")
@@ -122,7 +122,7 @@ def workload_frame_name(frame: str, separator: str) -> Optional[str]:
         if not match or not match.group(2).endswith("workload.py"):
             return None
         return match.group(1).rsplit(".", 1)[-1]
-    parts = frame.rsplit(":", 2)  # austin: "file.py:qualname:line"
+    parts = frame.rsplit(":", 2)  # austin and tachyon: "file.py:qualname:line"
     if len(parts) != 3 or not parts[0].endswith("workload.py"):
         return None
     return parts[1].rsplit(".", 1)[-1]
@@ -222,6 +222,49 @@ class Austin(Tool):
                 "austin_errors": meta.get("errors"), "austin_saturation": meta.get("saturation")}
 
 
+class Tachyon(Tool):
+    """CPython 3.15's own sampler, `python3.15 -m profiling.sampling`, run by the target's own
+    interpreter (it reads only its own version). `attach`, not `run`: its `run` starts
+    sys.executable itself, which skips hold.py's start line."""
+
+    name = "tachyon"
+
+    def __init__(self):
+        self.checked: Dict[str, str] = {}
+
+    def supports(self, interpreter) -> str:
+        if interpreter.path not in self.checked:
+            probe = subprocess.run(
+                [interpreter.path, "-c", "import profiling.sampling, _remote_debugging"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=interpreters.clean_environment(), timeout=60)
+            self.checked[interpreter.path] = "" if probe.returncode == 0 else \
+                "no profiling.sampling in %s (CPython 3.15+)" % interpreter.version_text
+        return self.checked[interpreter.path]
+
+    def command(self, pid, rate, out, interpreter):
+        # -a: every thread (like the others; the default is the main thread only).
+        return [interpreter.path, "-m", "profiling.sampling", "attach", "-a", "-r", str(rate),
+                "--collapsed", "-o", str(out), str(pid)]
+
+    def parse(self, out, stderr, wall):
+        # "Captured 27232 samples in 2.75 seconds", "missed 286 samples from the expected ..."
+        captured = re.search(r"Captured (\d+) samples in ([\d.]+) seconds", stderr)
+        missed = re.search(r"missed (\d+) samples", stderr)
+        failed = re.search(r"Error rate: ([\d.]+)", stderr)
+        samples = int(captured.group(1)) if captured else 0
+        duration = float(captured.group(2)) if captured else wall
+        # Lines are "tid:N;file:qualname:line;... COUNT": each thread's stacks, counted in
+        # sampling rounds (every round reads every thread).
+        stacks = [(frames[1:] if frames and frames[0].startswith("tid:") else frames, weight)
+                  for frames, weight in collapsed_lines(out.read_text())]
+        period = duration / samples if samples else 0.0
+        return {"samples": samples, "duration": duration, "late": None,
+                "missed": int(missed.group(1)) if missed else 0, "mean_walk_us": None,
+                "seconds": inclusive_seconds(stacks, "austin", period),
+                "tachyon_error_rate_pct": float(failed.group(1)) if failed else None}
+
+
 def ensure_venv(tools: List[str]) -> Dict[str, str]:
     """Installs py-spy and Austin (PyPI `py-spy`, `austin-dist`, and `austin-python` to read
     Austin 4's binary output) into .cache/bench-venv; returns {tool: problem} for failures."""
@@ -284,6 +327,8 @@ def make_tools(names: List[str], spyglass_binary: str) -> Dict[str, Tool]:
     for name in names:
         if name == "spyglass":
             tools[name] = Spyglass(spyglass_binary)
+        elif name == "tachyon":
+            tools[name] = Tachyon()
         elif name == "py-spy":
             tools[name] = PySpy(str(VENV / "bin" / "py-spy"), problems.get(name, ""))
         elif name == "austin":
