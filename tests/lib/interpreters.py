@@ -172,7 +172,9 @@ def fetch_debian_unstable(minors=None, timeout: float = 900) -> Dict[Tuple[int, 
     src/cpython/versions.toml lists), fetched by scripts/fetch-python.sh in one run (which prints
     one wrapper per version it got, and one line on stderr per version it did not). Remembered
     for the rest of the process: a second call costs nothing."""
-    wanted = [tuple(minor) for minor in (minors or [(3, m) for m in DEBIAN_UNSTABLE_MINORS])]
+    if minors is None:
+        minors = [(3, m) for m in DEBIAN_UNSTABLE_MINORS]
+    wanted = [tuple(minor) for minor in minors]
     missing = [minor for minor in wanted if minor not in _fetched]
     if missing:
         _fetched.update(_run_fetch(missing, timeout))
