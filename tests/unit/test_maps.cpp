@@ -177,7 +177,10 @@ TEST(ThreadName, CutCharactersAreDroppedAndBadBytesReplaced) {
   EXPECT_EQ(thread_name_as_utf8("caf\xc3\xa9_\xc3\x9f"), "caf\xc3\xa9_\xc3\x9f");
   // 15 bytes cut inside a 3-byte character (the kernel's comm limit).
   EXPECT_EQ(thread_name_as_utf8("Thread-1 (\xe5\x90\x8d\xe5\x89"), "Thread-1 (\xe5\x90\x8d");
-  EXPECT_EQ(thread_name_as_utf8("a\xff" "b\x80" "c"), "a?b?c");
+  EXPECT_EQ(thread_name_as_utf8("a\xff"
+                                "b\x80"
+                                "c"),
+            "a?b?c");
   EXPECT_EQ(thread_name_as_utf8("\xe5\x90x"), "?x");
   EXPECT_EQ(thread_name_as_utf8(""), "");
 }
