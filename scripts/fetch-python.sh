@@ -106,7 +106,9 @@ apt_private() { # apt-get or apt-cache, then its arguments
 # path and says so on stderr.
 apt_ready=""
 update_unstable() {
+  [ "$apt_ready" != failed ] || return 1
   [ -z "$apt_ready" ] || return 0
+  apt_ready=failed # until it works
   command -v apt-get >/dev/null 2>&1 || { say "apt-get is needed (Debian or Ubuntu machine)"; return 1; }
   command -v dpkg >/dev/null 2>&1 || { say "dpkg is needed"; return 1; }
   find_mirror || { say "no Debian mirror found in /etc/apt/sources.list{,.d}"; return 1; }
@@ -153,13 +155,19 @@ update_unstable() {
       return 1
     fi
   fi
+  # apt-get update exits 0 when it could not reach the mirror at all: no package list then.
+  if ! ls "$apt_dir"/lists/*_Packages* >/dev/null 2>&1; then
+    say "could not read Debian unstable's package list from $mirror (network or registry" \
+      "unreachable?), see $apt_dir/update.log"
+    return 1
+  fi
   apt_ready=1
 }
 
 # Fetches one version into its folder and writes its wrapper; prints why and fails otherwise.
 fetch_version() { # version base root wrapper
   version=$1 base=$2 root=$3 wrapper=$4
-  update_unstable || return 1
+  update_unstable || { say "$version: not fetched (Debian unstable's package list: see above)"; return 1; }
   # libc6 and libssl3t64: unstable's python needs newer glibc and OpenSSL symbols than an older
   # host has. The other libraries it links (libffi, zlib, expat...) come from the host.
   packages="python$version-minimal libpython$version-minimal libpython$version-stdlib

@@ -214,7 +214,9 @@ def _run_fetch(minors, timeout: float) -> Dict[Tuple[int, int], FetchResult]:
     for minor, text in zip(minors, texts):
         wrapper = wrappers.get(minor)
         if wrapper is None:
-            about = [line for line in messages if (" %s:" % text) in line] or messages[-3:]
+            # Lines about every version (the package list), then this version's own.
+            general = [line for line in messages if not re.match(r"fetch-python: \d+\.\d+:", line)]
+            about = general[-2:] + [line for line in messages if (" %s:" % text) in line]
             results[minor] = FetchResult(None, "%s %s failed (exit %d): %s" % (
                 script, text, completed.returncode, " | ".join(about) or "no message"))
             continue
