@@ -452,8 +452,10 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
             if profiler is not None and profiler.poll() is not None:
                 messages.seek(0)
                 lines = [line for line in messages.read().splitlines() if line.strip()]
+                # Its own error line when it has one (py-spy follows it with a backtrace).
+                said = [line for line in lines if re.match(r"^(Error|error|\w*Error)\b", line)]
                 raise RuntimeError("%s exited at once: %s" % (
-                    tool.name, " | ".join(lines[-2:])[-300:]))
+                    tool.name, " | ".join(said[:1] or lines[-2:])[-300:]))
             target.release()
             elapsed = target.finish(timeout)
             target_end = time.monotonic()
