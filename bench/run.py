@@ -3,9 +3,9 @@
 
     bench/run.py                 # the full run (every interpreter, 1k/10k/100k Hz); long
     bench/run.py --quick         # the smoke run CI uses: small, no thresholds, < 2 minutes
-    bench/run.py --interpreters 3.12,3.14 --tools spyglass,py-spy --rates 1000,10000
+    bench/run.py --interpreters 3.12,3.15 --tools spyglass,py-spy --rates 1000,10000
 
-For each interpreter (3.8-3.14) and each tool, on /work/shared/bench/workload.py (3 threads: the
+For each interpreter (each supported minor version found; src/cpython/versions.toml) and each tool, on /work/shared/bench/workload.py (3 threads: the
 main loop, a Worker thread, an echo server), it measures: cost per sample, achieved rate and
 late/missed samples at each requested rate, the profiler's CPU and peak RSS, the target's
 slowdown (A/B pairs of fixed work, alone vs profiled, median ratio) at 1 kHz and 10 kHz, and the
@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lib"))
 sys.path.insert(0, str(REPO_ROOT / "bench" / "micro"))
 import capture_images  # noqa: E402
-import interpreters  # noqa: E402
+import interpreters  # noqa: E402  (tests/lib: the tests' discovery of CPython builds)
 
 # The shared reference workload; bench/workload.py is a copy for machines without it (CI).
 SHARED_WORKLOAD = Path("/work/shared/bench/workload.py")
@@ -45,7 +45,7 @@ HOLD = REPO_ROOT / "bench" / "hold.py"
 DEEP = REPO_ROOT / "bench" / "deep.py"  # one thread, 64 distinct functions deep
 CACHE = Path(os.environ.get("SPYGLASS_CACHE", REPO_ROOT / ".cache"))
 VENV = CACHE / "bench-venv"
-ALL_TOOLS = ("spyglass", "py-spy", "austin")
+ALL_TOOLS = ("spyglass", "tachyon", "py-spy", "austin")
 # The workload's target functions, as its truth names them.
 TARGETS = ("heavy_computation", "disk_io", "network_request", "many_tiny_calls", "recurse",
            "consume_generator", "run_async", "gather_async", "idle_wait", "Worker.process")
@@ -122,7 +122,7 @@ def workload_frame_name(frame: str, separator: str) -> Optional[str]:
         if not match or not match.group(2).endswith("workload.py"):
             return None
         return match.group(1).rsplit(".", 1)[-1]
-    parts = frame.rsplit(":", 2)  # austin: "file.py:qualname:line"
+    parts = frame.rsplit(":", 2)  # austin and tachyon: "file.py:qualname:line"
     if len(parts) != 3 or not parts[0].endswith("workload.py"):
         return None
     return parts[1].rsplit(".", 1)[-1]
@@ -222,6 +222,49 @@ class Austin(Tool):
                 "austin_errors": meta.get("errors"), "austin_saturation": meta.get("saturation")}
 
 
+class Tachyon(Tool):
+    """CPython 3.15's own sampler, `python3.15 -m profiling.sampling`, run by the target's own
+    interpreter (it reads only its own version). `attach`, not `run`: its `run` starts
+    sys.executable itself, which skips hold.py's start line."""
+
+    name = "tachyon"
+
+    def __init__(self):
+        self.checked: Dict[str, str] = {}
+
+    def supports(self, interpreter) -> str:
+        if interpreter.path not in self.checked:
+            probe = subprocess.run(
+                [interpreter.path, "-c", "import profiling.sampling, _remote_debugging"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=interpreters.clean_environment(), timeout=60)
+            self.checked[interpreter.path] = "" if probe.returncode == 0 else \
+                "no profiling.sampling in %s (CPython 3.15+)" % interpreter.version_text
+        return self.checked[interpreter.path]
+
+    def command(self, pid, rate, out, interpreter):
+        # -a: every thread (like the others; the default is the main thread only).
+        return [interpreter.path, "-m", "profiling.sampling", "attach", "-a", "-r", str(rate),
+                "--collapsed", "-o", str(out), str(pid)]
+
+    def parse(self, out, stderr, wall):
+        # "Captured 27232 samples in 2.75 seconds", "missed 286 samples from the expected ..."
+        captured = re.search(r"Captured (\d+) samples in ([\d.]+) seconds", stderr)
+        missed = re.search(r"missed (\d+) samples", stderr)
+        failed = re.search(r"Error rate: ([\d.]+)", stderr)
+        samples = int(captured.group(1)) if captured else 0
+        duration = float(captured.group(2)) if captured else wall
+        # Lines are "tid:N;file:qualname:line;... COUNT": each thread's stacks, counted in
+        # sampling rounds (every round reads every thread).
+        stacks = [(frames[1:] if frames and frames[0].startswith("tid:") else frames, weight)
+                  for frames, weight in collapsed_lines(out.read_text())]
+        period = duration / samples if samples else 0.0
+        return {"samples": samples, "duration": duration, "late": None,
+                "missed": int(missed.group(1)) if missed else 0, "mean_walk_us": None,
+                "seconds": inclusive_seconds(stacks, "austin", period),
+                "tachyon_error_rate_pct": float(failed.group(1)) if failed else None}
+
+
 def ensure_venv(tools: List[str]) -> Dict[str, str]:
     """Installs py-spy and Austin (PyPI `py-spy`, `austin-dist`, and `austin-python` to read
     Austin 4's binary output) into .cache/bench-venv; returns {tool: problem} for failures."""
@@ -255,7 +298,7 @@ def ensure_venv(tools: List[str]) -> Dict[str, str]:
 
 def glibc_loader_for(binary: str):
     """austin-dist's binary is built against glibc 2.38; on an older system it runs through the
-    newer loader scripts/fetch-python314.sh already fetched (Debian unstable's libc6)."""
+    newer loader scripts/fetch-python.sh already fetched (Debian unstable's libc6)."""
     try:
         probe = subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, timeout=30)
@@ -263,10 +306,11 @@ def glibc_loader_for(binary: str):
             return [], ""
     except OSError as error:
         return [], str(error)
-    root = CACHE / "debian-python3.14" / "root"
+    roots = sorted(CACHE.glob("debian-python3.*/root"))
+    root = roots[-1] if roots else CACHE / "none"
     loader = root / "usr" / "lib64" / "ld-linux-x86-64.so.2"
     if not loader.exists():
-        return [], "austin needs a newer glibc (%s); run scripts/fetch-python314.sh" % (
+        return [], "austin needs a newer glibc (%s); run scripts/fetch-python.sh" % (
             probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "no message")
     prefix = [str(loader), "--library-path", "%s:%s" % (
         root / "usr" / "lib" / "x86_64-linux-gnu", root / "lib" / "x86_64-linux-gnu")]
@@ -283,6 +327,8 @@ def make_tools(names: List[str], spyglass_binary: str) -> Dict[str, Tool]:
     for name in names:
         if name == "spyglass":
             tools[name] = Spyglass(spyglass_binary)
+        elif name == "tachyon":
+            tools[name] = Tachyon()
         elif name == "py-spy":
             tools[name] = PySpy(str(VENV / "bin" / "py-spy"), problems.get(name, ""))
         elif name == "austin":
@@ -406,8 +452,10 @@ def run_once(interpreter, workload: Path, workload_args: List[str], tool: Option
             if profiler is not None and profiler.poll() is not None:
                 messages.seek(0)
                 lines = [line for line in messages.read().splitlines() if line.strip()]
+                # Its own error line when it has one (py-spy follows it with a backtrace).
+                said = [line for line in lines if re.match(r"^(Error|error|\w*Error)\b", line)]
                 raise RuntimeError("%s exited at once: %s" % (
-                    tool.name, " | ".join(lines[-2:])[-300:]))
+                    tool.name, " | ".join(said[:1] or lines[-2:])[-300:]))
             target.release()
             elapsed = target.finish(timeout)
             target_end = time.monotonic()
@@ -524,7 +572,8 @@ def micro_section(args, chosen) -> dict:
         for old in images_dir.glob("*.snap"):
             old.unlink()
         capture_images.capture_all(
-            args.spyglass, images_dir, {i.version_text for i in chosen}, fetch_314=False,
+            args.spyglass, images_dir, {i.version_text for i in chosen},
+            fetch=any(i.source == "debian-unstable" for i in chosen),
             log=log)
         section["walker"] = run_gbench([str(walker), "--images=%s" % images_dir,
                                         "--benchmark_min_time=%s" % min_time])
@@ -900,17 +949,22 @@ def choose_interpreters(args) -> list:
     by_minor = {}
     for interpreter in found:
         by_minor.setdefault(interpreter.minor, interpreter)
-    if (3, 14) not in by_minor and not args.quick and (
-            not args.interpreters or "3.14" in args.interpreters):
-        log("fetching Debian unstable's 3.14 (scripts/fetch-python314.sh)")
-        fetched = interpreters.fetch_python314(timeout=900)
-        if fetched.interpreter:
-            by_minor[(3, 14)] = fetched.interpreter
-        else:
-            log("3.14: n/a: %s" % fetched.problem)
+    # Debian unstable's builds (3.14, 3.15) when a run wants them: every full run, a smoke run
+    # only when named (--interpreters), as fetching the first time takes a while.
+    wanted = set(args.interpreters.split(",")) if args.interpreters else None
+    fetch = [(3, minor) for minor in interpreters.DEBIAN_UNSTABLE_MINORS
+             if (3, minor) not in by_minor and (
+                 "3.%d" % minor in wanted if wanted else not args.quick)]
+    if fetch:
+        log("fetching Debian unstable's %s (scripts/fetch-python.sh)" % ", ".join(
+            "%d.%d" % minor for minor in fetch))
+        for minor, fetched in sorted(interpreters.fetch_debian_unstable(fetch).items()):
+            if fetched.interpreter:
+                by_minor[minor] = fetched.interpreter
+            else:
+                log("%d.%d: n/a: %s" % (minor + (fetched.problem,)))
     chosen = [by_minor[m] for m in sorted(by_minor)]
-    if args.interpreters:
-        wanted = set(args.interpreters.split(","))
+    if wanted:
         chosen = [i for i in chosen if i.minor_text in wanted or i.version_text in wanted]
     elif args.quick:
         chosen = chosen[-1:]  # the newest found locally
@@ -921,7 +975,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: newest interpreter, 1 kHz, short runs, 1 pair")
-    parser.add_argument("--interpreters", help="comma-separated, e.g. 3.8,3.11,3.14")
+    parser.add_argument("--interpreters", help="comma-separated, e.g. 3.8,3.11,3.15")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS),
                         help="comma-separated from: %s" % ", ".join(ALL_TOOLS))
     parser.add_argument("--rates", help="requested rates, Hz (default 1000,10000,100000)")

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Checks spyglass's CPython layouts against the real headers of each CPython version.
+"""Checks spyglass's CPython layouts (src/cpython/versions.toml) against the real headers.
 
 For a version X.Y this compiles a tiny C program with `offsetof`/`sizeof` against that version's
-own headers (-DPy_BUILD_CORE, its include dirs), runs it, and compares every number with what
-spyglass says:
+own headers (-DPy_BUILD_CORE, its include dirs, the -D flags its core was built with), runs it,
+and compares with what spyglass says:
 
-  * 3.8-3.12: the builtin table, printed by `spyglass_layout_dump --version X.Y`;
-  * 3.13+:    the layout spyglass builds from the _Py_DebugOffsets of a real interpreter: the
-              interpreter (given with --python) copies its own _PyRuntime bytes to a file and
-              `spyglass_layout_dump --debug-offsets FILE ADDR` reads them like target memory.
+  * every field whose spec gives a C expression: the headers' number against spyglass's
+    layout (for 3.8-3.12 the generated table, printed by `spyglass_layout_dump --version X.Y`;
+    for 3.13+ the layout spyglass builds from the _Py_DebugOffsets of a live interpreter, given
+    with --python, which copies its own _PyRuntime bytes to a file for
+    `spyglass_layout_dump --debug-offsets FILE ADDR` to read like target memory);
+  * every offset's width: sizeof of the member against the spec's `width`;
+  * 3.13+: the shape of _Py_DebugOffsets: the offset of every word the spec lists, and the
+    table's size;
+  * fields the spec leaves out of a version: spyglass must say 0 (-1 for frame.owner_*).
 
 Usage:
-  tools/check_layouts.py --dumper BUILD/tools/spyglass_layout_dump --include DIR --version 3.12 \
-      [--python python3.13]
+  tools/check_layouts.py --dumper BUILD/tools/layout_dump/spyglass_layout_dump \
+      --include DIR --version 3.12 [--python python3.13]
   tools/check_layouts.py --print --include DIR --version 3.12   # just the header numbers
 Exit status 0 when everything matches, 1 on a mismatch, 2 when it cannot check.
 """
@@ -24,148 +29,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
-# Layout key -> C expression, per minor version. Keys are the JSON names printed by
-# spyglass_layout_dump. None: the field does not exist in that version (spyglass must say 0).
-COMMON_OBJECTS = {
-    "unicode.state": "offsetof(PyASCIIObject, state)",
-    "unicode.length": "offsetof(PyASCIIObject, length)",
-    "unicode.ascii_data": "sizeof(PyASCIIObject)",
-    "unicode.compact_data": "sizeof(PyCompactUnicodeObject)",
-    "bytes.size": "offsetof(PyBytesObject, ob_base.ob_size)",
-    "bytes.data": "offsetof(PyBytesObject, ob_sval)",
-    "ob_type": "offsetof(PyObject, ob_type)",
-}
-
-FRAME_OBJECT_ERA = {  # 3.8-3.10
-    "runtime.size": "sizeof(_PyRuntimeState)",
-    "runtime.interpreters_head": "offsetof(_PyRuntimeState, interpreters.head)",
-    "runtime.gilstate_tstate_current": "offsetof(_PyRuntimeState, gilstate.tstate_current)",
-    "runtime.ceval_gil_locked": "offsetof(_PyRuntimeState, ceval.gil.locked)",
-    "interp.size": "sizeof(PyInterpreterState)",
-    "interp.id": "offsetof(PyInterpreterState, id)",
-    "interp.next": "offsetof(PyInterpreterState, next)",
-    "interp.threads_head": "offsetof(PyInterpreterState, tstate_head)",
-    "thread.size": "sizeof(PyThreadState)",
-    "thread.prev": "offsetof(PyThreadState, prev)",
-    "thread.next": "offsetof(PyThreadState, next)",
-    "thread.interp": "offsetof(PyThreadState, interp)",
-    "thread.frame": "offsetof(PyThreadState, frame)",
-    "thread.thread_id": "offsetof(PyThreadState, thread_id)",
-    "frame.size": "sizeof(PyFrameObject)",
-    "frame.previous": "offsetof(PyFrameObject, f_back)",
-    "frame.code": "offsetof(PyFrameObject, f_code)",
-    "frame.lasti": "offsetof(PyFrameObject, f_lasti)",
-    "frame.localsplus": "offsetof(PyFrameObject, f_localsplus)",
-    "code.size": "sizeof(PyCodeObject)",
-    "code.filename": "offsetof(PyCodeObject, co_filename)",
-    "code.name": "offsetof(PyCodeObject, co_name)",
-    "code.firstlineno": "offsetof(PyCodeObject, co_firstlineno)",
-    "code.linetable": "offsetof(PyCodeObject, co_lnotab)",
-    "code.flags": "offsetof(PyCodeObject, co_flags)",
-    "frame.owner_generator": "-1",
-    **COMMON_OBJECTS,
-}
-
-INTERPRETER_FRAME_ERA = {  # 3.11+
-    "runtime.size": "sizeof(_PyRuntimeState)",
-    "runtime.interpreters_head": "offsetof(_PyRuntimeState, interpreters.head)",
-    "interp.size": "sizeof(PyInterpreterState)",
-    "interp.id": "offsetof(PyInterpreterState, id)",
-    "interp.next": "offsetof(PyInterpreterState, next)",
-    "interp.threads_head": "offsetof(PyInterpreterState, threads.head)",
-    "thread.size": "sizeof(PyThreadState)",
-    "thread.prev": "offsetof(PyThreadState, prev)",
-    "thread.next": "offsetof(PyThreadState, next)",
-    "thread.interp": "offsetof(PyThreadState, interp)",
-    "thread.thread_id": "offsetof(PyThreadState, thread_id)",
-    "thread.native_thread_id": "offsetof(PyThreadState, native_thread_id)",
-    "thread.datastack_chunk": "offsetof(PyThreadState, datastack_chunk)",
-    "frame.size": "sizeof(_PyInterpreterFrame)",
-    "frame.previous": "offsetof(_PyInterpreterFrame, previous)",
-    "frame.owner": "offsetof(_PyInterpreterFrame, owner)",
-    "frame.owner_generator": "FRAME_OWNED_BY_GENERATOR",
-    "frame.localsplus": "offsetof(_PyInterpreterFrame, localsplus)",
-    "code.size": "sizeof(PyCodeObject)",
-    "code.filename": "offsetof(PyCodeObject, co_filename)",
-    "code.name": "offsetof(PyCodeObject, co_name)",
-    "code.qualname": "offsetof(PyCodeObject, co_qualname)",
-    "code.firstlineno": "offsetof(PyCodeObject, co_firstlineno)",
-    "code.linetable": "offsetof(PyCodeObject, co_linetable)",
-    "code.code_adaptive": "offsetof(PyCodeObject, co_code_adaptive)",
-    "chunk.previous": "offsetof(_PyStackChunk, previous)",
-    "chunk.size": "offsetof(_PyStackChunk, size)",
-    "chunk.top": "offsetof(_PyStackChunk, top)",
-    "chunk.data": "offsetof(_PyStackChunk, data)",
-    **COMMON_OBJECTS,
-}
-
-SPECS = {
-    "3.8": {**FRAME_OBJECT_ERA, "frame.owner_cstack": "-1"},
-    "3.9": {**FRAME_OBJECT_ERA, "frame.owner_cstack": "-1"},
-    "3.10": {**FRAME_OBJECT_ERA, "frame.owner_cstack": "-1",
-             "code.linetable": "offsetof(PyCodeObject, co_linetable)"},
-    "3.11": {
-        **INTERPRETER_FRAME_ERA,
-        "runtime.gilstate_tstate_current": "offsetof(_PyRuntimeState, gilstate.tstate_current)",
-        "runtime.ceval_gil_locked": "offsetof(_PyRuntimeState, ceval.gil.locked)",
-        "thread.cframe": "offsetof(PyThreadState, cframe)",
-        "thread.cframe_current_frame": "offsetof(_PyCFrame, current_frame)",
-        "thread.root_cframe": "offsetof(PyThreadState, root_cframe)",
-        "frame.code": "offsetof(_PyInterpreterFrame, f_code)",
-        "frame.lasti": "offsetof(_PyInterpreterFrame, prev_instr)",
-        "frame.owner_cstack": "-1",  # 3.11 marks entry frames with is_entry, not an owner
-    },
-    "3.12": {
-        **INTERPRETER_FRAME_ERA,
-        "interp.gil_pointer": "offsetof(PyInterpreterState, ceval.gil)",
-        "interp.gil_locked": "offsetof(struct _gil_runtime_state, locked)",
-        "interp.gil_holder": "offsetof(struct _gil_runtime_state, last_holder)",
-        "thread.cframe": "offsetof(PyThreadState, cframe)",
-        "thread.cframe_current_frame": "offsetof(_PyCFrame, current_frame)",
-        "thread.root_cframe": "offsetof(PyThreadState, root_cframe)",
-        "frame.code": "offsetof(_PyInterpreterFrame, f_code)",
-        "frame.lasti": "offsetof(_PyInterpreterFrame, prev_instr)",
-        "frame.owner_cstack": "FRAME_OWNED_BY_CSTACK",
-    },
-    "3.13": {
-        **INTERPRETER_FRAME_ERA,
-        "interp.gil_pointer": "offsetof(PyInterpreterState, ceval.gil)",
-        "interp.gil_locked": "offsetof(struct _gil_runtime_state, locked)",
-        "interp.gil_holder": "offsetof(struct _gil_runtime_state, last_holder)",
-        "thread.frame": "offsetof(PyThreadState, current_frame)",
-        "frame.code": "offsetof(_PyInterpreterFrame, f_executable)",
-        "frame.lasti": "offsetof(_PyInterpreterFrame, instr_ptr)",
-        "frame.owner_cstack": "FRAME_OWNED_BY_CSTACK",
-        "debug_offsets_size": "sizeof(_Py_DebugOffsets)",
-    },
-    "3.14": {
-        **INTERPRETER_FRAME_ERA,
-        "interp.gil_pointer": "offsetof(PyInterpreterState, ceval.gil)",
-        "interp.gil_locked": "offsetof(struct _gil_runtime_state, locked)",
-        "interp.gil_holder": "offsetof(struct _gil_runtime_state, last_holder)",
-        "thread.frame": "offsetof(PyThreadState, current_frame)",
-        "frame.code": "offsetof(_PyInterpreterFrame, f_executable)",
-        "frame.lasti": "offsetof(_PyInterpreterFrame, instr_ptr)",
-        "frame.owner_cstack": "FRAME_OWNED_BY_CSTACK",
-        "frame.owner_interpreter": "FRAME_OWNED_BY_INTERPRETER",
-        "debug_offsets_size": "sizeof(_Py_DebugOffsets)",
-    },
-}
-
-HEADERS = {
-    "3.8": ["internal/pycore_pystate.h", "frameobject.h"],
-    "3.9": ["internal/pycore_runtime.h", "internal/pycore_interp.h", "frameobject.h"],
-    "3.10": ["internal/pycore_runtime.h", "internal/pycore_interp.h", "frameobject.h"],
-    "3.11": ["internal/pycore_runtime.h", "internal/pycore_interp.h", "internal/pycore_frame.h"],
-    "3.12": ["internal/pycore_runtime.h", "internal/pycore_interp.h", "internal/pycore_frame.h",
-             "internal/pycore_gil.h"],
-    "3.13": ["internal/pycore_runtime.h", "internal/pycore_interp.h", "internal/pycore_frame.h",
-             "internal/pycore_gil.h"],
-    "3.14": ["internal/pycore_runtime.h", "internal/pycore_interp.h",
-             "internal/pycore_interpframe.h", "internal/pycore_gil.h",
-             "internal/pycore_debug_offsets.h"],
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpython_spec  # noqa: E402
 
 # Python program run by --python: copies its own _PyRuntime (the debug offsets come first) to
 # a file and prints the address it was copied from.
@@ -179,16 +46,58 @@ print(address)
 """
 
 
-def header_numbers(version, include_dir, include_extra):
-    """Compiles and runs the offsetof program; returns {key: number}."""
-    spec = SPECS[version]
+def expressions(version):
+    """{name: C expression} of everything the headers can say about this version's spec."""
+    exprs = {}
+    for field in version.fields.values():
+        if field.c:
+            exprs[field.key] = field.c
+        if field.width_expression:
+            exprs["width:" + field.key] = field.width_expression
+    if version.reads_debug_offsets:
+        for name in version.debug_words():
+            exprs["debug:" + name] = "offsetof(_Py_DebugOffsets, %s)" % name
+        exprs["debug:sizeof"] = "sizeof(_Py_DebugOffsets)"
+    return exprs
+
+
+def expected_numbers(version):
+    """What the spec says each expression must come to (the fields' own numbers come from
+    spyglass's layout instead, compared in `compare`)."""
+    want = {}
+    for field in version.fields.values():
+        if field.width_expression:
+            want["width:" + field.key] = field.width
+    for name, word in version.debug_words().items():
+        want["debug:" + name] = 8 * word
+    if version.reads_debug_offsets:
+        want["debug:sizeof"] = 8 * version.debug_table_words()
+    return want
+
+
+def core_defines(python):
+    """The -D flags the interpreter's own core was compiled with (PY_CORE_CFLAGS): some change
+    struct sizes (Debian's 3.14+ builds with _Py_TIER2 and _Py_JIT)."""
+    if python is None:
+        return []
+    asked = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_config_var('PY_CORE_CFLAGS') or '')"],
+        capture_output=True, text=True)
+    if asked.returncode != 0:
+        raise RuntimeError(f"{python} did not say its PY_CORE_CFLAGS: {asked.stderr}")
+    return sorted({flag for flag in asked.stdout.split()
+                   if flag.startswith("-D") and not flag.startswith("-D_FORTIFY")})
+
+
+def header_numbers(version, include_dir, include_extra, defines=()):
+    """Compiles and runs the offsetof program; returns {name: number}."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise RuntimeError("no C compiler (cc) found")
     lines = ["#define Py_BUILD_CORE 1", "#include <Python.h>"]
-    lines += [f'#include "{header}"' for header in HEADERS[version]]
+    lines += [f'#include "{header}"' for header in version.headers]
     lines += ["#include <stddef.h>", "#include <stdio.h>", "int main(void) {", '  printf("{");']
-    for index, (key, expression) in enumerate(sorted(spec.items())):
+    for index, (key, expression) in enumerate(sorted(expressions(version).items())):
         comma = "," if index else ""
         lines.append(f'  printf("{comma}\\"{key}\\": %lld", (long long)({expression}));')
     lines += ['  printf("}\\n");', "  return 0;", "}"]
@@ -202,6 +111,7 @@ def header_numbers(version, include_dir, include_extra):
                    "-I", os.path.dirname(os.path.abspath(include_dir))]
         for extra in include_extra:
             command += ["-I", extra]
+        command += list(defines)
         command += ["-o", program, source]
         built = subprocess.run(command, capture_output=True, text=True)
         if built.returncode != 0:
@@ -210,13 +120,13 @@ def header_numbers(version, include_dir, include_extra):
         return json.loads(ran.stdout)
 
 
-def spyglass_numbers(dumper, version, python):
+def spyglass_numbers(dumper, version_text, python):
     if python is None:
-        out = subprocess.run([dumper, "--version", version], capture_output=True, text=True)
+        out = subprocess.run([dumper, "--version", version_text], capture_output=True, text=True)
     else:
         with tempfile.TemporaryDirectory() as work:
             copy = os.path.join(work, "runtime.bin")
-            # Enough for the largest table (3.14's is about 1 KiB); _PyRuntime is far larger.
+            # Enough for the largest table (3.15's is 888 bytes); _PyRuntime is far larger.
             copied = subprocess.run([python, "-c", COPY_RUNTIME, copy, "4096"],
                                     capture_output=True, text=True)
             if copied.returncode != 0:
@@ -229,70 +139,83 @@ def spyglass_numbers(dumper, version, python):
     return json.loads(out.stdout)
 
 
-def flatten(tree, prefix=""):
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, prefix + key + "."))
-        else:
-            flat[prefix + key] = value
-    return flat
+def absent_value(key):
+    return -1 if key.startswith("frame.owner_") else 0
 
 
-def compare(version, expected, actual):
-    """Returns the list of mismatches; fields absent from `expected` must be 0 in `actual`."""
+def compare(version, headers, actual):
+    """The list of mismatches between the headers' numbers, the spec and spyglass's layout."""
     problems = []
-    for key, want in sorted(expected.items()):
+    text = version.text
+    for key, field in version.fields.items():
         if key not in actual:
-            problems.append(f"{version} {key}: headers say {want}, spyglass has no such field")
-        elif actual[key] != want:
-            problems.append(f"{version} {key}: headers say {want}, spyglass says {actual[key]}")
-    optional = [key for key in actual if key not in expected and isinstance(actual[key], int)
-                and not isinstance(actual[key], bool)]
-    for key in optional:
-        if key in ("ob_type",) or key.startswith("version"):
+            problems.append(f"{text} {key}: spyglass has no such field")
+        elif field.c and headers.get(key) != actual[key]:
+            problems.append(f"{text} {key}: headers say {headers.get(key)} ({field.c}), "
+                            f"spyglass says {actual[key]}")
+        elif not field.c and field.value is not None and field.value != actual[key]:
+            problems.append(f"{text} {key}: the spec says {field.value}, spyglass says "
+                            f"{actual[key]}")
+    for name, want in sorted(expected_numbers(version).items()):
+        if headers.get(name) != want:
+            what = ("width of " + name[len("width:"):]) if name.startswith("width:") else \
+                "_Py_DebugOffsets " + name[len("debug:"):]
+            problems.append(f"{text} {what}: headers say {headers.get(name)}, "
+                            f"the spec says {want}")
+    for key, value in sorted(actual.items()):
+        if key in version.fields or not isinstance(value, int) or isinstance(value, bool):
             continue
-        if key.startswith("frame.owner_") and actual[key] == -1:
+        if key in ("version",):
             continue
-        if actual[key] != 0:
-            problems.append(f"{version} {key}: absent from {version}'s headers, spyglass says "
-                            f"{actual[key]} (should be 0)")
+        if value != absent_value(key):
+            problems.append(f"{text} {key}: absent from {text}'s spec, spyglass says {value} "
+                            f"(should be {absent_value(key)})")
+    for meta in ("frame_model", "line_table"):
+        if meta in actual and actual[meta] != getattr(version, meta):
+            problems.append(f"{text} {meta}: the spec says {getattr(version, meta)}, "
+                            f"spyglass says {actual[meta]}")
     return problems
 
 
 def main():
+    spec = cpython_spec.load()
+    choices = [v.text for v in spec.versions.values()]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", required=True, choices=sorted(SPECS))
+    parser.add_argument("--version", required=True, choices=choices)
     parser.add_argument("--include", required=True, help="the version's include/python3.X dir")
     parser.add_argument("--include-extra", action="append", default=[],
                         help="more include dirs (e.g. the multiarch pyconfig.h dir)")
     parser.add_argument("--dumper", help="path of spyglass_layout_dump")
-    parser.add_argument("--python", help="3.13+: the interpreter whose debug offsets to read")
+    parser.add_argument("--python", help="the interpreter (needed for 3.13+: its debug offsets; "
+                        "for any version, the -D flags of its core)")
     parser.add_argument("--print", action="store_true", help="print the header numbers only")
     args = parser.parse_args()
+    version = spec.versions[int(args.version.split(".")[1])]
     try:
-        expected = header_numbers(args.version, args.include, args.include_extra)
+        headers = header_numbers(version, args.include, args.include_extra,
+                                 core_defines(args.python))
         if args.print:
-            print(json.dumps(expected, indent=1, sort_keys=True))
+            print(json.dumps(headers, indent=1, sort_keys=True))
             return 0
         if args.dumper is None:
             parser.error("--dumper is needed unless --print")
-        minor = int(args.version.split(".")[1])
-        if minor >= 13 and args.python is None:
+        if version.reads_debug_offsets and args.python is None:
             parser.error("3.13+ layouts come from a live interpreter: pass --python")
-        actual = flatten(spyglass_numbers(args.dumper, args.version,
-                                          args.python if minor >= 13 else None))
+        actual = spyglass_numbers(args.dumper, args.version,
+                                  args.python if version.reads_debug_offsets else None)
     except (RuntimeError, subprocess.CalledProcessError, OSError, ValueError) as error:
         print(f"check_layouts: cannot check {args.version}: {error}", file=sys.stderr)
         return 2
-    expected.pop("debug_offsets_size", None)
-    problems = compare(args.version, expected, actual)
+    problems = compare(version, headers, actual)
     for problem in problems:
         print(problem)
     if problems:
         print(f"{args.version}: {len(problems)} mismatches")
         return 1
-    print(f"{args.version}: all {len(expected)} offsets match the headers")
+    checked = len(expressions(version))
+    print(f"{args.version}: all {checked} numbers match the headers "
+          f"({len(version.fields)} fields, their widths"
+          f"{', the _Py_DebugOffsets shape' if version.reads_debug_offsets else ''})")
     return 0
 
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
-import interpreters  # noqa: E402  (the integration tests' discovery of CPython builds)
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lib"))
+import interpreters  # noqa: E402  (the tests' discovery of CPython builds)
 
 DEPTH = 64  # Python frames of the chain on each thread (63 distinct functions + the leaf)
 
@@ -52,14 +52,20 @@ f00(main_leaf)
 ''' % DEPTH
 
 
-def find_interpreters(fetch_314: bool):
+def find_interpreters(fetch: bool):
+    """The local interpreters, and (when `fetch`) Debian unstable's builds of the versions
+    the machine lacks (3.14, 3.15)."""
     found = [i for i in interpreters.discover_local() if i.supported]
-    if fetch_314 and not any(i.minor == (3, 14) for i in found):
-        result = interpreters.fetch_python314(timeout=900)
-        if result.interpreter:
-            found.append(result.interpreter)
-        else:
-            print("capture_images: no 3.14: %s" % result.problem, file=sys.stderr)
+    have = {i.minor for i in found}
+    missing = [(3, minor) for minor in interpreters.DEBIAN_UNSTABLE_MINORS
+               if (3, minor) not in have]
+    if fetch and missing:
+        for minor, result in sorted(interpreters.fetch_debian_unstable(missing).items()):
+            if result.interpreter:
+                found.append(result.interpreter)
+            else:
+                print("capture_images: no %d.%d: %s" % (minor + (result.problem,)),
+                      file=sys.stderr)
     return found
 
 
@@ -93,12 +99,12 @@ def default_spyglass() -> str:
     return os.environ.get("SPYGLASS_BIN", str(REPO_ROOT / "build" / "spyglass"))
 
 
-def capture_all(spyglass: str, out_dir: Path, wanted=None, fetch_314=True, thread_counts=(1, 3),
+def capture_all(spyglass: str, out_dir: Path, wanted=None, fetch=True, thread_counts=(1, 3),
                 log=print):
     """Captures every image; returns {image name: path}, printing a line per image."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images = {}
-    for interpreter in find_interpreters(fetch_314):
+    for interpreter in find_interpreters(fetch):
         if wanted and interpreter.minor_text not in wanted and interpreter.version_text not in wanted:
             continue
         for threads in thread_counts:
@@ -120,12 +126,12 @@ def main():
     parser.add_argument("--spyglass", default=default_spyglass(), help="the spyglass command")
     parser.add_argument("--out", default=str(REPO_ROOT / ".cache" / "bench-images"),
                         help="folder for the images (default .cache/bench-images)")
-    parser.add_argument("--interpreters", help="comma-separated minor versions, e.g. 3.11,3.14")
+    parser.add_argument("--interpreters", help="comma-separated minor versions, e.g. 3.11,3.15")
     parser.add_argument("--no-fetch", action="store_true",
-                        help="do not fetch Debian unstable's 3.14 when it is not there")
+                        help="do not fetch Debian unstable's 3.14+ when they are not there")
     args = parser.parse_args()
     wanted = set(args.interpreters.split(",")) if args.interpreters else None
-    images = capture_all(args.spyglass, Path(args.out), wanted, fetch_314=not args.no_fetch)
+    images = capture_all(args.spyglass, Path(args.out), wanted, fetch=not args.no_fetch)
     print("%d images in %s" % (len(images), args.out))
     return 0 if images else 1
 

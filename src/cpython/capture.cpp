@@ -11,7 +11,9 @@ namespace spyglass::cpython {
 void capture_target(Target& target, const std::string& path) {
   process::RecordingMemory recording(target.memory());
   const RuntimeLocation& rt = target.runtime();
-  if (rt.layout.version.minor >= 13) layout_from_debug_offsets(recording, rt.runtime_addr);
+  if (reads_debug_offsets(rt.layout.version)) {
+    layout_from_debug_offsets(recording, rt.runtime_addr);
+  }
   WalkerConfig config = target.walker().config();
   StackWalker walker(recording, config);
   std::vector<ThreadStack> stacks;
@@ -32,7 +34,8 @@ void capture_target(Target& target, const std::string& path) {
 
 WalkerConfig config_from_metadata(process::MemoryReader& memory, const std::string& metadata) {
   nlohmann::json meta = nlohmann::json::parse(metadata, nullptr, false);
-  if (meta.is_discarded() || !meta.is_object() || meta.value("format", "") != "spyglass-capture-1") {
+  if (meta.is_discarded() || !meta.is_object() ||
+      meta.value("format", "") != "spyglass-capture-1") {
     throw Error(ErrorKind::kCorrupt, "not a spyglass capture");
   }
   try {
@@ -41,20 +44,8 @@ WalkerConfig config_from_metadata(process::MemoryReader& memory, const std::stri
     config.code_type = meta.at("code_type").get<uint64_t>();
     config.unicode_type = meta.at("unicode_type").get<uint64_t>();
     config.bytes_type = meta.at("bytes_type").get<uint64_t>();
-    uint64_t hex = meta.at("version_hex").get<uint64_t>();
-    PythonVersion v;
-    v.hex = hex;
-    v.major = static_cast<int>((hex >> 24) & 0xff);
-    v.minor = static_cast<int>((hex >> 16) & 0xff);
-    v.micro = static_cast<int>((hex >> 8) & 0xff);
-    if (v.major == 3 && v.minor >= 13) {
-      config.layout = layout_from_debug_offsets(memory, config.runtime_addr);
-    } else if (auto layout = builtin_layout(v)) {
-      config.layout = *layout;
-      config.layout.version = v;
-    } else {
-      throw Error(ErrorKind::kUnsupported, fmt::format("capture of unsupported CPython {}", v.str()));
-    }
+    const auto v = PythonVersion::from_hex(meta.at("version_hex").get<uint64_t>());
+    config.layout = layout_for(memory, v, config.runtime_addr);
     return config;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::kCorrupt, fmt::format("bad capture metadata: {}", e.what()));

@@ -18,9 +18,6 @@
 namespace spyglass::cpython {
 namespace {
 
-constexpr int kOldestMinor = 8;
-constexpr int kNewestMinor = 14;
-
 std::string basename_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -62,15 +59,6 @@ std::vector<Candidate> candidates_from_maps(const std::vector<process::Mapping>&
   return out;
 }
 
-PythonVersion version_from_hex(uint64_t hex) {
-  PythonVersion v;
-  v.hex = hex;
-  v.major = static_cast<int>((hex >> 24) & 0xff);
-  v.minor = static_cast<int>((hex >> 16) & 0xff);
-  v.micro = static_cast<int>((hex >> 8) & 0xff);
-  return v;
-}
-
 // The version from the file name (python3.9, libpython3.9.so) and, for the micro version, the
 // sys.version string in the binary ("3.9.18 (main, ...").
 std::optional<PythonVersion> version_from_file(const process::ElfFile& elf,
@@ -98,27 +86,6 @@ std::optional<PythonVersion> version_from_file(const process::ElfFile& elf,
   if (!v.major) return std::nullopt;
   v.hex = (uint64_t(v.major) << 24) | (uint64_t(v.minor) << 16) | (uint64_t(v.micro) << 8);
   return v;
-}
-
-void check_supported(const PythonVersion& v) {
-  if (v.major != 3 || v.minor < kOldestMinor || v.minor > kNewestMinor) {
-    throw Error(ErrorKind::kUnsupported,
-                fmt::format("CPython {} is not supported: spyglass supports CPython 3.{} to 3.{}",
-                            v.str(), kOldestMinor, kNewestMinor));
-  }
-}
-
-Layout layout_for(process::MemoryReader& memory, const PythonVersion& version,
-                  uint64_t runtime_addr) {
-  check_supported(version);
-  if (version.minor >= 13) return layout_from_debug_offsets(memory, runtime_addr);
-  auto layout = builtin_layout(version);
-  if (!layout) {
-    throw Error(ErrorKind::kUnsupported,
-                fmt::format("CPython {} is not supported: no layout for it", version.str()));
-  }
-  layout->version = version;
-  return *layout;
 }
 
 // An interpreter whose first thread state points back at it: the runtime checks out.
@@ -397,14 +364,14 @@ RuntimeLocation locate_runtime(pid_t pid, process::MemoryReader& memory,
     if (auto sym = elf->symbol("Py_Version")) {
       uint32_t hex = 0;
       if (memory.read_value(bias + sym->value, hex) && (hex >> 24) == 3)
-        version = version_from_hex(hex);
+        version = PythonVersion::from_hex(hex);
     }
     if (!version && loc.runtime_addr) {
       uint8_t head[16];
       if (memory.read(loc.runtime_addr, head, sizeof(head)) && has_debug_cookie(head, 16)) {
         uint64_t hex;
         std::memcpy(&hex, head + 8, 8);
-        version = version_from_hex(hex);
+        version = PythonVersion::from_hex(hex);
       }
     }
     if (!version) version = version_from_file(*elf, c.path);

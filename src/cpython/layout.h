@@ -1,12 +1,14 @@
 // Where each CPython version keeps what spyglass reads: one flat table of offsets, the same
-// shape for every version. 3.8-3.12 come from tables transcribed from each version's internal
-// headers (layout_tables.cpp, checked against the real headers by tools/check_layouts.py);
-// 3.13+ are read from the target's own _Py_DebugOffsets and validated before use.
+// shape for every version. Every version's knowledge comes from one spec, versions.toml, which
+// tools/gen_layouts.py turns into layout_generated.cpp and tools/check_layouts.py checks against
+// the real headers: 3.8-3.12 as tables of numbers, 3.13+ as the shape of the target's own
+// _Py_DebugOffsets, read and validated (each offset with its width) before use.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace spyglass::process {
 class MemoryReader;
@@ -16,10 +18,26 @@ namespace spyglass::cpython {
 
 struct PythonVersion {
   int major = 0, minor = 0, micro = 0;
-  uint64_t hex = 0;  // PY_VERSION_HEX when known (0xMMmmPPLS), else built from the numbers
+  uint64_t hex = 0;         // PY_VERSION_HEX when known (0xMMmmPPLS), else built from the numbers
   std::string str() const;  // "3.12.1"
   bool at_least(int maj, int min) const { return major > maj || (major == maj && minor >= min); }
+  static PythonVersion from_hex(uint64_t hex);
 };
+
+// The supported range, from versions.toml (generated).
+struct SupportedVersions {
+  int oldest_minor;               // of CPython 3, included
+  int newest_minor;               // included
+  int first_debug_offsets_minor;  // the first whose _PyRuntime starts with _Py_DebugOffsets
+};
+extern const SupportedVersions kSupportedVersions;
+
+// Throws Error(kUnsupported) with one line saying why, for a version outside the range; for a
+// newer one, the line says what supporting it would take.
+void check_supported(const PythonVersion& version);
+
+// True for the versions whose layout comes from the target's _Py_DebugOffsets (3.13+).
+bool reads_debug_offsets(const PythonVersion& version);
 
 // How frames are stored.
 enum class FrameModel {
@@ -29,9 +47,9 @@ enum class FrameModel {
 
 // How a code object maps instruction offsets to lines.
 enum class LineTableFormat {
-  kLnotab,      // 3.8, 3.9: co_lnotab, byte offsets
+  kLnotab,        // 3.8, 3.9: co_lnotab, byte offsets
   kLinetable310,  // 3.10: co_linetable (PEP 626), byte offsets
-  kLocations,   // 3.11+: co_linetable location table, code-unit offsets
+  kLocations,     // 3.11+: co_linetable location table, code-unit offsets
 };
 
 // 0 means "absent in this version" for every optional offset below.
@@ -53,9 +71,9 @@ struct Layout {
     uint64_t id = 0;
     uint64_t next = 0;
     uint64_t threads_head = 0;
-    uint64_t gil_pointer = 0;   // 3.12+: ceval.gil, a pointer to _gil_runtime_state
-    uint64_t gil_locked = 0;    // 3.12+: offset of `locked` inside _gil_runtime_state
-    uint64_t gil_holder = 0;    // 3.12+: offset of `last_holder` inside _gil_runtime_state
+    uint64_t gil_pointer = 0;  // 3.12+: ceval.gil, a pointer to _gil_runtime_state
+    uint64_t gil_locked = 0;   // 3.12+: offset of `locked` inside _gil_runtime_state
+    uint64_t gil_holder = 0;   // 3.12+: offset of `last_holder` inside _gil_runtime_state
   } interp;
 
   struct Thread {
@@ -96,9 +114,9 @@ struct Layout {
     uint64_t name = 0;
     uint64_t qualname = 0;  // 3.11+
     uint64_t firstlineno = 0;
-    uint64_t flags = 0;           // 3.8-3.10: co_flags, to tell generator frames (see owner_generator)
-    uint64_t linetable = 0;       // co_lnotab (3.8, 3.9) or co_linetable
-    uint64_t code_adaptive = 0;   // 3.11+: offset of the instructions inside the code object
+    uint64_t flags = 0;      // 3.8-3.10: co_flags, to tell generator frames (see owner_generator)
+    uint64_t linetable = 0;  // co_lnotab (3.8, 3.9) or co_linetable
+    uint64_t code_adaptive = 0;  // 3.11+: offset of the instructions inside the code object
     // 3.8-3.10 have no co_qualname: a method's class is found from its first argument, which
     // needs co_argcount and co_varnames.
     uint64_t argcount = 0;
@@ -106,10 +124,10 @@ struct Layout {
   } code;
 
   struct Unicode {
-    uint64_t state = 0;            // the bitfield word: kind bits 2-4, compact 5, ascii 6
+    uint64_t state = 0;  // the bitfield word: kind bits 2-4, compact 5, ascii 6
     uint64_t length = 0;
-    uint64_t ascii_data = 0;       // sizeof(PyASCIIObject): data of compact ASCII strings
-    uint64_t compact_data = 0;     // sizeof(PyCompactUnicodeObject): data of other compact ones
+    uint64_t ascii_data = 0;    // sizeof(PyASCIIObject): data of compact ASCII strings
+    uint64_t compact_data = 0;  // sizeof(PyCompactUnicodeObject): data of other compact ones
   } unicode;
 
   struct Bytes {
@@ -129,6 +147,12 @@ struct Layout {
   uint64_t tuple_items = 24;  // PyTupleObject.ob_item, every version
 };
 
+// The layout of a supported version: the transcribed table (3.8-3.12) or the target's
+// _Py_DebugOffsets at `runtime_addr` (3.13+). Throws like check_supported and
+// layout_from_debug_offsets.
+Layout layout_for(process::MemoryReader& memory, const PythonVersion& version,
+                  uint64_t runtime_addr);
+
 // The layout for a version with transcribed tables (3.8-3.12). nullopt for other versions.
 std::optional<Layout> builtin_layout(const PythonVersion& version);
 
@@ -136,6 +160,14 @@ std::optional<Layout> builtin_layout(const PythonVersion& version);
 // Error(kUnsupported) naming the version when the table's shape is unknown, and
 // Error(kCorrupt) when any offset fails validation.
 Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime_addr);
+
+// Every field of a layout the spec names, as "group.name" (or "ob_type") and its value, in the
+// spec's order (generated): for tools/layout_dump and the tests.
+struct LayoutField {
+  const char* name;
+  int64_t value;
+};
+std::vector<LayoutField> layout_fields(const Layout& layout);
 
 // True when `bytes` start with the _Py_DebugOffsets cookie "xdebugpy".
 bool has_debug_cookie(const void* bytes, size_t size);

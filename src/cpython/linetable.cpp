@@ -1,7 +1,8 @@
-// Line-number tables of CPython 3.8 to 3.14. The tables come from the target's memory, so they
-// are untrusted: every read is bounds-checked, every loop runs at most once per table byte, and
-// line arithmetic is done in 64 bits and clamped, so a corrupt table gives a wrong line at
-// worst. Formats: Objects/lnotab_notes.txt (3.8-3.10) and Objects/locations.md (3.11+).
+// Line-number tables of CPython 3.8+ (lnotab, the 3.10 table, the 3.11+ location table). The
+// tables come from the target's memory, so they are untrusted: every read is bounds-checked,
+// every loop runs at most once per table byte, and line arithmetic is done in 64 bits and
+// clamped, so a corrupt table gives a wrong line at worst. Formats: Objects/lnotab_notes.txt
+// (3.8-3.10) and Objects/locations.md (3.11+).
 
 #include "cpython/linetable.h"
 

@@ -5,7 +5,7 @@
 #
 # The interpreter is asked for its header folder and extension suffix; no python3.X-config and
 # no development package lookup is needed. For an interpreter run through a private loader
-# (Debian unstable's 3.14 from scripts/fetch-python314.sh), headers are looked for under the
+# (Debian unstable's 3.14+ from scripts/fetch-python.sh), headers are looked for under the
 # `root/` folder beside the wrapper; PYTHON_INCLUDE overrides. The build root is the second
 # argument, else $SPYGLASS_PYTHON_BUILD, else build-python/ (so that `make python`, the tests and
 # the benchmark can be pointed at a private folder).

@@ -169,11 +169,39 @@ std::optional<ThreadStat> read_thread_stat(pid_t pid, pid_t tid) {
   return parse_stat(std::string_view(buffer, static_cast<size_t>(got)));
 }
 
+std::string thread_name_as_utf8(std::string_view name) {
+  std::string out;
+  size_t i = 0;
+  while (i < name.size()) {
+    const auto lead = static_cast<unsigned char>(name[i]);
+    const size_t length = lead < 0x80           ? 1
+                          : (lead >> 5) == 0x6  ? 2
+                          : (lead >> 4) == 0xe  ? 3
+                          : (lead >> 3) == 0x1e ? 4
+                                                : 0;
+    size_t good = length ? 1 : 0;
+    while (good < length && i + good < name.size() &&
+           (static_cast<unsigned char>(name[i + good]) & 0xc0) == 0x80) {
+      ++good;
+    }
+    if (length && good == length) {
+      out.append(name.substr(i, length));
+      i += length;
+    } else if (length && i + good == name.size()) {
+      break;  // a character cut by the end of the name
+    } else {
+      out.push_back('?');
+      i += good ? good : 1;
+    }
+  }
+  return out;
+}
+
 std::string read_thread_name(pid_t pid, pid_t tid) {
   std::string name;
   if (!read_proc_file(fmt::format("/proc/{}/task/{}/comm", pid, tid), name)) return {};
   while (!name.empty() && (name.back() == '\n' || name.back() == '\0')) name.pop_back();
-  return name;
+  return thread_name_as_utf8(name);
 }
 
 bool process_exists(pid_t pid) {

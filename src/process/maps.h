@@ -38,8 +38,12 @@ struct ThreadStat {
 // Parses /proc/PID/task/TID/stat (the comm field may contain spaces and parentheses).
 std::optional<ThreadStat> parse_stat(std::string_view text);
 std::optional<ThreadStat> read_thread_stat(pid_t pid, pid_t tid);
-// /proc/PID/task/TID/comm without the newline; empty when unknown.
+// /proc/PID/task/TID/comm without the newline, as valid UTF-8; empty when unknown.
 std::string read_thread_name(pid_t pid, pid_t tid);
+// A thread name as valid UTF-8: the kernel cuts names at 15 bytes, often inside a character
+// (CPython 3.14+ gives threads their Python names); a cut character is dropped, any other
+// invalid byte becomes '?'.
+std::string thread_name_as_utf8(std::string_view name);
 
 // True when /proc/PID exists.
 bool process_exists(pid_t pid);

@@ -1,6 +1,7 @@
-"""Exact mode's tests run the extension inside every interpreter found: pyenv's 3.8-3.13 and
-Debian unstable's 3.14 (scripts/fetch-python314.sh). Each is built with `make python PYTHON=...`
-(cached in build-python/); a missing interpreter skips its tests visibly."""
+"""Exact mode's tests run the extension inside every supported version found (the range of
+src/cpython/versions.toml): pyenv's 3.8-3.13 and Debian unstable's 3.14 and 3.15
+(scripts/fetch-python.sh). Each is built with `make python PYTHON=...` (cached in build-python/);
+a missing interpreter skips its tests visibly."""
 
 import glob
 import json
@@ -12,10 +13,14 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-VERSIONS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14"]
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+import interpreters  # noqa: E402  (tests/lib: the supported versions, the fetch of 3.14+)
+
+VERSIONS = ["3.%d" % minor for minor in interpreters.SUPPORTED_MINORS]
 
 _interpreters = {}
 _packages = {}
+_problems = {}  # why a version could not be had, when known
 
 
 def _pyenv_root():
@@ -32,16 +37,13 @@ def _find_interpreter(version):
     override = os.environ.get("SPYGLASS_PYTHON_" + version.replace(".", ""))
     if override:
         found = override
-    elif version == "3.14":
-        script = os.path.join(REPO, "scripts", "fetch-python314.sh")
-        if os.path.exists(script) and os.environ.get("SPYGLASS_SKIP_314") != "1":
-            try:
-                out = subprocess.run(["sh", script], capture_output=True, text=True, timeout=900)
-                lines = out.stdout.strip().splitlines()
-                if out.returncode == 0 and lines and os.path.exists(lines[-1]):
-                    found = lines[-1]
-            except (OSError, subprocess.TimeoutExpired):
-                found = None
+    elif int(version.split(".")[1]) in interpreters.DEBIAN_UNSTABLE_MINORS:
+        if os.environ.get("SPYGLASS_SKIP_FETCH") != "1":
+            minor = (3, int(version.split(".")[1]))
+            result = interpreters.fetch_debian_unstable()[minor]
+            found = result.interpreter.path if result.interpreter else None
+            if found is None:
+                _problems[version] = result.problem
     else:
         candidates = sorted(
             glob.glob(os.path.join(_pyenv_root(), "versions", version + ".*", "bin",
@@ -58,7 +60,8 @@ def build_package(version):
     """(python, folder for PYTHONPATH) or skips the test."""
     python = _find_interpreter(version)
     if python is None:
-        pytest.skip("Python %s not found on this machine" % version)
+        pytest.skip("Python %s not found on this machine%s" % (
+            version, (": " + _problems[version]) if version in _problems else ""))
     if version not in _packages:
         out = subprocess.run(["make", "-s", "--no-print-directory", "python", "PYTHON=" + python],
                              cwd=REPO, capture_output=True, text=True, timeout=900)

@@ -2,6 +2,7 @@
 the interpreter running pip, the `spyglass` command comes with it, and neither needs a library
 that only a development machine has (the wheel carries what it links)."""
 
+import glob
 import json
 import os
 import subprocess
@@ -33,23 +34,40 @@ SYSTEM_LIBRARIES = ("linux-vdso", "libc.so", "libm.so", "ld-linux", "libpthread"
                     "librt.so", "libgcc_s.so", "libstdc++.so")
 
 
+def pip_wheel_beside(python):
+    """The pip wheel scripts/fetch-python.sh puts beside a Debian unstable interpreter (which
+    comes without pip), or None for an interpreter with its own."""
+    wheels = glob.glob(os.path.join(os.path.dirname(python), "root", "usr", "share",
+                                    "python-wheels", "pip-*.whl"))
+    return sorted(wheels)[-1] if wheels else None
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """A fresh virtual environment of the newest pyenv interpreter (3.8-3.13) with spyglass
-    pip-installed from this checkout."""
+    """A fresh virtual environment of the newest supported interpreter found (Debian unstable's
+    3.15 run through its loader, else the newest pyenv one) with spyglass pip-installed from
+    this checkout."""
     python = None
-    for version in reversed([v for v in VERSIONS if v != "3.14"]):  # 3.14 here has no pip
+    for version in reversed(VERSIONS):
         python = _find_interpreter(version)
         if python is not None:
             break
     if python is None:
-        pytest.skip("no pyenv interpreter 3.8-3.13 with pip found on this machine")
+        pytest.skip("no supported interpreter found on this machine")
     venv = tmp_path_factory.mktemp("pip") / "venv"
-    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
+    wheel = pip_wheel_beside(python)
+    if wheel:
+        # No ensurepip: install pip from its wheel (pip runs from a wheel file).
+        subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True,
+                       timeout=300)
+        subprocess.run([str(venv / "bin" / "python"), os.path.join(wheel, "pip"), "install",
+                        "-q", "--no-index", wheel], check=True, timeout=300)
+    else:
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
     out = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check",
                           "-q", REPO], capture_output=True, text=True, timeout=1800)
-    assert out.returncode == 0, "pip install . failed:\n%s\n%s" % (out.stdout[-4000:],
-                                                                  out.stderr[-4000:])
+    assert out.returncode == 0, "pip install . with %s failed:\n%s\n%s" % (
+        python, out.stdout[-4000:], out.stderr[-4000:])
     return venv
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import build_package, run_python
+from conftest import VERSIONS, build_package, run_python
 
 SCRIPT = """
 import sys
@@ -22,7 +22,9 @@ sys.exit(3)
 """
 
 
-@pytest.mark.parametrize("version", ["3.8", "3.11", "3.13"])
+# The oldest (the extension's TOML reader), the first with tomllib, the newest.
+@pytest.mark.parametrize("version", sorted({VERSIONS[0], "3.11", VERSIONS[-1]},
+                                           key=lambda v: int(v.split(".")[1])))
 def test_run_with_config(version, tmp_path):
     python, package = build_package(version)
     (tmp_path / "script.py").write_text(SCRIPT)

@@ -1,6 +1,6 @@
 """Target whose stacks make a varied seed image for the walker fuzzer: several threads, a
 generator, a method, a non-ASCII and a long qualified name, some recursion. Prints `ready` and
-then sleeps until killed. Runs on CPython 3.8-3.14."""
+then sleeps until killed. Runs on every supported CPython (3.8+)."""
 
 import sys
 import threading

@@ -4,7 +4,7 @@
 //    process::load_snapshot (so the loader is fuzzed too), its metadata turned into a walker
 //    configuration, and walked. The seed corpus holds real captures; the fuzzer's mutations
 //    corrupt their pointers, lengths, strings and chains.
-//  - anything else: a fully random image. The first byte selects the CPython version (3.8-3.14;
+//  - anything else: a fully random image. The first byte selects the CPython version (any supported;
 //    3.13+ read their layout from debug offsets inside the image), the next the runtime's
 //    offset, and the rest is memory mapped at kRandomBase.
 // Every walk must end (bounded loops), never crash, and produce valid UTF-8 names.
@@ -116,9 +116,10 @@ void fuzz_capture_file(const uint8_t* data, size_t size) {
 
 void fuzz_random_image(const uint8_t* data, size_t size) {
   if (size < 2) return;
-  static const uint64_t kVersions[] = {0x030812f0, 0x030918f0, 0x030a0ef0, 0x030b09f0,
-                                       0x030c07f0, 0x030d01f0, 0x030e0af0};
-  uint64_t version_hex = kVersions[data[0] % (sizeof(kVersions) / sizeof(kVersions[0]))];
+  // Every supported minor version (versions.toml), as a final release x.y.1.
+  const auto& range = spyglass::cpython::kSupportedVersions;
+  const int minor = range.oldest_minor + data[0] % (range.newest_minor - range.oldest_minor + 1);
+  const uint64_t version_hex = 0x030001f0 | (uint64_t(minor) << 16);
   uint64_t runtime_offset = (data[1] & 0x3f) * 8;
   std::vector<uint8_t> bytes(data + 2, data + size);
   spyglass::process::SnapshotMemory memory;

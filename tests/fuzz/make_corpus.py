@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.insert(0, str(HERE.parent / "lib"))
 import interpreters  # noqa: E402
 
 
@@ -42,9 +42,16 @@ def main():
     spyglass, out_dir = sys.argv[1], Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
     captured = 0
-    for interpreter in interpreters.discover_local():
-        if not interpreter.supported:
-            continue
+    found = [i for i in interpreters.discover_local() if i.supported]
+    # Debian unstable's builds (3.14, 3.15) when they can be had: their _Py_DebugOffsets shapes.
+    have = {i.minor for i in found}
+    missing = [(3, m) for m in interpreters.DEBIAN_UNSTABLE_MINORS if (3, m) not in have]
+    for minor, result in sorted(interpreters.fetch_debian_unstable(missing).items()):
+        if result.interpreter:
+            found.append(result.interpreter)
+        else:
+            print("make_corpus: no %d.%d: %s" % (minor + (result.problem,)))
+    for interpreter in found:
         problem = capture(spyglass, interpreter, out_dir)
         if problem:
             print("make_corpus: %s not captured: %s" % (interpreter.test_id, problem))
@@ -52,7 +59,7 @@ def main():
             captured += 1
     # Random images, one per version selector (see fuzz_walker.cpp).
     rng = random.Random(7)
-    for selector in range(7):
+    for selector in range(len(interpreters.SUPPORTED_MINORS)):
         data = bytes([selector, 0]) + bytes(rng.getrandbits(8) for _ in range(512))
         (out_dir / ("random-%d" % selector)).write_bytes(data)
     print("make_corpus: %d captured images in %s" % (captured, out_dir))

@@ -1,24 +1,32 @@
 """Fixtures of the integration tests: spyglass against real Python processes.
 
 Tests taking the `interpreter` fixture run once per supported CPython this machine has (see
-interpreters.py), with ids like `pyenv-3.12.1`, `debian-3.11.2`, `debian-unstable-3.14`; each
-supported minor version the machine lacks shows up as a skip that says how to get it. Tests taking
+tests/lib/interpreters.py), with ids like `pyenv-3.12.1`, `debian-3.11.2`, `debian-unstable-3.15`:
+the minor versions src/cpython/versions.toml lists under debian_unstable (3.14, 3.15) are
+fetched once per session by scripts/fetch-python.sh, and skipped with a line saying why when that
+fails (no network, registry unreachable); each other supported minor version the machine lacks
+shows up as a skip that says how to get it. Tests taking
 `unsupported_interpreter` run once per pyenv interpreter spyglass refuses (2.7, 3.6, 3.7...).
 
 Run one interpreter's tests with `-k pyenv-3.12` (any part of an id).
 
 Environment:
   SPYGLASS_BIN             the spyglass command (default: <repo>/build/spyglass)
-  SPYGLASS_FETCH_TIMEOUT   seconds allowed to scripts/fetch-python314.sh (default 600)
-  SPYGLASS_SKIP_FETCH=1    don't fetch 3.14 (its tests are skipped)
+  SPYGLASS_FETCH_TIMEOUT   seconds allowed to scripts/fetch-python.sh (default 600)
+  SPYGLASS_SKIP_FETCH=1    fetch nothing (the tests of 3.14 and 3.15 are skipped)
 """
 
 import dataclasses
 import functools
 import os
+import sys
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import pytest
+
+# The helpers shared by every suite (interpreter discovery, the supported versions).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 import interpreters
 import support
@@ -27,12 +35,12 @@ from interpreters import Interpreter
 
 @dataclasses.dataclass(frozen=True)
 class Slot:
-    """One parameter of the `interpreter` fixture: a local interpreter, the 3.14 that the fetch
-    script provides, or a supported minor version missing here (a skip)."""
+    """One parameter of the `interpreter` fixture: a local interpreter, one that the fetch
+    script provides (3.14, 3.15), or a supported minor version missing here (a skip)."""
 
     test_id: str
     interpreter: Optional[Interpreter] = None
-    fetch_314: bool = False
+    fetch_minor: Optional[Tuple[int, int]] = None
     missing_minor: Optional[Tuple[int, int]] = None
 
 
@@ -45,7 +53,8 @@ def supported_slots() -> List[Slot]:
     local = local_interpreters()
     slots = [Slot(interpreter.test_id, interpreter=interpreter)
              for interpreter in local if interpreter.supported]
-    slots.append(Slot("debian-unstable-3.14", fetch_314=True))
+    slots += [Slot("debian-unstable-3.%d" % minor, fetch_minor=(3, minor))
+              for minor in interpreters.DEBIAN_UNSTABLE_MINORS]
     slots += [Slot("missing-%d.%d" % minor, missing_minor=minor)
               for minor in interpreters.missing_minors(list(local))]
     return sorted(slots, key=lambda slot: (slot.missing_minor or (0, 0), slot.test_id))
@@ -61,8 +70,9 @@ def pytest_report_header(config):
         lines.append("python %-16s %-11s %s" % (
             interpreter.test_id, "supported" if interpreter.supported else "unsupported",
             interpreter.path))
-    lines.append("python 3.14 from %s (run when a test needs it)" % (
-        interpreters.FETCH_PYTHON314_SCRIPT.relative_to(interpreters.REPO_ROOT)))
+    lines.append("python %s from Debian unstable, by %s (run when a test needs it)" % (
+        ", ".join("3.%d" % minor for minor in interpreters.DEBIAN_UNSTABLE_MINORS),
+        interpreters.FETCH_SCRIPT.relative_to(interpreters.REPO_ROOT)))
     return lines
 
 
@@ -83,18 +93,26 @@ def pytest_generate_tests(metafunc):
                     "one with pyenv to test how spyglass refuses it"))], ids=["none-found"])
 
 
-@pytest.fixture(scope="session")
-def python314() -> Interpreter:
-    """Debian unstable's 3.14, fetched once per session; skips the test when unavailable."""
+def fetched_interpreter(minor: Tuple[int, int]) -> Interpreter:
+    """Debian unstable's build of `minor`; every listed version is fetched at the first call (one
+    run of the fetch script per session). Skips the test, with a line in the summary, when
+    it cannot be had."""
+    text = "%d.%d" % minor
     if os.environ.get("SPYGLASS_SKIP_FETCH") == "1":
-        pytest.skip("CPython 3.14 not fetched (SPYGLASS_SKIP_FETCH=1)")
-    result = interpreters.fetch_python314(
+        pytest.skip("CPython %s not fetched (SPYGLASS_SKIP_FETCH=1)" % text)
+    first = not interpreters.fetched_already()
+    results = interpreters.fetch_debian_unstable(
         timeout=float(os.environ.get("SPYGLASS_FETCH_TIMEOUT", "600")))
+    if first:
+        for fetched_minor, result in sorted(results.items()):
+            support.NOTES.append(
+                "debian-unstable-%d.%d is %s (%s)" % (fetched_minor + (
+                    result.interpreter.version_text, result.interpreter.path))
+                if result.interpreter else
+                "CPython %d.%d skipped: %s" % (fetched_minor + (result.problem,)))
+    result = results[minor]
     if result.interpreter is None:
-        support.NOTES.append("CPython 3.14 skipped: " + result.problem)
-        pytest.skip("CPython 3.14 not available: " + result.problem)
-    support.NOTES.append("debian-unstable-3.14 is %s (%s)" % (
-        result.interpreter.version_text, result.interpreter.path))
+        pytest.skip("CPython %s not available: %s" % (text, result.problem))
     return result.interpreter
 
 
@@ -103,8 +121,8 @@ def interpreter(request) -> Interpreter:
     slot = request.param
     if slot.missing_minor is not None:
         pytest.skip(interpreters.not_found_message(slot.missing_minor))
-    if slot.fetch_314:
-        return request.getfixturevalue("python314")
+    if slot.fetch_minor is not None:
+        return fetched_interpreter(slot.fetch_minor)
     return slot.interpreter
 
 

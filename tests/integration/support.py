@@ -29,7 +29,7 @@ _CRASH_MARKERS = ("Traceback", "terminate called", "Sanitizer", "runtime error:"
 
 # (test id, what was measured, seconds): printed at the end of the run by conftest.py.
 TIMINGS = []
-# Lines about the session (which 3.14 ran, or why none): printed at the end of the run.
+# Lines about the session (which fetched interpreters ran, or why not): printed at the end of the run.
 NOTES = []
 
 

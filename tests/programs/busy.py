@@ -1,6 +1,6 @@
 """Target program: a single thread computing in pure Python forever, so it holds the GIL.
 
-Prints `ready {json}` first. Runs on CPython 3.8-3.14.
+Prints `ready {json}` first. Runs on every supported CPython (3.8+).
 """
 
 import os

@@ -1,7 +1,7 @@
 """Target program: the main thread recurses to a given depth, then blocks.
 
 Usage: deep_stack.py DEPTH. Prints `ready {json}` with the expected frames (see stackinfo.py):
-DEPTH + 1 frames of descend() above <module>. Runs on CPython 3.8-3.14.
+DEPTH + 1 frames of descend() above <module>. Runs on every supported CPython (3.8+).
 """
 
 import os

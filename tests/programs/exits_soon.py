@@ -2,7 +2,7 @@
 
 Usage: exits_soon.py DELAY_SECONDS. Prints `ready {json}` once its threads run, then exits
 (through interpreter finalization, daemon threads still running) after DELAY_SECONDS. Used to
-check that a dump of a process that vanishes mid-walk fails cleanly. Runs on CPython 3.8-3.14.
+check that a dump of a process that vanishes mid-walk fails cleanly. Runs on every supported CPython (3.8+).
 """
 
 import os

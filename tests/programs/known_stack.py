@@ -6,7 +6,7 @@ Second thread: named "second-thread" (threading name and, where ctypes allows, O
                threading's bootstrap -> worker_loop() -> worker_wait(), blocked reading a pipe.
 
 Prints one line `ready {json}`: the pid, the Python version and, per thread, the frames the
-interpreter itself reports for the blocking point (see stackinfo.py). Runs on CPython 3.8-3.14.
+interpreter itself reports for the blocking point (see stackinfo.py). Runs on every supported CPython (3.8+).
 """
 
 import os

@@ -1,6 +1,6 @@
 """Helpers for the target programs: record the stack a thread blocks with, then announce it.
 
-Runs on CPython 3.8-3.14, stdlib only. The recorded stacks are the interpreter's own truth
+Runs on every supported CPython (3.8+), stdlib only. The recorded stacks are the interpreter's own truth
 (`sys._getframe()`, `f_lineno`), so a test compares spyglass's dump with what that exact
 interpreter holds, whatever its version does with line numbers or qualified names.
 

@@ -2,7 +2,7 @@
 
 Keeps up to 8 short-lived threads alive at a time, each recursing a little and exiting, so thread
 states appear and vanish while a dump walks them. Prints `ready {json}` once the churn runs.
-Runs on CPython 3.8-3.14.
+Runs on every supported CPython (3.8+).
 """
 
 import os

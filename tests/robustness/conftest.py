@@ -1,8 +1,10 @@
 """Fixtures of the robustness tests: the integration tests' fixtures (spyglass_bin, run_spyglass,
 start_target, ...) shared by loading tests/integration/conftest.py, plus `robust_interpreter`:
-these tests are heavy, so they run on two interpreters only, the newest local one with frame
-objects (3.8-3.10) and the newest with interpreter frames (3.11+), which covers both walkers.
-Set SPYGLASS_ROBUST_ALL=1 to run them on every supported local interpreter."""
+these tests are heavy, so they run on three interpreters only: the newest local one with frame
+objects (3.8-3.10) and the newest with interpreter frames (3.11+), which covers both walkers,
+and the newest supported version (Debian unstable's, src/cpython/versions.toml; skipped when it
+cannot be fetched), whose _Py_DebugOffsets shape is the newest. Set SPYGLASS_ROBUST_ALL=1 to run
+them on every supported local interpreter."""
 
 import importlib.util
 import os
@@ -29,6 +31,21 @@ pytest_report_header = _shared.pytest_report_header
 pytest_terminal_summary = _shared.pytest_terminal_summary
 
 
+def newest_fetched():
+    """Debian unstable's build of the newest supported version, or None (with a line saying why
+    in the summary) when it cannot be had."""
+    import interpreters  # tests/lib, on the path once the integration conftest is loaded
+    if os.environ.get("SPYGLASS_SKIP_FETCH") == "1":
+        return None
+    newest = (3, interpreters.SUPPORTED_MINORS[-1])
+    if newest[1] not in interpreters.DEBIAN_UNSTABLE_MINORS:
+        return None
+    result = interpreters.fetch_debian_unstable([newest])[newest]
+    if result.interpreter is None:
+        support.NOTES.append("CPython %d.%d skipped: %s" % (newest + (result.problem,)))
+    return result.interpreter
+
+
 def chosen_interpreters():
     supported = [i for i in _shared.local_interpreters() if i.supported]
     if os.environ.get("SPYGLASS_ROBUST_ALL") == "1":
@@ -38,6 +55,9 @@ def chosen_interpreters():
         group = [i for i in supported if (i.minor < (3, 11)) == older]
         if group:
             chosen.append(max(group, key=lambda i: (i.version, i.source == "pyenv")))
+    fetched = newest_fetched()
+    if fetched is not None and all(i.minor != fetched.minor for i in chosen):
+        chosen.append(fetched)
     return chosen
 
 
@@ -48,7 +68,7 @@ def pytest_generate_tests(metafunc):
             metafunc.parametrize("robust_interpreter", found, ids=[i.test_id for i in found])
         else:
             metafunc.parametrize("robust_interpreter", [pytest.param(None, marks=pytest.mark.skip(
-                reason="no supported CPython found (see tests/integration/interpreters.py)"))],
+                reason="no supported CPython found (see tests/lib/interpreters.py)"))],
                 ids=["none-found"])
 
 

@@ -1,6 +1,7 @@
-// CPython layouts: the builtin 3.8-3.12 tables, and 3.13/3.14 layouts read from real debug
-// offsets (the first bytes of _PyRuntime of CPython 3.13.0 and Debian's 3.14.10, copied with
-// ctypes and pasted here as 64-bit words), including every way a table is refused.
+// CPython layouts: the builtin 3.8-3.12 tables, and 3.13-3.15 layouts read from real debug
+// offsets (the first bytes of _PyRuntime of CPython 3.13.0 and Debian's 3.14.10 and 3.15.2,
+// copied with ctypes and pasted here as 64-bit words), including every way a table is refused.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -187,6 +188,119 @@ const std::vector<uint64_t> kRuntime314 = {8750607829840520312ULL,
                                            4,
                                            512};
 
+// _PyRuntime of Debian unstable's CPython 3.15.2, the 888 bytes of its _Py_DebugOffsets.
+const std::vector<uint64_t> kRuntime315 = {8750607829840520312ULL,
+                                           51315440,
+                                           0,
+                                           346568,
+                                           912,
+                                           936,
+                                           226240,
+                                           7272,
+                                           7264,
+                                           7336,
+                                           7352,
+                                           7400,
+                                           7592,
+                                           7576,
+                                           7584,
+                                           16,
+                                           7736,
+                                           0,
+                                           7752,
+                                           7744,
+                                           7944,
+                                           0,
+                                           888,
+                                           0,
+                                           8,
+                                           16,
+                                           72,
+                                           80,
+                                           88,
+                                           96,
+                                           176,
+                                           184,
+                                           256,
+                                           32,
+                                           36,
+                                           40,
+                                           136,
+                                           288,
+                                           0,
+                                           88,
+                                           8,
+                                           0,
+                                           56,
+                                           80,
+                                           74,
+                                           64,
+                                           0,
+                                           216,
+                                           112,
+                                           120,
+                                           128,
+                                           136,
+                                           68,
+                                           52,
+                                           96,
+                                           104,
+                                           208,
+                                           0,
+                                           16,
+                                           8,
+                                           424,
+                                           24,
+                                           88,
+                                           168,
+                                           32,
+                                           288,
+                                           944,
+                                           888,
+                                           40,
+                                           32,
+                                           16,
+                                           40,
+                                           24,
+                                           16,
+                                           200,
+                                           24,
+                                           40,
+                                           32,
+                                           48,
+                                           32,
+                                           40,
+                                           24,
+                                           16,
+                                           32,
+                                           16,
+                                           24,
+                                           40,
+                                           16,
+                                           32,
+                                           64,
+                                           32,
+                                           16,
+                                           40,
+                                           56,
+                                           176,
+                                           112,
+                                           120,
+                                           1120,
+                                           104,
+                                           160,
+                                           24,
+                                           72,
+                                           67,
+                                           0,
+                                           8,
+                                           24,
+                                           344,
+                                           8028,
+                                           0,
+                                           4,
+                                           512};
+
 constexpr uint64_t kRuntimeAddr = 0x7f0000001000;
 
 // Target memory made of one block of words at kRuntimeAddr.
@@ -223,8 +337,9 @@ std::string refusal(std::vector<uint64_t> words, ErrorKind expected_kind) {
   return "";
 }
 
-TEST(BuiltinLayout, KnowsOnly38To312) {
-  for (int minor = 8; minor <= 12; ++minor) {
+TEST(BuiltinLayout, KnowsOnlyTheVersionsBeforeTheDebugOffsets) {
+  const SupportedVersions& range = kSupportedVersions;
+  for (int minor = range.oldest_minor; minor < range.first_debug_offsets_minor; ++minor) {
     auto layout = builtin_layout({3, minor, 4});
     ASSERT_TRUE(layout.has_value()) << minor;
     EXPECT_EQ(layout->version.minor, minor);
@@ -233,8 +348,8 @@ TEST(BuiltinLayout, KnowsOnly38To312) {
     EXPECT_NE(layout->code.filename, 0u);
     EXPECT_NE(layout->unicode.ascii_data, 0u);
   }
-  EXPECT_FALSE(builtin_layout({3, 7, 0}).has_value());
-  EXPECT_FALSE(builtin_layout({3, 13, 0}).has_value());
+  EXPECT_FALSE(builtin_layout({3, range.oldest_minor - 1, 0}).has_value());
+  EXPECT_FALSE(builtin_layout({3, range.first_debug_offsets_minor, 0}).has_value());
   EXPECT_FALSE(builtin_layout({2, 7, 18}).has_value());
 }
 
@@ -326,6 +441,62 @@ TEST(DebugOffsets, Reads314) {
   EXPECT_EQ(l.unicode.compact_data, 56u);
 }
 
+TEST(DebugOffsets, Reads315) {
+  const Layout l = read_layout(kRuntime315);
+  EXPECT_EQ(l.version.str(), "3.15.2");
+  // Every value below is what 3.15.2's headers say (tools/check_layouts.py --print).
+  EXPECT_EQ(l.runtime.interpreters_head, 936u);
+  EXPECT_EQ(l.interp.threads_head, 7336u);
+  EXPECT_EQ(l.interp.gil_pointer, 16u);
+  EXPECT_EQ(l.interp.gil_locked, 16u);
+  EXPECT_EQ(l.interp.gil_holder, 8u);
+  EXPECT_EQ(l.thread.size, 888u);
+  EXPECT_EQ(l.thread.frame, 72u);
+  EXPECT_EQ(l.thread.thread_id, 176u);
+  EXPECT_EQ(l.thread.native_thread_id, 184u);
+  EXPECT_EQ(l.thread.datastack_chunk, 256u);
+  EXPECT_EQ(l.frame.size, 88u);
+  EXPECT_EQ(l.frame.owner, 74u);
+  EXPECT_EQ(l.frame.localsplus, 80u);
+  EXPECT_EQ(l.frame.owner_cstack, -1);  // FRAME_OWNED_BY_CSTACK is gone in 3.15
+  EXPECT_EQ(l.frame.owner_interpreter, 3);
+  EXPECT_TRUE(l.frame.code_is_tagged);
+  EXPECT_TRUE(l.frame.instr_is_next);
+  EXPECT_EQ(l.code.size, 216u);
+  EXPECT_EQ(l.code.code_adaptive, 208u);
+  EXPECT_EQ(l.unicode.ascii_data, 40u);
+  EXPECT_EQ(l.unicode.compact_data, 56u);  // from the table, new in 3.15
+  EXPECT_EQ(l.tuple_items, 32u);           // PyTupleObject caches its hash since 3.14
+  EXPECT_EQ(l.chunk.data, 24u);
+}
+
+TEST(DebugOffsets, EverySupportedMinorHasALayout) {
+  const SupportedVersions& range = kSupportedVersions;
+  for (int minor = range.oldest_minor; minor <= range.newest_minor; ++minor) {
+    const bool debug = reads_debug_offsets({3, minor, 0});
+    EXPECT_EQ(debug, minor >= range.first_debug_offsets_minor) << minor;
+    EXPECT_EQ(builtin_layout({3, minor, 0}).has_value(), !debug) << minor;
+    EXPECT_NO_THROW(check_supported({3, minor, 0})) << minor;
+  }
+}
+
+TEST(DebugOffsets, ChecksEachOffsetWithItsWidth) {
+  // 3.15 words: 39 interpreter frame size (88), 43 localsplus (8 bytes), 44 owner (1 byte).
+  auto words = kRuntime315;
+  words[44] = 87;  // the owner's one byte is the struct's last: fine
+  EXPECT_EQ(read_layout(words).frame.owner, 87u);
+  words = kRuntime315;
+  words[43] = 84;  // localsplus's 8 bytes would end 4 bytes past the struct
+  const std::string message = refusal(words, ErrorKind::kCorrupt);
+  EXPECT_NE(message.find("interpreter_frame.localsplus 84 with its 8 bytes outside its "
+                         "struct's 88"),
+            std::string::npos)
+      << message;
+  words = kRuntime315;
+  words[93] = 1000;  // unicode_object.compactunicodeobject_size beyond the unicode object
+  EXPECT_NE(refusal(words, ErrorKind::kCorrupt), "");
+}
+
 TEST(DebugOffsets, CookieHelper) {
   EXPECT_TRUE(has_debug_cookie("xdebugpy", 8));
   EXPECT_FALSE(has_debug_cookie("xdebugp", 7));
@@ -345,10 +516,20 @@ TEST(DebugOffsets, RefusesFreeThreadedBuilds) {
 }
 
 TEST(DebugOffsets, RefusesUnknownMinorVersions) {
-  auto words = kRuntime314;
-  words[1] = 0x030f00a1;  // 3.15.0a1
-  EXPECT_EQ(refusal(words, ErrorKind::kUnsupported),
-            "CPython 3.15.0 is not supported (spyglass supports 3.8 to 3.14)");
+  auto words = kRuntime315;
+  const int newer = kSupportedVersions.newest_minor + 1;
+  words[1] = 0x030000a1 | (uint64_t(newer) << 16);  // an alpha of the next minor version
+  const std::string message = refusal(words, ErrorKind::kUnsupported);
+  // One line that says what supporting it would take.
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_EQ(message.find(fmt::format("CPython 3.{}.0 is newer than this spyglass knows (3.{} to "
+                                     "3.{})",
+                                     newer, kSupportedVersions.oldest_minor,
+                                     kSupportedVersions.newest_minor)),
+            0u)
+      << message;
+  EXPECT_NE(message.find("_Py_DebugOffsets shape"), std::string::npos) << message;
+  EXPECT_NE(message.find("src/cpython/versions.toml"), std::string::npos) << message;
   words[1] = 0x030c01f0;  // 3.12 never has the table
   EXPECT_NE(refusal(words, ErrorKind::kCorrupt), "");
   words[1] = 0x040000f0;
@@ -395,17 +576,19 @@ TEST(DebugOffsets, RefusesOffsetsOutsideTheirStructs) {
 
 TEST(DebugOffsets, EveryCorruptWordIsCaughtOrHarmless) {
   // Flipping any word to a huge value either is refused or leaves no offset beyond 16 MiB.
-  for (size_t word = 3; word < kRuntime314.size(); ++word) {
-    auto words = kRuntime314;
-    words[word] = 0xffffffffffff;
-    try {
-      const Layout l = read_layout(words);
-      for (uint64_t offset : {l.runtime.interpreters_head, l.interp.threads_head, l.thread.frame,
-                              l.frame.previous, l.frame.code, l.code.filename, l.bytes.data}) {
-        EXPECT_LT(offset, 16u << 20) << "word " << word;
+  for (const auto* table : {&kRuntime313, &kRuntime314, &kRuntime315}) {
+    for (size_t word = 3; word < table->size(); ++word) {
+      auto words = *table;
+      words[word] = 0xffffffffffff;
+      try {
+        const Layout l = read_layout(words);
+        for (uint64_t offset : {l.runtime.interpreters_head, l.interp.threads_head, l.thread.frame,
+                                l.frame.previous, l.frame.code, l.code.filename, l.bytes.data}) {
+          EXPECT_LT(offset, 16u << 20) << "word " << word;
+        }
+      } catch (const Error& error) {
+        EXPECT_EQ(error.kind(), ErrorKind::kCorrupt) << "word " << word;
       }
-    } catch (const Error& error) {
-      EXPECT_EQ(error.kind(), ErrorKind::kCorrupt) << "word " << word;
     }
   }
 }

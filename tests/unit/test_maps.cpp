@@ -172,6 +172,19 @@ TEST(ParseStat, RejectsMalformedText) {
   EXPECT_FALSE(parse_stat(") (x S 1 2 3 4 5 6 7 8 9 10 11 12").has_value());
 }
 
+TEST(ThreadName, CutCharactersAreDroppedAndBadBytesReplaced) {
+  EXPECT_EQ(thread_name_as_utf8("worker-1"), "worker-1");
+  EXPECT_EQ(thread_name_as_utf8("caf\xc3\xa9_\xc3\x9f"), "caf\xc3\xa9_\xc3\x9f");
+  // 15 bytes cut inside a 3-byte character (the kernel's comm limit).
+  EXPECT_EQ(thread_name_as_utf8("Thread-1 (\xe5\x90\x8d\xe5\x89"), "Thread-1 (\xe5\x90\x8d");
+  EXPECT_EQ(thread_name_as_utf8("a\xff"
+                                "b\x80"
+                                "c"),
+            "a?b?c");
+  EXPECT_EQ(thread_name_as_utf8("\xe5\x90x"), "?x");
+  EXPECT_EQ(thread_name_as_utf8(""), "");
+}
+
 TEST(Processes, ExistsAndRootPaths) {
   EXPECT_TRUE(process_exists(getpid()));
   EXPECT_FALSE(process_exists(0));

@@ -1,4 +1,4 @@
-// Prints a spyglass CPython layout as JSON, for tools/check_layouts.py:
+// Prints a spyglass CPython layout as JSON (flat: "thread.frame": 24), for tools/check_layouts.py:
 //   spyglass_layout_dump --version 3.12               the builtin table of 3.8-3.12
 //   spyglass_layout_dump --debug-offsets FILE ADDR    the layout read from a copy of a 3.13+
 //                                                     _PyRuntime (FILE) taken at address ADDR
@@ -51,74 +51,18 @@ const char* line_table_name(spyglass::cpython::LineTableFormat format) {
   return "unknown";
 }
 
+// The layout's description and every field the spec names, flat ("thread.frame": 24).
 nlohmann::json to_json(const Layout& l) {
-  using nlohmann::json;
-  return json{
+  nlohmann::json out = {
       {"version", l.version.str()},
       {"frame_model", l.frame_model == spyglass::cpython::FrameModel::kFrameObject
                           ? "frame_object"
                           : "interpreter_frame"},
       {"line_table", line_table_name(l.line_table)},
       {"free_threaded", l.free_threaded},
-      {"runtime",
-       {{"size", l.runtime.size},
-        {"interpreters_head", l.runtime.interpreters_head},
-        {"gilstate_tstate_current", l.runtime.gilstate_tstate_current},
-        {"ceval_gil_locked", l.runtime.ceval_gil_locked}}},
-      {"interp",
-       {{"size", l.interp.size},
-        {"id", l.interp.id},
-        {"next", l.interp.next},
-        {"threads_head", l.interp.threads_head},
-        {"gil_pointer", l.interp.gil_pointer},
-        {"gil_locked", l.interp.gil_locked},
-        {"gil_holder", l.interp.gil_holder}}},
-      {"thread",
-       {{"size", l.thread.size},
-        {"prev", l.thread.prev},
-        {"next", l.thread.next},
-        {"interp", l.thread.interp},
-        {"frame", l.thread.frame},
-        {"cframe", l.thread.cframe},
-        {"cframe_current_frame", l.thread.cframe_current_frame},
-        {"root_cframe", l.thread.root_cframe},
-        {"thread_id", l.thread.thread_id},
-        {"native_thread_id", l.thread.native_thread_id},
-        {"datastack_chunk", l.thread.datastack_chunk}}},
-      {"frame",
-       {{"size", l.frame.size},
-        {"previous", l.frame.previous},
-        {"code", l.frame.code},
-        {"lasti", l.frame.lasti},
-        {"owner", l.frame.owner},
-        {"localsplus", l.frame.localsplus},
-        {"code_is_tagged", l.frame.code_is_tagged},
-        {"instr_is_next", l.frame.instr_is_next},
-        {"owner_cstack", l.frame.owner_cstack},
-        {"owner_interpreter", l.frame.owner_interpreter},
-        {"owner_generator", l.frame.owner_generator}}},
-      {"code",
-       {{"size", l.code.size},
-        {"filename", l.code.filename},
-        {"name", l.code.name},
-        {"qualname", l.code.qualname},
-        {"firstlineno", l.code.firstlineno},
-        {"flags", l.code.flags},
-        {"linetable", l.code.linetable},
-        {"code_adaptive", l.code.code_adaptive}}},
-      {"unicode",
-       {{"state", l.unicode.state},
-        {"length", l.unicode.length},
-        {"ascii_data", l.unicode.ascii_data},
-        {"compact_data", l.unicode.compact_data}}},
-      {"bytes", {{"size", l.bytes.size}, {"data", l.bytes.data}}},
-      {"chunk",
-       {{"previous", l.chunk.previous},
-        {"size", l.chunk.size},
-        {"top", l.chunk.top},
-        {"data", l.chunk.data}}},
-      {"ob_type", l.ob_type},
   };
+  for (const auto& field : spyglass::cpython::layout_fields(l)) out[field.name] = field.value;
+  return out;
 }
 
 int usage() {

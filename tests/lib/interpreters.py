@@ -1,13 +1,14 @@
-"""Finds the CPython interpreters this machine has, for the integration tests.
+"""Finds the CPython interpreters this machine has, for every test suite and the benchmark.
 
 Sources, none of them hard-coded to one machine:
   - pyenv: every `X.Y.Z` directory under `$(pyenv root)/versions` (pyenv on PATH), else
     `$PYENV_ROOT/versions`, else `~/.pyenv/versions`; the newest patch of each minor version.
   - the system's `/usr/bin/python3.N` executables (Debian's static, stripped build).
-  - Debian unstable's 3.14, fetched by `scripts/fetch-python314.sh` (slow the first time, so it
-    is run lazily, once, by a session fixture in conftest.py: see `fetch_python314`).
+  - Debian unstable's builds of the minor versions listed in src/cpython/versions.toml
+    (3.14, 3.15), fetched by `scripts/fetch-python.sh` (slow the first time, so callers run it
+    lazily, once: see `fetch_debian_unstable`).
 
-Run this file directly to print what it finds.
+Run this file directly to print what it finds (`--fetch` fetches too).
 """
 
 import dataclasses
@@ -19,11 +20,9 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FETCH_PYTHON314_SCRIPT = REPO_ROOT / "scripts" / "fetch-python314.sh"
+from cpython_versions import DEBIAN_UNSTABLE_MINORS, REPO_ROOT, SUPPORTED_MINORS
 
-# Minor versions of CPython 3 that spyglass supports.
-SUPPORTED_MINORS = tuple(range(8, 15))
+FETCH_SCRIPT = REPO_ROOT / "scripts" / "fetch-python.sh"
 # Python 2.7 prints its version the same way; `%` formatting keeps this runnable by 2.7 and 3.x.
 _VERSION_PROBE = "import sys; print('%d.%d.%d' % tuple(sys.version_info[:3]))"
 _PYENV_VERSION_DIR = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
@@ -165,35 +164,72 @@ class FetchResult:
     problem: str  # why there is no interpreter; empty when there is one
 
 
-def fetch_python314(timeout: float) -> FetchResult:
-    """Runs scripts/fetch-python314.sh, which prints the path of a wrapper running Debian
-    unstable's python3.14 on its last line, or fails with a message."""
-    if not FETCH_PYTHON314_SCRIPT.is_file():
-        return FetchResult(None, "%s does not exist" % FETCH_PYTHON314_SCRIPT)
+_fetched: Dict[Tuple[int, int], FetchResult] = {}
+
+
+def fetch_debian_unstable(minors=None, timeout: float = 900) -> Dict[Tuple[int, int], FetchResult]:
+    """Debian unstable's interpreters of the given minor versions ((3, 15), ...; by default those
+    src/cpython/versions.toml lists), fetched by scripts/fetch-python.sh in one run (which prints
+    one wrapper per version it got, and one line on stderr per version it did not). Remembered
+    for the rest of the process: a second call costs nothing."""
+    if minors is None:
+        minors = [(3, m) for m in DEBIAN_UNSTABLE_MINORS]
+    wanted = [tuple(minor) for minor in minors]
+    missing = [minor for minor in wanted if minor not in _fetched]
+    if missing:
+        _fetched.update(_run_fetch(missing, timeout))
+    return {minor: _fetched[minor] for minor in wanted}
+
+
+def fetched_already() -> bool:
+    """True once fetch_debian_unstable ran in this process."""
+    return bool(_fetched)
+
+
+def _run_fetch(minors, timeout: float) -> Dict[Tuple[int, int], FetchResult]:
+    script = FETCH_SCRIPT.name
+    texts = ["%d.%d" % minor for minor in minors]
+
+    def everyone(problem):
+        return {minor: FetchResult(None, problem) for minor in minors}
+
+    if not FETCH_SCRIPT.is_file():
+        return everyone("%s does not exist" % FETCH_SCRIPT)
     try:
         completed = subprocess.run(
-            [str(FETCH_PYTHON314_SCRIPT)], cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL,
+            [str(FETCH_SCRIPT)] + texts, cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, check=False,
             text=True, errors="replace")
     except subprocess.TimeoutExpired:
-        return FetchResult(None, "%s did not finish within %d s" % (
-            FETCH_PYTHON314_SCRIPT.name, timeout))
+        return everyone("%s did not finish within %d s" % (script, timeout))
     except OSError as error:
-        return FetchResult(None, "could not run %s: %s" % (FETCH_PYTHON314_SCRIPT.name, error))
-    lines = completed.stdout.strip().splitlines()
-    if completed.returncode != 0 or not lines:
-        message = " | ".join(completed.stderr.strip().splitlines()[-3:]) or "no message"
-        return FetchResult(None, "%s failed (exit %d): %s" % (
-            FETCH_PYTHON314_SCRIPT.name, completed.returncode, message))
-    wrapper = lines[-1].strip()
-    version = probe_version(wrapper, timeout=60)
-    if version is None:
-        return FetchResult(None, "%s printed %r, which does not run as Python" % (
-            FETCH_PYTHON314_SCRIPT.name, wrapper))
-    if version[:2] != (3, 14):
-        return FetchResult(None, "%s gave Python %s, not 3.14" % (
-            FETCH_PYTHON314_SCRIPT.name, "%d.%d.%d" % version))
-    return FetchResult(Interpreter("debian-unstable", wrapper, version), "")
+        return everyone("could not run %s: %s" % (script, error))
+    wrappers = {}
+    for line in completed.stdout.splitlines():
+        match = re.search(r"python(\d+)\.(\d+)$", line.strip())
+        if match:
+            wrappers[(int(match.group(1)), int(match.group(2)))] = line.strip()
+    messages = completed.stderr.strip().splitlines()
+    results = {}
+    for minor, text in zip(minors, texts):
+        wrapper = wrappers.get(minor)
+        if wrapper is None:
+            # Lines about every version (the package list), then this version's own.
+            general = [line for line in messages if not re.match(r"fetch-python: \d+\.\d+:", line)]
+            about = general[-2:] + [line for line in messages if (" %s:" % text) in line]
+            results[minor] = FetchResult(None, "%s %s failed (exit %d): %s" % (
+                script, text, completed.returncode, " | ".join(about) or "no message"))
+            continue
+        version = probe_version(wrapper, timeout=60)
+        if version is None:
+            results[minor] = FetchResult(None, "%s printed %r, which does not run as Python" % (
+                script, wrapper))
+        elif version[:2] != minor:
+            results[minor] = FetchResult(None, "%s gave Python %s, not %s" % (
+                script, "%d.%d.%d" % version, text))
+        else:
+            results[minor] = FetchResult(Interpreter("debian-unstable", wrapper, version), "")
+    return results
 
 
 def discover_local() -> List[Interpreter]:
@@ -201,7 +237,9 @@ def discover_local() -> List[Interpreter]:
     return discover_pyenv() + discover_system()
 
 
-def missing_minors(local: List[Interpreter], fetched_minors=((3, 14),)) -> List[Tuple[int, int]]:
+def missing_minors(local: List[Interpreter],
+                   fetched_minors=tuple((3, m) for m in DEBIAN_UNSTABLE_MINORS)
+                   ) -> List[Tuple[int, int]]:
     """Supported minor versions no local interpreter provides (and no fetch will provide)."""
     have = {interpreter.minor for interpreter in local} | set(fetched_minors)
     return [(3, minor) for minor in SUPPORTED_MINORS if (3, minor) not in have]
@@ -219,6 +257,7 @@ if __name__ == "__main__":
     for minor in missing_minors(discover_local(), fetched_minors=()):
         print(not_found_message(minor))
     if "--fetch" in sys.argv:
-        result = fetch_python314(timeout=900)
-        print(result.interpreter.test_id + " " + result.interpreter.path
-              if result.interpreter else "3.14: " + result.problem)
+        for minor, result in sorted(fetch_debian_unstable().items()):
+            print("%-24s %-11s %s" % (result.interpreter.test_id, "supported",
+                                      result.interpreter.path)
+                  if result.interpreter else "%d.%d: %s" % (minor + (result.problem,)))
