@@ -4,10 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/output.h"
+#include "common/error.h"
 #include "cpython/capture.h"
 #include "cpython/target.h"
-#include "process/error.h"
 
 namespace spyglass::cli {
 namespace {
@@ -66,8 +67,8 @@ int run_dump(const DumpOptions& opt) {
     write_stdout(doc.dump(2) + "\n");
     return 0;
   }
-  std::string out = fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(),
-                                rt.binary);
+  std::string out =
+      fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(), rt.binary);
   for (size_t i = 0; i < stacks.size(); ++i) {
     const auto& t = stacks[i];
     out += "\n";
@@ -91,7 +92,7 @@ int run_dump(const DumpOptions& opt) {
 Runner add_dump_command(CLI::App& app) {
   auto opt = std::make_shared<DumpOptions>();
   auto* cmd = app.add_subcommand("dump", "Print each thread's current Python stack");
-  cmd->add_option("pid", opt->pid, "Process id of the Python program")->required();
+  add_pid_option(*cmd, opt->pid);
   cmd->add_flag("--json", opt->json, "Print JSON instead of text");
   cmd->add_option("--capture", opt->capture,
                   "Save the memory the walk reads to FILE (for tests and benchmarks)")

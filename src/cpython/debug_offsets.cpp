@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "cpython/layout.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
@@ -153,15 +153,6 @@ static_assert(sizeof(DebugOffsets314) == 760);  // sizeof(_Py_DebugOffsets) in 3
 // (195 KiB and 277 KiB in 3.13); every other struct spyglass reads is well under 64 KiB.
 constexpr uint64_t kMaxStateSize = 16ULL << 20;
 constexpr uint64_t kMaxObjectSize = 64ULL << 10;
-
-PythonVersion version_from_hex(uint64_t hex) {
-  PythonVersion version;
-  version.major = static_cast<int>((hex >> 24) & 0xff);
-  version.minor = static_cast<int>((hex >> 16) & 0xff);
-  version.micro = static_cast<int>((hex >> 8) & 0xff);
-  version.hex = hex;
-  return version;
-}
 
 // Collects validation failures of one table so the error names the first bad field.
 class Validator {
@@ -311,7 +302,7 @@ Layout layout_from_debug_offsets(process::MemoryReader& memory, uint64_t runtime
                             "\"xdebugpy\"",
                             runtime_addr));
   }
-  const PythonVersion version = version_from_hex(header.version);
+  const PythonVersion version = PythonVersion::from_hex(header.version);
   if (version.major != 3 || version.minor < 13) {
     throw Error(ErrorKind::kCorrupt,
                 fmt::format("the debug offsets at {:#x} name version {:#x}, not CPython 3.13+",

@@ -12,7 +12,7 @@
 #include "cpython/remote_pointer.h"
 #include "cpython/walker.h"
 #include "process/elf.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
@@ -60,15 +60,6 @@ std::vector<Candidate> candidates_from_maps(const std::vector<process::Mapping>&
   std::stable_sort(out.begin(), out.end(),
                    [](const Candidate& a, const Candidate& b) { return a.priority < b.priority; });
   return out;
-}
-
-PythonVersion version_from_hex(uint64_t hex) {
-  PythonVersion v;
-  v.hex = hex;
-  v.major = static_cast<int>((hex >> 24) & 0xff);
-  v.minor = static_cast<int>((hex >> 16) & 0xff);
-  v.micro = static_cast<int>((hex >> 8) & 0xff);
-  return v;
 }
 
 // The version from the file name (python3.9, libpython3.9.so) and, for the micro version, the
@@ -397,14 +388,14 @@ RuntimeLocation locate_runtime(pid_t pid, process::MemoryReader& memory,
     if (auto sym = elf->symbol("Py_Version")) {
       uint32_t hex = 0;
       if (memory.read_value(bias + sym->value, hex) && (hex >> 24) == 3)
-        version = version_from_hex(hex);
+        version = PythonVersion::from_hex(hex);
     }
     if (!version && loc.runtime_addr) {
       uint8_t head[16];
       if (memory.read(loc.runtime_addr, head, sizeof(head)) && has_debug_cookie(head, 16)) {
         uint64_t hex;
         std::memcpy(&hex, head + 8, 8);
-        version = version_from_hex(hex);
+        version = PythonVersion::from_hex(hex);
       }
     }
     if (!version) version = version_from_file(*elf, c.path);

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 namespace spyglass::cpython {
