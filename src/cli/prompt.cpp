@@ -338,8 +338,8 @@ class Prompt {
   void rate(const CommandArgs& a, bool as_interval) {
     if (a.positionals.empty()) {
       auto st = session_.status();
-      return say(fmt::format("rate {:g} Hz requested (every {:g} s), {:.1f} Hz achieved",
-                             st.rate_hz, 1.0 / st.rate_hz, st.achieved_rate_hz));
+      return say(fmt::format("rate {:g} Hz requested, {:.1f} Hz achieved (interval {:g} s)",
+                             st.rate_hz, st.achieved_rate_hz, 1.0 / st.rate_hz));
     }
     if (as_interval) {
       set_interval(a.positionals[0]);

@@ -209,7 +209,7 @@ Profile Sampler::snapshot() const {
 
 namespace {
 
-std::vector<ThreadSnapshot> snapshot_threads(const cpython::Target& target,
+std::vector<ThreadSnapshot> snapshot_threads(cpython::Target& target,
                                              const std::vector<cpython::ThreadStack>& stacks) {
   std::vector<std::string> names = target.thread_names(stacks);
   std::vector<ThreadSnapshot> out(stacks.size());
@@ -430,11 +430,8 @@ void Sampler::take_sample(double now, double dt) {
     if (!include[i] || s.frames.empty()) continue;
     auto name_it = names_by_tid_.find(s.native_id);
     if (name_it == names_by_tid_.end()) {
-      name_it = names_by_tid_
-                    .emplace(s.native_id, s.native_id ? process::read_thread_name(target_.pid(),
-                                                                                   s.native_id)
-                                                      : std::string())
-                    .first;
+      // Python's name (threading.Thread.name) where there is one: read once per thread.
+      name_it = names_by_tid_.emplace(s.native_id, target_.thread_name(s)).first;
     }
     uint32_t thread = profile_.thread_index(s.thread_id, s.native_id, name_it->second);
     profile_.add_sample(thread, intern_stack(s), t, dt);
