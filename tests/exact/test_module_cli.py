@@ -9,6 +9,7 @@ import re
 import pytest
 
 from conftest import build_package, run_python
+from test_socket import target  # noqa: F401  (a program listening on its control socket)
 
 SCRIPT = """
 def a(n):
@@ -144,3 +145,25 @@ def spyglass_command():
     from conftest import REPO
     path = os.environ.get("SPYGLASS_BIN") or os.path.join(REPO, "build", "spyglass")
     return path if os.path.exists(path) else None
+
+
+def test_exact_prompt_shares_the_command_table(target, spyglass_command):  # noqa: F811
+    """`attach --exact` parses like the sampling prompt: the prototype's -f and -p forms, and
+    arguments a command does not take refused with its usage."""
+    import subprocess
+    if not spyglass_command:
+        pytest.skip("no spyglass command built")
+    lines = ["start -p %d -f work" % target["pid"], "add -f other", "results --bogus",
+             "start -p 1", "stop now", "remove -f other", "help", "exit"]
+    out = subprocess.run([spyglass_command, "attach", str(target["pid"]), "--exact"],
+                         input="".join(line + "\n" for line in lines), env=target["env"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert 'start: chosen ["work"]' in out.stdout, out.stdout
+    assert 'add: chosen ["work","other"]' in out.stdout, out.stdout
+    assert "error: results: unknown option '--bogus'; usage: results [--json]" in out.stdout
+    assert "error: start -p 1: this prompt is attached to process %d" % target["pid"] in \
+        out.stdout
+    assert "error: stop: it takes no argument ('now'); usage: stop [--json]" in out.stdout
+    assert 'remove: chosen ["work"]' in out.stdout, out.stdout
+    assert "start [-p PID] [-f FUNC...] [FUNC...]" in out.stdout, out.stdout
