@@ -33,7 +33,7 @@ constexpr int kFastCell = 0x40, kFastFree = 0x80;
 constexpr int64_t kMaxEntries = 4096;
 constexpr int64_t kMaxLocals = 4096;
 
-std::string quoted(const std::string& text, char quote) {
+std::string python_quoted(const std::string& text, char quote) {
   std::string out(1, quote);
   for (char c : text) {
     if (c == '\\' || c == quote) {
@@ -134,7 +134,7 @@ std::string ObjectReader::repr(uint64_t addr, size_t max_len) {
   if (type == "str") {
     std::string text;
     if (!codes_.read_string(addr, text, max_len)) return "<str>";
-    return quoted(text, '\'');
+    return python_quoted(text, '\'');
   }
   if (type == "bytes") {
     if (!memory_.read_value(addr + layout_.bytes.size, word) || word > (1ull << 40)) {
@@ -144,7 +144,7 @@ std::string ObjectReader::repr(uint64_t addr, size_t max_len) {
     if (!raw.empty() && !memory_.read(addr + layout_.bytes.data, raw.data(), raw.size())) {
       return "<bytes>";
     }
-    return "b" + quoted(raw, '\'') + (word > max_len ? "..." : "");
+    return "b" + python_quoted(raw, '\'') + (word > max_len ? "..." : "");
   }
   if (type == "tuple" || type == "list" || type == "dict" || type == "set" || type == "frozenset") {
     // Sizes only: the items could be anything, and the dump stays one line per variable.
