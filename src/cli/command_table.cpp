@@ -165,13 +165,15 @@ const Command* CommandTable::find(const std::string& name) const {
   return nullptr;
 }
 
-bool CommandTable::execute(const std::string& line) const {
+void CommandTable::execute(const std::string& line) const {
   auto words = split_words(line);
-  if (words.empty()) return true;
+  if (words.empty()) return;
   const Command* command = find(words[0]);
-  if (!command) return false;
+  if (!command) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("unknown command '{}'; type 'help' for the list", words[0]));
+  }
   command->handler(parse_command_args(*command, {words.begin() + 1, words.end()}));
-  return true;
 }
 
 std::string CommandTable::help() const {

@@ -48,10 +48,10 @@ struct Command {
 class CommandTable {
  public:
   void add(Command command);
-  // Splits `line` into words, finds the command and parses its arguments; throws Error(kUsage)
-  // with the command's usage for an argument it does not take. Empty lines do nothing. False
-  // when the command is unknown (the caller says so).
-  bool execute(const std::string& line) const;
+  // Splits `line` into words, finds the command, parses its arguments and runs it. Throws
+  // Error(kUsage) for an unknown command, and with the command's usage for an argument it does
+  // not take. Empty lines do nothing.
+  void execute(const std::string& line) const;
   const Command* find(const std::string& name) const;
   // "Commands:" and one line per command: usage and help.
   std::string help() const;

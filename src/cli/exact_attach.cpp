@@ -10,7 +10,6 @@
 #include "cli/output.h"
 #include "cli/signals.h"
 #include "common/error.h"
-#include "common/text.h"
 #include "extension/protocol_client.h"
 #include "process/maps.h"
 #include "report/results.h"
@@ -62,10 +61,7 @@ class ExactPrompt {
  private:
   bool execute(const std::string& line) {
     try {
-      if (!commands_.execute(line)) {
-        write_stdout(fmt::format("error: unknown command '{}'; type 'help' for the list\n",
-                                 split_words(line)[0]));
-      }
+      commands_.execute(line);
     } catch (const Error& e) {
       write_stdout(fmt::format("error: {}\n", e.what()));
       if (e.kind() == ErrorKind::kNoSuchProcess) {

@@ -19,7 +19,6 @@
 #include "cli/session.h"
 #include "cli/signals.h"
 #include "common/error.h"
-#include "common/text.h"
 #include "process/maps.h"
 
 namespace spyglass::cli {
@@ -118,10 +117,7 @@ class Prompt {
   // False when the prompt is done.
   bool execute(const std::string& line) {
     try {
-      if (!commands_.execute(line)) {
-        say(fmt::format("error: unknown command '{}'; type 'help' for the list",
-                        split_words(line)[0]));
-      }
+      commands_.execute(line);
     } catch (const Error& e) {
       say(fmt::format("error: {}", e.what()));
       if (e.kind() == ErrorKind::kNoSuchProcess) finish("target exited");

@@ -106,8 +106,12 @@ std::string fallback_path(const Session& session, const std::string& output) {
 int profile_and_report(Session& session, const ProfileOptions& opt, const OutputFormat& format,
                        const char* what) {
   install_stop_signals();
-  fmt::print(stderr, "{}", start_line(what, session, opt));
-  std::fflush(stderr);
+  // Said when the run has no end of its own (it waits for Ctrl-C or the program) or someone
+  // watches the terminal; a script's timed run stays quiet on stderr.
+  if (!opt.duration || isatty(STDERR_FILENO)) {
+    fmt::print(stderr, "{}", start_line(what, session, opt));
+    std::fflush(stderr);
+  }
   session.start();
   const double deadline = opt.duration ? monotonic_seconds() + *opt.duration : 0;
   {
@@ -278,8 +282,10 @@ std::unique_ptr<Session> attach_when_ready(pid_t child, const ProfileOptions& op
                               "within 30 s ({})",
                               child, command_name(child), last_problem));
     }
+    // Every half millisecond while a program usually starts (a late attach misses the start
+    // of the run), then no busier than 20 looks a second.
     std::this_thread::sleep_for(std::chrono::duration<double>(pause));
-    pause = std::min(pause * 2, 0.05);  // quick at first, then no busier than 20 looks a second
+    if (now > started + 2) pause = std::min(pause * 2, 0.05);
   }
 }
 

@@ -13,17 +13,12 @@
 
 #include "cli/output.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "report/tree.h"
 #include "sampling/function_pattern.h"
 
 namespace spyglass::cli {
 namespace {
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
 
 std::string folder_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -48,7 +43,7 @@ std::string OutputFormat::name() const {
 
 OutputFormat resolve_output_format(const std::string& format, const std::string& path) {
   OutputFormat out;
-  const std::string name = lower(format);
+  const std::string name = to_lower(format);
   if (!name.empty()) {
     if (name == "table" || name == "text" || name == "txt") return out;
     if (name == "json") {
@@ -70,7 +65,7 @@ OutputFormat resolve_output_format(const std::string& format, const std::string&
     out.export_format = *f;
     return out;
   }
-  const std::string file = lower(path);
+  const std::string file = to_lower(path);
   if (file.ends_with(".json")) {
     out.kind = OutputFormat::Kind::kJson;
     return out;

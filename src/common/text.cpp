@@ -6,6 +6,12 @@
 
 namespace spyglass {
 
+std::string to_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 std::vector<std::string> split_words(std::string_view line) {
   std::vector<std::string> words;
   size_t i = 0;

@@ -7,6 +7,9 @@
 
 namespace spyglass {
 
+// ASCII letters in lower case (names of formats, file extensions).
+std::string to_lower(std::string_view text);
+
 // The words of a line, split on whitespace (no quoting).
 std::vector<std::string> split_words(std::string_view line);
 

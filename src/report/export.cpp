@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "common/text.h"
 #include "report/profile_view.h"
 #include "sampling/function_pattern.h"
 
@@ -18,13 +19,6 @@ using sampling::StackId;
 namespace {
 
 constexpr const char* kNoPythonFrames = "(no Python frames)";
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Collapsed-stack frames may not hold the separators of the format.
 std::string folded_frame(std::string label) {
@@ -57,7 +51,7 @@ bool timeline_complete(const sampling::Profile& profile) {
 }  // namespace
 
 std::optional<Format> format_from_name(std::string_view name) {
-  std::string key = lower(name);
+  std::string key = to_lower(name);
   if (key == "collapsed" || key == "folded") return Format::kCollapsed;
   if (key == "speedscope") return Format::kSpeedscope;
   if (key == "chrome" || key == "perfetto" || key == "trace") return Format::kChromeTrace;
@@ -68,7 +62,7 @@ std::optional<Format> format_from_name(std::string_view name) {
 }
 
 std::optional<Format> format_from_extension(std::string_view path) {
-  std::string file = lower(path);
+  std::string file = to_lower(path);
   if (file.ends_with(".speedscope.json") || file.ends_with(".speedscope")) {
     return Format::kSpeedscope;
   }

@@ -40,29 +40,6 @@ std::string script_safe(const nlohmann::json& value) {
   return out;
 }
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // The trie as nested JSON, written depth first with an explicit stack: stacks can be thousands
 // of frames deep.
 void write_tree_json(const detail::ProfileView& view, const std::vector<bool>& chosen,
@@ -213,11 +190,11 @@ void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions
 
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-      << "<title>" << html_escape(title) << "</title>\n"
+      << "<title>" << detail::markup_text(title) << "</title>\n"
       << "<style>" << assets::flamegraph_css() << "</style>\n"
       << "<style>" << kPageStyle << "</style>\n</head>\n<body>\n"
-      << "<header><h1>" << html_escape(title) << "</h1><span class=\"summary\">"
-      << html_escape(summary) << "</span>"
+      << "<header><h1>" << detail::markup_text(title) << "</h1><span class=\"summary\">"
+      << detail::markup_text(summary) << "</span>"
       << "<input id=\"search\" type=\"search\" placeholder=\"Search functions\" "
          "aria-label=\"Search functions\">"
       << "<button id=\"reset\" type=\"button\">Reset zoom</button>"

@@ -29,52 +29,6 @@ constexpr double kHeaderHeight = 64;
 constexpr double kMinFrameWidth = 0.1;  // narrower frames (and what they call) are left out
 constexpr const char* kChosenColour = "#3b7ddd";
 
-// Text for XML: markup characters escaped, control characters and invalid UTF-8 (a name read
-// from a target may hold anything) replaced, so the document always parses.
-std::string xml_text(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t n = text.size();
-  for (size_t i = 0; i < n;) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      switch (c) {
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '&':
-          out += "&amp;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        case '\'':
-          out += "&apos;";
-          break;
-        default:
-          out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-    bool valid = len > 0 && i + len <= n && c >= 0xc2 && c <= 0xf4;
-    for (size_t k = 1; valid && k < len; ++k) valid = (s[i + k] & 0xc0) == 0x80;
-    if (valid) {
-      out.append(text, i, len);
-      i += len;
-    } else {
-      out += "\xef\xbf\xbd";  // U+FFFD
-      ++i;
-    }
-  }
-  return out;
-}
-
 // Characters (not bytes) of a UTF-8 string, for fitting labels.
 size_t char_count(const std::string& text) {
   size_t count = 0;
@@ -168,15 +122,15 @@ void write_flamegraph_svg(const sampling::Profile& profile, const ExportOptions&
              "height=\"{1}\" viewBox=\"0 0 {0} {1}\" font-family=\"Verdana, DejaVu Sans, "
              "sans-serif\" font-size=\"{2}\">\n",
              kWidth, height, kFontSize)
-      << "<title>" << xml_text(title) << "</title>\n"
+      << "<title>" << detail::markup_text(title) << "</title>\n"
       << "<style>g.f:hover rect { stroke: #000; stroke-width: 0.5; } text { pointer-events: none; }"
       << "</style>\n"
       << fmt::format("<rect x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" fill=\"#fdfaf4\"/>\n",
                      kWidth, height)
       << fmt::format("<text x=\"{}\" y=\"24\" font-size=\"17\" text-anchor=\"middle\">{}</text>\n",
-                     kWidth / 2, xml_text(title))
+                     kWidth / 2, detail::markup_text(title))
       << fmt::format("<text x=\"{}\" y=\"42\" fill=\"#555\" text-anchor=\"middle\">{}</text>\n",
-                     kWidth / 2, xml_text(summary))
+                     kWidth / 2, detail::markup_text(summary))
       << fmt::format(
              "<rect x=\"{}\" y=\"50\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" "
              "y=\"59\" fill=\"#555\">functions chosen for timing; hover a frame for its time{}"
@@ -200,8 +154,8 @@ void write_flamegraph_svg(const sampling::Profile& profile, const ExportOptions&
     }
     const double share = 100.0 * static_cast<double>(weight.samples) / total;
     out << "<g class=\"f\"><title>"
-        << xml_text(fmt::format("{} — {} ({:.2f}%), {} samples", label,
-                                format_seconds(weight.seconds), share, weight.samples))
+        << detail::markup_text(fmt::format("{} — {} ({:.2f}%), {} samples", label,
+                                           format_seconds(weight.seconds), share, weight.samples))
         << "</title>"
         << fmt::format(
                "<rect x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{}\" "
@@ -210,9 +164,10 @@ void write_flamegraph_svg(const sampling::Profile& profile, const ExportOptions&
     const size_t fits = static_cast<size_t>(std::max(0.0, (width - 6) / kCharWidth));
     if (fits >= 3) {
       std::string shown = char_count(label) <= fits ? label : first_chars(label, fits - 2) + "..";
-      out << fmt::format(
-          "<text x=\"{:.2f}\" y=\"{:.1f}\"{}>{}</text>", x + 3, y + kFrameHeight - 4.5,
-          chosen.empty() || colour != kChosenColour ? "" : " fill=\"#fff\"", xml_text(shown));
+      out << fmt::format("<text x=\"{:.2f}\" y=\"{:.1f}\"{}>{}</text>", x + 3,
+                         y + kFrameHeight - 4.5,
+                         chosen.empty() || colour != kChosenColour ? "" : " fill=\"#fff\"",
+                         detail::markup_text(shown));
     }
     out << "</g>\n";
   }

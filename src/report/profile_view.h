@@ -26,6 +26,11 @@ struct ProfileView {
 
 ProfileView make_view(const sampling::Profile& profile, bool merge_lines);
 
+// Text for HTML and XML (the flame graph page, the SVG): markup characters escaped, control
+// characters and bytes that are not UTF-8 (a name read from a target may hold anything)
+// replaced, so the document always parses.
+std::string markup_text(const std::string& text);
+
 // "qualname (file:line)", or "qualname (file)" when lines are merged (line 0).
 std::string frame_label(const sampling::FrameInfo& frame);
 

@@ -91,13 +91,15 @@ def test_failed_write_keeps_the_recording(spyglass_bin, demo_app, tmp_path):
     saved = tmp_path / "tmp"
     saved.mkdir()
     process = subprocess.Popen(
-        [spyglass_bin, "record", "-p", str(demo_app.pid), "-f", "heavy_computation", "-d", "2",
+        [spyglass_bin, "record", "-p", str(demo_app.pid), "-f", "heavy_computation",
          "-o", str(folder / "flame.html")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=dict(os.environ, TMPDIR=str(saved)))
     try:
         first = process.stderr.readline()
         assert "recording process %d" % demo_app.pid in first, first
         folder.rmdir()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
