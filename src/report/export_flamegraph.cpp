@@ -11,7 +11,6 @@
 #include "report/flamegraph_assets.h"
 #include "report/profile_view.h"
 #include "report/results.h"
-#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -159,27 +158,7 @@ constexpr const char* kPageScript = R"js(
 void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions& options,
                            std::ostream& out) {
   const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
-  std::vector<sampling::FunctionPattern> patterns;
-  if (!options.is_chosen) {
-    for (const std::string& text : profile.chosen) {
-      try {
-        patterns.emplace_back(text);
-      } catch (const std::exception&) {
-        // A malformed pattern highlights nothing; the results report it.
-      }
-    }
-  }
-  std::vector<bool> chosen(view.frames.size(), false);
-  for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
-    const FrameInfo& frame = view.frames.get(id);
-    if (options.is_chosen) {
-      chosen[id] = options.is_chosen(frame);
-    } else {
-      for (const auto& pattern : patterns) {
-        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
-      }
-    }
-  }
+  const std::vector<bool> chosen = detail::chosen_frames(view, profile, options);
   const std::string title = options.title.empty() ? "spyglass flame graph" : options.title;
   const auto& run = profile.run;
   std::string summary = fmt::format(

@@ -69,17 +69,7 @@ struct Placed {
 void write_flamegraph_svg(const sampling::Profile& profile, const ExportOptions& options,
                           std::ostream& out) {
   const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
-  std::vector<bool> chosen(view.frames.size(), false);
-  for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
-    const FrameInfo& frame = view.frames.get(id);
-    if (options.is_chosen) {
-      chosen[id] = options.is_chosen(frame);
-    } else {
-      for (const std::string& pattern : profile.chosen) {
-        if (frame_matches_pattern(frame, pattern)) chosen[id] = true;
-      }
-    }
-  }
+  const std::vector<bool> chosen = detail::chosen_frames(view, profile, options);
 
   // Place the frames wide enough to see, depth first with an explicit stack (stacks can be
   // thousands of frames deep).

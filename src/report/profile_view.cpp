@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "sampling/function_pattern.h"
+
 namespace spyglass::report::detail {
 
 using sampling::FrameId;
@@ -53,6 +55,32 @@ std::string markup_text(const std::string& text) {
     }
   }
   return out;
+}
+
+std::vector<bool> chosen_frames(const ProfileView& view, const sampling::Profile& profile,
+                                const ExportOptions& options) {
+  std::vector<sampling::FunctionPattern> patterns;
+  if (!options.is_chosen) {
+    for (const std::string& text : profile.chosen) {
+      try {
+        patterns.emplace_back(text);
+      } catch (const std::exception&) {
+        // A malformed pattern highlights nothing; the results report it.
+      }
+    }
+  }
+  std::vector<bool> chosen(view.frames.size(), false);
+  for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
+    const FrameInfo& frame = view.frames.get(id);
+    if (options.is_chosen) {
+      chosen[id] = options.is_chosen(frame);
+    } else {
+      for (const auto& pattern : patterns) {
+        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
+      }
+    }
+  }
+  return chosen;
 }
 
 std::string frame_label(const FrameInfo& frame) {
