@@ -1,6 +1,8 @@
 // One-shot forms for scripts: `spyglass record -p PID ...` and `spyglass run ... -- cmd args`.
 #include <dirent.h>
 #include <fmt/format.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,6 +291,33 @@ std::unique_ptr<Session> attach_when_ready(pid_t child, const ProfileOptions& op
   }
 }
 
+// The exit status of `child`, once it has exited. With --blocking the sampling thread
+// ptraces the child, and the kernel reports those ptrace stops to every thread of spyglass that
+// waits for the child, whatever the wait's options: a blocking waitpid here took the stops
+// meant for the sampler, which then waited for ever. So wait for the exit alone first (a pidfd
+// becomes readable only then; /proc tells on kernels before 5.3), then reap it. The sampler
+// never reaps the child's main thread (thread_pauser.cpp), so the status is still here.
+int wait_for_exit(pid_t child) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  if (pidfd >= 0) {
+    pollfd pfd{pidfd, POLLIN, 0};
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+    }
+    close(pidfd);
+  } else {
+    for (;;) {
+      auto stat = process::read_thread_stat(child, child);
+      if (!stat || stat->state == 'Z' || stat->state == 'X') break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  siginfo_t info{};
+  while (waitid(P_PID, static_cast<id_t>(child), &info, WEXITED) != 0 && errno == EINTR) {
+  }
+  if (info.si_code == CLD_EXITED) return W_EXITCODE(info.si_status, 0);
+  return W_EXITCODE(0, info.si_status);
+}
+
 int run_run(RunOptions& opt) {
   resolve(opt.profile);
   if (opt.command.empty())
@@ -311,10 +340,7 @@ int run_run(RunOptions& opt) {
   std::atomic<bool> exited{false};
   int exit_status = 0;
   std::thread reaper([&] {
-    int st = 0;
-    while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
-    }
-    exit_status = st;
+    exit_status = wait_for_exit(child);
     exited = true;
   });
   int rc = 0;
