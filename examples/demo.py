@@ -66,6 +66,12 @@ def main():
     if not (os.path.isfile(spyglass) and os.access(spyglass, os.X_OK)):
         return fail("no spyglass command at %s: build it first (make build)" % spyglass)
     app_path = os.path.join(HERE, "demo_app.py")
+    # The command as the reader can type it from here: build/spyglass after `make demo`.
+    shown = os.path.relpath(spyglass)
+    if shown.startswith(".."):
+        shown = spyglass
+    elif os.sep not in shown:
+        shown = os.path.join(".", shown)
     try:
         app = subprocess.Popen([args.python, app_path], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE)
@@ -78,7 +84,7 @@ def main():
         command = [spyglass, "record", "-p", str(pid), "-f"] + FUNCTIONS + [
             "--duration", "%g" % args.duration]
         print("Example program %s is running as process %d." % (os.path.basename(app_path), pid))
-        print("$ spyglass " + " ".join(command[1:]), flush=True)
+        print("$ %s %s" % (shown, " ".join(command[1:])), flush=True)
         try:
             result = subprocess.run(command, stdin=subprocess.DEVNULL,
                                     timeout=args.duration + 60, check=False)
@@ -93,9 +99,9 @@ def main():
                         % app.returncode)
     finally:
         stop(app)
-    print("\nTry it interactively: start `%s %s` in one terminal and run "
-          "`spyglass attach PID` in another." % (os.path.basename(args.python),
-                                                 os.path.relpath(app_path)))
+    print("\nTry it interactively: start `%s %s` in one terminal (it prints its PID) and run "
+          "`%s attach PID` in another, then type `help`." % (
+              os.path.basename(args.python), os.path.relpath(app_path), shown))
     return 0
 
 

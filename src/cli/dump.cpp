@@ -4,10 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/output.h"
+#include "common/error.h"
 #include "cpython/capture.h"
 #include "cpython/target.h"
-#include "process/error.h"
 
 namespace spyglass::cli {
 namespace {
@@ -15,17 +16,50 @@ namespace {
 struct DumpOptions {
   int pid = 0;
   bool json = false;
+  bool locals = false;
   std::string capture;  // developers: save the memory image of the walk here
 };
 
-nlohmann::json thread_json(const cpython::ThreadStack& t, const std::string& name) {
+// Bounds of --locals: a frame with thousands of variables, or a huge string, stays readable.
+constexpr size_t kMaxLocalsPerFrame = 32;
+
+// Each frame's local variables, when asked: read after the walk, each checked (the target runs
+// on meanwhile: a variable caught mid-change shows as unreadable, never as garbage).
+struct FrameLocals {
+  std::vector<cpython::LocalVariable> variables;
+  size_t more = 0;
+};
+
+std::vector<std::vector<FrameLocals>> read_locals(cpython::Target& target,
+                                                  const std::vector<cpython::ThreadStack>& stacks) {
+  std::vector<std::vector<FrameLocals>> out(stacks.size());
+  for (size_t t = 0; t < stacks.size(); ++t) {
+    for (const auto& f : stacks[t].frames) {
+      FrameLocals locals;
+      locals.variables = target.objects().locals(f, kMaxLocalsPerFrame, locals.more);
+      out[t].push_back(std::move(locals));
+    }
+  }
+  return out;
+}
+
+nlohmann::json thread_json(const cpython::ThreadStack& t, const std::string& name,
+                           const std::vector<FrameLocals>* locals) {
   nlohmann::json frames = nlohmann::json::array();
-  for (const auto& f : t.frames) {
-    frames.push_back({{"function", f.code->qualname},
-                      {"name", f.code->name},
-                      {"file", f.code->filename},
-                      {"line", f.line},
-                      {"first_line", f.code->firstlineno}});
+  for (size_t i = 0; i < t.frames.size(); ++i) {
+    const auto& f = t.frames[i];
+    nlohmann::json frame{{"function", f.code->qualname},
+                         {"name", f.code->name},
+                         {"file", f.code->filename},
+                         {"line", f.line},
+                         {"first_line", f.code->firstlineno}};
+    if (locals && i < locals->size()) {
+      nlohmann::json variables = nlohmann::json::object();
+      for (const auto& v : (*locals)[i].variables) variables[v.name] = v.value;
+      frame["locals"] = std::move(variables);
+      if ((*locals)[i].more) frame["locals_left_out"] = (*locals)[i].more;
+    }
+    frames.push_back(std::move(frame));
   }
   return {{"thread_id", t.thread_id},
           {"native_id", t.native_id ? nlohmann::json(t.native_id) : nlohmann::json()},
@@ -51,11 +85,22 @@ int run_dump(const DumpOptions& opt) {
                             "not check out; try again",
                             opt.pid));
   }
+  std::vector<std::vector<FrameLocals>> locals;
+  if (opt.locals) {
+    if (!target.objects().supported()) {
+      throw Error(ErrorKind::kUnsupported,
+                  fmt::format("--locals is not supported for Python {} yet",
+                              target.runtime().layout.version.str()));
+    }
+    locals = read_locals(target, stacks);
+  }
   auto names = target.thread_names(stacks);
   const auto& rt = target.runtime();
   if (opt.json) {
     nlohmann::json threads = nlohmann::json::array();
-    for (size_t i = 0; i < stacks.size(); ++i) threads.push_back(thread_json(stacks[i], names[i]));
+    for (size_t i = 0; i < stacks.size(); ++i) {
+      threads.push_back(thread_json(stacks[i], names[i], opt.locals ? &locals[i] : nullptr));
+    }
     nlohmann::json doc = {{"pid", opt.pid},
                           {"python",
                            {{"version", rt.layout.version.str()},
@@ -66,8 +111,8 @@ int run_dump(const DumpOptions& opt) {
     write_stdout(doc.dump(2) + "\n");
     return 0;
   }
-  std::string out = fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(),
-                                rt.binary);
+  std::string out =
+      fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(), rt.binary);
   for (size_t i = 0; i < stacks.size(); ++i) {
     const auto& t = stacks[i];
     out += "\n";
@@ -76,9 +121,15 @@ int run_dump(const DumpOptions& opt) {
     if (!names[i].empty()) out += fmt::format(" \"{}\"", names[i]);
     if (t.holds_gil) out += " (holds the GIL)";
     out += t.frames.empty() ? " (no Python frames)\n" : "\n";
-    for (const auto& f : t.frames) {
+    for (size_t j = 0; j < t.frames.size(); ++j) {
+      const auto& f = t.frames[j];
       out += fmt::format("  File \"{}\", line {}, in {}\n", f.code->filename, f.line,
                          f.code->qualname);
+      if (!opt.locals) continue;
+      for (const auto& v : locals[i][j].variables) {
+        out += fmt::format("      {} = {}\n", v.name, v.value);
+      }
+      if (locals[i][j].more) out += fmt::format("      ... and {} more\n", locals[i][j].more);
     }
     if (t.truncated) out += "  ... (stack truncated: too deep or changed while read)\n";
   }
@@ -91,8 +142,10 @@ int run_dump(const DumpOptions& opt) {
 Runner add_dump_command(CLI::App& app) {
   auto opt = std::make_shared<DumpOptions>();
   auto* cmd = app.add_subcommand("dump", "Print each thread's current Python stack");
-  cmd->add_option("pid", opt->pid, "Process id of the Python program")->required();
+  add_pid_option(*cmd, opt->pid);
   cmd->add_flag("--json", opt->json, "Print JSON instead of text");
+  cmd->add_flag("--locals", opt->locals,
+                "Also show each frame's local variables (short values, at most 32 a frame)");
   cmd->add_option("--capture", opt->capture,
                   "Save the memory the walk reads to FILE (for tests and benchmarks)")
       ->group("Developer");

@@ -1,54 +1,179 @@
 // `spyglass attach PID --exact`: the same prompt, driving exact mode inside the target over its
 // control socket (docs/protocol.md). The program must have opened it: spyglass.listen() or
-// SPYGLASS_LISTEN=1.
-#include <editline/readline.h>
+// SPYGLASS_LISTEN=1. Its commands are a table like the sampling prompt's (command_table.h).
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <iostream>
-#include <sstream>
-
+#include "cli/command_table.h"
 #include "cli/commands.h"
+#include "cli/line_reader.h"
 #include "cli/output.h"
+#include "cli/signals.h"
+#include "common/error.h"
 #include "extension/protocol_client.h"
-#include "process/error.h"
 #include "process/maps.h"
 #include "report/results.h"
 
 namespace spyglass::cli {
 namespace {
 
-std::vector<std::string> words_of(const std::string& line) {
-  std::istringstream in(line);
-  std::vector<std::string> words;
-  for (std::string w; in >> w;) words.push_back(w);
-  return words;
-}
+using Takes = CommandOption::Takes;
 
-const char* kExactHelp =
-    "Commands (exact mode):\n"
-    "  start [FUNC...]     start timing (the chosen functions plus these)\n"
-    "  stop                stop timing and print the results\n"
-    "  add FUNC...         choose more functions, also while running\n"
-    "  remove FUNC...      stop timing these\n"
-    "  results [--json]    the figures so far\n"
-    "  reset               zero the figures\n"
-    "  status              state, backend, clock, chosen functions\n"
-    "  help, exit\n";
-
-// Reads one line: libedit on a terminal, plain stdin otherwise. False at end of input.
-bool read_line(bool interactive, std::string& line) {
-  if (interactive) {
-    char* raw = readline("spyglass (exact)> ");
-    if (!raw) return false;
-    line = raw;
-    std::free(raw);
-    if (!words_of(line).empty()) add_history(line.c_str());
-    return true;
+class ExactPrompt {
+ public:
+  ExactPrompt(int pid, std::unique_ptr<exact::ControlClient> client, bool unicode)
+      : pid_(pid), client_(std::move(client)), unicode_(unicode) {
+    add_commands();
   }
-  return static_cast<bool>(std::getline(std::cin, line));
-}
+
+  nlohmann::json call(const nlohmann::json& request) {
+    nlohmann::json reply;
+    try {
+      reply = client_->request(request);
+    } catch (const std::exception& e) {
+      throw Error(ErrorKind::kNoSuchProcess,
+                  fmt::format("the connection to process {} ended: {}", pid_, e.what()));
+    }
+    if (!reply.value("ok", false)) {
+      throw Error(ErrorKind::kUsage, reply.value("error", std::string("request refused")));
+    }
+    return reply;
+  }
+
+  int run(const std::vector<std::string>& functions) {
+    auto status = call({{"command", "status"}});
+    write_stdout(fmt::format("Attached to process {} in exact mode (Python {}, {}). Type 'help'.\n",
+                             pid_, status.value("python", std::string("?")),
+                             status.value("backend", std::string("?"))));
+    if (!functions.empty()) {
+      call({{"command", "add"}, {"functions", functions}});
+      write_stdout("chosen: " + nlohmann::json(functions).dump() + "; 'start' to begin\n");
+    }
+    install_stop_signals();
+    LineReader reader("spyglass (exact)> ", isatty(STDIN_FILENO) != 0,
+                      [this](const std::string& text, bool first) {
+                        return first ? commands_.complete(text) : std::vector<std::string>{};
+                      });
+    reader.run([this](const std::string& line) { return execute(line); }, -1);
+    return exit_code_;
+  }
+
+ private:
+  bool execute(const std::string& line) {
+    try {
+      commands_.execute(line);
+    } catch (const Error& e) {
+      write_stdout(fmt::format("error: {}\n", e.what()));
+      if (e.kind() == ErrorKind::kNoSuchProcess) {
+        exit_code_ = e.exit_code();
+        done_ = true;
+      }
+    }
+    return !done_;
+  }
+
+  void check_pid(const CommandArgs& a) {
+    if (auto pid = a.value("--pid"); pid && *pid != std::to_string(pid_)) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("start -p {}: this prompt is attached to process {}; leave "
+                              "('exit') and run 'spyglass attach {} --exact'",
+                              *pid, pid_, *pid));
+    }
+  }
+
+  void change(const std::string& command, const std::vector<std::string>& functions) {
+    if (command != "start" && functions.empty()) {
+      throw Error(ErrorKind::kUsage, fmt::format("{}: name at least one function", command));
+    }
+    auto reply = call({{"command", command}, {"functions", functions}});
+    write_stdout(fmt::format("{}: chosen {}\n", command, reply["functions"].dump()));
+  }
+
+  void show(const std::string& command, bool json) {
+    auto reply = call({{"command", command}, {"unicode", unicode_}, {"table", !json}});
+    write_stdout(json ? reply["results"].dump(2) + "\n" : reply.value("table", std::string()));
+  }
+
+  void add_commands() {
+    const CommandOption functions{"-f,--function", Takes::kList, "FUNC"};
+    commands_.add({"start",
+                   {},
+                   {{"-p,--pid", Takes::kValue, "PID"}, functions},
+                   "[FUNC...]",
+                   0,
+                   SIZE_MAX,
+                   "start timing (the chosen functions plus these)",
+                   [this](const CommandArgs& a) {
+                     check_pid(a);
+                     change("start", a.list_and_positionals("--function"));
+                   }});
+    commands_.add({"stop",
+                   {},
+                   {{"--json", Takes::kNothing, ""}},
+                   "",
+                   0,
+                   0,
+                   "stop timing and print the results",
+                   [this](const CommandArgs& a) { show("stop", a.has("--json")); }});
+    commands_.add(
+        {"add",
+         {},
+         {functions},
+         "FUNC...",
+         0,
+         SIZE_MAX,
+         "choose more functions, also while running",
+         [this](const CommandArgs& a) { change("add", a.list_and_positionals("--function")); }});
+    commands_.add(
+        {"remove",
+         {"rm"},
+         {functions},
+         "FUNC...",
+         0,
+         SIZE_MAX,
+         "stop timing these",
+         [this](const CommandArgs& a) { change("remove", a.list_and_positionals("--function")); }});
+    commands_.add({"results",
+                   {},
+                   {{"--json", Takes::kNothing, ""}},
+                   "",
+                   0,
+                   0,
+                   "the figures so far",
+                   [this](const CommandArgs& a) { show("results", a.has("--json")); }});
+    commands_.add({"reset", {}, {}, "", 0, 0, "zero the figures", [this](const CommandArgs&) {
+                     call({{"command", "reset"}});
+                     write_stdout("reset: figures zeroed\n");
+                   }});
+    commands_.add({"status",
+                   {},
+                   {},
+                   "",
+                   0,
+                   0,
+                   "state, backend, clock, chosen functions",
+                   [this](const CommandArgs&) {
+                     auto reply = call({{"command", "status"}});
+                     write_stdout(fmt::format(
+                         "running: {}\nbackend: {}\nclock: {}\nfunctions: {}\n",
+                         reply.value("running", false), reply.value("backend", std::string("?")),
+                         reply.value("clock", std::string("?")), reply["functions"].dump()));
+                   }});
+    commands_.add({"help", {"?"}, {}, "", 0, 0, "this list", [this](const CommandArgs&) {
+                     write_stdout("(exact mode) " + commands_.help());
+                   }});
+    commands_.add({"exit", {"quit", "q"}, {}, "", 0, 0, "leave", [this](const CommandArgs&) {
+                     done_ = true;
+                   }});
+  }
+
+  int pid_;
+  std::unique_ptr<exact::ControlClient> client_;
+  bool unicode_;
+  CommandTable commands_;
+  bool done_ = false;
+  int exit_code_ = 0;
+};
 
 }  // namespace
 
@@ -69,67 +194,8 @@ int run_exact_attach(int pid, const ProfileOptions& options) {
                             pid, e.what()));
   }
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
-  auto call = [&](const nlohmann::json& request) {
-    nlohmann::json reply;
-    try {
-      reply = client->request(request);
-    } catch (const std::exception& e) {
-      throw Error(ErrorKind::kNoSuchProcess,
-                  fmt::format("the connection to process {} ended: {}", pid, e.what()));
-    }
-    if (!reply.value("ok", false)) {
-      throw Error(ErrorKind::kUsage, reply.value("error", std::string("request refused")));
-    }
-    return reply;
-  };
-  auto status = call({{"command", "status"}});
-  write_stdout(fmt::format("Attached to process {} in exact mode (Python {}, {}). Type 'help'.\n",
-                           pid, status.value("python", std::string("?")),
-                           status.value("backend", std::string("?"))));
-  if (!options.functions.empty()) {
-    call({{"command", "add"}, {"functions", options.functions}});
-    write_stdout("chosen: " + nlohmann::json(options.functions).dump() + "; 'start' to begin\n");
-  }
-  const bool interactive = isatty(STDIN_FILENO) != 0;
-  std::string line;
-  while (read_line(interactive, line)) {
-    auto words = words_of(line);
-    if (words.empty()) continue;
-    std::string cmd = words[0];
-    std::vector<std::string> args(words.begin() + 1, words.end());
-    try {
-      if (cmd == "exit" || cmd == "quit") break;
-      if (cmd == "help") {
-        write_stdout(kExactHelp);
-      } else if (cmd == "results" || cmd == "stop") {
-        bool json = !args.empty() && args[0] == "--json";
-        auto reply = call({{"command", cmd}, {"unicode", unicode}, {"table", !json}});
-        write_stdout(json ? reply["results"].dump(2) + "\n" : reply.value("table", std::string()));
-      } else if (cmd == "start" || cmd == "add" || cmd == "remove") {
-        if (cmd != "start" && args.empty()) {
-          throw Error(ErrorKind::kUsage, fmt::format("{}: name at least one function", cmd));
-        }
-        auto reply = call({{"command", cmd}, {"functions", args}});
-        write_stdout(fmt::format("{}: chosen {}\n", cmd, reply["functions"].dump()));
-      } else if (cmd == "reset") {
-        call({{"command", "reset"}});
-        write_stdout("reset: figures zeroed\n");
-      } else if (cmd == "status") {
-        auto reply = call({{"command", "status"}});
-        write_stdout(fmt::format("running: {}\nbackend: {}\nclock: {}\nfunctions: {}\n",
-                                 reply.value("running", false),
-                                 reply.value("backend", std::string("?")),
-                                 reply.value("clock", std::string("?")),
-                                 reply["functions"].dump()));
-      } else {
-        write_stdout(fmt::format("error: unknown command '{}'; type 'help' for the list\n", cmd));
-      }
-    } catch (const Error& e) {
-      write_stdout(fmt::format("error: {}\n", e.what()));
-      if (e.kind() == ErrorKind::kNoSuchProcess) return e.exit_code();
-    }
-  }
-  return 0;
+  ExactPrompt prompt(pid, std::move(client), unicode);
+  return prompt.run(options.functions);
 }
 
 }  // namespace spyglass::cli

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "process/error.h"
+#include "common/error.h"
 
 int main(int argc, char** argv) {
   // Output to a closed pipe ends quietly: writes fail with EPIPE instead of killing us.

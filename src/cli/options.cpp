@@ -1,19 +1,26 @@
 #include "cli/options.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
-#include <toml++/toml.h>
 
-#include "process/error.h"
+#include "common/error.h"
+#include "common/text.h"
 
 namespace spyglass::cli {
 namespace {
 
+struct Config {
+  toml::table table;
+  std::string source;  // the file (and table) it came from, for warnings
+};
+
 // The config table: a file given with --config, else ./spyglass.toml, else [tool.spyglass] of
 // ./pyproject.toml. Empty when there is none.
-toml::table load_config(const std::string& explicit_path) {
+Config load_config(const std::string& explicit_path) {
   namespace fs = std::filesystem;
   auto parse = [](const std::string& path) {
     try {
@@ -28,15 +35,30 @@ toml::table load_config(const std::string& explicit_path) {
       throw Error(ErrorKind::kUsage, fmt::format("config file {} does not exist", explicit_path));
     }
     toml::table t = parse(explicit_path);
-    if (auto* tool = t["tool"]["spyglass"].as_table()) return *tool;
-    return t;
+    if (auto* tool = t["tool"]["spyglass"].as_table()) {
+      return {*tool, explicit_path + " [tool.spyglass]"};
+    }
+    return {t, explicit_path};
   }
-  if (fs::exists("spyglass.toml")) return parse("spyglass.toml");
+  if (fs::exists("spyglass.toml")) return {parse("spyglass.toml"), "spyglass.toml"};
   if (fs::exists("pyproject.toml")) {
     toml::table t = parse("pyproject.toml");
-    if (auto* tool = t["tool"]["spyglass"].as_table()) return *tool;
+    if (auto* tool = t["tool"]["spyglass"].as_table()) {
+      return {*tool, "pyproject.toml [tool.spyglass]"};
+    }
   }
   return {};
+}
+
+void warn_unknown_keys(const Config& config) {
+  const auto& known = config_keys();
+  for (const auto& [key, value] : config.table) {
+    const std::string name(key.str());
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string closest = closest_word(name, known);
+    fmt::print(stderr, "spyglass: warning: {}: unknown key '{}'{}; it is ignored\n", config.source,
+               name, closest.empty() ? "" : fmt::format(" (did you mean '{}'?)", closest));
+  }
 }
 
 template <typename T>
@@ -61,8 +83,9 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
   cmd.add_flag("--blocking", opt.blocking, "Pause the target's threads for each sample");
   cmd.add_flag("--no-realtime", opt.no_realtime,
                "Do not ask for real-time scheduling of the sampling thread");
-  cmd.add_option("--config", opt.config, "TOML config file (default: spyglass.toml or "
-                                         "[tool.spyglass] in pyproject.toml)");
+  cmd.add_option("--config", opt.config,
+                 "TOML config file (default: spyglass.toml or "
+                 "[tool.spyglass] in pyproject.toml)");
   cmd.add_flag("--per-thread", opt.per_thread, "Show a row per thread under each function");
   cmd.add_flag("--ascii", opt.ascii, "Plain ASCII table");
   if (with_output) {
@@ -76,8 +99,28 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
   }
 }
 
+const std::vector<std::string>& config_keys() {
+  static const std::vector<std::string> keys = {
+      "functions", "rate",     "interval",   "mode",  "blocking", "no_realtime", "format",
+      "output",    "duration", "per_thread", "ascii", "tree",     "merge_lines"};
+  return keys;
+}
+
+void add_pid_option(CLI::App& cmd, int& pid) {
+  auto* positional = cmd.add_option("pid", pid, "Process id of the Python program");
+  auto* option = cmd.add_option("-p,--pid", pid, "The same, as an option");
+  positional->excludes(option);
+  cmd.callback([&cmd, &pid] {
+    if (pid == 0) {
+      throw CLI::RequiredError(fmt::format("{}: the process id (PID or -p PID)", cmd.get_name()));
+    }
+  });
+}
+
 void resolve(ProfileOptions& opt) {
-  toml::table config = load_config(opt.config);
+  Config loaded = load_config(opt.config);
+  warn_unknown_keys(loaded);
+  const toml::table& config = loaded.table;
   if (opt.functions.empty()) {
     if (auto* list = config["functions"].as_array()) {
       for (const auto& item : *list) {
@@ -93,6 +136,7 @@ void resolve(ProfileOptions& opt) {
   }
   fill(opt.mode, config, "mode");
   fill(opt.blocking, config, "blocking");
+  fill(opt.no_realtime, config, "no_realtime");
   fill(opt.format, config, "format");
   fill(opt.output, config, "output");
   fill(opt.duration, config, "duration");

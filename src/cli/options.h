@@ -33,7 +33,14 @@ struct ProfileOptions {
 };
 
 void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output);
+// The target's process id, as `PID` or `-p/--pid PID` (every command takes both); parsing fails
+// when neither is given.
+void add_pid_option(CLI::App& cmd, int& pid);
 // Merges the config file under the command line's values and checks them. Throws Error(kUsage).
+// Keys the config file has but spyglass does not know are warned about on stderr, with the
+// closest known key.
 void resolve(ProfileOptions& opt);
+// The keys a config file may hold.
+const std::vector<std::string>& config_keys();
 
 }  // namespace spyglass::cli

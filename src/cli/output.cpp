@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::cli {
 
@@ -30,7 +30,8 @@ bool write_stdout(const std::string& text) {
 void write_file(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(ErrorKind::kIo, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  if (!f)
+    throw Error(ErrorKind::kIo, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   ok = (std::fclose(f) == 0) && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -1,67 +1,28 @@
 // `spyglass attach PID`: the interactive profiler. A prompt with line editing, history and
-// completion (libedit); profiling runs in the background while commands are read.
-#include <editline/readline.h>
+// completion; profiling runs in the background while commands are read. The commands are one
+// table (cli/command_table.h), as are those of `attach --exact` (exact_attach.cpp).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <map>
-#include <set>
-#include <sstream>
 
+#include "cli/command_table.h"
 #include "cli/commands.h"
+#include "cli/line_reader.h"
 #include "cli/options.h"
 #include "cli/output.h"
 #include "cli/session.h"
 #include "cli/signals.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
-#include "sampling/function_stats.h"
 
 namespace spyglass::cli {
 namespace {
-
-struct CommandHelp {
-  const char* name;
-  const char* args;
-  const char* help;
-};
-
-const CommandHelp kCommands[] = {
-    {"start", "", "start (or resume) profiling"},
-    {"stop", "", "stop profiling (results are kept)"},
-    {"add", "FUNC...", "choose more functions (patterns: name, Class.method, module:qualname, "
-                       "file.py:name, globs)"},
-    {"remove", "FUNC...", "stop showing these functions"},
-    {"results", "[--json] [--per-thread]", "the results so far (also while running)"},
-    {"tree", "[FUNC]", "call paths into each chosen function and what it spends its time in"},
-    {"export", "FILE [FORMAT]",
-     "write flamegraph (.html), speedscope, collapsed, pprof, chrome, json or table"},
-    {"watch", "[SECONDS]", "refresh the results every second until Enter"},
-    {"reset", "", "forget everything gathered so far"},
-    {"rate", "[HZ]", "show or change the sampling rate (also while running)"},
-    {"interval", "SECONDS", "change the sampling rate as an interval"},
-    {"mode", "[wall|cpu|gil]", "show or change what is counted"},
-    {"status", "", "state, rate achieved, samples, late or missed samples, functions"},
-    {"functions", "[PATTERN] [N]", "the functions seen so far, heaviest first"},
-    {"threads", "", "the target's threads and what they are running"},
-    {"help", "", "this list"},
-    {"exit", "", "leave (prints the final results)"},
-};
-
-std::vector<std::string> split_words(const std::string& line) {
-  std::istringstream in(line);
-  std::vector<std::string> words;
-  for (std::string w; in >> w;) words.push_back(w);
-  return words;
-}
 
 double parse_number(const std::string& text, const char* what) {
   char* end = nullptr;
@@ -73,283 +34,349 @@ double parse_number(const std::string& text, const char* what) {
   return v;
 }
 
-class Prompt;
-Prompt* g_prompt = nullptr;  // for libedit's C callbacks
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+void say(const std::string& text) {
+  write_stdout(text + "\n");
+}
+
+using Takes = CommandOption::Takes;
+const CommandOption kFunctionList{"-f,--function", Takes::kList, "FUNC"};
+constexpr size_t kAny = SIZE_MAX;
 
 class Prompt {
  public:
-  Prompt(Session& session, bool interactive) : session_(session), interactive_(interactive) {
+  Prompt(Session& session, bool interactive)
+      : session_(session),
+        reader_("spyglass> ", interactive,
+                [this](const std::string& text, bool first) { return complete(text, first); }) {
     if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
       throw Error(ErrorKind::kIo, fmt::format("pipe: {}", std::strerror(errno)));
     }
-    session_.sampler().on_exit([this] {
+    session_.on_exit([this] {
       char c = 'x';
       (void)!::write(wake_[1], &c, 1);
     });
+    add_commands();
   }
   ~Prompt() {
-    session_.sampler().on_exit(nullptr);
+    session_.on_exit(nullptr);
     ::close(wake_[0]);
     ::close(wake_[1]);
   }
 
   int run() {
-    g_prompt = this;
     install_stop_signals();
-    say(fmt::format("Attached to process {} (Python {}). Type 'help' for commands.",
-                    session_.target().pid(), session_.target().runtime().layout.version.str()));
+    say(fmt::format("Attached to process {} (Python {}). Type 'help' for commands.", session_.pid(),
+                    session_.python_version()));
     if (!session_.functions().empty()) {
       say(fmt::format("Chosen: {}. Type 'start' to begin.", join(session_.functions())));
     }
-    if (interactive_) setup_readline();
-    while (!done_) {
-      pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-      int n = ::poll(fds, 2, -1);
-      if (stop_requested()) {
-        clear_stop_request();
+    auto end = reader_.run([this](const std::string& line) { return execute(line); }, wake_[0]);
+    switch (end) {
+      case LineReader::End::kHandler:
+        break;  // finished by a command
+      case LineReader::End::kEndOfInput:
+        if (reader_.interactive()) say("");
+        finish("end of input");
+        break;
+      case LineReader::End::kInterrupted:
         say("");
         finish("interrupted");
         break;
-      }
-      if (n < 0) continue;
-      if (fds[1].revents & POLLIN) {
+      case LineReader::End::kWoken:
         finish("target exited");
         break;
-      }
-      if (fds[0].revents & (POLLIN | POLLHUP)) {
-        if (interactive_) {
-          rl_callback_read_char();
-        } else if (!read_plain_lines()) {
-          finish("end of input");
-        }
-      }
     }
-    if (interactive_) {
-      rl_callback_handler_remove();
-      if (!history_file_.empty()) write_history(history_file_.c_str());
-    }
-    g_prompt = nullptr;
-    return exit_code_;
-  }
-
-  // Called by libedit with each line (nullptr at end of input).
-  void on_line(char* line) {
-    if (!line) {
-      say("");
-      finish("end of input");
-      return;
-    }
-    std::string text(line);
-    std::free(line);
-    if (!split_words(text).empty()) add_history(text.c_str());
-    execute(text);
-    // libedit leaves its unbuffered (character at a time) mode before calling us; without
-    // this the next prompt would only be drawn once the next line had been typed.
-    if (!done_) install_line_handler();
-  }
-
-  std::vector<std::string> completions(const std::string& text, bool first_word) {
-    std::vector<std::string> out;
-    if (first_word) {
-      for (const auto& c : kCommands) {
-        if (std::string(c.name).rfind(text, 0) == 0) out.push_back(c.name);
-      }
-      return out;
-    }
-    std::set<std::string> names;
-    session_.sampler().with_profile([&](const sampling::Profile& profile) {
-      for (sampling::FrameId f = 0; f < profile.frames.size(); ++f) {
-        const auto& fn = profile.frames.get(f).function;
-        if (fn.rfind(text, 0) == 0) names.insert(fn);
-      }
-    });
-    for (const auto& f : session_.functions()) {
-      if (f.rfind(text, 0) == 0) names.insert(f);
-    }
-    out.assign(names.begin(), names.end());
-    return out;
+    return 0;
   }
 
  private:
-  static std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-    return out;
-  }
-
-  void say(const std::string& text) { write_stdout(text + "\n"); }
-
-  void setup_readline() {
-    const char* home = std::getenv("HOME");
-    if (home) {
-      history_file_ = std::string(home) + "/.spyglass_history";
-      read_history(history_file_.c_str());
-    }
-    rl_attempted_completion_function = [](const char* text, int start, int) -> char** {
-      rl_attempted_completion_over = 1;
-      if (!g_prompt) return nullptr;
-      static std::vector<std::string> matches;
-      matches = g_prompt->completions(text, start == 0);
-      static size_t next;
-      next = 0;
-      return rl_completion_matches(text, [](const char*, int) -> char* {
-        return next < matches.size() ? strdup(matches[next++].c_str()) : nullptr;
-      });
-    };
-    install_line_handler();
-  }
-
-  static void install_line_handler() {
-    rl_callback_handler_install("spyglass> ", [](char* line) {
-      if (g_prompt) g_prompt->on_line(line);
-    });
-  }
-
-  // Without a terminal: whole lines from stdin, no editing. False at end of input.
-  bool read_plain_lines() {
-    char buf[4096];
-    ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-    if (n < 0) return errno == EINTR || errno == EAGAIN;
-    if (n == 0) {
-      if (!pending_.empty()) execute(std::exchange(pending_, ""));
-      return false;
-    }
-    pending_.append(buf, static_cast<size_t>(n));
-    for (size_t nl; !done_ && (nl = pending_.find('\n')) != std::string::npos;) {
-      std::string line = pending_.substr(0, nl);
-      pending_.erase(0, nl + 1);
-      execute(line);
-    }
-    return true;
+  std::vector<std::string> complete(const std::string& text, bool first_word) {
+    if (first_word) return commands_.complete(text);
+    return session_.function_names(text);
   }
 
   void finish(const std::string& why) {
     if (done_) return;
     done_ = true;
-    auto& sampler = session_.sampler();
-    bool had_data = sampler.status().samples > 0;
-    sampler.stop();
+    bool had_data = session_.status().samples > 0;
+    session_.stop();
     if (why == "target exited") {
-      say(fmt::format("\nProcess {} has exited. Final results:", session_.target().pid()));
+      say(fmt::format("\nProcess {} has exited. Final results:", session_.pid()));
     } else if (had_data) {
       say("Final results:");
     }
-    if (had_data || why == "target exited") say(session_.render("table"));
+    if (had_data || why == "target exited") write_stdout(session_.table(session_.table_style()));
   }
 
-  void execute(const std::string& line) {
-    auto words = split_words(line);
-    if (words.empty()) return;
-    const std::string cmd = words[0];
-    std::vector<std::string> args(words.begin() + 1, words.end());
+  // False when the prompt is done.
+  bool execute(const std::string& line) {
     try {
-      dispatch(cmd, args);
+      commands_.execute(line);
     } catch (const Error& e) {
       say(fmt::format("error: {}", e.what()));
       if (e.kind() == ErrorKind::kNoSuchProcess) finish("target exited");
     }
+    return !done_;
   }
 
-  void dispatch(const std::string& cmd, const std::vector<std::string>& args) {
-    auto& sampler = session_.sampler();
-    if (cmd == "help" || cmd == "?") {
-      std::string out = "Commands:\n";
-      for (const auto& c : kCommands) {
-        out += fmt::format("  {:<34} {}\n", fmt::format("{} {}", c.name, c.args), c.help);
+  void add_commands() {
+    commands_.add({"start",
+                   {},
+                   {{"-p,--pid", Takes::kValue, "PID"},
+                    kFunctionList,
+                    {"-t,--timeout", Takes::kValue, "SECONDS"}},
+                   "",
+                   0,
+                   0,
+                   "start (or resume) profiling; -f chooses functions, -t sets the interval",
+                   [this](const CommandArgs& a) { start(a); }});
+    commands_.add(
+        {"stop", {}, {}, "", 0, 0, "stop profiling (results are kept)", [this](const CommandArgs&) {
+           stop();
+         }});
+    commands_.add({"add",
+                   {},
+                   {kFunctionList},
+                   "FUNC...",
+                   0,
+                   kAny,
+                   "choose more functions (name, Class.method, module:qualname, file.py:name, "
+                   "globs)",
+                   [this](const CommandArgs& a) { add(a.list_and_positionals("--function")); }});
+    commands_.add({"remove",
+                   {"rm"},
+                   {kFunctionList},
+                   "FUNC...",
+                   0,
+                   kAny,
+                   "stop showing these functions",
+                   [this](const CommandArgs& a) { remove(a.list_and_positionals("--function")); }});
+    commands_.add({"results",
+                   {},
+                   {{"--json", Takes::kNothing, ""}, {"--per-thread", Takes::kNothing, ""}},
+                   "",
+                   0,
+                   0,
+                   "the results so far (also while running)",
+                   [this](const CommandArgs& a) { results(a); }});
+    commands_.add({"tree",
+                   {},
+                   {},
+                   "[FUNC]",
+                   0,
+                   1,
+                   "call paths into each chosen function and what it spends its time in",
+                   [this](const CommandArgs& a) {
+                     write_stdout(session_.tree(a.positionals.empty() ? "" : a.positionals[0]));
+                   }});
+    commands_.add({"export",
+                   {},
+                   {{"--format", Takes::kValue, "FORMAT"}},
+                   "FILE [FORMAT]",
+                   1,
+                   2,
+                   "write flamegraph (.html), svg, speedscope, collapsed, pprof, chrome, json "
+                   "or table (.txt)",
+                   [this](const CommandArgs& a) { export_to(a); }});
+    commands_.add({"watch",
+                   {},
+                   {},
+                   "[SECONDS]",
+                   0,
+                   1,
+                   "refresh the results every second until Enter",
+                   [this](const CommandArgs& a) {
+                     watch(a.positionals.empty() ? 1.0 : parse_number(a.positionals[0], "seconds"));
+                   }});
+    commands_.add({"reset",
+                   {},
+                   {},
+                   "",
+                   0,
+                   0,
+                   "forget everything gathered so far",
+                   [this](const CommandArgs&) {
+                     session_.reset();
+                     say("reset: everything gathered so far is forgotten");
+                   }});
+    commands_.add({"rate",
+                   {},
+                   {},
+                   "[HZ]",
+                   0,
+                   1,
+                   "show or change the sampling rate (also while running)",
+                   [this](const CommandArgs& a) { rate(a, false); }});
+    commands_.add({"interval",
+                   {},
+                   {},
+                   "[SECONDS]",
+                   0,
+                   1,
+                   "show or change the sampling rate as an interval",
+                   [this](const CommandArgs& a) { rate(a, true); }});
+    commands_.add({"mode",
+                   {},
+                   {},
+                   "[wall|cpu|gil]",
+                   0,
+                   1,
+                   "show or change what is counted",
+                   [this](const CommandArgs& a) { mode(a); }});
+    commands_.add({"status",
+                   {},
+                   {},
+                   "",
+                   0,
+                   0,
+                   "state, rate achieved, samples, late or missed samples, functions",
+                   [this](const CommandArgs&) { status(); }});
+    commands_.add({"functions",
+                   {},
+                   {},
+                   "[PATTERN] [N]",
+                   0,
+                   2,
+                   "the functions seen so far, heaviest first",
+                   [this](const CommandArgs& a) { functions(a.positionals); }});
+    commands_.add({"threads",
+                   {},
+                   {},
+                   "",
+                   0,
+                   0,
+                   "the target's threads and what they are running",
+                   [this](const CommandArgs&) { threads(); }});
+    commands_.add({"help", {"?"}, {}, "", 0, 0, "this list", [this](const CommandArgs&) {
+                     write_stdout(commands_.help());
+                   }});
+    commands_.add({"exit",
+                   {"quit", "q"},
+                   {},
+                   "",
+                   0,
+                   0,
+                   "leave (prints the final results)",
+                   [this](const CommandArgs&) { finish("exit"); }});
+  }
+
+  // The earlier prototype's form too: `start -p PID -f a b -t 0.02`.
+  void start(const CommandArgs& a) {
+    if (auto pid = a.value("--pid")) {
+      if (*pid != std::to_string(session_.pid())) {
+        throw Error(ErrorKind::kUsage,
+                    fmt::format("start -p {}: this prompt is attached to process {}; to profile "
+                                "process {}, leave ('exit') and run 'spyglass attach {}'",
+                                *pid, session_.pid(), *pid, *pid));
       }
-      write_stdout(out);
-    } else if (cmd == "start") {
-      if (sampler.running()) return say("already running");
-      sampler.start();
-      auto st = sampler.status();
-      say(fmt::format("profiling at {:g} Hz ({} mode){}", st.rate_hz, sampling::mode_name(st.mode),
-                      session_.functions().empty()
-                          ? "; no functions chosen yet: 'add FUNC' to choose"
-                          : ""));
-    } else if (cmd == "stop") {
-      if (!sampler.running()) return say("not running");
-      sampler.stop();
-      auto st = sampler.status();
-      say(fmt::format("stopped: {} samples over {:.2f} s; 'results' shows them", st.samples,
-                      st.profiled_seconds));
-    } else if (cmd == "add") {
-      if (args.empty()) throw Error(ErrorKind::kUsage, "add: name at least one function");
-      for (const auto& w : session_.add_functions(args)) say("warning: " + w);
-      say(fmt::format("chosen: {}", join(session_.functions())));
-    } else if (cmd == "remove" || cmd == "rm") {
-      if (args.empty()) throw Error(ErrorKind::kUsage, "remove: name at least one function");
-      for (const auto& u : session_.remove_functions(args)) {
-        say(fmt::format("warning: '{}' was not chosen", u));
-      }
-      say(fmt::format("chosen: {}",
-                      session_.functions().empty() ? "(none)" : join(session_.functions())));
-    } else if (cmd == "results") {
-      bool json = std::count(args.begin(), args.end(), "--json") > 0;
-      if (json) return write_stdout(session_.render("json")), void();
-      report::TableStyle style = session_.table_style();
-      style.per_thread = std::count(args.begin(), args.end(), "--per-thread") > 0 ||
-                         style.per_thread;
-      write_stdout(report::render_table(session_.results(), style));
-    } else if (cmd == "tree") {
-      write_stdout(session_.tree(args.empty() ? "" : args[0]));
-    } else if (cmd == "export") {
-      if (args.empty()) throw Error(ErrorKind::kUsage, "export: give a file name");
-      session_.write(args[0], args.size() > 1 ? args[1] : "");
-      say(fmt::format("wrote {}", args[0]));
-    } else if (cmd == "watch") {
-      watch(args.empty() ? 1.0 : parse_number(args[0], "seconds"));
-    } else if (cmd == "reset") {
-      sampler.reset();
-      say("reset: everything gathered so far is forgotten");
-    } else if (cmd == "rate" || cmd == "interval") {
-      if (args.empty()) {
-        auto st = sampler.status();
-        return say(fmt::format("rate {:g} Hz requested, {:.1f} Hz achieved", st.rate_hz,
-                               st.achieved_rate_hz));
-      }
-      double v = parse_number(args[0], cmd == "rate" ? "Hz" : "seconds");
-      if (cmd == "interval") {
-        if (!(v > 0)) throw Error(ErrorKind::kUsage, "the interval must be positive");
-        v = 1.0 / v;
-      }
-      sampler.set_rate(v);
-      say(fmt::format("rate set to {:g} Hz", v));
-    } else if (cmd == "mode") {
-      if (args.empty()) {
-        return say(fmt::format("mode {}", sampling::mode_name(sampler.status().mode)));
-      }
-      sampler.set_mode(sampling::parse_mode(args[0]));
-      say(fmt::format("mode set to {}", args[0]));
-    } else if (cmd == "status") {
-      status();
-    } else if (cmd == "functions") {
-      functions(args);
-    } else if (cmd == "threads") {
-      threads();
-    } else if (cmd == "exit" || cmd == "quit" || cmd == "q") {
-      finish("exit");
-    } else {
-      say(fmt::format("error: unknown command '{}'; type 'help' for the list", cmd));
     }
+    if (auto seconds = a.value("--timeout")) set_interval(*seconds);
+    if (a.has("--function")) add(a.options.at("--function"));
+    if (session_.running()) return say("already running");
+    session_.start();
+    auto st = session_.status();
+    say(fmt::format(
+        "profiling at {:g} Hz ({} mode){}", st.rate_hz, sampling::mode_name(st.mode),
+        session_.functions().empty() ? "; no functions chosen yet: 'add FUNC' to choose" : ""));
+  }
+
+  void stop() {
+    if (!session_.running()) return say("not running");
+    session_.stop();
+    auto st = session_.status();
+    say(fmt::format("stopped: {} samples over {:.2f} s; 'results' shows them", st.samples,
+                    st.profiled_seconds));
+  }
+
+  void add(const std::vector<std::string>& functions) {
+    if (functions.empty()) throw Error(ErrorKind::kUsage, "add: name at least one function");
+    for (const auto& w : session_.add_functions(functions)) say("warning: " + w);
+    say(fmt::format("chosen: {}", join(session_.functions())));
+  }
+
+  void remove(const std::vector<std::string>& functions) {
+    if (functions.empty()) throw Error(ErrorKind::kUsage, "remove: name at least one function");
+    for (const auto& u : session_.remove_functions(functions)) {
+      say(fmt::format("warning: '{}' was not chosen", u));
+    }
+    say(fmt::format("chosen: {}",
+                    session_.functions().empty() ? "(none)" : join(session_.functions())));
+  }
+
+  void results(const CommandArgs& a) {
+    if (a.has("--json")) return write_stdout(session_.render("json")), void();
+    report::TableStyle style = session_.table_style();
+    style.per_thread = style.per_thread || a.has("--per-thread");
+    write_stdout(session_.table(style));
+  }
+
+  void export_to(const CommandArgs& a) {
+    const std::string& file = a.positionals[0];
+    std::string format =
+        a.value("--format").value_or(a.positionals.size() > 1 ? a.positionals[1] : "");
+    auto resolved = resolve_output_format(format, file);  // refuses before writing anything
+    session_.write(file, resolved.name());
+    say(fmt::format("wrote {} ({})", file, resolved.name()));
+  }
+
+  void set_interval(const std::string& text) {
+    double seconds = parse_number(text, "seconds");
+    if (!(seconds > 0)) throw Error(ErrorKind::kUsage, "the interval must be positive");
+    session_.set_rate(1.0 / seconds);
+  }
+
+  void rate(const CommandArgs& a, bool as_interval) {
+    if (a.positionals.empty()) {
+      auto st = session_.status();
+      return say(fmt::format("rate {:g} Hz requested, {:.1f} Hz achieved (interval {:g} s)",
+                             st.rate_hz, st.achieved_rate_hz, 1.0 / st.rate_hz));
+    }
+    if (as_interval) {
+      set_interval(a.positionals[0]);
+    } else {
+      session_.set_rate(parse_number(a.positionals[0], "Hz"));
+    }
+    say(fmt::format("rate set to {:g} Hz", session_.status().rate_hz));
+  }
+
+  void mode(const CommandArgs& a) {
+    if (a.positionals.empty()) {
+      return say(fmt::format("mode {}", sampling::mode_name(session_.status().mode)));
+    }
+    session_.set_mode(sampling::parse_mode(a.positionals[0]));
+    say(fmt::format("mode set to {}", a.positionals[0]));
   }
 
   void status() {
-    auto st = session_.sampler().status();
+    auto st = session_.status();
     std::string out;
     out += fmt::format("state:      {}\n", st.target_exited ? "target exited"
                                            : st.running     ? "profiling"
                                                             : "stopped");
-    out += fmt::format("target:     process {}, Python {}\n", session_.target().pid(),
-                       session_.target().runtime().layout.version.str());
+    out += fmt::format("target:     process {}, Python {}\n", session_.pid(),
+                       session_.python_version());
     out += fmt::format("mode:       {}\n", sampling::mode_name(st.mode));
     out += fmt::format("rate:       {:g} Hz requested, {:.1f} Hz achieved\n", st.rate_hz,
                        st.achieved_rate_hz);
     out += fmt::format("samples:    {} over {:.2f} s ({} thread stacks)\n", st.samples,
                        st.profiled_seconds, st.thread_samples);
-    double pct = st.samples ? 100.0 * static_cast<double>(st.late) / static_cast<double>(st.samples)
-                            : 0;
+    double pct =
+        st.samples ? 100.0 * static_cast<double>(st.late) / static_cast<double>(st.samples) : 0;
     out += fmt::format("late:       {} ({:.2f}%), missed {}, unreadable {}\n", st.late, pct,
                        st.missed, st.failed_walks);
+    if (!explained_late_) {
+      explained_late_ = true;
+      out +=
+          "            (late: taken over half a period after its time; missed: a sampling time\n"
+          "            skipped while a sample ran long, its time credited to the next one;\n"
+          "            unreadable: the target changed under the walk, dropped)\n";
+    }
     out += fmt::format("stacks:     {} read again (caught mid-change), {} left incomplete\n",
                        st.reread_stacks, st.incomplete_stacks);
     out += fmt::format(
@@ -360,22 +387,17 @@ class Prompt {
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
         "scheduling {}\n",
         st.mean_walk_us, st.mean_read_us, st.scheduling.empty() ? "not started" : st.scheduling);
-    out += fmt::format("cost:       the sampling thread used {:.1f}% of a core\n",
-                       st.profiled_seconds > 0
-                           ? 100.0 * st.sampler_cpu_seconds / st.profiled_seconds
-                           : 0.0);
-    const auto& prefetch = session_.target().prefetch();
-    uint64_t reads = prefetch.reads();
-    out += fmt::format("reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",
-                       st.samples ? static_cast<double>(session_.target().memory().calls()) /
-                                        static_cast<double>(st.samples)
-                                  : 0.0,
-                       reads ? 100.0 * static_cast<double>(prefetch.hits()) /
-                                   static_cast<double>(reads)
-                             : 0.0);
-    out += fmt::format("functions:  {}\n", session_.functions().empty()
-                                               ? "(none)"
-                                               : join(session_.functions()));
+    out += fmt::format(
+        "cost:       the sampling thread used {:.1f}% of a core\n",
+        st.profiled_seconds > 0 ? 100.0 * st.sampler_cpu_seconds / st.profiled_seconds : 0.0);
+    out += fmt::format(
+        "reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",
+        st.samples ? static_cast<double>(st.read_calls) / static_cast<double>(st.samples) : 0.0,
+        st.memory_reads ? 100.0 * static_cast<double>(st.prefetched_reads) /
+                              static_cast<double>(st.memory_reads)
+                        : 0.0);
+    out += fmt::format("functions:  {}\n",
+                       session_.functions().empty() ? "(none)" : join(session_.functions()));
     write_stdout(out);
   }
 
@@ -389,9 +411,7 @@ class Prompt {
         pattern = a;
       }
     }
-    std::vector<sampling::FunctionTotals> totals;
-    session_.sampler().with_profile(
-        [&](const sampling::Profile& p) { totals = sampling::function_totals(p, pattern); });
+    auto totals = session_.function_totals(pattern);
     if (totals.empty()) {
       return say(pattern.empty() ? "no functions seen yet: 'start' profiling first"
                                  : fmt::format("no function seen so far matches '{}'", pattern));
@@ -411,34 +431,31 @@ class Prompt {
   }
 
   void threads() {
-    std::vector<cpython::ThreadStack> stacks;
-    if (!session_.target().walk(stacks)) return say("could not read the threads; try again");
-    auto names = session_.target().thread_names(stacks);
-    std::string out;
-    for (size_t i = 0; i < stacks.size(); ++i) {
-      const auto& s = stacks[i];
+    std::vector<sampling::ThreadSnapshot> threads;
+    if (!session_.threads(threads)) return say("could not read the threads; try again");
+    std::string out = fmt::format("{:>8}  {:<20} {}  {:<5} {}\n", "TID", "name", "S", "GIL",
+                                  "running (innermost frame)");
+    for (const auto& t : threads) {
       char state = '?';
-      if (s.native_id) {
-        if (auto st = process::read_thread_stat(session_.target().pid(), s.native_id))
-          state = st->state;
+      if (t.native_id) {
+        if (auto st = process::read_thread_stat(session_.pid(), t.native_id)) state = st->state;
       }
-      out += fmt::format("{:>8}  {:<16} {}  {:<5} {}\n", s.native_id ? std::to_string(s.native_id) : "?",
-                         names[i].empty() ? "-" : names[i], state,
-                         s.holds_gil ? "GIL" : "",
-                         s.frames.empty() ? "(no Python frames)"
-                                          : fmt::format("{} ({}:{})", s.frames[0].code->qualname,
-                                                        s.frames[0].code->filename,
-                                                        s.frames[0].line));
+      out += fmt::format("{:>8}  {:<20} {}  {:<5} {}\n",
+                         t.native_id ? std::to_string(t.native_id) : "?",
+                         t.name.empty() ? "-" : t.name, state, t.holds_gil ? "GIL" : "",
+                         t.frames.empty() ? "(no Python frames)"
+                                          : fmt::format("{} ({}:{})", t.frames[0].function,
+                                                        t.frames[0].file, t.frames[0].line));
     }
     write_stdout(out);
   }
 
   void watch(double seconds) {
     if (!(seconds > 0)) throw Error(ErrorKind::kUsage, "watch: the period must be positive");
-    if (interactive_) rl_callback_handler_remove();
+    reader_.suspend();
     while (!stop_requested()) {
-      std::string screen = interactive_ ? "\033[H\033[2J" : "";
-      screen += report::render_table(session_.results(), session_.table_style());
+      std::string screen = reader_.interactive() ? "\033[H\033[2J" : "";
+      screen += session_.table(session_.table_style());
       screen += "(press Enter to return to the prompt)\n";
       write_stdout(screen);
       pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {wake_[0], POLLIN, 0}};
@@ -451,16 +468,15 @@ class Prompt {
       }
     }
     clear_stop_request();
-    if (interactive_) install_line_handler();
+    reader_.resume();
   }
 
   Session& session_;
-  bool interactive_;
+  LineReader reader_;
+  CommandTable commands_;
   bool done_ = false;
-  int exit_code_ = 0;
+  bool explained_late_ = false;
   int wake_[2] = {-1, -1};
-  std::string pending_;
-  std::string history_file_;
 };
 
 struct AttachOptions {
@@ -481,7 +497,7 @@ int run_attach(AttachOptions& opt) {
 Runner add_attach_command(CLI::App& app) {
   auto opt = std::make_shared<AttachOptions>();
   auto* cmd = app.add_subcommand("attach", "Profile a running process interactively");
-  cmd->add_option("pid", opt->pid, "Process id of the Python program")->required();
+  add_pid_option(*cmd, opt->pid);
   add_profile_options(*cmd, opt->profile, false);
   cmd->add_flag("--exact", opt->profile.exact,
                 "Drive exact mode in the target (it must have spyglass's module listening)");

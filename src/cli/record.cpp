@@ -1,4 +1,5 @@
 // One-shot forms for scripts: `spyglass record -p PID ...` and `spyglass run ... -- cmd args`.
+#include <dirent.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/syscall.h>
@@ -8,7 +9,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "cli/commands.h"
@@ -16,49 +19,154 @@
 #include "cli/output.h"
 #include "cli/session.h"
 #include "cli/signals.h"
-#include "process/error.h"
+#include "common/clock.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 namespace spyglass::cli {
 namespace {
 
-double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+std::string plural(size_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
+}
+
+// Everything about the output that can be wrong is found before sampling starts: a bad format,
+// a name no format has, a folder that does not exist or cannot be written, binary data for a
+// terminal. Returns the format the results will be written (or printed) in.
+OutputFormat check_output(const ProfileOptions& opt) {
+  const std::string output = opt.output.value_or("");
+  OutputFormat format = resolve_output_format(opt.format.value_or(""), output);
+  if (!output.empty()) {
+    check_writable(output);
+  } else if (format.binary() && isatty(STDOUT_FILENO)) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("{} is binary and stdout is a terminal: write it to a file with -o "
+                            "FILE, or redirect stdout",
+                            format.name()));
+  }
+  return format;
+}
+
+// "recording process 1234 (Python 3.12.1) at 1000 Hz, wall mode: 3 functions, for 5 s".
+std::string start_line(const char* what, Session& session, const ProfileOptions& opt) {
+  auto st = session.status();
+  std::string functions = session.functions().empty()
+                              ? std::string("no functions chosen (the call graph is kept)")
+                              : plural(session.functions().size(), "function", "functions");
+  std::string until = opt.duration
+                          ? fmt::format("for {:g} s (Ctrl-C to stop earlier)", *opt.duration)
+                          : std::string("until Ctrl-C");
+  if (std::string(what) == "profiling" && !opt.duration)
+    until = "until it exits (Ctrl-C to stop earlier)";
+  return fmt::format("spyglass: {} process {} (Python {}) at {:g} Hz, {} mode, {}, {}\n", what,
+                     session.pid(), session.python_version(), st.rate_hz,
+                     sampling::mode_name(st.mode), functions, until);
+}
+
+// On a terminal, one line redrawn in place: elapsed time and samples so far.
+class LiveLine {
+ public:
+  explicit LiveLine(const ProfileOptions& opt)
+      : enabled_(isatty(STDERR_FILENO) != 0), duration_(opt.duration.value_or(0)) {}
+  ~LiveLine() { clear(); }
+  void update(const sampling::SamplerStatus& st) {
+    if (!enabled_) return;
+    const double now = monotonic_seconds();
+    if (now < next_) return;
+    next_ = now + 0.25;
+    std::string of = duration_ > 0 ? fmt::format(" of {:g} s", duration_) : "";
+    std::string line = fmt::format("\r  {:.1f} s{}, {} samples ({} late, {} missed)\033[K",
+                                   st.profiled_seconds, of, st.samples, st.late, st.missed);
+    (void)!::write(STDERR_FILENO, line.data(), line.size());
+    shown_ = true;
+  }
+  void clear() {
+    if (!shown_) return;
+    shown_ = false;
+    (void)!::write(STDERR_FILENO, "\r\033[K", 4);
+  }
+
+ private:
+  bool enabled_;
+  double duration_;
+  double next_ = 0;
+  bool shown_ = false;
+};
+
+// A file beside the temporary folder's others for a recording that could not be written where
+// asked: the same format and extension, a name that says what it is.
+std::string fallback_path(const Session& session, const std::string& output) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string folder = tmp && *tmp ? tmp : "/tmp";
+  std::string name =
+      output.substr(output.rfind('/') == std::string::npos ? 0 : output.rfind('/') + 1);
+  return fmt::format("{}/spyglass-{}-{}-{}", folder, session.pid(),
+                     static_cast<long>(std::time(nullptr)), name);
 }
 
 // Profiles until the duration passes, the target exits, or Ctrl-C; then prints or writes.
-int profile_and_report(Session& session, const ProfileOptions& opt) {
+int profile_and_report(Session& session, const ProfileOptions& opt, const OutputFormat& format,
+                       const char* what) {
   install_stop_signals();
-  auto& sampler = session.sampler();
-  sampler.start();
-  const double deadline = opt.duration ? monotonic_seconds() + *opt.duration : 0;
-  while (!stop_requested() && sampler.running()) {
-    double wait = 0.05;
-    if (deadline) {
-      double left = deadline - monotonic_seconds();
-      if (left <= 0) break;
-      wait = std::min(wait, left);
-    }
-    sampler.wait_stopped(wait);
+  // Said when the run has no end of its own (it waits for Ctrl-C or the program) or someone
+  // watches the terminal; a script's timed run stays quiet on stderr.
+  if (!opt.duration || isatty(STDERR_FILENO)) {
+    fmt::print(stderr, "{}", start_line(what, session, opt));
+    std::fflush(stderr);
   }
-  sampler.stop();
-  auto status = sampler.status();
+  session.start();
+  const double deadline = opt.duration ? monotonic_seconds() + *opt.duration : 0;
+  {
+    LiveLine live(opt);
+    while (!stop_requested() && session.running()) {
+      double wait = 0.05;
+      if (deadline) {
+        double left = deadline - monotonic_seconds();
+        if (left <= 0) break;
+        wait = std::min(wait, left);
+      }
+      session.wait_stopped(wait);
+      live.update(session.status());
+    }
+  }
+  session.stop();
+  auto status = session.status();
   if (!status.error.empty()) fmt::print(stderr, "spyglass: sampling stopped: {}\n", status.error);
   if (status.target_exited) {
     fmt::print(stderr, "spyglass: process {} exited; results up to its exit follow\n",
-               session.target().pid());
+               session.pid());
   }
-  const std::string format = opt.format.value_or("");
+  std::string out;
+  int rc = 0;
   if (opt.output) {
-    session.write(*opt.output, format);
-    fmt::print(stderr, "spyglass: wrote {}\n", *opt.output);
-    if (format.empty() || format == "table" || format == "json") return 0;
+    try {
+      session.write(*opt.output, format.name());
+      fmt::print(stderr, "spyglass: wrote {}\n", *opt.output);
+      if (format.kind != OutputFormat::Kind::kExport) return 0;
+    } catch (const Error& e) {
+      // Never lose a recording: the table goes to the terminal, the data to a file that can
+      // be written, and the message says where.
+      std::string saved;
+      if (format.kind == OutputFormat::Kind::kExport || format.kind == OutputFormat::Kind::kJson) {
+        std::string fallback = fallback_path(session, *opt.output);
+        try {
+          session.write(fallback, format.name());
+          saved = fmt::format("; the {} data is saved in {} instead", format.name(), fallback);
+        } catch (const Error&) {
+          saved = "; it could not be saved elsewhere either: the table below is all that is left";
+        }
+      }
+      fmt::print(stderr, "spyglass: {}{}\n", e.what(), saved);
+      rc = e.exit_code();
+    }
+    out = session.render("table");
+  } else {
+    // Without -o, print the table (or the format asked for) to stdout.
+    out = session.render(format);
   }
-  // Without -o, print the table (or the format asked for) to stdout.
-  std::string out = session.render(opt.output ? "table" : format);
   if (opt.tree.value_or(false)) out += "\n" + session.tree("");
   write_stdout(out);
-  return 0;
+  return rc;
 }
 
 struct RecordOptions {
@@ -67,21 +175,20 @@ struct RecordOptions {
 };
 
 // Only the timeline formats need the sample-by-sample timeline: without them memory stays flat.
-void keep_timeline_only_if_needed(ProfileOptions& opt) {
-  std::string target = opt.format.value_or("") + " " + opt.output.value_or("");
-  bool needed = target.find("chrome") != std::string::npos ||
-                target.find("perfetto") != std::string::npos ||
-                target.find("trace") != std::string::npos ||
-                target.find("speedscope") != std::string::npos;
+void keep_timeline_only_if_needed(ProfileOptions& opt, const OutputFormat& format) {
+  bool needed = format.kind == OutputFormat::Kind::kExport &&
+                (format.export_format == report::Format::kChromeTrace ||
+                 format.export_format == report::Format::kSpeedscope);
   if (!needed) opt.sampler.timeline_spans = 0;
 }
 
 int run_record(RecordOptions& opt) {
   resolve(opt.profile);
-  keep_timeline_only_if_needed(opt.profile);
+  OutputFormat format = check_output(opt.profile);
+  keep_timeline_only_if_needed(opt.profile, format);
   Session session(opt.pid, opt.profile);
   for (const auto& w : session.add_functions({})) fmt::print(stderr, "spyglass: {}\n", w);
-  return profile_and_report(session, opt.profile);
+  return profile_and_report(session, opt.profile, format, "recording");
 }
 
 struct RunOptions {
@@ -89,31 +196,98 @@ struct RunOptions {
   ProfileOptions profile;
 };
 
-// Attaching races the program's start: its interpreter appears a few milliseconds after exec.
-std::unique_ptr<Session> attach_when_ready(pid_t pid, const ProfileOptions& opt,
+// The processes `pid` started, and theirs, nearest first (/proc/PID/task/*/children).
+std::vector<pid_t> descendants(pid_t pid) {
+  std::vector<pid_t> out;
+  std::vector<pid_t> queue{pid};
+  for (size_t i = 0; i < queue.size() && queue.size() < 256; ++i) {
+    std::string tasks = fmt::format("/proc/{}/task", queue[i]);
+    DIR* dir = ::opendir(tasks.c_str());
+    if (!dir) continue;
+    while (dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] == '.') continue;
+      std::ifstream children(tasks + "/" + entry->d_name + "/children");
+      for (pid_t child; children >> child;) {
+        queue.push_back(child);
+        out.push_back(child);
+      }
+    }
+    ::closedir(dir);
+  }
+  return out;
+}
+
+std::string command_name(pid_t pid) {
+  std::ifstream comm(fmt::format("/proc/{}/comm", pid));
+  std::string name;
+  std::getline(comm, name);
+  return name.empty() ? "?" : name;
+}
+
+// Attaching races the program's start: its interpreter appears a few milliseconds after exec,
+// or later still when a wrapper (a shell script, a launcher) starts Python as its child; then
+// the first Python process below it is profiled. Says within a second what it waits for.
+std::unique_ptr<Session> attach_when_ready(pid_t child, const ProfileOptions& opt,
                                            const std::atomic<bool>& child_exited) {
   const double started = monotonic_seconds();
   const double give_up = started + 30;
+  bool said_waiting = false;
+  double pause = 0.0005;
+  std::string last_problem;
   while (true) {
-    try {
-      return std::make_unique<Session>(pid, opt);
-    } catch (const Error& e) {
-      // While the program starts, its maps change under the reads (exec, the interpreter's
-      // libraries being mapped): a failed read then is a reason to look again, for a while.
-      bool starting_up = e.kind() == ErrorKind::kIo && monotonic_seconds() < started + 5;
-      bool retry = e.kind() == ErrorKind::kNotPython || e.kind() == ErrorKind::kCorrupt ||
-                   e.kind() == ErrorKind::kNoSuchProcess || starting_up;
-      if (!retry || child_exited || monotonic_seconds() > give_up) {
-        if (child_exited) {
-          throw Error(ErrorKind::kNoSuchProcess,
-                      fmt::format("the program exited before its Python interpreter could be "
-                                  "read ({})",
-                                  e.what()));
+    std::vector<pid_t> candidates{child};
+    if (monotonic_seconds() > started + 0.05) {
+      for (pid_t p : descendants(child)) candidates.push_back(p);
+    }
+    for (pid_t pid : candidates) {
+      try {
+        auto session = std::make_unique<Session>(pid, opt);
+        if (pid != child) {
+          fmt::print(stderr,
+                     "spyglass: process {} ({}) started Python as process {}: profiling "
+                     "that one\n",
+                     child, command_name(child), pid);
         }
-        throw;
+        return session;
+      } catch (const Error& e) {
+        // While the program starts, its maps change under the reads (exec, the interpreter's
+        // libraries being mapped): a failed read then is a reason to look again, for a while.
+        bool starting_up = e.kind() == ErrorKind::kIo && monotonic_seconds() < started + 5;
+        bool retry = e.kind() == ErrorKind::kNotPython || e.kind() == ErrorKind::kCorrupt ||
+                     e.kind() == ErrorKind::kNoSuchProcess || starting_up;
+        if (!retry) throw;
+        if (pid == child) last_problem = e.what();
       }
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    if (child_exited) {
+      throw Error(ErrorKind::kNoSuchProcess,
+                  fmt::format("the program exited before a Python interpreter could be read in "
+                              "it or its children ({})",
+                              last_problem));
+    }
+    if (stop_requested()) {
+      throw Error(ErrorKind::kNotPython, "interrupted while waiting for Python to start");
+    }
+    const double now = monotonic_seconds();
+    if (!said_waiting && now > started + 0.8) {
+      said_waiting = true;
+      fmt::print(stderr,
+                 "spyglass: waiting for Python in process {} ({}) or a process it starts: {}; "
+                 "Ctrl-C to give up. A program that is not Python cannot be profiled; to profile "
+                 "a Python program that some launcher starts, attach to it instead: spyglass "
+                 "record -p PID\n",
+                 child, command_name(child), last_problem);
+    }
+    if (now > give_up) {
+      throw Error(ErrorKind::kNotPython,
+                  fmt::format("no Python interpreter appeared in process {} ({}) or its children "
+                              "within 30 s ({})",
+                              child, command_name(child), last_problem));
+    }
+    // Every half millisecond while a program usually starts (a late attach misses the start
+    // of the run), then no busier than 20 looks a second.
+    std::this_thread::sleep_for(std::chrono::duration<double>(pause));
+    if (now > started + 2) pause = std::min(pause * 2, 0.05);
   }
 }
 
@@ -146,11 +320,12 @@ int wait_for_exit(pid_t child) {
 
 int run_run(RunOptions& opt) {
   resolve(opt.profile);
-  keep_timeline_only_if_needed(opt.profile);
   if (opt.command.empty())
     throw Error(ErrorKind::kUsage,
                 "run: give the program after --, e.g. spyglass run -f "
                 "main -- python app.py");
+  OutputFormat format = check_output(opt.profile);
+  keep_timeline_only_if_needed(opt.profile, format);
   pid_t child = fork();
   if (child < 0) throw Error(ErrorKind::kIo, fmt::format("fork failed: {}", std::strerror(errno)));
   if (child == 0) {
@@ -170,9 +345,10 @@ int run_run(RunOptions& opt) {
   });
   int rc = 0;
   try {
+    install_stop_signals();
     auto session = attach_when_ready(child, opt.profile, exited);
     for (const auto& w : session->add_functions({})) fmt::print(stderr, "spyglass: {}\n", w);
-    rc = profile_and_report(*session, opt.profile);
+    rc = profile_and_report(*session, opt.profile, format, "profiling");
   } catch (...) {
     if (!exited) kill(child, SIGTERM);
     reaper.join();
@@ -198,7 +374,7 @@ int run_run(RunOptions& opt) {
 Runner add_record_command(CLI::App& app) {
   auto opt = std::make_shared<RecordOptions>();
   auto* cmd = app.add_subcommand("record", "Profile a running process and print the results");
-  cmd->add_option("-p,--pid", opt->pid, "Process id of the Python program")->required();
+  add_pid_option(*cmd, opt->pid);
   add_profile_options(*cmd, opt->profile, true);
   return [opt] { return run_record(*opt); };
 }

@@ -1,26 +1,108 @@
 #include "cli/session.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
+#include <cstring>
+#include <set>
 #include <sstream>
 
 #include "cli/output.h"
-#include "process/error.h"
-#include "report/export.h"
+#include "common/error.h"
+#include "common/text.h"
 #include "report/tree.h"
 #include "sampling/function_pattern.h"
-#include "sampling/function_stats.h"
 
 namespace spyglass::cli {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+std::string folder_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
 }
 
 }  // namespace
+
+std::string OutputFormat::name() const {
+  switch (kind) {
+    case Kind::kTable:
+      return "table";
+    case Kind::kJson:
+      return "json";
+    case Kind::kExport:
+      return report::format_name(export_format);
+  }
+  return "table";
+}
+
+OutputFormat resolve_output_format(const std::string& format, const std::string& path) {
+  OutputFormat out;
+  const std::string name = to_lower(format);
+  if (!name.empty()) {
+    if (name == "table" || name == "text" || name == "txt") return out;
+    if (name == "json") {
+      out.kind = OutputFormat::Kind::kJson;
+      return out;
+    }
+    auto f = report::format_from_name(name);
+    if (!f) {
+      throw Error(ErrorKind::kUsage, fmt::format("unknown format '{}': use table, json, {}", format,
+                                                 report::format_names()));
+    }
+    out.kind = OutputFormat::Kind::kExport;
+    out.export_format = *f;
+    return out;
+  }
+  if (path.empty()) return out;
+  if (auto f = report::format_from_extension(path)) {
+    out.kind = OutputFormat::Kind::kExport;
+    out.export_format = *f;
+    return out;
+  }
+  const std::string file = to_lower(path);
+  if (file.ends_with(".json")) {
+    out.kind = OutputFormat::Kind::kJson;
+    return out;
+  }
+  if (file.ends_with(".txt") || file.ends_with(".table")) return out;
+  throw Error(ErrorKind::kUsage,
+              fmt::format("cannot tell the format of {} from its name: use .txt (table), .json, "
+                          "{}; or say it with --format",
+                          path, report::extension_names()));
+}
+
+void check_writable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw Error(ErrorKind::kIo, fmt::format("cannot write {}: it is a folder", path));
+  }
+  const std::string folder = folder_of(path);
+  if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(ErrorKind::kIo,
+                fmt::format("cannot write {}: the folder {} does not exist", path, folder));
+  }
+  // What write_file() will do, tried now: create the temporary file beside it (this catches
+  // permissions, read-only file systems and full inode tables, which access() does not).
+  const std::string probe = path + ".tmp";
+  bool existed = ::access(probe.c_str(), F_OK) == 0;
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw Error(ErrorKind::kIo, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  }
+  ::close(fd);
+  if (!existed) ::unlink(probe.c_str());
+  if (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), W_OK) != 0 && geteuid() != 0) {
+    // Replaced by a rename, a read-only file can still be written over; say so up front
+    // rather than surprise anyone.
+    throw Error(ErrorKind::kIo, fmt::format("cannot write {}: the file is read-only", path));
+  }
+}
 
 Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
   target_ = std::make_unique<cpython::Target>(pid);
@@ -28,23 +110,24 @@ Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
   add_functions(options_.functions);
 }
 
+std::string Session::python_version() const {
+  return target_->runtime().layout.version.str();
+}
+
 std::vector<std::string> Session::add_functions(const std::vector<std::string>& patterns) {
   std::vector<std::string> warnings;
+  std::optional<sampling::Profile> seen_so_far;
   for (const auto& p : patterns) {
     sampling::FunctionPattern pattern(p);  // throws on a malformed pattern
     if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
     functions_.push_back(p);
-    bool seen = false;
-    sampler_->with_profile([&](const sampling::Profile& profile) {
-      if (profile.frames.size() == 0) {
-        seen = true;  // nothing seen yet: no reason to warn
-        return;
-      }
-      for (sampling::FrameId f = 0; f < profile.frames.size() && !seen; ++f) {
-        const auto& info = profile.frames.get(f);
-        seen = pattern.matches(info.function, info.file);
-      }
-    });
+    if (!seen_so_far) seen_so_far = sampler_->snapshot();
+    const auto& frames = seen_so_far->frames;
+    bool seen = frames.size() == 0;  // nothing seen yet: no reason to warn
+    for (sampling::FrameId f = 0; f < frames.size() && !seen; ++f) {
+      const auto& info = frames.get(f);
+      seen = pattern.matches(info.function, info.file);
+    }
     if (!seen) {
       warnings.push_back(fmt::format(
           "no function seen so far matches '{}'; it stays listed and shows \"no data\" until it "
@@ -69,11 +152,10 @@ std::vector<std::string> Session::remove_functions(const std::vector<std::string
 }
 
 report::Results Session::results() const {
-  report::Results results;
+  // The status first, then the profile: the profile then holds at least the samples counted.
   auto status = sampler_->status();
-  sampler_->with_profile([&](const sampling::Profile& profile) {
-    results = sampling::chosen_function_results(profile, functions_, status);
-  });
+  const sampling::Profile profile = sampler_->snapshot();
+  report::Results results = sampling::chosen_function_results(profile, functions_, status);
   if (status.failed_walks) {
     results.notes.push_back(fmt::format(
         "{} of {} samples could not be read consistently (the target changed under us) and "
@@ -106,38 +188,47 @@ report::TableStyle Session::table_style() const {
   return style;
 }
 
+std::string Session::table(const report::TableStyle& style) const {
+  report::Results r = results();
+  if (!explained_late_ && (r.late_samples > 0 || r.missed_samples > 0)) {
+    explained_late_ = true;
+    r.notes.push_back(
+        "late: samples taken over half a period after their time; missed: sampling times "
+        "skipped because a sample took too long (their time goes to the next sample, nothing "
+        "is lost)");
+  }
+  return report::render_table(r, style);
+}
+
 std::string Session::tree(const std::string& function) const {
   std::string out;
   bool unicode = table_style().unicode;
   report::TreeOptions tree_options;
-  sampler_->with_profile([&](const sampling::Profile& profile) {
-    std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
-    if (names.empty()) {
-      out = report::render_tree(report::build_program_tree(profile, tree_options), unicode);
-      return;
-    }
-    for (const auto& name : names) {
-      sampling::FunctionPattern pattern(name);
-      auto trees = report::build_function_trees(
-          profile, name,
-          [&](const sampling::FrameInfo& f) { return pattern.matches(f.function, f.file); },
-          tree_options);
-      out += report::render_function_trees(trees, unicode);
-      out += "\n";
-    }
-  });
+  const sampling::Profile profile = sampler_->snapshot();
+  std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
+  if (names.empty()) {
+    return report::render_tree(report::build_program_tree(profile, tree_options), unicode);
+  }
+  for (const auto& name : names) {
+    sampling::FunctionPattern pattern(name);
+    auto trees = report::build_function_trees(
+        profile, name,
+        [&](const sampling::FrameInfo& f) { return pattern.matches(f.function, f.file); },
+        tree_options);
+    out += report::render_function_trees(trees, unicode);
+    out += "\n";
+  }
   return out;
 }
 
-std::string Session::render(const std::string& format) const {
-  if (format.empty() || format == "table") {
-    return report::render_table(results(), table_style());
-  }
-  if (format == "json") return report::to_json(results()).dump(2) + "\n";
-  auto export_format = report::format_from_name(format);
-  if (!export_format) {
-    throw Error(ErrorKind::kUsage, fmt::format("unknown format '{}': use table, json, {}", format,
-                                               report::format_names()));
+std::string Session::render(const OutputFormat& format) const {
+  switch (format.kind) {
+    case OutputFormat::Kind::kTable:
+      return table(table_style());
+    case OutputFormat::Kind::kJson:
+      return report::to_json(results()).dump(2) + "\n";
+    case OutputFormat::Kind::kExport:
+      break;
   }
   std::ostringstream out;
   report::ExportOptions export_options;
@@ -151,24 +242,31 @@ std::string Session::render(const std::string& format) const {
     return false;
   };
   export_options.title = fmt::format("spyglass: process {}", target_->pid());
-  sampler_->with_profile([&](const sampling::Profile& profile) {
-    report::write_profile(profile, *export_format, export_options, out);
-  });
+  sampling::Profile profile = sampler_->snapshot();
+  profile.chosen = functions_;
+  report::write_profile(profile, format.export_format, export_options, out);
   return out.str();
 }
 
 void Session::write(const std::string& path, const std::string& format) const {
-  std::string chosen = format;
-  if (chosen.empty()) {
-    if (auto f = report::format_from_extension(path)) {
-      chosen = report::format_name(*f);
-    } else if (ends_with(path, ".json")) {
-      chosen = "json";
-    } else {
-      chosen = "table";
-    }
+  write_file(path, render(resolve_output_format(format, path)));
+}
+
+std::vector<sampling::FunctionTotals> Session::function_totals(const std::string& pattern) const {
+  return sampling::function_totals(sampler_->snapshot(), pattern);
+}
+
+std::vector<std::string> Session::function_names(const std::string& prefix) const {
+  std::set<std::string> names;
+  const sampling::Profile profile = sampler_->snapshot();
+  for (sampling::FrameId f = 0; f < profile.frames.size(); ++f) {
+    const auto& fn = profile.frames.get(f).function;
+    if (fn.starts_with(prefix)) names.insert(fn);
   }
-  write_file(path, render(chosen));
+  for (const auto& f : functions_) {
+    if (f.starts_with(prefix)) names.insert(f);
+  }
+  return {names.begin(), names.end()};
 }
 
 }  // namespace spyglass::cli

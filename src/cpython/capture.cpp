@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::cpython {
 

@@ -11,7 +11,7 @@
 
 #include "cpython/debug_table.h"
 #include "cpython/layout.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {

@@ -12,7 +12,7 @@
 #include "cpython/remote_pointer.h"
 #include "cpython/walker.h"
 #include "process/elf.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::cpython {
 

@@ -20,8 +20,8 @@ struct PythonVersion {
   int major = 0, minor = 0, micro = 0;
   uint64_t hex = 0;         // PY_VERSION_HEX when known (0xMMmmPPLS), else built from the numbers
   std::string str() const;  // "3.12.1"
+  static PythonVersion from_hex(uint64_t hex);  // from PY_VERSION_HEX
   bool at_least(int maj, int min) const { return major > maj || (major == maj && minor >= min); }
-  static PythonVersion from_hex(uint64_t hex);
 };
 
 // The supported range, from versions.toml (generated).

@@ -23,6 +23,7 @@ struct Frame {
   uint64_t code_addr = 0;
   const CodeInfo* code = nullptr;  // owned by the walker's cache; valid until the next walk
   int line = 0;                    // current line, or firstlineno when unknown
+  uint64_t frame_addr = 0;  // the frame object (3.8-3.10) or interpreter frame: its locals
 };
 
 struct ThreadStack {

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 namespace spyglass::cpython {
@@ -47,6 +47,8 @@ Target::Target(pid_t pid) : pid_(pid) {
   config.bytes_type = runtime_.bytes_type;
   prefetch_ = std::make_unique<process::PrefetchingMemory>(*memory_);
   walker_ = std::make_unique<StackWalker>(*prefetch_, config);
+  objects_ = std::make_unique<ObjectReader>(*memory_, walker_->config().layout,
+                                            walker_->code_cache());
   needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
   refresh_tids();
 }
@@ -69,12 +71,26 @@ bool Target::walk(std::vector<ThreadStack>& out) {
   return ok;
 }
 
-std::vector<std::string> Target::thread_names(const std::vector<ThreadStack>& stacks) const {
+std::string Target::thread_name(const ThreadStack& stack) {
+  // A threading.Thread runs under Thread._bootstrap(self), its outermost frame (3.8-3.10 name
+  // it `_bootstrap`, without the class).
+  if (!stack.frames.empty() && !stack.truncated) {
+    const Frame& outer = stack.frames.back();
+    if (outer.code && outer.code->name == "_bootstrap" &&
+        outer.code->filename.ends_with("threading.py")) {
+      if (auto name = objects_->string_attribute(objects_->local_object(outer, 0), "_name")) {
+        return *name;
+      }
+    }
+  }
+  if (stack.native_id == pid_) return "MainThread";
+  return stack.native_id ? process::read_thread_name(pid_, stack.native_id) : std::string();
+}
+
+std::vector<std::string> Target::thread_names(const std::vector<ThreadStack>& stacks) {
   std::vector<std::string> names;
   names.reserve(stacks.size());
-  for (const auto& s : stacks) {
-    names.push_back(s.native_id ? process::read_thread_name(pid_, s.native_id) : std::string());
-  }
+  for (const auto& s : stacks) names.push_back(thread_name(s));
   return names;
 }
 

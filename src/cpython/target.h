@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cpython/interpreter.h"
+#include "cpython/objects.h"
 #include "cpython/stack.h"
 #include "cpython/walker.h"
 #include "process/memory.h"
@@ -31,8 +32,13 @@ class Target {
   bool walk(std::vector<ThreadStack>& out);
   // The kernel's thread ids (refreshed by walk()).
   const std::vector<int>& tids() const { return tids_; }
-  // Fills `names[i]` with the thread name of `stacks[i]` (/proc/PID/task/TID/comm).
-  std::vector<std::string> thread_names(const std::vector<ThreadStack>& stacks) const;
+  // The name of each thread of a walk: Python's threading.Thread.name where the thread runs a
+  // threading.Thread (read from the Thread object its bootstrap frame holds), "MainThread" for
+  // the main thread, else the kernel's name (/proc/PID/task/TID/comm).
+  std::vector<std::string> thread_names(const std::vector<ThreadStack>& stacks);
+  std::string thread_name(const ThreadStack& stack);
+  // Reading objects: a frame's locals (valid for the frames of the last walk only).
+  ObjectReader& objects() { return *objects_; }
 
  private:
   void refresh_tids();
@@ -41,6 +47,7 @@ class Target {
   std::unique_ptr<process::PrefetchingMemory> prefetch_;  // what the walker reads through
   RuntimeLocation runtime_;
   std::unique_ptr<StackWalker> walker_;
+  std::unique_ptr<ObjectReader> objects_;
   std::vector<int> tids_;
   bool needs_tids_ = false;
 };

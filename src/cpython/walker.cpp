@@ -326,7 +326,7 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
                      : L.line_table == LineTableFormat::kLinetable310
                          ? static_cast<int64_t>(lasti) * 2
                          : lasti;
-    out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
+    out.frames.push_back(Frame{code, info, codes_->line(code, offset), frame});
     ++stats_.frames;
     last_is_generator = info->generator;
     // A self-loop ends here at once; longer cycles are CycleCheck's.
@@ -380,7 +380,7 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint
       uint64_t first_instr = code + L.code.code_adaptive;
       int64_t offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
       if (offset > (1 << 24)) offset = -1;  // not inside this code object
-      out.frames.push_back(Frame{code, info, codes_->line(code, offset)});
+      out.frames.push_back(Frame{code, info, codes_->line(code, offset), frame});
       ++stats_.frames;
     }
     if (!shim) {

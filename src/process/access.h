@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::process {
 

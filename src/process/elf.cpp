@@ -12,7 +12,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::process {
 

@@ -11,7 +11,7 @@
 #include <charconv>
 
 #include "process/access.h"
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::process {
 namespace {

@@ -16,7 +16,7 @@
 #include <limits>
 
 #include "process/access.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 namespace spyglass::process {

@@ -1,17 +1,11 @@
 #include "process/prefetch.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
+#include "common/clock.h"
+
 namespace spyglass::process {
-namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 void PrefetchingMemory::begin_walk() {
   in_walk_ = true;
@@ -55,14 +49,14 @@ void PrefetchingMemory::fetch_plan() {
   // A range that became unreadable (memory freed) stops the batch there: skip it and go on,
   // a bounded number of times. Only the blocks read completely are held.
   size_t start = 0;
-  const double started = now_seconds();
+  const double started = monotonic_seconds();
   for (int attempt = 0; attempt < 4 && start < requests_.size(); ++attempt) {
     size_t done = inner_.read_batch(std::span(requests_).subspan(start));
     blocks_.insert(blocks_.end(), planned_blocks_.begin() + static_cast<ptrdiff_t>(start),
                    planned_blocks_.begin() + static_cast<ptrdiff_t>(start + done));
     start += done + 1;
   }
-  read_seconds_ += now_seconds() - started;
+  read_seconds_ += monotonic_seconds() - started;
   recent_ = {0, 0};
 }
 
@@ -140,9 +134,9 @@ const uint8_t* PrefetchingMemory::fetch_page(RemoteAddr addr, size_t size) {
   if (pages_used_ == pages_.size()) pages_.push_back(std::make_unique<Page>());
   Page& p = *pages_[pages_used_];
   p.bytes.resize(span);  // allocates in the first walks only: the buffers are kept
-  const double started = now_seconds();
+  const double started = monotonic_seconds();
   const bool ok = inner_.read(start, p.bytes.data(), span);
-  read_seconds_ += now_seconds() - started;
+  read_seconds_ += monotonic_seconds() - started;
   if (!ok) {  // part of the window is unmapped: read() asks for the exact range instead
     failed_page_ = start;
     return nullptr;
@@ -184,9 +178,9 @@ bool PrefetchingMemory::read(RemoteAddr addr, void* out, size_t size) {
   }
   record(addr, size);
   ++misses_;
-  const double started = now_seconds();
+  const double started = monotonic_seconds();
   bool ok = inner_.read(addr, out, size);
-  read_seconds_ += now_seconds() - started;
+  read_seconds_ += monotonic_seconds() - started;
   return ok;
 }
 

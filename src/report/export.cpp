@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "common/text.h"
 #include "report/profile_view.h"
 #include "sampling/function_pattern.h"
 
@@ -18,17 +19,6 @@ using sampling::StackId;
 namespace {
 
 constexpr const char* kNoPythonFrames = "(no Python frames)";
-
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Collapsed-stack frames may not hold the separators of the format.
 std::string folded_frame(std::string label) {
@@ -61,31 +51,33 @@ bool timeline_complete(const sampling::Profile& profile) {
 }  // namespace
 
 std::optional<Format> format_from_name(std::string_view name) {
-  std::string key = lower(name);
+  std::string key = to_lower(name);
   if (key == "collapsed" || key == "folded") return Format::kCollapsed;
   if (key == "speedscope") return Format::kSpeedscope;
   if (key == "chrome" || key == "perfetto" || key == "trace") return Format::kChromeTrace;
   if (key == "pprof") return Format::kPprof;
   if (key == "flamegraph" || key == "html" || key == "flame") return Format::kFlameGraphHtml;
+  if (key == "svg") return Format::kFlameGraphSvg;
   return std::nullopt;
 }
 
 std::optional<Format> format_from_extension(std::string_view path) {
-  std::string file = lower(path);
-  if (ends_with(file, ".speedscope.json") || ends_with(file, ".speedscope")) {
+  std::string file = to_lower(path);
+  if (file.ends_with(".speedscope.json") || file.ends_with(".speedscope")) {
     return Format::kSpeedscope;
   }
-  if (ends_with(file, ".trace.json") || ends_with(file, ".perfetto.json") ||
-      ends_with(file, ".chrome.json")) {
+  if (file.ends_with(".trace.json") || file.ends_with(".perfetto.json") ||
+      file.ends_with(".chrome.json")) {
     return Format::kChromeTrace;
   }
-  if (ends_with(file, ".pb.gz") || ends_with(file, ".pprof") || ends_with(file, ".pb")) {
+  if (file.ends_with(".pb.gz") || file.ends_with(".pprof") || file.ends_with(".pb")) {
     return Format::kPprof;
   }
-  if (ends_with(file, ".html") || ends_with(file, ".htm")) return Format::kFlameGraphHtml;
-  if (ends_with(file, ".folded") || ends_with(file, ".collapsed") || ends_with(file, ".txt")) {
+  if (file.ends_with(".html") || file.ends_with(".htm")) return Format::kFlameGraphHtml;
+  if (file.ends_with(".folded") || file.ends_with(".collapsed")) {
     return Format::kCollapsed;
   }
+  if (file.ends_with(".svg")) return Format::kFlameGraphSvg;
   return std::nullopt;
 }
 
@@ -106,13 +98,19 @@ const char* format_name(Format format) {
       return "pprof";
     case Format::kFlameGraphHtml:
       return "flamegraph";
+    case Format::kFlameGraphSvg:
+      return "svg";
   }
   return "unknown";
 }
 
 std::string format_names() {
-  return "flamegraph (html), collapsed (folded), speedscope, chrome "
+  return "flamegraph (html), svg, collapsed (folded), speedscope, chrome "
          "(perfetto), pprof";
+}
+
+std::string extension_names() {
+  return ".html, .svg, .folded, .collapsed, .speedscope.json, .trace.json, .pb.gz, .pprof";
 }
 
 bool frame_matches_pattern(const FrameInfo& frame, std::string_view pattern) {
@@ -365,6 +363,9 @@ void write_profile(const sampling::Profile& profile, Format format, const Export
       break;
     case Format::kFlameGraphHtml:
       write_flamegraph_html(profile, options, out);
+      break;
+    case Format::kFlameGraphSvg:
+      write_flamegraph_svg(profile, options, out);
       break;
   }
   if (!out)

@@ -1,6 +1,7 @@
 // Writing a sampling::Profile in the formats other tools read: collapsed ("folded") stacks,
-// speedscope JSON, Chrome trace events (Perfetto), pprof (gzip-compressed profile.proto) and a
-// self-contained interactive flame graph page. One entry point, one function per format behind it.
+// speedscope JSON, Chrome trace events (Perfetto), pprof (gzip-compressed profile.proto), a
+// self-contained interactive flame graph page and a static SVG flame graph. One entry point, one
+// function per format behind it.
 #pragma once
 
 #include <functional>
@@ -14,7 +15,14 @@
 
 namespace spyglass::report {
 
-enum class Format { kCollapsed, kSpeedscope, kChromeTrace, kPprof, kFlameGraphHtml };
+enum class Format {
+  kCollapsed,
+  kSpeedscope,
+  kChromeTrace,
+  kPprof,
+  kFlameGraphHtml,
+  kFlameGraphSvg
+};
 
 struct ExportOptions {
   // Fold the lines of a function into one frame: "qualname (file)" instead of "qualname (file:N)".
@@ -28,11 +36,13 @@ struct ExportOptions {
 };
 
 // "collapsed" (also "folded"), "speedscope", "chrome" (also "perfetto", "trace"), "pprof",
-// "flamegraph" (also "html").
+// "flamegraph" (also "html"), "svg".
 std::optional<Format> format_from_name(std::string_view name);
-// By the file's extension: .folded/.collapsed/.txt, .speedscope.json, .trace.json/.perfetto.json,
-// .pb.gz/.pprof, .html/.htm.
+// By the file's extension: .folded/.collapsed, .speedscope.json, .trace.json/.perfetto.json,
+// .pb.gz/.pprof, .html/.htm, .svg. (.txt is the results table's, .json their JSON: see the CLI.)
 std::optional<Format> format_from_extension(std::string_view path);
+// The extensions format_from_extension knows, for error messages.
+std::string extension_names();
 // The name when given, else the extension of `path`.
 std::optional<Format> format_from_name_or_extension(std::string_view name, std::string_view path);
 const char* format_name(Format format);
@@ -75,5 +85,9 @@ void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& o
 void write_pprof(const sampling::Profile& profile, const ExportOptions& options, std::ostream& out);
 void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions& options,
                            std::ostream& out);
+// A static SVG flame graph (no script): opens in any browser or image viewer; chosen functions
+// in blue, each frame's time and share in its tooltip.
+void write_flamegraph_svg(const sampling::Profile& profile, const ExportOptions& options,
+                          std::ostream& out);
 
 }  // namespace spyglass::report

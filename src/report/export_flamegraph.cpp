@@ -11,7 +11,6 @@
 #include "report/flamegraph_assets.h"
 #include "report/profile_view.h"
 #include "report/results.h"
-#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -35,29 +34,6 @@ std::string script_safe(const nlohmann::json& value) {
       out += "\\u0026";
     } else {
       out += c;
-    }
-  }
-  return out;
-}
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
     }
   }
   return out;
@@ -182,27 +158,7 @@ constexpr const char* kPageScript = R"js(
 void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions& options,
                            std::ostream& out) {
   const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
-  std::vector<sampling::FunctionPattern> patterns;
-  if (!options.is_chosen) {
-    for (const std::string& text : profile.chosen) {
-      try {
-        patterns.emplace_back(text);
-      } catch (const std::exception&) {
-        // A malformed pattern highlights nothing; the results report it.
-      }
-    }
-  }
-  std::vector<bool> chosen(view.frames.size(), false);
-  for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
-    const FrameInfo& frame = view.frames.get(id);
-    if (options.is_chosen) {
-      chosen[id] = options.is_chosen(frame);
-    } else {
-      for (const auto& pattern : patterns) {
-        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
-      }
-    }
-  }
+  const std::vector<bool> chosen = detail::chosen_frames(view, profile, options);
   const std::string title = options.title.empty() ? "spyglass flame graph" : options.title;
   const auto& run = profile.run;
   std::string summary = fmt::format(
@@ -213,11 +169,11 @@ void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions
 
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-      << "<title>" << html_escape(title) << "</title>\n"
+      << "<title>" << detail::markup_text(title) << "</title>\n"
       << "<style>" << assets::flamegraph_css() << "</style>\n"
       << "<style>" << kPageStyle << "</style>\n</head>\n<body>\n"
-      << "<header><h1>" << html_escape(title) << "</h1><span class=\"summary\">"
-      << html_escape(summary) << "</span>"
+      << "<header><h1>" << detail::markup_text(title) << "</h1><span class=\"summary\">"
+      << detail::markup_text(summary) << "</span>"
       << "<input id=\"search\" type=\"search\" placeholder=\"Search functions\" "
          "aria-label=\"Search functions\">"
       << "<button id=\"reset\" type=\"button\">Reset zoom</button>"

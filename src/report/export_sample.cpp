@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
         {Format::kChromeTrace, "sample.trace.json"},
         {Format::kPprof, "sample.pb.gz"},
         {Format::kFlameGraphHtml, "sample.html"},
+        {Format::kFlameGraphSvg, "sample.svg"},
     };
     for (const auto& [format, name] : outputs) {
       // The extension alone must pick the same format.

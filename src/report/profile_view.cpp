@@ -4,12 +4,84 @@
 
 #include <algorithm>
 
+#include "sampling/function_pattern.h"
+
 namespace spyglass::report::detail {
 
 using sampling::FrameId;
 using sampling::FrameInfo;
 using sampling::StackId;
 using sampling::Weight;
+
+std::string markup_text(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      switch (c) {
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '&':
+          out += "&amp;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&apos;";
+          break;
+        default:
+          out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    bool valid = len > 0 && i + len <= n && c >= 0xc2 && c <= 0xf4;
+    for (size_t k = 1; valid && k < len; ++k) valid = (s[i + k] & 0xc0) == 0x80;
+    if (valid) {
+      out.append(text, i, len);
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::vector<bool> chosen_frames(const ProfileView& view, const sampling::Profile& profile,
+                                const ExportOptions& options) {
+  std::vector<sampling::FunctionPattern> patterns;
+  if (!options.is_chosen) {
+    for (const std::string& text : profile.chosen) {
+      try {
+        patterns.emplace_back(text);
+      } catch (const std::exception&) {
+        // A malformed pattern highlights nothing; the results report it.
+      }
+    }
+  }
+  std::vector<bool> chosen(view.frames.size(), false);
+  for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
+    const FrameInfo& frame = view.frames.get(id);
+    if (options.is_chosen) {
+      chosen[id] = options.is_chosen(frame);
+    } else {
+      for (const auto& pattern : patterns) {
+        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
+      }
+    }
+  }
+  return chosen;
+}
 
 std::string frame_label(const FrameInfo& frame) {
   const std::string& name = frame.function.empty() ? std::string("<unknown>") : frame.function;

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "report/export.h"
 #include "sampling/profile.h"
 
 namespace spyglass::report::detail {
@@ -25,6 +26,16 @@ struct ProfileView {
 };
 
 ProfileView make_view(const sampling::Profile& profile, bool merge_lines);
+
+// Per frame of the view: does it belong to a chosen function (options.is_chosen, else the
+// profile's `chosen` patterns; a malformed pattern matches nothing).
+std::vector<bool> chosen_frames(const ProfileView& view, const sampling::Profile& profile,
+                                const ExportOptions& options);
+
+// Text for HTML and XML (the flame graph page, the SVG): markup characters escaped, control
+// characters and bytes that are not UTF-8 (a name read from a target may hold anything)
+// replaced, so the document always parses.
+std::string markup_text(const std::string& text);
 
 // "qualname (file:line)", or "qualname (file)" when lines are merged (line 0).
 std::string frame_label(const sampling::FrameInfo& frame);

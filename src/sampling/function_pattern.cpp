@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <fnmatch.h>
 
-#include "process/error.h"
+#include "common/error.h"
 
 namespace spyglass::sampling {
 namespace {

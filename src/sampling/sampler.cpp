@@ -13,7 +13,8 @@
 #include <cmath>
 #include <random>
 
-#include "process/error.h"
+#include "common/clock.h"
+#include "common/error.h"
 #include "process/maps.h"
 #include "sampling/thread_pauser.h"
 
@@ -24,12 +25,6 @@ namespace {
 double thread_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double monotonic_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
@@ -99,7 +94,11 @@ void check_rate(double hz) {
 }
 
 Sampler::Sampler(cpython::Target& target, SamplerOptions options)
-    : target_(target), options_(options), thread_states_(target.pid()) {
+    : target_(target),
+      options_(options),
+      rate_hz_(options.rate_hz),
+      mode_(options.mode),
+      thread_states_(target.pid()) {
   check_rate(options_.rate_hz);
   stats_.rate_hz = options_.rate_hz;
   stats_.mode = options_.mode;
@@ -147,15 +146,20 @@ bool Sampler::wait_stopped(double seconds) {
 void Sampler::set_rate(double hz) {
   check_rate(hz);
   std::lock_guard lock(mutex_);
-  options_.rate_hz = hz;
+  rate_hz_ = hz;
   stats_.rate_hz = hz;
 }
 
 void Sampler::set_mode(Mode mode) {
   std::lock_guard lock(mutex_);
-  options_.mode = mode;
+  mode_ = mode;
   stats_.mode = mode;
   profile_.run.mode = mode_name(mode);
+}
+
+void Sampler::on_exit(std::function<void()> callback) {
+  std::lock_guard lock(mutex_);
+  on_exit_ = std::move(callback);
 }
 
 void Sampler::reset() {
@@ -165,7 +169,7 @@ void Sampler::reset() {
   profile_.clear();
   profile_.run.pid = pid;
   profile_.run.python_version = version;
-  profile_.run.mode = mode_name(options_.mode);
+  profile_.run.mode = mode_name(mode_);
   profile_.timeline_limit = options_.timeline_spans;
   frame_ids_.clear();
   paths_.clear();
@@ -175,8 +179,8 @@ void Sampler::reset() {
   stats_.running = running_;
   stats_.target_exited = exited;
   stats_.scheduling = scheduling;
-  stats_.rate_hz = options_.rate_hz;
-  stats_.mode = options_.mode;
+  stats_.rate_hz = rate_hz_;
+  stats_.mode = mode_;
   walk_seconds_ = 0;
   read_seconds_ = 0;
   thread_cpu_reset_ = true;
@@ -192,16 +196,68 @@ SamplerStatus Sampler::status() const {
   return s;
 }
 
-void Sampler::with_profile(const std::function<void(const Profile&)>& fn) const {
+Profile Sampler::snapshot() const {
   std::lock_guard lock(mutex_);
-  Profile& p = const_cast<Profile&>(profile_);
-  p.run.rate_hz = stats_.rate_hz;
-  p.run.mode = mode_name(stats_.mode);
-  p.run.duration_seconds = stats_.profiled_seconds;
-  p.run.samples = stats_.samples;
-  p.run.late_samples = stats_.late;
-  p.run.missed_samples = stats_.missed;
-  fn(profile_);
+  Profile copy = profile_;
+  copy.run.rate_hz = stats_.rate_hz;
+  copy.run.mode = mode_name(stats_.mode);
+  copy.run.duration_seconds = stats_.profiled_seconds;
+  copy.run.samples = stats_.samples;
+  copy.run.late_samples = stats_.late;
+  copy.run.missed_samples = stats_.missed;
+  return copy;
+}
+
+namespace {
+
+std::vector<ThreadSnapshot> snapshot_threads(cpython::Target& target,
+                                             const std::vector<cpython::ThreadStack>& stacks) {
+  std::vector<std::string> names = target.thread_names(stacks);
+  std::vector<ThreadSnapshot> out(stacks.size());
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    const auto& s = stacks[i];
+    auto& t = out[i];
+    t.thread_id = s.thread_id;
+    t.native_id = s.native_id;
+    t.name = std::move(names[i]);
+    t.holds_gil = s.holds_gil;
+    t.gil_known = s.gil_known;
+    t.truncated = s.truncated;
+    for (const auto& f : s.frames) {
+      t.frames.push_back(
+          FrameInfo{f.code->qualname, f.code->filename, f.line, f.code->firstlineno});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Sampler::threads_now(std::vector<ThreadSnapshot>& out, double timeout_seconds) {
+  std::unique_lock lock(mutex_);
+  if (!stats_.running) {
+    lock.unlock();
+    std::vector<cpython::ThreadStack> stacks;
+    // A thread may appear or vanish mid-walk; one retry gives a consistent picture.
+    if (!target_.walk(stacks) && !target_.walk(stacks)) return false;
+    out = snapshot_threads(target_, stacks);
+    return true;
+  }
+  const uint64_t generation = threads_generation_;
+  threads_wanted_ = true;
+  bool handed = threads_cv_.wait_for(lock, std::chrono::duration<double>(timeout_seconds), [&] {
+    return threads_generation_ != generation || !stats_.running;
+  });
+  if (!handed || threads_generation_ == generation) return false;
+  out = threads_handed_;
+  return true;
+}
+
+void Sampler::hand_over_threads() {
+  threads_handed_ = snapshot_threads(target_, stacks_);
+  ++threads_generation_;
+  threads_wanted_ = false;
+  threads_cv_.notify_all();
 }
 
 void Sampler::run() {
@@ -227,7 +283,7 @@ void Sampler::run() {
   std::uniform_real_distribution<double> phase(0.0, 1.0);
   double slot = monotonic_seconds();  // start of the current slot
   while (!stop_requested_) {
-    double period = 1.0 / options_.rate_hz;
+    double period = 1.0 / rate_hz_.load(std::memory_order_relaxed);
     double deadline = slot + phase(rng) * period;
     wait_until(deadline, period);
     if (stop_requested_) break;
@@ -267,15 +323,18 @@ void Sampler::run() {
   }
   pauser_ = nullptr;
   bool exited;
+  std::function<void()> on_exit;
   {
     std::lock_guard lock(mutex_);
     if (!thread_cpu_reset_) stats_.sampler_cpu_seconds = thread_cpu_seconds() - thread_cpu_origin_;
     stats_.running = false;
     exited = stats_.target_exited;
+    on_exit = on_exit_;
   }
   running_ = false;
   stopped_cv_.notify_all();
-  if (exited && on_exit_) on_exit_();
+  threads_cv_.notify_all();
+  if (exited && on_exit) on_exit();
 }
 
 StackId Sampler::intern_stack(const cpython::ThreadStack& stack) {
@@ -319,11 +378,7 @@ StackId Sampler::intern_stack(const cpython::ThreadStack& stack) {
 }
 
 void Sampler::take_sample(double now, double dt) {
-  Mode mode;
-  {
-    std::lock_guard lock(mutex_);
-    mode = options_.mode;
-  }
+  const Mode mode = mode_.load(std::memory_order_relaxed);
   // Thread states are read before any pause: a thread stopped by ptrace looks idle.
   running_tids_.clear();
   if (mode == Mode::kCpu) {
@@ -334,7 +389,11 @@ void Sampler::take_sample(double now, double dt) {
   double t0 = monotonic_seconds();
   if (pauser_) pauser_->pause();
   const cpython::WalkStats before = target_.walker().stats();
-  const double read_before = target_.prefetch().read_seconds();
+  const auto& prefetch = target_.prefetch();
+  const double read_before = prefetch.read_seconds();
+  const uint64_t calls_before = prefetch.calls();
+  const uint64_t reads_before = prefetch.reads();
+  const uint64_t prefetched_before = prefetch.hits() + prefetch.page_hits();
   bool ok = target_.walk(stacks_);
   if (pauser_) pauser_->resume();
   const cpython::WalkStats& after = target_.walker().stats();
@@ -342,7 +401,7 @@ void Sampler::take_sample(double now, double dt) {
   const uint64_t list_retries = after.thread_list_retries - before.thread_list_retries;
   const uint64_t cut_lists = after.cut_thread_lists - before.cut_thread_lists;
   double walk = monotonic_seconds() - t0;
-  const double read = target_.prefetch().read_seconds() - read_before;
+  const double read = prefetch.read_seconds() - read_before;
   std::vector<char>& include = include_;
   include.assign(stacks_.size(), 1);
   if (ok && mode == Mode::kCpu) {
@@ -364,9 +423,13 @@ void Sampler::take_sample(double now, double dt) {
   stats_.profiled_seconds += dt;
   walk_seconds_ += walk;
   read_seconds_ += read;
+  stats_.read_calls += prefetch.calls() - calls_before;
+  stats_.memory_reads += prefetch.reads() - reads_before;
+  stats_.prefetched_reads += prefetch.hits() + prefetch.page_hits() - prefetched_before;
   stats_.reread_stacks += retries;
   stats_.reread_thread_lists += list_retries;
   stats_.cut_thread_lists += cut_lists;
+  if (ok && threads_wanted_.load(std::memory_order_relaxed)) hand_over_threads();
   if (!ok) {
     ++stats_.failed_walks;
     return;
@@ -379,11 +442,8 @@ void Sampler::take_sample(double now, double dt) {
     if (!include[i] || s.frames.empty()) continue;
     auto name_it = names_by_tid_.find(s.native_id);
     if (name_it == names_by_tid_.end()) {
-      name_it = names_by_tid_
-                    .emplace(s.native_id, s.native_id ? process::read_thread_name(target_.pid(),
-                                                                                   s.native_id)
-                                                      : std::string())
-                    .first;
+      // Python's name (threading.Thread.name) where there is one: read once per thread.
+      name_it = names_by_tid_.emplace(s.native_id, target_.thread_name(s)).first;
     }
     uint32_t thread = profile_.thread_index(s.thread_id, s.native_id, name_it->second);
     profile_.add_sample(thread, intern_stack(s), t, dt);

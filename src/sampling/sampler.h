@@ -55,6 +55,11 @@ struct SamplerStatus {
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut after the last retry: later threads lost
+  // Reading the target's memory (the walks' reads, see process/prefetch.h): system calls made,
+  // reads asked for, and of those the ones the prefetch served.
+  uint64_t read_calls = 0;
+  uint64_t memory_reads = 0;
+  uint64_t prefetched_reads = 0;
   double mean_walk_us = 0;      // time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):
@@ -63,6 +68,18 @@ struct SamplerStatus {
   std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
   std::string error;            // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
+};
+
+// One thread of the target as a walk found it, held by value (a walk's own frames point into
+// the walker's cache, which the sampling thread goes on changing).
+struct ThreadSnapshot {
+  uint64_t thread_id = 0;
+  pid_t native_id = 0;
+  std::string name;
+  bool holds_gil = false;
+  bool gil_known = false;
+  bool truncated = false;
+  std::vector<FrameInfo> frames;  // innermost first
 };
 
 class Sampler {
@@ -75,29 +92,45 @@ class Sampler {
   void start();  // no-op when running
   void stop();   // waits for the sampling thread; no-op when stopped
   bool running() const { return running_; }
+  // Both take effect at the next sample, also while running.
   void set_rate(double hz);
   void set_mode(Mode mode);
   void reset();  // forget everything gathered
   SamplerStatus status() const;
-  // Runs `fn` on the profile while the sampler is held still (consistent reads while running).
-  void with_profile(const std::function<void(const Profile&)>& fn) const;
+  // A copy of everything gathered, its run information filled in, taken under the lock: reports
+  // and exports render from it while sampling goes on.
+  Profile snapshot() const;
+  // Every thread's stack now. While sampling, the sampling thread hands over its next walk
+  // (the target's reader is not shared between threads); stopped, the walk is made here.
+  // False when no consistent walk came within `timeout_seconds`.
+  bool threads_now(std::vector<ThreadSnapshot>& out, double timeout_seconds);
   // Called from the sampling thread once, when the target has exited.
-  void on_exit(std::function<void()> callback) { on_exit_ = std::move(callback); }
+  void on_exit(std::function<void()> callback);
   // Waits until the sampler stops by itself (target exit) or `seconds` pass; true if stopped.
   bool wait_stopped(double seconds);
 
  private:
   void run();
   void take_sample(double now, double dt);
+  // Under mutex_: the walk just made, for threads_now().
+  void hand_over_threads();
   StackId intern_stack(const cpython::ThreadStack& stack);
 
   cpython::Target& target_;
-  SamplerOptions options_;
+  SamplerOptions options_;  // rate_hz and mode as given; the live ones are below
+  // Read by the sampling loop at every sample without the lock, written by set_rate/set_mode.
+  std::atomic<double> rate_hz_;
+  std::atomic<Mode> mode_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
   std::thread thread_;
   mutable std::mutex mutex_;  // guards profile_ and stats
   std::condition_variable stopped_cv_;
+  // threads_now() while sampling: asks the sampling thread for its next walk.
+  std::atomic<bool> threads_wanted_{false};
+  std::condition_variable threads_cv_;
+  std::vector<ThreadSnapshot> threads_handed_;
+  uint64_t threads_generation_ = 0;
   Profile profile_;
   SamplerStatus stats_;
   double walk_seconds_ = 0;

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 namespace spyglass::sampling {

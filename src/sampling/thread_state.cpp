@@ -8,6 +8,7 @@
 #include <ctime>
 #include <string_view>
 
+#include "common/clock.h"
 #include "process/maps.h"
 
 namespace spyglass::sampling {
@@ -16,12 +17,6 @@ namespace {
 // Longer than the run time's update interval on a CPU-bound thread: a tick (4 ms at HZ=250,
 // 10 ms at HZ=100).
 constexpr double kRunTimeGraceSeconds = 0.012;
-
-double monotonic_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 void close_files(int stat, int schedstat) {
   if (stat >= 0) ::close(stat);

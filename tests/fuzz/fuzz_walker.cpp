@@ -22,7 +22,7 @@
 
 #include "cpython/capture.h"
 #include "cpython/walker.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace {

@@ -265,3 +265,109 @@ def test_end_of_a_pipe(spyglass_bin, demo_app):
             process.kill()
     assert process.returncode == 0, (output, errors)
     assert "Final results" in output and "heavy_computation" in output, output
+
+
+# --- The earlier prototype's forms, and arguments a command does not take (issue 17) ----------
+
+
+def test_prototype_forms(attach, demo_app, tmp_path):
+    """`start -p PID -f a b -t 0.02`, `add -f x`, `remove -f x`, as the prototype's users type
+    them; before, start ignored every argument and `add -f x` chose a function named "-f"."""
+    app = demo_app()
+    child = attach(app.pid)
+    command(child, "start -p %d -f heavy_computation disk_io -t 0.02" % app.pid,
+            r"chosen: heavy_computation, disk_io", r"profiling at 50 Hz \(wall mode\)")
+    command(child, "add -f network_request", r"chosen: heavy_computation, disk_io, network_request")
+    command(child, "remove -f disk_io", r"chosen: heavy_computation, network_request")
+    out = command(child, "status", r"rate:\s+50 Hz requested")
+    assert "-f" not in out.split("functions:")[1], out
+    # Another process from inside this prompt: an error that says what to do instead.
+    command(child, "start -p 1", r"error: start -p 1: this prompt is attached to process %d; "
+            r"to profile process 1, leave \('exit'\) and run 'spyglass attach 1'" % app.pid)
+    command(child, "stop", r"stopped: \d+ samples")
+    command(child, "start --timeout 0.005", r"profiling at 200 Hz")
+    child.sendline("exit")
+    child.expect(r"Final results")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+UNKNOWN_ARGUMENTS = [
+    ("results --ascii", r"results: unknown option '--ascii'; usage: results \[--json\] "
+                        r"\[--per-thread\]"),
+    ("stop now", r"stop: it takes no argument \('now'\); usage: stop"),
+    ("status -v", r"status: unknown option '-v'; usage: status"),
+    ("start -x 3", r"start: unknown option '-x'; usage: start \[-p PID\] \[-f FUNC\.\.\.\] "
+                   r"\[-t SECONDS\]"),
+    ("start -t", r"start: -t needs a value \(SECONDS\)"),
+    ("add -f", r"add: -f needs at least one FUNC"),
+    ("tree a b", r"tree: too many arguments \('b'\); usage: tree \[FUNC\]"),
+    ("export", r"export: missing argument; usage: export \[--format FORMAT\] FILE \[FORMAT\]"),
+]
+
+
+def test_unknown_arguments_show_the_usage(spyglass_bin, demo_app):
+    """Before, `results --ascii` ignored its argument; now every command refuses what it does
+    not take, with its usage (through a pipe: one error line per command typed)."""
+    app = demo_app()
+    lines = [line for line, _ in UNKNOWN_ARGUMENTS]
+    out = subprocess.run([spyglass_bin, "attach", str(app.pid)], input="\n".join(lines) +
+                         "\nstatus\nexit\n", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    errors = [line for line in out.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(UNKNOWN_ARGUMENTS), out.stdout
+    for error, (line, usage) in zip(errors, UNKNOWN_ARGUMENTS):
+        assert re.match("error: " + usage, error), (line, error)
+    assert re.search(r"state:\s+stopped", out.stdout), "nothing was started by a bad line"
+
+
+def test_help_lists_every_usage(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid)
+    out = command(child, "help")
+    for usage in ("start [-p PID] [-f FUNC...] [-t SECONDS]", "add [-f FUNC...] FUNC...",
+                  "results [--json] [--per-thread]", "export [--format FORMAT] FILE [FORMAT]"):
+        assert usage in out, out
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_status_explains_late_and_missed_once(attach, demo_app):
+    app = demo_app()
+    child = attach(app.pid)
+    first = command(child, "status", r"late:\s+\d+", r"missed: a sampling time")
+    assert "unreadable: the target changed" in first.replace("\r\n", " ").replace("  ", " ") or \
+        "unreadable:" in first, first
+    second = command(child, "status", r"late:\s+\d+")
+    assert "missed: a sampling time" not in second, second
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_export_formats_from_the_prompt(attach, demo_app, tmp_path):
+    app = demo_app()
+    child = attach(app.pid, "-f", "heavy_computation")
+    command(child, "start", r"profiling")
+    time.sleep(0.5)
+    svg = tmp_path / "flame.svg"
+    command(child, "export %s" % svg, r"wrote .*flame\.svg \(svg\)")
+    assert svg.read_text().lstrip().startswith("<?xml"), svg.read_text()[:200]
+    command(child, "export %s" % (tmp_path / "out.weird"),
+            r"error: cannot tell the format of .*out\.weird from its name")
+    assert not (tmp_path / "out.weird").exists()
+    command(child, "export %s --format json" % (tmp_path / "out.weird"), r"wrote .*\(json\)")
+    json.loads((tmp_path / "out.weird").read_text())
+    command(child, "export %s" % (tmp_path / "table.txt"), r"wrote .*\(table\)")
+    assert "heavy_computation" in (tmp_path / "table.txt").read_text()
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_attach_with_the_pid_option(spyglass_bin, demo_app):
+    app = demo_app()
+    for args in (["attach", "-p", str(app.pid)], ["attach", "--pid", str(app.pid)]):
+        out = subprocess.run([spyglass_bin] + args, input="status\nexit\n", capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "Attached to process %d" % app.pid in out.stdout

@@ -115,3 +115,24 @@ def test_malformed_spyglass_toml_in_the_current_folder(spyglass_bin, demo_app, t
     result = run_in(tmp_path, spyglass_bin, ["record", "-p", demo_app.pid])
     line = support.assert_clean_failure(result, support.EXIT_USAGE)
     assert "spyglass.toml" in line, line
+
+
+def test_unknown_key_is_warned_with_the_closest(spyglass_bin, demo_app, tmp_path):
+    """Before, `functoins = [...]` was ignored without a word (and the run had no functions)."""
+    (tmp_path / "spyglass.toml").write_text(
+        'functoins = ["heavy_computation"]\nrate = 250\nduration = 0.3\nformat = "json"\n'
+        'colour = "blue"\n')
+    result = run_in(tmp_path, spyglass_bin, ["record", "-p", demo_app.pid, "-f", "disk_io"])
+    support.assert_success(result)
+    assert "spyglass: warning: spyglass.toml: unknown key 'functoins' (did you mean " \
+        "'functions'?); it is ignored" in result.stderr, result.stderr
+    assert "unknown key 'colour'; it is ignored" in result.stderr, result.stderr
+    assert json.loads(result.stdout)["rate_hz"] == 250  # the known keys still apply
+    pyproject = tmp_path / "elsewhere" / "pyproject.toml"
+    pyproject.parent.mkdir()
+    pyproject.write_text("[tool.spyglass]\nrat = 100\nduration = 0.3\n")
+    result = run_in(tmp_path, spyglass_bin, ["record", "-p", demo_app.pid, "--config", pyproject,
+                                             "-f", "disk_io"])
+    support.assert_success(result)
+    assert "pyproject.toml [tool.spyglass]: unknown key 'rat' (did you mean 'rate'?)" in \
+        result.stderr, result.stderr

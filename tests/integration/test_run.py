@@ -2,6 +2,10 @@
 for --duration), print the results, and exit as the program did."""
 
 import json
+import os
+import re
+import subprocess
+import time
 
 import support
 
@@ -119,3 +123,62 @@ def test_program_options_after_a_function_list(run_spyglass, tmp_path):
 def test_double_dash_outside_run_is_refused(run_spyglass):
     support.assert_clean_failure(run_spyglass(["record", "-p", "1", "--", "x"]),
                                  support.EXIT_USAGE)
+
+
+def test_program_that_is_not_python_says_what_it_waits_for(spyglass_bin):
+    """Before: 30 s of silence at 60 % of a core, then a failure. Now a line within a second
+    says what spyglass waits for, and how to profile a Python program some launcher starts."""
+    process = subprocess.Popen([spyglass_bin, "run", "-f", "work", "--", "sleep", "5"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started = time.monotonic()
+        line = process.stderr.readline()
+        waited = time.monotonic() - started
+        assert re.match(r"spyglass: waiting for Python in process \d+ \(sleep\) or a process it "
+                        r"starts: .*; Ctrl-C to give up\. .*spyglass record -p PID", line), line
+        assert waited < 15, "said early (within a second on a quiet machine)"
+        # Past the first two seconds (when it looks often, not to miss a program's start), it
+        # looks again 20 times a second at most: far from a spinning core.
+        time.sleep(max(0.0, 2.3 - (time.monotonic() - started)))
+        cpu_before = _cpu_seconds(process.pid)
+        time.sleep(1.0)
+        assert _cpu_seconds(process.pid) - cpu_before < 0.5
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == support.EXIT_NO_SUCH_PROCESS, err
+    assert "the program exited before a Python interpreter could be read" in err, err
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_shell_wrapper_is_followed_to_its_python_child(run_spyglass, tmp_path):
+    """A wrapper that starts Python as its child (a shell script, `sh -c "...; ..."`): the first
+    Python process below it is profiled, and spyglass says so."""
+    script = write_script(tmp_path, work=0.8, pause=0.2)
+    wrapper = tmp_path / "launch.sh"
+    wrapper.write_text("#!/bin/sh\nsleep 0.3\n\"%s\" \"%s\"\nstatus=$?\necho wrapper done\n"
+                       "exit $status\n" % (support.runner_python(), script))
+    wrapper.chmod(0o755)
+    result = run_spyglass(["run", "-f", "work", "pause", "--format", "json", "--", wrapper],
+                          timeout=60)
+    support.assert_success(result)
+    assert re.search(r"spyglass: process \d+ \(launch\.sh\) started Python as process \d+: "
+                     r"profiling that one", result.stderr), result.describe()
+    document = support.json_document(result.stdout)
+    rows = support.function_rows(document)
+    assert rows["work"]["samples"] > 0 and rows["pause"]["samples"] > 0, rows
+    assert "wrapper done" in result.stdout
+
+
+def test_start_line(run_spyglass, tmp_path):
+    result = run(run_spyglass, write_script(tmp_path, work=0.2, pause=0.05))
+    support.assert_success(result)
+    assert re.search(r"spyglass: profiling process \d+ \(Python 3\.\d+\.\d+\) at 1000 Hz, wall "
+                     r"mode, 2 functions, until it exits \(Ctrl-C to stop earlier\)",
+                     result.stderr), result.describe()

@@ -10,7 +10,7 @@
 #include <regex>
 
 #include "process/elf.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 // Defined in this executable with external linkage and not exported (no -rdynamic), so it is

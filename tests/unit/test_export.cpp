@@ -58,6 +58,7 @@ TEST(ExportFormat, NamesAndExtensions) {
   EXPECT_EQ(format_from_name("perfetto"), Format::kChromeTrace);
   EXPECT_EQ(format_from_name("pprof"), Format::kPprof);
   EXPECT_EQ(format_from_name("html"), Format::kFlameGraphHtml);
+  EXPECT_EQ(format_from_name("svg"), Format::kFlameGraphSvg);
   EXPECT_FALSE(format_from_name("table").has_value());
   EXPECT_EQ(format_from_extension("out/x.speedscope.json"), Format::kSpeedscope);
   EXPECT_EQ(format_from_extension("x.trace.json"), Format::kChromeTrace);
@@ -65,10 +66,12 @@ TEST(ExportFormat, NamesAndExtensions) {
   EXPECT_EQ(format_from_extension("X.HTML"), Format::kFlameGraphHtml);
   EXPECT_EQ(format_from_extension("x.folded"), Format::kCollapsed);
   EXPECT_FALSE(format_from_extension("x.json").has_value());
+  EXPECT_EQ(format_from_extension("flame.SVG"), Format::kFlameGraphSvg);
+  EXPECT_FALSE(format_from_extension("x.txt").has_value());  // the table's (the CLI's)
   EXPECT_EQ(format_from_name_or_extension("pprof", "x.html"), Format::kPprof);
   EXPECT_EQ(format_from_name_or_extension("", "x.html"), Format::kFlameGraphHtml);
   for (Format f : {Format::kCollapsed, Format::kSpeedscope, Format::kChromeTrace, Format::kPprof,
-                   Format::kFlameGraphHtml}) {
+                   Format::kFlameGraphHtml, Format::kFlameGraphSvg}) {
     EXPECT_EQ(format_from_name(format_name(f)), f);
   }
 }
@@ -239,6 +242,35 @@ TEST(ExportFlameGraph, SelfContainedPage) {
   EXPECT_FALSE(main["children"][0].contains("chosen"));
 }
 
+TEST(ExportSvg, StaticFlameGraph) {
+  Profile p = small_profile();
+  // Names from a target may hold markup and bytes that are not UTF-8.
+  auto odd = p.frames.intern(FrameInfo{"<lambda>&\xff", "x.py", 1, 1});
+  p.add_sample(0, p.stacks.child(sampling::kRootStack, odd), 0.2, 0.01);
+  ExportOptions options;
+  options.title = "<title & test>";
+  std::string svg = write(p, Format::kFlameGraphSvg, options);
+  EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+  EXPECT_EQ(svg.find("<script"), std::string::npos) << "static: no script";
+  EXPECT_NE(svg.find("&lt;title &amp; test&gt;"), std::string::npos);
+  EXPECT_NE(svg.find("&lt;lambda&gt;&amp;\xef\xbf\xbd"), std::string::npos);
+  EXPECT_EQ(svg.find("\xff"), std::string::npos);
+  // The profile's chosen pattern ("work") is blue; main is not.
+  auto work = svg.find("<title>work (/app/m.py:11)");
+  ASSERT_NE(work, std::string::npos);
+  EXPECT_NE(svg.substr(work, 300).find("fill=\"#3b7ddd\""), std::string::npos);
+  auto main = svg.find("<title>main (/app/m.py:3)");
+  ASSERT_NE(main, std::string::npos);
+  EXPECT_EQ(svg.substr(main, 300).find("#3b7ddd"), std::string::npos);
+  // Every element opened is closed: as many <g> as </g>.
+  size_t open = 0, close = 0;
+  for (size_t at = 0; (at = svg.find("<g ", at)) != std::string::npos; ++at) ++open;
+  for (size_t at = 0; (at = svg.find("</g>", at)) != std::string::npos; ++at) ++close;
+  EXPECT_EQ(open, close);
+  EXPECT_GT(open, 5u);
+}
+
 TEST(ExportDeep, TwentyThousandFramesEveryFormat) {
   Profile p;
   StackId stack = stack_of(p, {{"main", "m.py", 1, 1}});
@@ -248,7 +280,7 @@ TEST(ExportDeep, TwentyThousandFramesEveryFormat) {
   p.add_sample(t, stack, 0.001, 0.001);
   p.add_sample(t, p.stacks.parent(stack), 0.002, 0.001);
   for (Format f : {Format::kCollapsed, Format::kSpeedscope, Format::kChromeTrace, Format::kPprof,
-                   Format::kFlameGraphHtml}) {
+                   Format::kFlameGraphHtml, Format::kFlameGraphSvg}) {
     std::string out = write(p, f);
     EXPECT_FALSE(out.empty()) << format_name(f);
   }

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "process/error.h"
+#include "common/error.h"
 
 using spyglass::sampling::FunctionPattern;
 using spyglass::sampling::module_names_for_file;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cpython/layout.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <thread>
 
-#include "process/error.h"
+#include "common/error.h"
 #include "process/maps.h"
 
 namespace spyglass::process {

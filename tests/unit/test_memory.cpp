@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "process/access.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::process {

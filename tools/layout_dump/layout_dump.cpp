@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cpython/layout.h"
-#include "process/error.h"
+#include "common/error.h"
 #include "process/memory.h"
 
 namespace {
