@@ -4,20 +4,32 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cli/output.h"
+#include "pattern/pattern.h"
 #include "process/error.h"
+#include "report/chosen.h"
 #include "report/export.h"
 #include "report/tree.h"
-#include "sampling/function_pattern.h"
 #include "sampling/function_stats.h"
 
 namespace spyglass::cli {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Throws Error(kUsage) for a malformed pattern, with the pattern's own explanation.
+void check_pattern(const std::string& text) {
+  try {
+    pattern::Pattern check(text);
+  } catch (const pattern::PatternError& e) {
+    throw Error(ErrorKind::kUsage, e.what());
+  }
 }
 
 }  // namespace
@@ -31,25 +43,20 @@ Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
 std::vector<std::string> Session::add_functions(const std::vector<std::string>& patterns) {
   std::vector<std::string> warnings;
   for (const auto& p : patterns) {
-    sampling::FunctionPattern pattern(p);  // throws on a malformed pattern
+    check_pattern(p);
     if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
     functions_.push_back(p);
-    bool seen = false;
+    std::optional<std::string> hint;  // set when functions were seen and none matches
     sampler_->with_profile([&](const sampling::Profile& profile) {
-      if (profile.frames.size() == 0) {
-        seen = true;  // nothing seen yet: no reason to warn
-        return;
-      }
-      for (sampling::FrameId f = 0; f < profile.frames.size() && !seen; ++f) {
-        const auto& info = profile.frames.get(f);
-        seen = pattern.matches(info.function, info.file);
-      }
+      if (profile.frames.size() == 0) return;  // nothing seen yet: no reason to warn
+      report::ChosenSet chosen(profile, {p});
+      if (chosen.matched_functions(0).empty()) hint = report::closest_names_hint(p, chosen);
     });
-    if (!seen) {
+    if (hint) {
       warnings.push_back(fmt::format(
-          "no function seen so far matches '{}'; it stays listed and shows \"no data\" until it "
-          "runs",
-          p));
+          "no function seen so far matches '{}'{}; it stays listed and shows \"no data\" until "
+          "it runs",
+          p, *hint));
     }
   }
   return warnings;
@@ -72,7 +79,8 @@ report::Results Session::results() const {
   report::Results results;
   auto status = sampler_->status();
   sampler_->with_profile([&](const sampling::Profile& profile) {
-    results = sampling::chosen_function_results(profile, functions_, status);
+    results =
+        sampling::chosen_function_results(profile, report::ChosenSet(profile, functions_), status);
   });
   if (status.failed_walks) {
     results.notes.push_back(fmt::format(
@@ -96,17 +104,18 @@ std::string Session::tree(const std::string& function) const {
   std::string out;
   bool unicode = table_style().unicode;
   report::TreeOptions tree_options;
+  if (!function.empty()) check_pattern(function);
   sampler_->with_profile([&](const sampling::Profile& profile) {
     std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
     if (names.empty()) {
       out = report::render_tree(report::build_program_tree(profile, tree_options), unicode);
       return;
     }
-    for (const auto& name : names) {
-      sampling::FunctionPattern pattern(name);
+    const report::ChosenSet chosen(profile, names);
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string& name = names[i];
       auto trees = report::build_function_trees(
-          profile, name,
-          [&](const sampling::FrameInfo& f) { return pattern.matches(f.function, f.file); },
+          profile, name, [&](const sampling::FrameInfo& f) { return chosen.matches(f, i); },
           tree_options);
       out += report::render_function_trees(trees, unicode);
       out += "\n";
@@ -128,16 +137,10 @@ std::string Session::render(const std::string& format) const {
   std::ostringstream out;
   report::ExportOptions export_options;
   export_options.merge_lines = options_.merge_lines.value_or(false);
-  std::vector<sampling::FunctionPattern> chosen;
-  for (const auto& f : functions_) chosen.emplace_back(f);
-  export_options.is_chosen = [chosen](const sampling::FrameInfo& frame) {
-    for (const auto& p : chosen) {
-      if (p.matches(frame.function, frame.file)) return true;
-    }
-    return false;
-  };
   export_options.title = fmt::format("spyglass: process {}", target_->pid());
   sampler_->with_profile([&](const sampling::Profile& profile) {
+    const report::ChosenSet chosen(profile, functions_);
+    export_options.chosen = &chosen;
     report::write_profile(profile, *export_format, export_options, out);
   });
   return out.str();

@@ -1,10 +1,9 @@
 // The `spyglass._spyglass` module: the thin control surface over the tracer. The friendly API
 // (start/stop/profile/trace/Results) is Python, in python/spyglass/__init__.py.
-#include "extension/compat.h"
-
 #include <map>
 #include <string>
 
+#include "extension/compat.h"
 #include "extension/toml_json.h"
 #include "extension/tracer.h"
 #include "report/results.h"
@@ -24,7 +23,9 @@ PyObject* py_stop(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* py_running(PyObject*, PyObject*) { return PyBool_FromLong(tracer_running()); }
+PyObject* py_running(PyObject*, PyObject*) {
+  return PyBool_FromLong(tracer_running());
+}
 
 PyObject* py_add(PyObject*, PyObject* args) {
   const char* name = nullptr;
@@ -35,7 +36,12 @@ PyObject* py_add(PyObject*, PyObject* args) {
     PyErr_SetString(PyExc_TypeError, "add(): the second argument must be a code object");
     return nullptr;
   }
-  return PyBool_FromLong(tracer_add(name, code));
+  try {
+    return PyBool_FromLong(tracer_add(name, code));
+  } catch (const std::exception& e) {  // a malformed pattern: nothing was added
+    PyErr_SetString(PyExc_ValueError, e.what());
+    return nullptr;
+  }
 }
 
 PyObject* py_remove(PyObject*, PyObject* args) {
@@ -59,8 +65,8 @@ PyObject* py_entries(PyObject*, PyObject*) {
   PyObject* list = PyList_New(static_cast<Py_ssize_t>(names.size()));
   if (list == nullptr) return nullptr;
   for (size_t i = 0; i < names.size(); ++i) {
-    PyObject* name = PyUnicode_FromStringAndSize(names[i].data(),
-                                                 static_cast<Py_ssize_t>(names[i].size()));
+    PyObject* name =
+        PyUnicode_FromStringAndSize(names[i].data(), static_cast<Py_ssize_t>(names[i].size()));
     if (name == nullptr) {
       Py_DECREF(list);
       return nullptr;
@@ -198,8 +204,15 @@ PyMethodDef g_methods[] = {
 };
 
 PyModuleDef g_module = {
-    PyModuleDef_HEAD_INIT, "_spyglass", "spyglass exact mode (C++ core)", -1, g_methods,
-    nullptr, nullptr, nullptr, nullptr,
+    PyModuleDef_HEAD_INIT,
+    "_spyglass",
+    "spyglass exact mode (C++ core)",
+    -1,
+    g_methods,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace

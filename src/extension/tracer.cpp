@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "extension/histogram.h"
-#include "extension/pattern.h"
+#include "pattern/pattern.h"
 
 namespace spyglass::exact {
 namespace {
@@ -82,12 +82,43 @@ struct Instance {  // a generator or coroutine between its first start and its e
   Ticks running = 0;
 };
 
+// What a code object is, as patterns see it and results name it.
+struct CodeIdentity {
+  std::string module;    // __name__ of the globals it runs in ("__main__" for a script)
+  std::string qualname;  // co_qualname, or recovered before 3.11
+  std::string filename;  // co_filename
+  int first_line = 0;
+  std::vector<std::string> modules;  // the names its module answers to in patterns
+
+  pattern::FunctionIdentity pattern_view() const { return {qualname, filename, &modules}; }
+  report::MatchResult match() const {
+    report::MatchResult m;
+    m.function = qualname;
+    m.file = filename;
+    m.line = first_line;
+    m.module = module;
+    m.label = pattern::describe(
+        qualname, pattern::short_file(filename, pattern::package_depth_of_module(module, filename)),
+        first_line);
+    return m;
+  }
+};
+
 struct Entry {
   std::string name;
-  std::optional<Pattern> pattern;
+  std::optional<pattern::Pattern> pattern;
   PyObject* marked_code = nullptr;  // strong reference, for @spyglass.trace entries
   bool alive = true;
-  std::vector<std::string> matches;
+  std::vector<report::MatchResult> matches;
+
+  // Lists a function this entry matched, once.
+  void add_match(const CodeIdentity& identity) {
+    report::MatchResult m = identity.match();
+    for (const auto& known : matches) {
+      if (known.label == m.label) return;
+    }
+    matches.push_back(std::move(m));
+  }
 };
 
 struct KnownCode {  // a code object chosen at some point: identity kept to re-judge it cheaply
@@ -174,8 +205,8 @@ std::string recover_qualname(PyObject* code, PyObject* globals, PyFrameObject* f
                         ? compat::frame_first_argument(frame)
                         : nullptr;
   if (first != nullptr) {
-    PyTypeObject* type = PyType_Check(first) ? reinterpret_cast<PyTypeObject*>(first)
-                                             : Py_TYPE(first);
+    PyTypeObject* type =
+        PyType_Check(first) ? reinterpret_cast<PyTypeObject*>(first) : Py_TYPE(first);
     PyObject* mro = type->tp_mro;
     if (mro != nullptr && PyTuple_Check(mro)) {
       for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
@@ -203,6 +234,7 @@ CodeIdentity identify(PyObject* code, PyFrameObject* frame) {
   } else {
     identity.qualname = recover_qualname(code, globals, frame, string_attribute(code, "co_name"));
   }
+  identity.modules = pattern::module_names_for_module(identity.module, identity.filename);
   return identity;
 }
 
@@ -216,7 +248,7 @@ CodeKind kind_of(PyObject* code) {
 bool entry_matches(const Entry& entry, PyObject* code, const CodeIdentity& identity) {
   if (!entry.alive) return false;
   if (entry.marked_code != nullptr) return entry.marked_code == code;
-  return entry.pattern && entry.pattern->matches(identity);
+  return entry.pattern && entry.pattern->matches(identity.pattern_view());
 }
 
 void mark_not_chosen(PyObject* code) {
@@ -253,13 +285,7 @@ const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
       Py_INCREF(code);
       entry.identity = identity;
       entry.chosen = true;
-      std::string description = identity.describe();
-      for (uint8_t i = 0; i < record.count; ++i) {
-        auto& matches = g.entries[record.entries[i]].matches;
-        if (std::find(matches.begin(), matches.end(), description) == matches.end()) {
-          matches.push_back(description);
-        }
-      }
+      for (uint8_t i = 0; i < record.count; ++i) g.entries[record.entries[i]].add_match(identity);
       backend::code_chosen(code);
     }
   }
@@ -381,9 +407,10 @@ void pop_top(ThreadState& thread, Ticks now, bool ends, bool count) {
   Ticks wall = 0;
   bool coroutine = false;
   if (record.kind != CodeKind::kFunction) {
-    Instance* instance = shadow.instance >= 0 && g.instances[shadow.instance].key == shadow.instance_key
-                             ? &g.instances[shadow.instance]
-                             : nullptr;
+    Instance* instance =
+        shadow.instance >= 0 && g.instances[shadow.instance].key == shadow.instance_key
+            ? &g.instances[shadow.instance]
+            : nullptr;
     if (instance != nullptr) {
       instance->running += elapsed;
       latency = instance->running;
@@ -438,7 +465,8 @@ void rejudge_known_codes() {
   for (auto it = g.known.begin(); it != g.known.end();) {
     KnownCode& known = it->second;
     bool still = false;
-    for (const Entry& entry : g.entries) still = still || entry_matches(entry, known.code, known.identity);
+    for (const Entry& entry : g.entries)
+      still = still || entry_matches(entry, known.code, known.identity);
     if (!still) {
       for (auto& thread : g.threads) {
         int kept = 0;
@@ -462,13 +490,8 @@ void rejudge_known_codes() {
       continue;
     }
     // Still chosen: matches for new entries are listed now, records rebuilt lazily.
-    std::string description = known.identity.describe();
     for (Entry& entry : g.entries) {
-      if (entry_matches(entry, known.code, known.identity) &&
-          std::find(entry.matches.begin(), entry.matches.end(), description) ==
-              entry.matches.end()) {
-        entry.matches.push_back(description);
-      }
+      if (entry_matches(entry, known.code, known.identity)) entry.add_match(known.identity);
     }
     ++it;
   }
@@ -640,7 +663,8 @@ bool tracer_initialize() {
 bool tracer_start() {
   if (g.running) return true;
   if (g.failed) {
-    PyErr_SetString(PyExc_RuntimeError, "spyglass exact mode was disabled after an internal failure");
+    PyErr_SetString(PyExc_RuntimeError,
+                    "spyglass exact mode was disabled after an internal failure");
     return false;
   }
   ++g.generation;  // everything judged before is judged again (patterns may have changed)
@@ -666,7 +690,9 @@ void tracer_stop() {
   g.session_ns += Clock::monotonic_ns() - g.session_start_ns;
 }
 
-bool tracer_running() { return g.running; }
+bool tracer_running() {
+  return g.running;
+}
 
 bool tracer_add(const std::string& name, PyObject* code) {
   for (const Entry& entry : g.entries) {
@@ -718,9 +744,8 @@ void tracer_reset() {
     if (entry.alive) entry.matches.clear();
   }
   for (auto& [code, known] : g.known) {
-    std::string description = known.identity.describe();
     for (Entry& entry : g.entries) {
-      if (entry_matches(entry, code, known.identity)) entry.matches.push_back(description);
+      if (entry_matches(entry, code, known.identity)) entry.add_match(known.identity);
     }
   }
   g.session_ns = 0;
@@ -742,8 +767,13 @@ namespace {
 // typed is kept.
 bool repeats_a_pattern(const Entry& entry) {
   if (entry.marked_code == nullptr || entry.matches.empty()) return false;
+  auto labels = [](const Entry& e) {
+    std::vector<std::string> out;
+    for (const auto& m : e.matches) out.push_back(m.label);
+    return out;
+  };
   return std::any_of(g.entries.begin(), g.entries.end(), [&](const Entry& other) {
-    return other.alive && other.pattern && other.matches == entry.matches;
+    return other.alive && other.pattern && labels(other) == labels(entry);
   });
 }
 
@@ -789,8 +819,8 @@ report::Results tracer_snapshot(const std::map<uint64_t, std::string>& thread_na
   uint64_t overflow = 0;
   for (const auto& thread : g.threads) overflow += static_cast<uint64_t>(thread->overflow);
   if (overflow > 0) {
-    results.notes.push_back("chosen calls nested deeper than " +
-                            std::to_string(kShadowStackDepth) + " were not timed");
+    results.notes.push_back("chosen calls nested deeper than " + std::to_string(kShadowStackDepth) +
+                            " were not timed");
   }
   return results;
 }

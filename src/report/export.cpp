@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "report/profile_view.h"
-#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -113,14 +112,6 @@ const char* format_name(Format format) {
 std::string format_names() {
   return "flamegraph (html), collapsed (folded), speedscope, chrome "
          "(perfetto), pprof";
-}
-
-bool frame_matches_pattern(const FrameInfo& frame, std::string_view pattern) {
-  try {
-    return sampling::FunctionPattern(std::string(pattern)).matches(frame.function, frame.file);
-  } catch (const std::exception&) {
-    return false;  // a malformed pattern matches nothing
-  }
 }
 
 void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,

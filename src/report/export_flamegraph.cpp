@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,6 @@
 #include "report/flamegraph_assets.h"
 #include "report/profile_view.h"
 #include "report/results.h"
-#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -182,26 +182,12 @@ constexpr const char* kPageScript = R"js(
 void write_flamegraph_html(const sampling::Profile& profile, const ExportOptions& options,
                            std::ostream& out) {
   const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
-  std::vector<sampling::FunctionPattern> patterns;
-  if (!options.is_chosen) {
-    for (const std::string& text : profile.chosen) {
-      try {
-        patterns.emplace_back(text);
-      } catch (const std::exception&) {
-        // A malformed pattern highlights nothing; the results report it.
-      }
-    }
-  }
+  std::optional<ChosenSet> own;
+  if (options.chosen == nullptr) own.emplace(profile, profile.chosen);
+  const ChosenSet& chosen_set = options.chosen != nullptr ? *options.chosen : *own;
   std::vector<bool> chosen(view.frames.size(), false);
   for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
-    const FrameInfo& frame = view.frames.get(id);
-    if (options.is_chosen) {
-      chosen[id] = options.is_chosen(frame);
-    } else {
-      for (const auto& pattern : patterns) {
-        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
-      }
-    }
+    chosen[id] = chosen_set.chosen(view.frames.get(id));
   }
   const std::string title = options.title.empty() ? "spyglass flame graph" : options.title;
   const auto& run = profile.run;

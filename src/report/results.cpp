@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <string_view>
 
 namespace spyglass::report {
@@ -29,10 +30,18 @@ struct Column {
   Align align;
 };
 
+// A matched function's name, in parts, so that a narrow table can drop the least telling ones.
+struct MatchLabel {
+  std::string indent;    // "  ↳ "
+  std::string function;  // qualified name
+  std::string location;  // "sympy/polys/polytools.py:6300", or empty
+};
+
 // One table line: either cells, or a separator between groups of rows.
 struct Row {
   std::vector<std::string> cells;
   bool separator = false;
+  std::optional<MatchLabel> match;  // the first cell is a matched function's name
 };
 
 struct Box {
@@ -64,8 +73,8 @@ std::string pad(const std::string& text, size_t width, Align align) {
   return align == Align::kLeft ? text + fill : fill + text;
 }
 
-std::string draw_table(const std::vector<Column>& columns, const std::vector<Row>& rows,
-                       const Box& box) {
+std::vector<size_t> column_widths(const std::vector<Column>& columns,
+                                  const std::vector<Row>& rows) {
   std::vector<size_t> widths(columns.size());
   for (size_t c = 0; c < columns.size(); ++c) widths[c] = display_width(columns[c].title);
   for (const Row& row : rows) {
@@ -73,6 +82,93 @@ std::string draw_table(const std::vector<Column>& columns, const std::vector<Row
       widths[c] = std::max(widths[c], display_width(row.cells[c]));
     }
   }
+  return widths;
+}
+
+// The whole line's width: each column, one space either side, and the rules between.
+size_t table_width(const std::vector<size_t>& widths) {
+  size_t total = 1;
+  for (size_t w : widths) total += w + 3;
+  return total;
+}
+
+// The first `count` code points of a UTF-8 string (or its last ones).
+std::string utf8_head(std::string_view text, size_t count) {
+  size_t end = 0, seen = 0;
+  while (end < text.size()) {
+    if ((static_cast<unsigned char>(text[end]) & 0xC0) != 0x80) {
+      if (seen == count) break;
+      ++seen;
+    }
+    ++end;
+  }
+  return std::string(text.substr(0, end));
+}
+
+std::string utf8_tail(std::string_view text, size_t count) {
+  size_t total = display_width(text);
+  if (count >= total) return std::string(text);
+  size_t skip = total - count, start = 0, seen = 0;
+  while (start < text.size()) {
+    if ((static_cast<unsigned char>(text[start]) & 0xC0) != 0x80) {
+      if (seen == skip) break;
+      ++seen;
+    }
+    ++start;
+  }
+  return std::string(text.substr(start));
+}
+
+// Text cut in the middle to `width` columns, keeping more of the end (where a qualified name
+// says which function).
+std::string elide(const std::string& text, size_t width, bool unicode) {
+  if (display_width(text) <= width) return text;
+  const std::string mark = unicode ? "…" : "...";
+  const size_t mark_width = display_width(mark);
+  if (width <= mark_width) return utf8_tail(text, width);
+  size_t room = width - mark_width;
+  size_t head = room / 3;
+  return utf8_head(text, head) + mark + utf8_tail(text, room - head);
+}
+
+// A matched function's name in `width` columns: whole; with the file's name but not its
+// folders; without the file; then the qualified name cut in the middle.
+std::string fit_match(const MatchLabel& m, size_t width, bool unicode) {
+  auto with = [&](const std::string& location) {
+    return m.indent + m.function + (location.empty() ? "" : " (" + location + ")");
+  };
+  std::string whole = with(m.location);
+  if (display_width(whole) <= width) return whole;
+  size_t slash = m.location.rfind('/');
+  if (slash != std::string::npos) {
+    std::string base = with(m.location.substr(slash + 1));
+    if (display_width(base) <= width) return base;
+  }
+  size_t indent = display_width(m.indent);
+  return m.indent + elide(m.function, width > indent ? width - indent : 1, unicode);
+}
+
+// Narrows the Function column so the table fits `max_width` columns (no narrower than a
+// readable minimum): long names are shortened, matched functions by their least telling parts.
+void fit_first_column(const std::vector<Column>& columns, std::vector<Row>& rows, size_t max_width,
+                      bool unicode) {
+  constexpr size_t kNarrowest = 16;
+  std::vector<size_t> widths = column_widths(columns, rows);
+  size_t width = table_width(widths);
+  if (max_width == 0 || width <= max_width) return;
+  size_t others = width - widths[0];
+  size_t room = max_width > others ? max_width - others : 0;
+  room = std::max({room, kNarrowest, display_width(columns[0].title)});
+  for (Row& row : rows) {
+    if (row.cells.empty() || display_width(row.cells[0]) <= room) continue;
+    row.cells[0] =
+        row.match ? fit_match(*row.match, room, unicode) : elide(row.cells[0], room, unicode);
+  }
+}
+
+std::string draw_table(const std::vector<Column>& columns, const std::vector<Row>& rows,
+                       const Box& box) {
+  const std::vector<size_t> widths = column_widths(columns, rows);
   auto rule = [&](const char* left, const char* mid, const char* right) {
     std::string line = left;
     for (size_t c = 0; c < columns.size(); ++c) {
@@ -279,26 +375,60 @@ std::string render_table(const Results& results, const TableStyle& style) {
                {"Share", Align::kRight},
                {"Samples", Align::kRight}};
   }
+  const std::string arrow = unicode ? "  ↳ " : "  > ";
 
   std::vector<Row> rows;
   const auto order = sorted_functions(results);
   for (const FunctionResult* f : order) {
-    bool detailed = f->matches.size() > 1 || (style.per_thread && !f->threads.empty());
+    const bool several = f->matches.size() > 1;
+    bool detailed = several || (style.per_thread && !f->threads.empty());
     if (detailed && !rows.empty()) rows.push_back(Row{{}, true});
+    std::string name = f->name;
+    if (several) name += fmt::format(" ({} functions)", format_count(f->matches.size()));
     if (!f->has_data) {
       std::vector<std::string> cells(columns.size(), "");
-      cells[0] = f->name;
+      cells[0] = name;
       cells[1] = "no data";
       rows.push_back(Row{cells});
     } else if (exact) {
-      rows.push_back(Row{exact_cells(f->name, f->figures, unicode)});
+      rows.push_back(Row{exact_cells(name, f->figures, unicode)});
     } else {
-      rows.push_back(Row{sampling_cells(f->name, f->figures, f->share, true, unicode)});
+      rows.push_back(Row{sampling_cells(name, f->figures, f->share, true, unicode)});
     }
-    if (f->matches.size() > 1) {
-      for (const std::string& match : f->matches) {
+    if (several) {
+      // Heaviest first (as given); the first max_matches as rows, the rest folded in one.
+      const size_t shown = std::min(f->matches.size(), std::max<size_t>(style.max_matches, 1));
+      for (size_t i = 0; i < shown; ++i) {
+        const MatchResult& m = f->matches[i];
+        std::string location;
+        size_t open = m.label.rfind(" (");
+        if (open != std::string::npos && m.label.back() == ')') {
+          location = m.label.substr(open + 2, m.label.size() - open - 3);
+        }
+        MatchLabel label{arrow, open != std::string::npos ? m.label.substr(0, open) : m.label,
+                         location};
+        std::string text = arrow + m.label;
         std::vector<std::string> cells(columns.size(), "");
-        cells[0] = std::string(unicode ? "  ↳ " : "  > ") + match;
+        if (m.has_figures) {
+          cells = exact ? exact_cells(text, m.figures, unicode)
+                        : sampling_cells(text, m.figures, m.share, true, unicode);
+        } else {
+          cells[0] = text;
+        }
+        rows.push_back(Row{cells, false, label});
+      }
+      if (f->matches.size() > shown) {
+        std::vector<std::string> cells(columns.size(), "");
+        cells[0] = fmt::format("{}{} more", unicode ? "  … " : "  ... ",
+                               format_count(f->matches.size() - shown));
+        // Self time adds up across functions (inclusive time would count nested calls twice).
+        double self = 0;
+        bool figures = false;
+        for (size_t i = shown; i < f->matches.size(); ++i) {
+          self += f->matches[i].figures.self_seconds;
+          figures = figures || f->matches[i].has_figures;
+        }
+        if (figures) cells[3] = format_seconds(self, unicode);  // Self, in both layouts
         rows.push_back(Row{cells});
       }
     }
@@ -318,6 +448,13 @@ std::string render_table(const Results& results, const TableStyle& style) {
     rows.push_back(Row{cells});
   }
 
+  if (style.max_width > 0) {
+    // A narrow terminal: the shorter title first, then shorter names.
+    if (!exact && table_width(column_widths(columns, rows)) > style.max_width) {
+      columns[1].title = "Total";
+    }
+    fit_first_column(columns, rows, style.max_width, unicode);
+  }
   std::string out = header_line(results, unicode);
   out += draw_table(columns, rows, unicode ? kUnicodeBox : kAsciiBox);
   for (const std::string& note : results.notes) {
@@ -333,7 +470,18 @@ nlohmann::json to_json(const Results& results) {
     item["name"] = f.name;
     item["share"] = f.share;
     item["has_data"] = f.has_data;
-    item["matches"] = f.matches;
+    nlohmann::json matches = nlohmann::json::array();
+    for (const MatchResult& m : f.matches) {
+      nlohmann::json match = m.has_figures ? figures_json(m.figures) : nlohmann::json::object();
+      match["label"] = m.label;
+      match["function"] = m.function;
+      match["file"] = m.file;
+      match["line"] = m.line;
+      if (!m.module.empty()) match["module"] = m.module;
+      if (m.has_figures) match["share"] = m.share;
+      matches.push_back(std::move(match));
+    }
+    item["matches"] = std::move(matches);
     nlohmann::json threads = nlohmann::json::array();
     for (const ThreadFigures& t : f.threads) {
       nlohmann::json thread = figures_json(t.figures);

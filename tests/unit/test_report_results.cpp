@@ -26,6 +26,21 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+MatchResult match(const std::string& function, const std::string& file, int line,
+                  double seconds = -1) {
+  MatchResult m;
+  m.function = function;
+  m.file = "/srv/" + file;
+  m.line = line;
+  m.label = function + " (" + file + ":" + std::to_string(line) + ")";
+  if (seconds >= 0) {
+    m.has_figures = true;
+    m.figures = {seconds, seconds / 2, static_cast<uint64_t>(seconds * 1000), 0.05};
+    m.share = seconds / 10;
+  }
+  return m;
+}
+
 Results sample_results() {
   Results r;
   r.mode = "wall";
@@ -47,7 +62,7 @@ Results sample_results() {
   light.has_data = true;
   light.figures = {0.0123, 0.0100, 12, 0.004};
   light.share = 0.00123;
-  light.matches = {"app:disk_io (app.py:10)"};
+  light.matches = {match("disk_io", "app.py", 10)};
   r.functions.push_back(light);
 
   FunctionResult heavy;
@@ -55,7 +70,7 @@ Results sample_results() {
   heavy.has_data = true;
   heavy.figures = {4.5, 1.25, 4500, 0.1};
   heavy.share = 0.45;
-  heavy.matches = {"handlers:get (handlers.py:3)", "handlers:post (handlers.py:9)"};
+  heavy.matches = {match("get", "handlers.py", 3, 3.0), match("post", "handlers.py", 9, 1.5)};
   ThreadFigures t;
   t.thread_id = 140000;
   t.native_id = 777;
@@ -105,10 +120,10 @@ TEST(ReportTable, HeaderAndColumns) {
   EXPECT_NE(table.find("4.5 s"), std::string::npos);
   EXPECT_NE(table.find("± 100 ms"), std::string::npos);
   EXPECT_NE(table.find("45.0%"), std::string::npos);
-  EXPECT_NE(table.find("  ↳ handlers:get (handlers.py:3)"), std::string::npos);
-  EXPECT_NE(table.find("  ↳ handlers:post (handlers.py:9)"), std::string::npos);
+  EXPECT_NE(table.find("  ↳ get (handlers.py:3)"), std::string::npos);
+  EXPECT_NE(table.find("  ↳ post (handlers.py:9)"), std::string::npos);
   // A single match is the row itself: not listed again.
-  EXPECT_EQ(table.find("↳ app:disk_io"), std::string::npos);
+  EXPECT_EQ(table.find("↳ disk_io"), std::string::npos);
   EXPECT_NE(table.find("• never_called: no data"), std::string::npos);
 }
 
