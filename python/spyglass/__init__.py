@@ -68,9 +68,7 @@ def _entries(functions):
     entries = []
     for item in functions:
         if isinstance(item, str):
-            if not item.strip():
-                raise ValueError("empty function pattern")
-            entries.append((item, None))
+            entries.append((item, None))  # checked by the pattern core (ValueError)
         else:
             code = _code_of(item)
             if code is None:

@@ -89,7 +89,11 @@ def run(options):
     sys.argv = [options.script] + list(options.args)
     sys.path[0] = os.path.dirname(script)
     exit_code = 0
-    spyglass.start(functions, listen=options.listen)
+    try:
+        spyglass.start(functions, listen=options.listen)
+    except (ValueError, TypeError) as error:  # a malformed pattern: one line, as the command says
+        sys.stderr.write("spyglass: %s\n" % error)
+        return 2
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exit:

@@ -17,7 +17,6 @@
 namespace spyglass::exact {
 namespace {
 
-constexpr int kMaxEntriesPerCode = 4;
 constexpr int kShadowStackDepth = 1024;
 constexpr uint32_t kInstanceSlots = 4096;  // generator/coroutine instances in flight
 constexpr uint32_t kInstanceProbes = 16;
@@ -33,8 +32,7 @@ enum class CodeKind : uint8_t { kFunction, kGenerator, kCoroutine };
 struct CodeRecord {
   uint64_t generation = 0;
   CodeKind kind = CodeKind::kFunction;
-  uint8_t count = 0;
-  uint32_t entries[kMaxEntriesPerCode] = {};
+  std::vector<uint32_t> entries;  // every entry that chose it, however many patterns overlap
 };
 
 // Per thread and entry. What a plain call's end touches shares one cache line.
@@ -267,14 +265,14 @@ const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
   CodeRecord record;
   record.generation = g.generation;
   record.kind = kind_of(code);
-  for (uint32_t i = 0; i < g.entries.size() && record.count < kMaxEntriesPerCode; ++i) {
-    if (entry_matches(g.entries[i], code, identity)) record.entries[record.count++] = i;
+  for (uint32_t i = 0; i < g.entries.size(); ++i) {
+    if (entry_matches(g.entries[i], code, identity)) record.entries.push_back(i);
   }
   const CodeRecord* result = nullptr;
-  if (record.count == 0) {
+  if (record.entries.empty()) {
     mark_not_chosen(code);
   } else {
-    result = &g.records.emplace_back(record);
+    result = &g.records.emplace_back(std::move(record));
     static_assert(alignof(CodeRecord) >= 2, "the low bit of a record's address marks 'not chosen'");
     if (compat::code_set_extra(code, g.extra_index, const_cast<CodeRecord*>(result)) != 0) {
       PyErr_Clear();
@@ -285,7 +283,7 @@ const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
       Py_INCREF(code);
       entry.identity = identity;
       entry.chosen = true;
-      for (uint8_t i = 0; i < record.count; ++i) g.entries[record.entries[i]].add_match(identity);
+      for (uint32_t e : result->entries) g.entries[e].add_match(identity);
       backend::code_chosen(code);
     }
   }
@@ -365,7 +363,7 @@ void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& re
       shadow.instance = fresh ? instance_begin(key, now) : instance_find(key);
     }
   }
-  for (uint8_t i = 0; i < record.count; ++i) ++thread.stats[record.entries[i]].active;
+  for (uint32_t e : record.entries) ++thread.stats[e].active;
 }
 
 // The figures of a frame just taken off the stack (thread.depth already lowered): self time,
@@ -375,8 +373,8 @@ void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& re
                                            bool counted, bool coroutine, Ticks wall) {
   Ticks self = elapsed > shadow.child ? elapsed - shadow.child : 0;
   EntryStats* all_stats = thread.stats.data();
-  for (uint8_t i = 0; i < record.count; ++i) {
-    EntryStats& stats = all_stats[record.entries[i]];
+  for (uint32_t e : record.entries) {
+    EntryStats& stats = all_stats[e];
     stats.self += self;
     if (stats.active > 0) --stats.active;
     if (stats.active != 0) [[unlikely]] {
@@ -431,8 +429,8 @@ void pop_top(ThreadState& thread, Ticks now, bool ends, bool count) {
 void discard_top(ThreadState& thread) {
   ShadowFrame shadow = thread.stack[--thread.depth];
   const CodeRecord& record = *shadow.record;
-  for (uint8_t i = 0; i < record.count; ++i) {
-    EntryStats& stats = thread.stats[record.entries[i]];
+  for (uint32_t e : record.entries) {
+    EntryStats& stats = thread.stats[e];
     if (stats.active > 0) --stats.active;
   }
 }
@@ -475,8 +473,8 @@ void rejudge_known_codes() {
             thread->stack[kept++] = thread->stack[i];
           } else {
             const CodeRecord& record = *thread->stack[i].record;
-            for (uint8_t e = 0; e < record.count; ++e) {
-              EntryStats& stats = thread->stats[record.entries[e]];
+            for (uint32_t e : record.entries) {
+              EntryStats& stats = thread->stats[e];
               if (stats.active > 0) --stats.active;
             }
           }
@@ -616,7 +614,7 @@ Verdict on_start(PyObject* code, PyFrameObject* frame) {
     const auto* record = reinterpret_cast<const CodeRecord*>(mark);
     if (record->generation == g.generation && record->kind == CodeKind::kFunction) [[likely]] {
       EntryStats* stats = thread->stats.data();
-      for (uint8_t i = 0; i < record->count; ++i) ++stats[record->entries[i]].active;
+      for (uint32_t e : record->entries) ++stats[e].active;
       ShadowFrame& shadow = thread->stack[thread->depth++];
       shadow.code = code;
       shadow.record = record;
