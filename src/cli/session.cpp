@@ -97,6 +97,8 @@ report::TableStyle Session::table_style() const {
   report::TableStyle style;
   style.unicode = !options_.ascii.value_or(false) && report::terminal_is_utf8();
   style.per_thread = options_.per_thread.value_or(false);
+  style.max_matches = options_.matches.value_or(report::TableStyle::kDefaultMaxMatches);
+  style.max_width = terminal_width();
   return style;
 }
 
@@ -156,6 +158,11 @@ void Session::write(const std::string& path, const std::string& format) const {
     } else {
       chosen = "table";
     }
+  }
+  if (chosen == "table") {  // a file takes the whole table, whatever the terminal's width
+    report::TableStyle style = table_style();
+    style.max_width = 0;
+    return write_file(path, report::render_table(results(), style));
   }
   write_file(path, render(chosen));
 }

@@ -41,7 +41,8 @@ struct MatchLabel {
 struct Row {
   std::vector<std::string> cells;
   bool separator = false;
-  std::optional<MatchLabel> match;  // the first cell is a matched function's name
+  std::optional<MatchLabel> match;   // the first cell is a matched function's name
+  std::vector<std::string> shorter;  // else: shorter forms of the first cell, best first
 };
 
 struct Box {
@@ -131,21 +132,56 @@ std::string elide(const std::string& text, size_t width, bool unicode) {
   return utf8_head(text, head) + mark + utf8_tail(text, room - head);
 }
 
-// A matched function's name in `width` columns: whole; with the file's name but not its
-// folders; without the file; then the qualified name cut in the middle.
-std::string fit_match(const MatchLabel& m, size_t width, bool unicode) {
-  auto with = [&](const std::string& location) {
-    return m.indent + m.function + (location.empty() ? "" : " (" + location + ")");
-  };
-  std::string whole = with(m.location);
-  if (display_width(whole) <= width) return whole;
-  size_t slash = m.location.rfind('/');
-  if (slash != std::string::npos) {
-    std::string base = with(m.location.substr(slash + 1));
-    if (display_width(base) <= width) return base;
+// How much of a matched function's name a narrow table keeps, from all of it to the least.
+enum class MatchForm {
+  kWhole,           // qualname (path/from/package.py:line)
+  kFileName,        // qualname (package.py:line)
+  kFileNameNoLine,  // qualname (package.py)
+  kCutName,         // qua…name (package.py): the qualified name cut in the middle
+  kCutNameOnly,     // qua…name
+};
+
+std::string match_text(const MatchLabel& m, MatchForm form, size_t width, bool unicode) {
+  const size_t slash = m.location.rfind('/');
+  const std::string file = slash == std::string::npos ? m.location : m.location.substr(slash + 1);
+  std::string location = form == MatchForm::kWhole         ? m.location
+                         : form == MatchForm::kFileName    ? file
+                         : form == MatchForm::kCutNameOnly ? std::string()
+                                                           : file.substr(0, file.rfind(':'));
+  std::string tail = location.empty() ? "" : " (" + location + ")";
+  std::string function = m.function;
+  if (form == MatchForm::kCutName || form == MatchForm::kCutNameOnly) {
+    size_t fixed = display_width(m.indent) + display_width(tail);
+    function = elide(m.function, width > fixed ? width - fixed : 1, unicode);
   }
-  size_t indent = display_width(m.indent);
-  return m.indent + elide(m.function, width > indent ? width - indent : 1, unicode);
+  return m.indent + function + tail;
+}
+
+// The form that fits every matched function's row in `width` (one form for the whole table, so
+// that rows read alike). kCutName needs enough of each qualified name left to tell them apart.
+MatchForm match_form(const std::vector<Row>& rows, size_t width, bool unicode) {
+  constexpr size_t kTelling = 8;
+  for (MatchForm form :
+       {MatchForm::kWhole, MatchForm::kFileName, MatchForm::kFileNameNoLine, MatchForm::kCutName}) {
+    bool all = true;
+    for (const Row& row : rows) {
+      if (!row.match) continue;
+      std::string text = match_text(*row.match, form, width, unicode);
+      if (form == MatchForm::kCutName) {
+        size_t kept =
+            display_width(text) -
+            (display_width(match_text(*row.match, MatchForm::kFileNameNoLine, 0, unicode)) -
+             display_width(row.match->function));
+        all = all && kept >= std::min(kTelling, display_width(row.match->function)) &&
+              display_width(text) <= width;
+      } else {
+        all = all && display_width(text) <= width;
+      }
+      if (!all) break;
+    }
+    if (all) return form;
+  }
+  return MatchForm::kCutNameOnly;
 }
 
 // Narrows the Function column so the table fits `max_width` columns (no narrower than a
@@ -159,10 +195,18 @@ void fit_first_column(const std::vector<Column>& columns, std::vector<Row>& rows
   size_t others = width - widths[0];
   size_t room = max_width > others ? max_width - others : 0;
   room = std::max({room, kNarrowest, display_width(columns[0].title)});
+  const MatchForm form = match_form(rows, room, unicode);
   for (Row& row : rows) {
-    if (row.cells.empty() || display_width(row.cells[0]) <= room) continue;
-    row.cells[0] =
-        row.match ? fit_match(*row.match, room, unicode) : elide(row.cells[0], room, unicode);
+    if (row.cells.empty() || (!row.match && display_width(row.cells[0]) <= room)) continue;
+    if (row.match) {
+      row.cells[0] = match_text(*row.match, form, room, unicode);
+      continue;
+    }
+    for (const std::string& form : row.shorter) {
+      row.cells[0] = form;
+      if (display_width(form) <= room) break;
+    }
+    row.cells[0] = elide(row.cells[0], room, unicode);
   }
 }
 
@@ -244,7 +288,8 @@ std::vector<const FunctionResult*> sorted_functions(const Results& results) {
   return order;
 }
 
-std::string header_line(const Results& r, bool unicode) {
+// The line above the table; broken at its separators when wider than `max_width` (0: any).
+std::string header_line(const Results& r, bool unicode, size_t max_width) {
   const char* dot = unicode ? " · " : " | ";
   std::string line = fmt::format("mode {}", r.mode.empty() ? "wall" : r.mode);
   if (r.pid != 0) line += fmt::format("{}pid {}", dot, r.pid);
@@ -257,7 +302,25 @@ std::string header_line(const Results& r, bool unicode) {
                         format_count(r.late_samples), format_count(r.missed_samples));
   }
   if (r.target_exited) line += fmt::format("{}target exited", dot);
-  return line + "\n";
+  if (max_width == 0 || display_width(line) <= max_width) return line + "\n";
+  // Narrow: as many parts on each line as fit, the first part of a line without a separator.
+  std::string out, current;
+  size_t start = 0;
+  const std::string_view separator = dot;
+  while (start <= line.size()) {
+    size_t end = line.find(separator, start);
+    std::string part =
+        line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!current.empty() &&
+        display_width(current) + display_width(separator) + display_width(part) > max_width) {
+      out += current + "\n";
+      current.clear();
+    }
+    current += (current.empty() ? "" : std::string(separator)) + part;
+    if (end == std::string::npos) break;
+    start = end + separator.size();
+  }
+  return out + current + "\n";
 }
 
 std::string error_cell(double error_seconds, bool unicode) {
@@ -395,6 +458,7 @@ std::string render_table(const Results& results, const TableStyle& style) {
     } else {
       rows.push_back(Row{sampling_cells(name, f->figures, f->share, true, unicode)});
     }
+    rows.back().shorter = {f->name};  // narrow: the pattern before the count of its functions
     if (several) {
       // Heaviest first (as given); the first max_matches as rows, the rest folded in one.
       const size_t shown = std::min(f->matches.size(), std::max<size_t>(style.max_matches, 1));
@@ -455,7 +519,7 @@ std::string render_table(const Results& results, const TableStyle& style) {
     }
     fit_first_column(columns, rows, style.max_width, unicode);
   }
-  std::string out = header_line(results, unicode);
+  std::string out = header_line(results, unicode, style.max_width);
   out += draw_table(columns, rows, unicode ? kUnicodeBox : kAsciiBox);
   for (const std::string& note : results.notes) {
     out += std::string(unicode ? "• " : "* ") + note + "\n";
