@@ -157,31 +157,30 @@ std::string match_text(const MatchLabel& m, MatchForm form, size_t width, bool u
   return m.indent + function + tail;
 }
 
-// The form that fits every matched function's row in `width` (one form for the whole table, so
-// that rows read alike). kCutName needs enough of each qualified name left to tell them apart.
-MatchForm match_form(const std::vector<Row>& rows, size_t width, bool unicode) {
+// Whether a matched function's row fits `width` in `form`; kCutName also needs enough of the
+// qualified name left to tell functions apart.
+bool match_fits(const MatchLabel& m, MatchForm form, size_t width, bool unicode) {
   constexpr size_t kTelling = 8;
-  for (MatchForm form :
-       {MatchForm::kWhole, MatchForm::kFileName, MatchForm::kFileNameNoLine, MatchForm::kCutName}) {
+  std::string text = match_text(m, form, width, unicode);
+  if (display_width(text) > width) return false;
+  if (form != MatchForm::kCutName) return true;
+  size_t around = display_width(match_text(m, MatchForm::kFileNameNoLine, 0, unicode)) -
+                  display_width(m.function);
+  return display_width(text) - around >= std::min(kTelling, display_width(m.function));
+}
+
+// One form for the rows of matched functions, so that they read alike: the fullest that fits
+// every row able to keep its file's name (a row that cannot shows its qualified name alone).
+MatchForm match_form(const std::vector<Row>& rows, size_t width, bool unicode) {
+  for (MatchForm form : {MatchForm::kWhole, MatchForm::kFileName, MatchForm::kFileNameNoLine}) {
     bool all = true;
     for (const Row& row : rows) {
-      if (!row.match) continue;
-      std::string text = match_text(*row.match, form, width, unicode);
-      if (form == MatchForm::kCutName) {
-        size_t kept =
-            display_width(text) -
-            (display_width(match_text(*row.match, MatchForm::kFileNameNoLine, 0, unicode)) -
-             display_width(row.match->function));
-        all = all && kept >= std::min(kTelling, display_width(row.match->function)) &&
-              display_width(text) <= width;
-      } else {
-        all = all && display_width(text) <= width;
-      }
-      if (!all) break;
+      if (!row.match || !match_fits(*row.match, MatchForm::kCutName, width, unicode)) continue;
+      all = all && match_fits(*row.match, form, width, unicode);
     }
     if (all) return form;
   }
-  return MatchForm::kCutNameOnly;
+  return MatchForm::kCutName;
 }
 
 // Narrows the Function column so the table fits `max_width` columns (no narrower than a
@@ -199,7 +198,8 @@ void fit_first_column(const std::vector<Column>& columns, std::vector<Row>& rows
   for (Row& row : rows) {
     if (row.cells.empty() || (!row.match && display_width(row.cells[0]) <= room)) continue;
     if (row.match) {
-      row.cells[0] = match_text(*row.match, form, room, unicode);
+      bool fits = match_fits(*row.match, form, room, unicode);
+      row.cells[0] = match_text(*row.match, fits ? form : MatchForm::kCutNameOnly, room, unicode);
       continue;
     }
     for (const std::string& form : row.shorter) {
