@@ -64,6 +64,22 @@ std::vector<std::string> split_words(const std::string& line) {
   return words;
 }
 
+// What a mode or rate change did to the results (they are never mixed).
+std::string run_switch_note(const sampling::RunSwitch& change) {
+  std::string note;
+  if (change.kept_samples > 0) {
+    note += fmt::format("; the {} samples so far are kept apart (changing back shows them)",
+                        change.kept_samples);
+  }
+  if (change.resumed_samples > 0) {
+    note += fmt::format("; results go on from the {} samples taken before in this mode and rate",
+                        change.resumed_samples);
+  } else if (change.changed && change.kept_samples > 0) {
+    note += "; results start afresh";
+  }
+  return note;
+}
+
 double parse_number(const std::string& text, const char* what) {
   char* end = nullptr;
   errno = 0;
@@ -312,14 +328,14 @@ class Prompt {
         if (!(v > 0)) throw Error(ErrorKind::kUsage, "the interval must be positive");
         v = 1.0 / v;
       }
-      sampler.set_rate(v);
-      say(fmt::format("rate set to {:g} Hz", v));
+      say(fmt::format("rate set to {:g} Hz{}", v, run_switch_note(sampler.set_rate(v))));
     } else if (cmd == "mode") {
       if (args.empty()) {
         return say(fmt::format("mode {}", sampling::mode_name(sampler.status().mode)));
       }
-      sampler.set_mode(sampling::parse_mode(args[0]));
-      say(fmt::format("mode set to {}", args[0]));
+      auto mode = sampling::parse_mode(args[0]);
+      say(fmt::format("mode set to {}{}", sampling::mode_name(mode),
+                      run_switch_note(sampler.set_mode(mode))));
     } else if (cmd == "status") {
       status();
     } else if (cmd == "functions") {

@@ -88,6 +88,13 @@ report::Results Session::results() const {
         "were dropped",
         status.failed_walks, status.samples));
   }
+  for (const auto& kept : sampler_->kept_runs()) {
+    results.notes.push_back(fmt::format(
+        "kept apart: {} samples over {:.2f} s in {} mode at {:g} Hz ('mode {}' and 'rate {:g}' "
+        "show them)",
+        kept.samples, kept.profiled_seconds, sampling::mode_name(kept.mode), kept.rate_hz,
+        sampling::mode_name(kept.mode), kept.rate_hz));
+  }
   if (status.target_exited) results.notes.push_back("the target process has exited");
   if (!status.error.empty()) results.notes.push_back("sampling stopped: " + status.error);
   return results;

@@ -75,9 +75,12 @@ std::string raise_priority(bool realtime) {
 
 const char* mode_name(Mode mode) {
   switch (mode) {
-    case Mode::kWall: return "wall";
-    case Mode::kCpu: return "cpu";
-    case Mode::kGil: return "gil";
+    case Mode::kWall:
+      return "wall";
+    case Mode::kCpu:
+      return "cpu";
+    case Mode::kGil:
+      return "gil";
   }
   return "wall";
 }
@@ -91,9 +94,8 @@ Mode parse_mode(const std::string& text) {
 
 void check_rate(double hz) {
   if (!(hz >= kMinRateHz && hz <= kMaxRateHz)) {
-    throw Error(ErrorKind::kUsage,
-                fmt::format("rate {} Hz is out of range: use {} to {} Hz", hz, kMinRateHz,
-                            kMaxRateHz));
+    throw Error(ErrorKind::kUsage, fmt::format("rate {} Hz is out of range: use {} to {} Hz", hz,
+                                               kMinRateHz, kMaxRateHz));
   }
 }
 
@@ -107,7 +109,9 @@ Sampler::Sampler(cpython::Target& target, SamplerOptions options)
   profile_.timeline_limit = options_.timeline_spans;
 }
 
-Sampler::~Sampler() { stop(); }
+Sampler::~Sampler() {
+  stop();
+}
 
 void Sampler::start() {
   if (running_) return;
@@ -115,8 +119,7 @@ void Sampler::start() {
   {
     std::lock_guard lock(mutex_);
     if (stats_.target_exited) {
-      throw Error(ErrorKind::kNoSuchProcess,
-                  fmt::format("process {} has exited", target_.pid()));
+      throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", target_.pid()));
     }
     stats_.running = true;
     if (run_started_ == 0) {
@@ -143,18 +146,75 @@ bool Sampler::wait_stopped(double seconds) {
                               [this] { return !stats_.running; });
 }
 
-void Sampler::set_rate(double hz) {
+RunSwitch Sampler::set_rate(double hz) {
   check_rate(hz);
   std::lock_guard lock(mutex_);
-  options_.rate_hz = hz;
-  stats_.rate_hz = hz;
+  return switch_run(options_.mode, hz);
 }
 
-void Sampler::set_mode(Mode mode) {
+RunSwitch Sampler::set_mode(Mode mode) {
   std::lock_guard lock(mutex_);
-  options_.mode = mode;
-  stats_.mode = mode;
+  return switch_run(mode, options_.rate_hz);
+}
+
+RunSwitch Sampler::switch_run(Mode mode, double rate_hz) {
+  RunSwitch outcome;
+  if (mode == options_.mode && rate_hz == options_.rate_hz) return outcome;
+  outcome.changed = true;
+  // Samples of one mode and rate under one label: the run so far is set aside (replacing one
+  // kept with the same mode and rate, which it continued), and a kept run of the new mode and
+  // rate goes on where it stopped.
+  auto same = [](Mode m, double r) {
+    return [=](const Stash& s) { return s.stats.mode == m && s.stats.rate_hz == r; };
+  };
+  if (stats_.samples > 0) {
+    outcome.kept_samples = stats_.samples;
+    std::erase_if(kept_, same(options_.mode, options_.rate_hz));
+    kept_.push_back(Stash{std::move(profile_), stats_, walk_seconds_, read_seconds_});
+  }
+  const bool running = stats_.running, exited = stats_.target_exited;
+  const std::string scheduling = stats_.scheduling;
+  const pid_t pid = profile_.run.pid;
+  const std::string version = profile_.run.python_version;
+  auto found = std::find_if(kept_.begin(), kept_.end(), same(mode, rate_hz));
+  if (found != kept_.end()) {
+    outcome.resumed_samples = found->stats.samples;
+    profile_ = std::move(found->profile);
+    stats_ = found->stats;
+    walk_seconds_ = found->walk_seconds;
+    read_seconds_ = found->read_seconds;
+    kept_.erase(found);
+  } else {
+    profile_ = Profile();
+    profile_.run.pid = pid;
+    profile_.run.python_version = version;
+    profile_.run.start_unix_time = static_cast<double>(time(nullptr));
+    profile_.timeline_limit = options_.timeline_spans;
+    stats_ = SamplerStatus{};
+    walk_seconds_ = read_seconds_ = 0;
+  }
+  stats_.running = running;
+  stats_.target_exited = exited;
+  stats_.scheduling = scheduling;
+  options_.mode = stats_.mode = mode;
+  options_.rate_hz = stats_.rate_hz = rate_hz;
   profile_.run.mode = mode_name(mode);
+  // Frame ids belong to the profile they were interned in; the CPU clock's origin follows the
+  // run's own count (see take_sample).
+  frame_ids_.clear();
+  paths_.clear();
+  thread_cpu_reset_ = true;
+  return outcome;
+}
+
+std::vector<KeptRun> Sampler::kept_runs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<KeptRun> out;
+  for (const Stash& s : kept_) {
+    out.push_back(
+        KeptRun{s.stats.mode, s.stats.rate_hz, s.stats.samples, s.stats.profiled_seconds});
+  }
+  return out;
 }
 
 void Sampler::reset() {
@@ -168,6 +228,7 @@ void Sampler::reset() {
   profile_.timeline_limit = options_.timeline_spans;
   frame_ids_.clear();
   paths_.clear();
+  kept_.clear();
   bool exited = stats_.target_exited;
   std::string scheduling = stats_.scheduling;
   stats_ = SamplerStatus{};
@@ -185,7 +246,8 @@ void Sampler::reset() {
 SamplerStatus Sampler::status() const {
   std::lock_guard lock(mutex_);
   SamplerStatus s = stats_;
-  s.achieved_rate_hz = s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
+  s.achieved_rate_hz =
+      s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
   s.mean_walk_us = s.samples ? walk_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   s.mean_read_us = s.samples ? read_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   return s;
@@ -344,9 +406,11 @@ void Sampler::take_sample(double now, double dt) {
     for (size_t i = 0; i < stacks_.size(); ++i) include[i] = stacks_[i].holds_gil;
   }
   std::lock_guard lock(mutex_);
+  // Taken under a mode since changed: it belongs to neither run (see switch_run).
+  if (mode != options_.mode) return;
   ++stats_.samples;
-  if (thread_cpu_reset_) {
-    thread_cpu_origin_ = thread_cpu_seconds();
+  if (thread_cpu_reset_) {  // counted on from the run's own figure (0 after a reset)
+    thread_cpu_origin_ = thread_cpu_seconds() - stats_.sampler_cpu_seconds;
     thread_cpu_reset_ = false;
   } else if (stats_.samples % 1024 == 0) {
     stats_.sampler_cpu_seconds = thread_cpu_seconds() - thread_cpu_origin_;
@@ -368,9 +432,9 @@ void Sampler::take_sample(double now, double dt) {
     auto name_it = names_by_tid_.find(s.native_id);
     if (name_it == names_by_tid_.end()) {
       name_it = names_by_tid_
-                    .emplace(s.native_id, s.native_id ? process::read_thread_name(target_.pid(),
-                                                                                   s.native_id)
-                                                      : std::string())
+                    .emplace(s.native_id,
+                             s.native_id ? process::read_thread_name(target_.pid(), s.native_id)
+                                         : std::string())
                     .first;
     }
     uint32_t thread = profile_.thread_index(s.thread_id, s.native_id, name_it->second);

@@ -29,9 +29,9 @@ Mode parse_mode(const std::string& text);
 struct SamplerOptions {
   double rate_hz = 1000;
   Mode mode = Mode::kWall;
-  bool blocking = false;        // pause the target's threads for each sample
-  bool realtime = true;         // ask for real-time scheduling when permitted
-  bool lines = true;            // keep line numbers in the stored frames
+  bool blocking = false;            // pause the target's threads for each sample
+  bool realtime = true;             // ask for real-time scheduling when permitted
+  bool lines = true;                // keep line numbers in the stored frames
   size_t timeline_spans = 200'000;  // the timeline's bound (0: none; only timeline formats use it)
 };
 
@@ -46,21 +46,38 @@ struct SamplerStatus {
   double rate_hz = 0;           // requested
   double achieved_rate_hz = 0;  // over the profiled time
   double profiled_seconds = 0;
-  uint64_t samples = 0;         // sampling rounds
-  uint64_t late = 0;            // rounds taken more than half a period after their deadline
-  uint64_t missed = 0;          // deadlines skipped entirely
-  uint64_t failed_walks = 0;    // rounds whose walk did not check out
+  uint64_t samples = 0;       // sampling rounds
+  uint64_t late = 0;          // rounds taken more than half a period after their deadline
+  uint64_t missed = 0;        // deadlines skipped entirely
+  uint64_t failed_walks = 0;  // rounds whose walk did not check out
   uint64_t thread_samples = 0;
   uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
-  double mean_walk_us = 0;      // time to walk all threads, per round
-  double mean_read_us = 0;      // of which reading the target's memory (system calls)
+  double mean_walk_us = 0;         // time to walk all threads, per round
+  double mean_read_us = 0;         // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):
   // spyglass's own cost, without start-up (symbols, the first walks) or output.
   double sampler_cpu_seconds = 0;
-  std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
-  std::string error;            // why sampling stopped, when it stopped on an error
+  std::string scheduling;  // "SCHED_FIFO", "nice -20", "normal"
+  std::string error;       // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
+};
+
+// What changing the mode or the rate did to the results: samples of one mode and rate are never
+// mixed with another's. The run so far is kept apart, and a run kept earlier with the new
+// mode and rate goes on.
+struct RunSwitch {
+  bool changed = false;          // false: already that mode and rate
+  uint64_t kept_samples = 0;     // samples of the run left, kept apart (0: it had none)
+  uint64_t resumed_samples = 0;  // samples of the run that goes on (0: a new one)
+};
+
+// A run kept apart, for the results to mention.
+struct KeptRun {
+  Mode mode = Mode::kWall;
+  double rate_hz = 0;
+  uint64_t samples = 0;
+  double profiled_seconds = 0;
 };
 
 class Sampler {
@@ -73,9 +90,11 @@ class Sampler {
   void start();  // no-op when running
   void stop();   // waits for the sampling thread; no-op when stopped
   bool running() const { return running_; }
-  void set_rate(double hz);
-  void set_mode(Mode mode);
-  void reset();  // forget everything gathered
+  RunSwitch set_rate(double hz);
+  RunSwitch set_mode(Mode mode);
+  // The runs of other modes or rates, kept apart.
+  std::vector<KeptRun> kept_runs() const;
+  void reset();  // forget everything gathered, kept runs too
   SamplerStatus status() const;
   // Runs `fn` on the profile while the sampler is held still (consistent reads while running).
   void with_profile(const std::function<void(const Profile&)>& fn) const;
@@ -86,6 +105,7 @@ class Sampler {
 
  private:
   void run();
+  RunSwitch switch_run(Mode mode, double rate_hz);  // mutex_ held
   void take_sample(double now, double dt);
   StackId intern_stack(const cpython::ThreadStack& stack);
 
@@ -122,6 +142,13 @@ class Sampler {
   std::vector<cpython::ThreadStack> stacks_;
   std::vector<char> include_;  // per stack of stacks_: counted in this mode (kept: no malloc)
   std::unordered_map<int, std::string> names_by_tid_;
+  // Runs of other modes or rates (see RunSwitch), with what status() needs of each.
+  struct Stash {
+    Profile profile;
+    SamplerStatus stats;
+    double walk_seconds = 0, read_seconds = 0;
+  };
+  std::vector<Stash> kept_;
   double run_started_ = 0;  // monotonic seconds of the first start
 };
 
