@@ -2,8 +2,8 @@
 
 Runs a script with exact mode timing the chosen functions (and every @spyglass.trace'd one) and
 prints the results when it ends: the same table as the sampler's, or its JSON. The config file is
-the command line's TOML (``functions = [...]``, ``format``, ``output``, ``per_thread``, ``ascii``):
---config FILE, else ./spyglass.toml, else [tool.spyglass] of ./pyproject.toml.
+the command line's TOML (``functions = [...]``, ``format``, ``output``, ``per_thread``, ``ascii``,
+``matches``): --config FILE, else ./spyglass.toml, else [tool.spyglass] of ./pyproject.toml.
 """
 
 import argparse
@@ -51,6 +51,8 @@ def _parser():
     run.add_argument("--per-thread", action="store_true", default=None,
                      help="a row per thread under each function")
     run.add_argument("--ascii", action="store_true", default=None, help="plain ASCII table")
+    run.add_argument("--matches", type=int, metavar="N",
+                     help="functions listed under a pattern that matched several (default 10)")
     run.add_argument("--listen", action="store_true",
                      help="open the control socket (spyglass attach PID --exact)")
     run.add_argument("script", help="the Python script to run")
@@ -84,6 +86,7 @@ def run(options):
     output = options.output or config.get("output")
     per_thread = options.per_thread if options.per_thread is not None else config.get("per_thread", False)
     ascii_only = options.ascii if options.ascii is not None else config.get("ascii", False)
+    matches = options.matches or int(config.get("matches", 10))
 
     script = os.path.abspath(options.script)
     sys.argv = [options.script] + list(options.args)
@@ -112,7 +115,8 @@ def run(options):
             unicode = None if not ascii_only else False
             if output:
                 unicode = not ascii_only
-            _write(results.table(unicode=unicode, per_thread=per_thread), output)
+            _write(results.table(unicode=unicode, per_thread=per_thread,
+                                 width=0 if output else None, matches=matches), output)
     return exit_code
 
 

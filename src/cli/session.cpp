@@ -8,7 +8,6 @@
 #include <sstream>
 
 #include "cli/output.h"
-#include "pattern/pattern.h"
 #include "process/error.h"
 #include "report/chosen.h"
 #include "report/export.h"
@@ -23,15 +22,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Throws Error(kUsage) for a malformed pattern, with the pattern's own explanation.
-void check_pattern(const std::string& text) {
-  try {
-    pattern::Pattern check(text);
-  } catch (const pattern::PatternError& e) {
-    throw Error(ErrorKind::kUsage, e.what());
-  }
-}
-
 }  // namespace
 
 Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
@@ -43,7 +33,7 @@ Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
 std::vector<std::string> Session::add_functions(const std::vector<std::string>& patterns) {
   std::vector<std::string> warnings;
   for (const auto& p : patterns) {
-    check_pattern(p);
+    sampling::check_pattern(p);
     if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
     functions_.push_back(p);
     std::optional<std::string> hint;  // set when functions were seen and none matches
@@ -113,7 +103,7 @@ std::string Session::tree(const std::string& function) const {
   std::string out;
   bool unicode = table_style().unicode;
   report::TreeOptions tree_options;
-  if (!function.empty()) check_pattern(function);
+  if (!function.empty()) sampling::check_pattern(function);
   sampler_->with_profile([&](const sampling::Profile& profile) {
     std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
     if (names.empty()) {

@@ -2,7 +2,18 @@
 
 #include <algorithm>
 
+#include "pattern/pattern.h"
+#include "process/error.h"
+
 namespace spyglass::sampling {
+
+void check_pattern(const std::string& text) {
+  try {
+    pattern::Pattern check(text);
+  } catch (const pattern::PatternError& e) {
+    throw Error(ErrorKind::kUsage, e.what());
+  }
+}
 
 report::Results chosen_function_results(const Profile& profile, const report::ChosenSet& chosen,
                                         const SamplerStatus& status) {
@@ -28,6 +39,7 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
 }
 
 std::vector<FunctionTotals> function_totals(const Profile& profile, const std::string& pattern) {
+  if (!pattern.empty()) check_pattern(pattern);
   // Functions are frames with the line left out: the chosen set's grouping, with or without
   // a pattern to filter by.
   const report::ChosenSet chosen(

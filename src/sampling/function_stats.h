@@ -12,6 +12,9 @@
 
 namespace spyglass::sampling {
 
+// Throws Error(kUsage) for a malformed function pattern, saying why.
+void check_pattern(const std::string& text);
+
 // The results for the chosen set (every pattern appears, "no data" when never seen), built
 // for `profile` by the caller's query.
 report::Results chosen_function_results(const Profile& profile, const report::ChosenSet& chosen,
@@ -26,7 +29,8 @@ struct FunctionTotals {
   uint64_t samples = 0;
 };
 
-// Every function seen, heaviest (inclusive) first; only those matching `pattern` when given.
+// Every function seen, heaviest (inclusive) first; only those matching `pattern` when given
+// (Error(kUsage) for a malformed one).
 std::vector<FunctionTotals> function_totals(const Profile& profile,
                                             const std::string& pattern = "");
 
