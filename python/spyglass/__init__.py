@@ -182,14 +182,16 @@ class Results(object):
         self._dict = None
 
     def table(self, unicode=None, per_thread=False, color=False, width=None, matches=10):
-        """The console table. `width`: columns to fit (default: the terminal's when stdout is
-        one, else any); `matches`: functions listed under a pattern that matched several."""
+        """The console table. `width`: columns to fit (default: $COLUMNS, else the terminal's
+        when stdout is one, else any); `matches`: functions listed under a pattern that matched
+        several."""
         if unicode is None:
             encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
             unicode = encoding.replace("-", "") == "utf8"
-        if width is None:
+        if width is None:  # as the spyglass command: $COLUMNS, else the terminal's, else any
             try:
-                width = os.get_terminal_size(sys.stdout.fileno()).columns
+                width = int(os.environ.get("COLUMNS") or
+                            os.get_terminal_size(sys.stdout.fileno()).columns)
             except (AttributeError, OSError, ValueError):
                 width = 0
         return _core.render_table(self._snapshot, bool(unicode), bool(per_thread), bool(color),
