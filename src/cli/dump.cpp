@@ -66,8 +66,8 @@ int run_dump(const DumpOptions& opt) {
     write_stdout(doc.dump(2) + "\n");
     return 0;
   }
-  std::string out =
-      fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(), rt.binary);
+  std::string out = fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(),
+                                rt.binary);
   for (size_t i = 0; i < stacks.size(); ++i) {
     const auto& t = stacks[i];
     out += "\n";

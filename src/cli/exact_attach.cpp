@@ -116,10 +116,11 @@ int run_exact_attach(int pid, const ProfileOptions& options) {
         write_stdout("reset: figures zeroed\n");
       } else if (cmd == "status") {
         auto reply = call({{"command", "status"}});
-        write_stdout(
-            fmt::format("running: {}\nbackend: {}\nclock: {}\nfunctions: {}\n",
-                        reply.value("running", false), reply.value("backend", std::string("?")),
-                        reply.value("clock", std::string("?")), reply["functions"].dump()));
+        write_stdout(fmt::format("running: {}\nbackend: {}\nclock: {}\nfunctions: {}\n",
+                                 reply.value("running", false),
+                                 reply.value("backend", std::string("?")),
+                                 reply.value("clock", std::string("?")),
+                                 reply["functions"].dump()));
       } else {
         write_stdout(fmt::format("error: unknown command '{}'; type 'help' for the list\n", cmd));
       }

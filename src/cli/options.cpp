@@ -1,10 +1,10 @@
 #include "cli/options.h"
 
 #include <fmt/format.h>
-#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <toml++/toml.h>
 
 #include "process/error.h"
 
@@ -61,9 +61,8 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
   cmd.add_flag("--blocking", opt.blocking, "Pause the target's threads for each sample");
   cmd.add_flag("--no-realtime", opt.no_realtime,
                "Do not ask for real-time scheduling of the sampling thread");
-  cmd.add_option("--config", opt.config,
-                 "TOML config file (default: spyglass.toml or "
-                 "[tool.spyglass] in pyproject.toml)");
+  cmd.add_option("--config", opt.config, "TOML config file (default: spyglass.toml or "
+                                         "[tool.spyglass] in pyproject.toml)");
   cmd.add_flag("--per-thread", opt.per_thread, "Show a row per thread under each function");
   cmd.add_flag("--ascii", opt.ascii, "Plain ASCII table");
   cmd.add_option("--matches", opt.matches,

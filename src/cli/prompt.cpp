@@ -37,9 +37,8 @@ struct CommandHelp {
 const CommandHelp kCommands[] = {
     {"start", "", "start (or resume) profiling"},
     {"stop", "", "stop profiling (results are kept)"},
-    {"add", "FUNC...",
-     "choose more functions (patterns: name, Class.method, module:qualname, "
-     "file.py:name, globs)"},
+    {"add", "FUNC...", "choose more functions (patterns: name, Class.method, module:qualname, "
+                       "file.py:name, globs)"},
     {"remove", "FUNC...", "stop showing these functions"},
     {"results", "[--json] [--per-thread]", "the results so far (also while running)"},
     {"tree", "[FUNC]", "call paths into each chosen function and what it spends its time in"},
@@ -279,9 +278,10 @@ class Prompt {
       if (sampler.running()) return say("already running");
       sampler.start();
       auto st = sampler.status();
-      say(fmt::format(
-          "profiling at {:g} Hz ({} mode){}", st.rate_hz, sampling::mode_name(st.mode),
-          session_.functions().empty() ? "; no functions chosen yet: 'add FUNC' to choose" : ""));
+      say(fmt::format("profiling at {:g} Hz ({} mode){}", st.rate_hz, sampling::mode_name(st.mode),
+                      session_.functions().empty()
+                          ? "; no functions chosen yet: 'add FUNC' to choose"
+                          : ""));
     } else if (cmd == "stop") {
       if (!sampler.running()) return say("not running");
       sampler.stop();
@@ -303,8 +303,8 @@ class Prompt {
       bool json = std::count(args.begin(), args.end(), "--json") > 0;
       if (json) return write_stdout(session_.render("json")), void();
       report::TableStyle style = session_.table_style();
-      style.per_thread =
-          std::count(args.begin(), args.end(), "--per-thread") > 0 || style.per_thread;
+      style.per_thread = std::count(args.begin(), args.end(), "--per-thread") > 0 ||
+                         style.per_thread;
       write_stdout(report::render_table(session_.results(), style));
     } else if (cmd == "tree") {
       write_stdout(session_.tree(args.empty() ? "" : args[0]));
@@ -362,8 +362,8 @@ class Prompt {
                        st.achieved_rate_hz);
     out += fmt::format("samples:    {} over {:.2f} s ({} thread stacks)\n", st.samples,
                        st.profiled_seconds, st.thread_samples);
-    double pct =
-        st.samples ? 100.0 * static_cast<double>(st.late) / static_cast<double>(st.samples) : 0;
+    double pct = st.samples ? 100.0 * static_cast<double>(st.late) / static_cast<double>(st.samples)
+                            : 0;
     out += fmt::format("late:       {} ({:.2f}%), missed {}, unreadable {}\n", st.late, pct,
                        st.missed, st.failed_walks);
     out += fmt::format("stacks:     {} read again (caught mid-change), {} left incomplete\n",
@@ -372,19 +372,22 @@ class Prompt {
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
         "scheduling {}\n",
         st.mean_walk_us, st.mean_read_us, st.scheduling.empty() ? "not started" : st.scheduling);
-    out += fmt::format(
-        "cost:       the sampling thread used {:.1f}% of a core\n",
-        st.profiled_seconds > 0 ? 100.0 * st.sampler_cpu_seconds / st.profiled_seconds : 0.0);
+    out += fmt::format("cost:       the sampling thread used {:.1f}% of a core\n",
+                       st.profiled_seconds > 0
+                           ? 100.0 * st.sampler_cpu_seconds / st.profiled_seconds
+                           : 0.0);
     const auto& prefetch = session_.target().prefetch();
     uint64_t reads = prefetch.reads();
-    out += fmt::format(
-        "reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",
-        st.samples ? static_cast<double>(session_.target().memory().calls()) /
-                         static_cast<double>(st.samples)
-                   : 0.0,
-        reads ? 100.0 * static_cast<double>(prefetch.hits()) / static_cast<double>(reads) : 0.0);
-    out += fmt::format("functions:  {}\n",
-                       session_.functions().empty() ? "(none)" : join(session_.functions()));
+    out += fmt::format("reads:      {:.1f} system calls per sample, {:.1f}% of reads prefetched\n",
+                       st.samples ? static_cast<double>(session_.target().memory().calls()) /
+                                        static_cast<double>(st.samples)
+                                  : 0.0,
+                       reads ? 100.0 * static_cast<double>(prefetch.hits()) /
+                                   static_cast<double>(reads)
+                             : 0.0);
+    out += fmt::format("functions:  {}\n", session_.functions().empty()
+                                               ? "(none)"
+                                               : join(session_.functions()));
     write_stdout(out);
   }
 
@@ -431,12 +434,13 @@ class Prompt {
         if (auto st = process::read_thread_stat(session_.target().pid(), s.native_id))
           state = st->state;
       }
-      out += fmt::format(
-          "{:>8}  {:<16} {}  {:<5} {}\n", s.native_id ? std::to_string(s.native_id) : "?",
-          names[i].empty() ? "-" : names[i], state, s.holds_gil ? "GIL" : "",
-          s.frames.empty() ? "(no Python frames)"
-                           : fmt::format("{} ({}:{})", s.frames[0].code->qualname,
-                                         s.frames[0].code->filename, s.frames[0].line));
+      out += fmt::format("{:>8}  {:<16} {}  {:<5} {}\n", s.native_id ? std::to_string(s.native_id) : "?",
+                         names[i].empty() ? "-" : names[i], state,
+                         s.holds_gil ? "GIL" : "",
+                         s.frames.empty() ? "(no Python frames)"
+                                          : fmt::format("{} ({}:{})", s.frames[0].code->qualname,
+                                                        s.frames[0].code->filename,
+                                                        s.frames[0].line));
     }
     write_stdout(out);
   }

@@ -67,9 +67,10 @@ struct RecordOptions {
 // Only the timeline formats need the sample-by-sample timeline: without them memory stays flat.
 void keep_timeline_only_if_needed(ProfileOptions& opt) {
   std::string target = opt.format.value_or("") + " " + opt.output.value_or("");
-  bool needed =
-      target.find("chrome") != std::string::npos || target.find("perfetto") != std::string::npos ||
-      target.find("trace") != std::string::npos || target.find("speedscope") != std::string::npos;
+  bool needed = target.find("chrome") != std::string::npos ||
+                target.find("perfetto") != std::string::npos ||
+                target.find("trace") != std::string::npos ||
+                target.find("speedscope") != std::string::npos;
   if (!needed) opt.sampler.timeline_spans = 0;
 }
 

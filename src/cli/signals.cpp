@@ -9,9 +9,7 @@ namespace {
 
 std::atomic<int> g_signal{0};
 
-void on_signal(int sig) {
-  g_signal.store(sig);
-}
+void on_signal(int sig) { g_signal.store(sig); }
 
 }  // namespace
 
@@ -24,14 +22,8 @@ void install_stop_signals() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool stop_requested() {
-  return g_signal.load() != 0;
-}
-void clear_stop_request() {
-  g_signal.store(0);
-}
-int stop_signal() {
-  return g_signal.load();
-}
+bool stop_requested() { return g_signal.load() != 0; }
+void clear_stop_request() { g_signal.store(0); }
+int stop_signal() { return g_signal.load(); }
 
 }  // namespace spyglass::cli

@@ -40,10 +40,11 @@ std::string render_top(Session& session, const TopOptions& opt, bool unicode) {
   double d = st.profiled_seconds > 0 ? st.profiled_seconds : 1;
   for (size_t i = 0; i < totals.size() && i < opt.rows; ++i) {
     const auto& t = totals[i];
-    out +=
-        fmt::format("{:>6.1f}% {:>6.1f}% {:>10} {:>10}  {} ({}:{})\n", 100 * t.self_seconds / d,
-                    100 * t.seconds / d, report::format_seconds(t.self_seconds, unicode),
-                    report::format_seconds(t.seconds, unicode), t.function, t.file, t.firstlineno);
+    out += fmt::format("{:>6.1f}% {:>6.1f}% {:>10} {:>10}  {} ({}:{})\n",
+                       100 * t.self_seconds / d, 100 * t.seconds / d,
+                       report::format_seconds(t.self_seconds, unicode),
+                       report::format_seconds(t.seconds, unicode), t.function, t.file,
+                       t.firstlineno);
   }
   return out;
 }

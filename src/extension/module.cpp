@@ -1,9 +1,10 @@
 // The `spyglass._spyglass` module: the thin control surface over the tracer. The friendly API
 // (start/stop/profile/trace/Results) is Python, in python/spyglass/__init__.py.
+#include "extension/compat.h"
+
 #include <map>
 #include <string>
 
-#include "extension/compat.h"
 #include "extension/toml_json.h"
 #include "extension/tracer.h"
 #include "report/results.h"
@@ -23,9 +24,7 @@ PyObject* py_stop(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* py_running(PyObject*, PyObject*) {
-  return PyBool_FromLong(tracer_running());
-}
+PyObject* py_running(PyObject*, PyObject*) { return PyBool_FromLong(tracer_running()); }
 
 PyObject* py_add(PyObject*, PyObject* args) {
   const char* name = nullptr;
@@ -65,8 +64,8 @@ PyObject* py_entries(PyObject*, PyObject*) {
   PyObject* list = PyList_New(static_cast<Py_ssize_t>(names.size()));
   if (list == nullptr) return nullptr;
   for (size_t i = 0; i < names.size(); ++i) {
-    PyObject* name =
-        PyUnicode_FromStringAndSize(names[i].data(), static_cast<Py_ssize_t>(names[i].size()));
+    PyObject* name = PyUnicode_FromStringAndSize(names[i].data(),
+                                                 static_cast<Py_ssize_t>(names[i].size()));
     if (name == nullptr) {
       Py_DECREF(list);
       return nullptr;
@@ -208,15 +207,8 @@ PyMethodDef g_methods[] = {
 };
 
 PyModuleDef g_module = {
-    PyModuleDef_HEAD_INIT,
-    "_spyglass",
-    "spyglass exact mode (C++ core)",
-    -1,
-    g_methods,
-    nullptr,
-    nullptr,
-    nullptr,
-    nullptr,
+    PyModuleDef_HEAD_INIT, "_spyglass", "spyglass exact mode (C++ core)", -1, g_methods,
+    nullptr, nullptr, nullptr, nullptr,
 };
 
 }  // namespace

@@ -203,8 +203,8 @@ std::string recover_qualname(PyObject* code, PyObject* globals, PyFrameObject* f
                         ? compat::frame_first_argument(frame)
                         : nullptr;
   if (first != nullptr) {
-    PyTypeObject* type =
-        PyType_Check(first) ? reinterpret_cast<PyTypeObject*>(first) : Py_TYPE(first);
+    PyTypeObject* type = PyType_Check(first) ? reinterpret_cast<PyTypeObject*>(first)
+                                             : Py_TYPE(first);
     PyObject* mro = type->tp_mro;
     if (mro != nullptr && PyTuple_Check(mro)) {
       for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
@@ -405,10 +405,9 @@ void pop_top(ThreadState& thread, Ticks now, bool ends, bool count) {
   Ticks wall = 0;
   bool coroutine = false;
   if (record.kind != CodeKind::kFunction) {
-    Instance* instance =
-        shadow.instance >= 0 && g.instances[shadow.instance].key == shadow.instance_key
-            ? &g.instances[shadow.instance]
-            : nullptr;
+    Instance* instance = shadow.instance >= 0 && g.instances[shadow.instance].key == shadow.instance_key
+                             ? &g.instances[shadow.instance]
+                             : nullptr;
     if (instance != nullptr) {
       instance->running += elapsed;
       latency = instance->running;
@@ -463,8 +462,7 @@ void rejudge_known_codes() {
   for (auto it = g.known.begin(); it != g.known.end();) {
     KnownCode& known = it->second;
     bool still = false;
-    for (const Entry& entry : g.entries)
-      still = still || entry_matches(entry, known.code, known.identity);
+    for (const Entry& entry : g.entries) still = still || entry_matches(entry, known.code, known.identity);
     if (!still) {
       for (auto& thread : g.threads) {
         int kept = 0;
@@ -661,8 +659,7 @@ bool tracer_initialize() {
 bool tracer_start() {
   if (g.running) return true;
   if (g.failed) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    "spyglass exact mode was disabled after an internal failure");
+    PyErr_SetString(PyExc_RuntimeError, "spyglass exact mode was disabled after an internal failure");
     return false;
   }
   ++g.generation;  // everything judged before is judged again (patterns may have changed)
@@ -688,9 +685,7 @@ void tracer_stop() {
   g.session_ns += Clock::monotonic_ns() - g.session_start_ns;
 }
 
-bool tracer_running() {
-  return g.running;
-}
+bool tracer_running() { return g.running; }
 
 bool tracer_add(const std::string& name, PyObject* code) {
   for (const Entry& entry : g.entries) {
@@ -817,8 +812,8 @@ report::Results tracer_snapshot(const std::map<uint64_t, std::string>& thread_na
   uint64_t overflow = 0;
   for (const auto& thread : g.threads) overflow += static_cast<uint64_t>(thread->overflow);
   if (overflow > 0) {
-    results.notes.push_back("chosen calls nested deeper than " + std::to_string(kShadowStackDepth) +
-                            " were not timed");
+    results.notes.push_back("chosen calls nested deeper than " +
+                            std::to_string(kShadowStackDepth) + " were not timed");
   }
   return results;
 }

@@ -63,11 +63,11 @@ struct Results {
   uint64_t samples = 0;  // sampling rounds
   uint64_t late_samples = 0;
   uint64_t missed_samples = 0;
-  uint64_t thread_samples = 0;     // thread stacks seen
+  uint64_t thread_samples = 0;  // thread stacks seen
   uint64_t reread_stacks = 0;      // thread stacks read again after catching them mid-change
   uint64_t incomplete_stacks = 0;  // thread stacks that stayed incomplete
-  double mean_walk_us = 0;         // sampling: time to walk all threads, per round
-  double mean_read_us = 0;         // of which reading the target's memory (system calls)
+  double mean_walk_us = 0;      // sampling: time to walk all threads, per round
+  double mean_read_us = 0;      // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen

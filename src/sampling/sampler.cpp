@@ -75,12 +75,9 @@ std::string raise_priority(bool realtime) {
 
 const char* mode_name(Mode mode) {
   switch (mode) {
-    case Mode::kWall:
-      return "wall";
-    case Mode::kCpu:
-      return "cpu";
-    case Mode::kGil:
-      return "gil";
+    case Mode::kWall: return "wall";
+    case Mode::kCpu: return "cpu";
+    case Mode::kGil: return "gil";
   }
   return "wall";
 }
@@ -94,8 +91,9 @@ Mode parse_mode(const std::string& text) {
 
 void check_rate(double hz) {
   if (!(hz >= kMinRateHz && hz <= kMaxRateHz)) {
-    throw Error(ErrorKind::kUsage, fmt::format("rate {} Hz is out of range: use {} to {} Hz", hz,
-                                               kMinRateHz, kMaxRateHz));
+    throw Error(ErrorKind::kUsage,
+                fmt::format("rate {} Hz is out of range: use {} to {} Hz", hz, kMinRateHz,
+                            kMaxRateHz));
   }
 }
 
@@ -109,9 +107,7 @@ Sampler::Sampler(cpython::Target& target, SamplerOptions options)
   profile_.timeline_limit = options_.timeline_spans;
 }
 
-Sampler::~Sampler() {
-  stop();
-}
+Sampler::~Sampler() { stop(); }
 
 void Sampler::start() {
   if (running_) return;
@@ -119,7 +115,8 @@ void Sampler::start() {
   {
     std::lock_guard lock(mutex_);
     if (stats_.target_exited) {
-      throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", target_.pid()));
+      throw Error(ErrorKind::kNoSuchProcess,
+                  fmt::format("process {} has exited", target_.pid()));
     }
     stats_.running = true;
     if (run_started_ == 0) {
@@ -167,15 +164,15 @@ RunSwitch Sampler::switch_run(Mode mode, double rate_hz) {
   auto same = [](Mode m, double r) {
     return [=](const Stash& s) { return s.stats.mode == m && s.stats.rate_hz == r; };
   };
+  const bool running = stats_.running, exited = stats_.target_exited;
+  const std::string scheduling = stats_.scheduling;
+  const pid_t pid = profile_.run.pid;
+  const std::string version = profile_.run.python_version;
   if (stats_.samples > 0) {
     outcome.kept_samples = stats_.samples;
     std::erase_if(kept_, same(options_.mode, options_.rate_hz));
     kept_.push_back(Stash{std::move(profile_), stats_, walk_seconds_, read_seconds_});
   }
-  const bool running = stats_.running, exited = stats_.target_exited;
-  const std::string scheduling = stats_.scheduling;
-  const pid_t pid = profile_.run.pid;
-  const std::string version = profile_.run.python_version;
   auto found = std::find_if(kept_.begin(), kept_.end(), same(mode, rate_hz));
   if (found != kept_.end()) {
     outcome.resumed_samples = found->stats.samples;
@@ -246,8 +243,7 @@ void Sampler::reset() {
 SamplerStatus Sampler::status() const {
   std::lock_guard lock(mutex_);
   SamplerStatus s = stats_;
-  s.achieved_rate_hz =
-      s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
+  s.achieved_rate_hz = s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
   s.mean_walk_us = s.samples ? walk_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   s.mean_read_us = s.samples ? read_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   return s;
@@ -432,9 +428,9 @@ void Sampler::take_sample(double now, double dt) {
     auto name_it = names_by_tid_.find(s.native_id);
     if (name_it == names_by_tid_.end()) {
       name_it = names_by_tid_
-                    .emplace(s.native_id,
-                             s.native_id ? process::read_thread_name(target_.pid(), s.native_id)
-                                         : std::string())
+                    .emplace(s.native_id, s.native_id ? process::read_thread_name(target_.pid(),
+                                                                                   s.native_id)
+                                                      : std::string())
                     .first;
     }
     uint32_t thread = profile_.thread_index(s.thread_id, s.native_id, name_it->second);

@@ -29,9 +29,9 @@ Mode parse_mode(const std::string& text);
 struct SamplerOptions {
   double rate_hz = 1000;
   Mode mode = Mode::kWall;
-  bool blocking = false;            // pause the target's threads for each sample
-  bool realtime = true;             // ask for real-time scheduling when permitted
-  bool lines = true;                // keep line numbers in the stored frames
+  bool blocking = false;        // pause the target's threads for each sample
+  bool realtime = true;         // ask for real-time scheduling when permitted
+  bool lines = true;            // keep line numbers in the stored frames
   size_t timeline_spans = 200'000;  // the timeline's bound (0: none; only timeline formats use it)
 };
 
@@ -46,20 +46,20 @@ struct SamplerStatus {
   double rate_hz = 0;           // requested
   double achieved_rate_hz = 0;  // over the profiled time
   double profiled_seconds = 0;
-  uint64_t samples = 0;       // sampling rounds
-  uint64_t late = 0;          // rounds taken more than half a period after their deadline
-  uint64_t missed = 0;        // deadlines skipped entirely
-  uint64_t failed_walks = 0;  // rounds whose walk did not check out
+  uint64_t samples = 0;         // sampling rounds
+  uint64_t late = 0;            // rounds taken more than half a period after their deadline
+  uint64_t missed = 0;          // deadlines skipped entirely
+  uint64_t failed_walks = 0;    // rounds whose walk did not check out
   uint64_t thread_samples = 0;
   uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
-  double mean_walk_us = 0;         // time to walk all threads, per round
-  double mean_read_us = 0;         // of which reading the target's memory (system calls)
+  double mean_walk_us = 0;      // time to walk all threads, per round
+  double mean_read_us = 0;      // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):
   // spyglass's own cost, without start-up (symbols, the first walks) or output.
   double sampler_cpu_seconds = 0;
-  std::string scheduling;  // "SCHED_FIFO", "nice -20", "normal"
-  std::string error;       // why sampling stopped, when it stopped on an error
+  std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
+  std::string error;            // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
 };
 
