@@ -68,9 +68,7 @@ def _entries(functions):
     entries = []
     for item in functions:
         if isinstance(item, str):
-            if not item.strip():
-                raise ValueError("empty function pattern")
-            entries.append((item, None))
+            entries.append((item, None))  # checked by the pattern core (ValueError)
         else:
             code = _code_of(item)
             if code is None:
@@ -183,11 +181,21 @@ class Results(object):
         self._snapshot = snapshot
         self._dict = None
 
-    def table(self, unicode=None, per_thread=False, color=False):
+    def table(self, unicode=None, per_thread=False, color=False, width=None, matches=10):
+        """The console table. `width`: columns to fit (default: $COLUMNS, else the terminal's
+        when stdout is one, else any); `matches`: functions listed under a pattern that matched
+        several."""
         if unicode is None:
             encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
             unicode = encoding.replace("-", "") == "utf8"
-        return _core.render_table(self._snapshot, bool(unicode), bool(per_thread), bool(color))
+        if width is None:  # as the spyglass command: $COLUMNS, else the terminal's, else any
+            try:
+                width = int(os.environ.get("COLUMNS") or
+                            os.get_terminal_size(sys.stdout.fileno()).columns)
+            except (AttributeError, OSError, ValueError):
+                width = 0
+        return _core.render_table(self._snapshot, bool(unicode), bool(per_thread), bool(color),
+                                  int(width), int(matches))
 
     def __str__(self):
         return self.table()

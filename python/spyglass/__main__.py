@@ -8,7 +8,7 @@
 every @spyglass.trace'd one) and prints the results when it ends: the same table as the
 sampler's, or its JSON. Its options are the command's: -f/--function FUNC... (a list, ended by
 the next option, by "--" or by the script), --format table|json, -o/--output FILE (.txt is the
-table, .json the JSON), --config FILE, --per-thread, --ascii, --listen. The config file is the
+table, .json the JSON), --config FILE, --per-thread, --ascii, --matches N, --listen. The config file is the
 command's TOML: --config FILE, else ./spyglass.toml, else [tool.spyglass] of ./pyproject.toml.
 Mistakes are one line `spyglass: ...` on stderr and exit status 2, as the command's are.
 """
@@ -28,7 +28,7 @@ EXIT_IO = 8
 # The keys the command's config files may hold (src/cli/options.cpp, config_keys()); `run` uses
 # functions, format, output, per_thread and ascii, and leaves the sampler's own alone.
 CONFIG_KEYS = ["functions", "rate", "interval", "mode", "blocking", "no_realtime", "format",
-               "output", "duration", "per_thread", "ascii", "tree", "merge_lines"]
+               "output", "duration", "per_thread", "ascii", "tree", "merge_lines", "matches"]
 
 USAGE = """usage: python -m spyglass run [options] [--] script.py [args...]
        python -m spyglass record|attach|top|dump ...  (the spyglass command)
@@ -43,6 +43,8 @@ run: time chosen functions of a script exactly, in this interpreter
                           pyproject.toml)
   --per-thread            a row per thread under each function
   --ascii                 plain ASCII table
+  --matches N             functions listed under a pattern that matched several
+                          (default 10)
   --listen                open the control socket (spyglass attach PID --exact)
 """
 
@@ -63,13 +65,15 @@ class RunOptions(object):
         self.output = None
         self.per_thread = None
         self.ascii = None
+        self.matches = None
         self.listen = False
         self.script = None
         self.args = []
 
 
 _FLAGS = {"--per-thread": "per_thread", "--ascii": "ascii", "--listen": "listen"}
-_VALUES = {"--config": "config", "--format": "format", "-o": "output", "--output": "output"}
+_VALUES = {"--config": "config", "--format": "format", "-o": "output", "--output": "output",
+           "--matches": "matches"}
 _LISTS = {"-f": "functions", "--function": "functions"}
 
 
@@ -245,6 +249,14 @@ def run(options):
         bool(_config_value(config, "per_thread", bool))
     ascii_only = options.ascii if options.ascii is not None else \
         bool(_config_value(config, "ascii", bool))
+    matches = options.matches if options.matches is not None else \
+        _config_value(config, "matches", int)
+    try:
+        matches = 10 if matches is None else int(matches)
+    except ValueError:
+        raise UsageError("--matches needs a whole number, not '%s'" % matches)
+    if matches < 0:
+        raise UsageError("--matches needs a number 0 or more, not %d" % matches)
     if output:
         try:
             check_writable(output)
@@ -259,7 +271,7 @@ def run(options):
 
     try:
         spyglass.start(functions, listen=options.listen)
-    except ValueError as error:  # a malformed pattern
+    except (ValueError, TypeError) as error:  # a malformed pattern
         raise UsageError(str(error))
     sys.argv = [options.script] + list(options.args)
     sys.path[0] = os.path.dirname(script)
@@ -282,7 +294,9 @@ def run(options):
             unicode = None if not ascii_only else False
             if output:
                 unicode = not ascii_only
-            written = _write(results.table(unicode=unicode, per_thread=per_thread), output)
+            written = _write(results.table(unicode=unicode, per_thread=per_thread,
+                                            width=0 if output else None, matches=matches),
+                              output)
     return exit_code or written
 
 

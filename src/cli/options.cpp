@@ -88,6 +88,10 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
                  "[tool.spyglass] in pyproject.toml)");
   cmd.add_flag("--per-thread", opt.per_thread, "Show a row per thread under each function");
   cmd.add_flag("--ascii", opt.ascii, "Plain ASCII table");
+  cmd.add_option("--matches", opt.matches,
+                 "Functions listed, heaviest first, under a pattern that matched several "
+                 "(default 10; the rest on one line)")
+      ->check(CLI::PositiveNumber);
   if (with_output) {
     cmd.add_option("--format", opt.format,
                    "table, json, or a call-graph format: flamegraph, speedscope, collapsed, pprof, "
@@ -144,6 +148,12 @@ void resolve(ProfileOptions& opt) {
   fill(opt.ascii, config, "ascii");
   fill(opt.tree, config, "tree");
   fill(opt.merge_lines, config, "merge_lines");
+  if (!opt.matches && config.contains("matches")) {
+    auto value = config["matches"].value<int64_t>();
+    if (!value || *value < 1)
+      throw Error(ErrorKind::kUsage, "config: 'matches' must be a positive number");
+    opt.matches = static_cast<size_t>(*value);
+  }
   if (opt.interval_seconds) {
     if (!(*opt.interval_seconds > 0)) {
       throw Error(ErrorKind::kUsage, "the interval must be a positive number of seconds");

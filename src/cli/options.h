@@ -25,6 +25,7 @@ struct ProfileOptions {
   std::optional<bool> ascii;
   std::optional<bool> tree;
   std::optional<bool> merge_lines;
+  std::optional<size_t> matches;  // functions listed under a pattern that matched several
   std::string config;
   bool exact = false;  // attach --exact
 

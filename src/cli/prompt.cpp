@@ -24,6 +24,22 @@
 namespace spyglass::cli {
 namespace {
 
+// What a mode or rate change did to the results (they are never mixed).
+std::string run_switch_note(const sampling::RunSwitch& change) {
+  std::string note;
+  if (change.kept_samples > 0) {
+    note += fmt::format("; the {} samples so far are kept apart (changing back shows them)",
+                        change.kept_samples);
+  }
+  if (change.resumed_samples > 0) {
+    note += fmt::format("; results go on from the {} samples taken before in this mode and rate",
+                        change.resumed_samples);
+  } else if (change.changed && change.kept_samples > 0) {
+    note += "; results start afresh";
+  }
+  return note;
+}
+
 double parse_number(const std::string& text, const char* what) {
   char* end = nullptr;
   errno = 0;
@@ -325,10 +341,10 @@ class Prompt {
     say(fmt::format("wrote {} ({})", file, resolved.name()));
   }
 
-  void set_interval(const std::string& text) {
+  sampling::RunSwitch set_interval(const std::string& text) {
     double seconds = parse_number(text, "seconds");
     if (!(seconds > 0)) throw Error(ErrorKind::kUsage, "the interval must be positive");
-    session_.set_rate(1.0 / seconds);
+    return session_.set_rate(1.0 / seconds);
   }
 
   void rate(const CommandArgs& a, bool as_interval) {
@@ -337,20 +353,19 @@ class Prompt {
       return say(fmt::format("rate {:g} Hz requested, {:.1f} Hz achieved (interval {:g} s)",
                              st.rate_hz, st.achieved_rate_hz, 1.0 / st.rate_hz));
     }
-    if (as_interval) {
-      set_interval(a.positionals[0]);
-    } else {
-      session_.set_rate(parse_number(a.positionals[0], "Hz"));
-    }
-    say(fmt::format("rate set to {:g} Hz", session_.status().rate_hz));
+    const sampling::RunSwitch change = as_interval
+                                           ? set_interval(a.positionals[0])
+                                           : session_.set_rate(parse_number(a.positionals[0], "Hz"));
+    say(fmt::format("rate set to {:g} Hz{}", session_.status().rate_hz, run_switch_note(change)));
   }
 
   void mode(const CommandArgs& a) {
     if (a.positionals.empty()) {
       return say(fmt::format("mode {}", sampling::mode_name(session_.status().mode)));
     }
-    session_.set_mode(sampling::parse_mode(a.positionals[0]));
-    say(fmt::format("mode set to {}", a.positionals[0]));
+    const sampling::Mode mode = sampling::parse_mode(a.positionals[0]);
+    const sampling::RunSwitch change = session_.set_mode(mode);
+    say(fmt::format("mode set to {}{}", sampling::mode_name(mode), run_switch_note(change)));
   }
 
   void status() {

@@ -8,14 +8,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "cli/output.h"
 #include "common/error.h"
 #include "common/text.h"
+#include "report/chosen.h"
+#include "report/export.h"
 #include "report/tree.h"
-#include "sampling/function_pattern.h"
+#include "sampling/function_stats.h"
 
 namespace spyglass::cli {
 namespace {
@@ -118,21 +121,20 @@ std::vector<std::string> Session::add_functions(const std::vector<std::string>& 
   std::vector<std::string> warnings;
   std::optional<sampling::Profile> seen_so_far;
   for (const auto& p : patterns) {
-    sampling::FunctionPattern pattern(p);  // throws on a malformed pattern
+    sampling::check_pattern(p);
     if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
     functions_.push_back(p);
     if (!seen_so_far) seen_so_far = sampler_->snapshot();
-    const auto& frames = seen_so_far->frames;
-    bool seen = frames.size() == 0;  // nothing seen yet: no reason to warn
-    for (sampling::FrameId f = 0; f < frames.size() && !seen; ++f) {
-      const auto& info = frames.get(f);
-      seen = pattern.matches(info.function, info.file);
+    std::optional<std::string> hint;  // set when functions were seen and none matches
+    if (seen_so_far->frames.size() != 0) {  // nothing seen yet: no reason to warn
+      report::ChosenSet chosen(*seen_so_far, {p});
+      if (chosen.matched_functions(0).empty()) hint = report::closest_names_hint(p, chosen);
     }
-    if (!seen) {
+    if (hint) {
       warnings.push_back(fmt::format(
-          "no function seen so far matches '{}'; it stays listed and shows \"no data\" until it "
-          "runs",
-          p));
+          "no function seen so far matches '{}'{}; it stays listed and shows \"no data\" until "
+          "it runs",
+          p, *hint));
     }
   }
   return warnings;
@@ -155,7 +157,8 @@ report::Results Session::results() const {
   // The status first, then the profile: the profile then holds at least the samples counted.
   auto status = sampler_->status();
   const sampling::Profile profile = sampler_->snapshot();
-  report::Results results = sampling::chosen_function_results(profile, functions_, status);
+  report::Results results =
+      sampling::chosen_function_results(profile, report::ChosenSet(profile, functions_), status);
   if (status.failed_walks) {
     results.notes.push_back(fmt::format(
         "{} of {} samples could not be read consistently (the target changed under us) and "
@@ -176,6 +179,13 @@ report::Results Session::results() const {
         "break were not read",
         status.cut_thread_lists));
   }
+  for (const auto& kept : sampler_->kept_runs()) {
+    results.notes.push_back(fmt::format(
+        "kept apart: {} samples over {:.2f} s in {} mode at {:g} Hz ('mode {}' and 'rate {:g}' "
+        "show them)",
+        kept.samples, kept.profiled_seconds, sampling::mode_name(kept.mode), kept.rate_hz,
+        sampling::mode_name(kept.mode), kept.rate_hz));
+  }
   if (status.target_exited) results.notes.push_back("the target process has exited");
   if (!status.error.empty()) results.notes.push_back("sampling stopped: " + status.error);
   return results;
@@ -185,6 +195,8 @@ report::TableStyle Session::table_style() const {
   report::TableStyle style;
   style.unicode = !options_.ascii.value_or(false) && report::terminal_is_utf8();
   style.per_thread = options_.per_thread.value_or(false);
+  style.max_matches = options_.matches.value_or(report::TableStyle::kDefaultMaxMatches);
+  style.max_width = terminal_width();
   return style;
 }
 
@@ -204,16 +216,17 @@ std::string Session::tree(const std::string& function) const {
   std::string out;
   bool unicode = table_style().unicode;
   report::TreeOptions tree_options;
+  if (!function.empty()) sampling::check_pattern(function);
   const sampling::Profile profile = sampler_->snapshot();
   std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
   if (names.empty()) {
     return report::render_tree(report::build_program_tree(profile, tree_options), unicode);
   }
-  for (const auto& name : names) {
-    sampling::FunctionPattern pattern(name);
+  const report::ChosenSet chosen(profile, names);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
     auto trees = report::build_function_trees(
-        profile, name,
-        [&](const sampling::FrameInfo& f) { return pattern.matches(f.function, f.file); },
+        profile, name, [&](const sampling::FrameInfo& f) { return chosen.matches(f, i); },
         tree_options);
     out += report::render_function_trees(trees, unicode);
     out += "\n";
@@ -233,23 +246,23 @@ std::string Session::render(const OutputFormat& format) const {
   std::ostringstream out;
   report::ExportOptions export_options;
   export_options.merge_lines = options_.merge_lines.value_or(false);
-  std::vector<sampling::FunctionPattern> chosen;
-  for (const auto& f : functions_) chosen.emplace_back(f);
-  export_options.is_chosen = [chosen](const sampling::FrameInfo& frame) {
-    for (const auto& p : chosen) {
-      if (p.matches(frame.function, frame.file)) return true;
-    }
-    return false;
-  };
   export_options.title = fmt::format("spyglass: process {}", target_->pid());
   sampling::Profile profile = sampler_->snapshot();
   profile.chosen = functions_;
+  const report::ChosenSet chosen(profile, functions_);
+  export_options.chosen = &chosen;
   report::write_profile(profile, format.export_format, export_options, out);
   return out.str();
 }
 
 void Session::write(const std::string& path, const std::string& format) const {
-  write_file(path, render(resolve_output_format(format, path)));
+  const OutputFormat resolved = resolve_output_format(format, path);
+  if (resolved.kind == OutputFormat::Kind::kTable) {
+    report::TableStyle style = table_style();
+    style.max_width = 0;  // a file takes the whole table, whatever the terminal's width
+    return write_file(path, table(style));
+  }
+  write_file(path, render(resolved));
 }
 
 std::vector<sampling::FunctionTotals> Session::function_totals(const std::string& pattern) const {

@@ -47,8 +47,8 @@ class Session {
   void start() { sampler_->start(); }
   void stop() { sampler_->stop(); }
   bool running() const { return sampler_->running(); }
-  void set_rate(double hz) { sampler_->set_rate(hz); }
-  void set_mode(sampling::Mode mode) { sampler_->set_mode(mode); }
+  sampling::RunSwitch set_rate(double hz) { return sampler_->set_rate(hz); }
+  sampling::RunSwitch set_mode(sampling::Mode mode) { return sampler_->set_mode(mode); }
   void reset() { sampler_->reset(); }
   sampling::SamplerStatus status() const { return sampler_->status(); }
   // Waits until sampling stops by itself (target exit) or `seconds` pass; true if stopped.

@@ -56,11 +56,12 @@ std::string python_quoted(const std::string& text, char quote) {
 
 ObjectLayout object_layout(const PythonVersion& version) {
   ObjectLayout o;
-  if (version.major != 3 || version.minor < 8 || version.minor > 14) return o;
+  if (version.major != 3 || version.minor < 8 || version.minor > 15) return o;
   o.known = true;
   o.minor = version.minor;
   if (version.minor >= 11) {
-    o.ht_cached_keys = version.minor == 11 ? 872 : 880;
+    // offsetof(PyHeapTypeObject, ht_cached_keys): 3.15 added a field before it.
+    o.ht_cached_keys = version.minor == 11 ? 872 : version.minor <= 14 ? 880 : 888;
     o.localsplusnames = 96;
     o.localspluskinds = 104;
   }

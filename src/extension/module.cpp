@@ -35,7 +35,12 @@ PyObject* py_add(PyObject*, PyObject* args) {
     PyErr_SetString(PyExc_TypeError, "add(): the second argument must be a code object");
     return nullptr;
   }
-  return PyBool_FromLong(tracer_add(name, code));
+  try {
+    return PyBool_FromLong(tracer_add(name, code));
+  } catch (const std::exception& e) {  // a malformed pattern: nothing was added
+    PyErr_SetString(PyExc_ValueError, e.what());
+    return nullptr;
+  }
 }
 
 PyObject* py_remove(PyObject*, PyObject* args) {
@@ -106,7 +111,9 @@ report::Results* results_of(PyObject* capsule) {
 PyObject* py_render_table(PyObject*, PyObject* args) {
   PyObject* capsule = nullptr;
   int unicode = 1, per_thread = 0, color = 0;
-  if (!PyArg_ParseTuple(args, "O|ppp:render_table", &capsule, &unicode, &per_thread, &color)) {
+  Py_ssize_t width = 0, matches = static_cast<Py_ssize_t>(report::TableStyle::kDefaultMaxMatches);
+  if (!PyArg_ParseTuple(args, "O|pppnn:render_table", &capsule, &unicode, &per_thread, &color,
+                        &width, &matches)) {
     return nullptr;
   }
   report::Results* results = results_of(capsule);
@@ -115,6 +122,8 @@ PyObject* py_render_table(PyObject*, PyObject* args) {
   style.unicode = unicode != 0;
   style.per_thread = per_thread != 0;
   style.color = color != 0;
+  style.max_width = width > 0 ? static_cast<size_t>(width) : 0;
+  style.max_matches = matches > 0 ? static_cast<size_t>(matches) : 1;
   try {
     std::string table = report::render_table(*results, style);
     return PyUnicode_FromStringAndSize(table.data(), static_cast<Py_ssize_t>(table.size()));
@@ -189,7 +198,7 @@ PyMethodDef g_methods[] = {
     {"entries", py_entries, METH_NOARGS, "Names of the chosen entries, in order."},
     {"snapshot", py_snapshot, METH_VARARGS, "snapshot(thread_names=None): the figures so far."},
     {"render_table", py_render_table, METH_VARARGS,
-     "render_table(snapshot, unicode=True, per_thread=False, color=False)"},
+     "render_table(snapshot, unicode=True, per_thread=False, color=False, width=0, matches=10)"},
     {"to_json", py_to_json, METH_VARARGS, "to_json(snapshot) -> str"},
     {"info", py_info, METH_NOARGS, "Backend and clock in use."},
     {"load_toml", py_load_toml, METH_VARARGS, "load_toml(path) -> dict"},

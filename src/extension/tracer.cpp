@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "extension/histogram.h"
-#include "extension/pattern.h"
+#include "pattern/pattern.h"
 
 namespace spyglass::exact {
 namespace {
 
-constexpr int kMaxEntriesPerCode = 4;
 constexpr int kShadowStackDepth = 1024;
 constexpr uint32_t kInstanceSlots = 4096;  // generator/coroutine instances in flight
 constexpr uint32_t kInstanceProbes = 16;
@@ -33,8 +32,7 @@ enum class CodeKind : uint8_t { kFunction, kGenerator, kCoroutine };
 struct CodeRecord {
   uint64_t generation = 0;
   CodeKind kind = CodeKind::kFunction;
-  uint8_t count = 0;
-  uint32_t entries[kMaxEntriesPerCode] = {};
+  std::vector<uint32_t> entries;  // every entry that chose it, however many patterns overlap
 };
 
 // Per thread and entry. What a plain call's end touches shares one cache line.
@@ -82,12 +80,43 @@ struct Instance {  // a generator or coroutine between its first start and its e
   Ticks running = 0;
 };
 
+// What a code object is, as patterns see it and results name it.
+struct CodeIdentity {
+  std::string module;    // __name__ of the globals it runs in ("__main__" for a script)
+  std::string qualname;  // co_qualname, or recovered before 3.11
+  std::string filename;  // co_filename
+  int first_line = 0;
+  std::vector<std::string> modules;  // the names its module answers to in patterns
+
+  pattern::FunctionIdentity pattern_view() const { return {qualname, filename, &modules}; }
+  report::MatchResult match() const {
+    report::MatchResult m;
+    m.function = qualname;
+    m.file = filename;
+    m.line = first_line;
+    m.module = module;
+    m.label = pattern::describe(
+        qualname, pattern::short_file(filename, pattern::package_depth_of_module(module, filename)),
+        first_line);
+    return m;
+  }
+};
+
 struct Entry {
   std::string name;
-  std::optional<Pattern> pattern;
+  std::optional<pattern::Pattern> pattern;
   PyObject* marked_code = nullptr;  // strong reference, for @spyglass.trace entries
   bool alive = true;
-  std::vector<std::string> matches;
+  std::vector<report::MatchResult> matches;
+
+  // Lists a function this entry matched, once.
+  void add_match(const CodeIdentity& identity) {
+    report::MatchResult m = identity.match();
+    for (const auto& known : matches) {
+      if (known.label == m.label) return;
+    }
+    matches.push_back(std::move(m));
+  }
 };
 
 struct KnownCode {  // a code object chosen at some point: identity kept to re-judge it cheaply
@@ -203,6 +232,7 @@ CodeIdentity identify(PyObject* code, PyFrameObject* frame) {
   } else {
     identity.qualname = recover_qualname(code, globals, frame, string_attribute(code, "co_name"));
   }
+  identity.modules = pattern::module_names_for_module(identity.module, identity.filename);
   return identity;
 }
 
@@ -216,7 +246,7 @@ CodeKind kind_of(PyObject* code) {
 bool entry_matches(const Entry& entry, PyObject* code, const CodeIdentity& identity) {
   if (!entry.alive) return false;
   if (entry.marked_code != nullptr) return entry.marked_code == code;
-  return entry.pattern && entry.pattern->matches(identity);
+  return entry.pattern && entry.pattern->matches(identity.pattern_view());
 }
 
 void mark_not_chosen(PyObject* code) {
@@ -235,14 +265,14 @@ const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
   CodeRecord record;
   record.generation = g.generation;
   record.kind = kind_of(code);
-  for (uint32_t i = 0; i < g.entries.size() && record.count < kMaxEntriesPerCode; ++i) {
-    if (entry_matches(g.entries[i], code, identity)) record.entries[record.count++] = i;
+  for (uint32_t i = 0; i < g.entries.size(); ++i) {
+    if (entry_matches(g.entries[i], code, identity)) record.entries.push_back(i);
   }
   const CodeRecord* result = nullptr;
-  if (record.count == 0) {
+  if (record.entries.empty()) {
     mark_not_chosen(code);
   } else {
-    result = &g.records.emplace_back(record);
+    result = &g.records.emplace_back(std::move(record));
     static_assert(alignof(CodeRecord) >= 2, "the low bit of a record's address marks 'not chosen'");
     if (compat::code_set_extra(code, g.extra_index, const_cast<CodeRecord*>(result)) != 0) {
       PyErr_Clear();
@@ -253,13 +283,7 @@ const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
       Py_INCREF(code);
       entry.identity = identity;
       entry.chosen = true;
-      std::string description = identity.describe();
-      for (uint8_t i = 0; i < record.count; ++i) {
-        auto& matches = g.entries[record.entries[i]].matches;
-        if (std::find(matches.begin(), matches.end(), description) == matches.end()) {
-          matches.push_back(description);
-        }
-      }
+      for (uint32_t e : result->entries) g.entries[e].add_match(identity);
       backend::code_chosen(code);
     }
   }
@@ -339,7 +363,7 @@ void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& re
       shadow.instance = fresh ? instance_begin(key, now) : instance_find(key);
     }
   }
-  for (uint8_t i = 0; i < record.count; ++i) ++thread.stats[record.entries[i]].active;
+  for (uint32_t e : record.entries) ++thread.stats[e].active;
 }
 
 // The figures of a frame just taken off the stack (thread.depth already lowered): self time,
@@ -349,8 +373,8 @@ void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& re
                                            bool counted, bool coroutine, Ticks wall) {
   Ticks self = elapsed > shadow.child ? elapsed - shadow.child : 0;
   EntryStats* all_stats = thread.stats.data();
-  for (uint8_t i = 0; i < record.count; ++i) {
-    EntryStats& stats = all_stats[record.entries[i]];
+  for (uint32_t e : record.entries) {
+    EntryStats& stats = all_stats[e];
     stats.self += self;
     if (stats.active > 0) --stats.active;
     if (stats.active != 0) [[unlikely]] {
@@ -404,8 +428,8 @@ void pop_top(ThreadState& thread, Ticks now, bool ends, bool count) {
 void discard_top(ThreadState& thread) {
   ShadowFrame shadow = thread.stack[--thread.depth];
   const CodeRecord& record = *shadow.record;
-  for (uint8_t i = 0; i < record.count; ++i) {
-    EntryStats& stats = thread.stats[record.entries[i]];
+  for (uint32_t e : record.entries) {
+    EntryStats& stats = thread.stats[e];
     if (stats.active > 0) --stats.active;
   }
 }
@@ -447,8 +471,8 @@ void rejudge_known_codes() {
             thread->stack[kept++] = thread->stack[i];
           } else {
             const CodeRecord& record = *thread->stack[i].record;
-            for (uint8_t e = 0; e < record.count; ++e) {
-              EntryStats& stats = thread->stats[record.entries[e]];
+            for (uint32_t e : record.entries) {
+              EntryStats& stats = thread->stats[e];
               if (stats.active > 0) --stats.active;
             }
           }
@@ -462,13 +486,8 @@ void rejudge_known_codes() {
       continue;
     }
     // Still chosen: matches for new entries are listed now, records rebuilt lazily.
-    std::string description = known.identity.describe();
     for (Entry& entry : g.entries) {
-      if (entry_matches(entry, known.code, known.identity) &&
-          std::find(entry.matches.begin(), entry.matches.end(), description) ==
-              entry.matches.end()) {
-        entry.matches.push_back(description);
-      }
+      if (entry_matches(entry, known.code, known.identity)) entry.add_match(known.identity);
     }
     ++it;
   }
@@ -593,7 +612,7 @@ Verdict on_start(PyObject* code, PyFrameObject* frame) {
     const auto* record = reinterpret_cast<const CodeRecord*>(mark);
     if (record->generation == g.generation && record->kind == CodeKind::kFunction) [[likely]] {
       EntryStats* stats = thread->stats.data();
-      for (uint8_t i = 0; i < record->count; ++i) ++stats[record->entries[i]].active;
+      for (uint32_t e : record->entries) ++stats[e].active;
       ShadowFrame& shadow = thread->stack[thread->depth++];
       shadow.code = code;
       shadow.record = record;
@@ -718,9 +737,8 @@ void tracer_reset() {
     if (entry.alive) entry.matches.clear();
   }
   for (auto& [code, known] : g.known) {
-    std::string description = known.identity.describe();
     for (Entry& entry : g.entries) {
-      if (entry_matches(entry, code, known.identity)) entry.matches.push_back(description);
+      if (entry_matches(entry, code, known.identity)) entry.add_match(known.identity);
     }
   }
   g.session_ns = 0;
@@ -742,8 +760,13 @@ namespace {
 // typed is kept.
 bool repeats_a_pattern(const Entry& entry) {
   if (entry.marked_code == nullptr || entry.matches.empty()) return false;
+  auto labels = [](const Entry& e) {
+    std::vector<std::string> out;
+    for (const auto& m : e.matches) out.push_back(m.label);
+    return out;
+  };
   return std::any_of(g.entries.begin(), g.entries.end(), [&](const Entry& other) {
-    return other.alive && other.pattern && other.matches == entry.matches;
+    return other.alive && other.pattern && labels(other) == labels(entry);
   });
 }
 

@@ -35,7 +35,7 @@ bool tracer_start();       // installs the backend; false with a Python error se
 void tracer_stop();        // uninstalls; calls in flight end now (time kept, not counted as calls)
 bool tracer_running();
 // Adds a pattern entry (or a code-object entry when `code` is not null). Returns false when an
-// entry with that name already exists.
+// entry with that name already exists; throws pattern::PatternError for a malformed pattern.
 bool tracer_add(const std::string& name, PyObject* code);
 bool tracer_remove(const std::string& name);
 void tracer_clear();  // removes every entry

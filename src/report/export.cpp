@@ -7,7 +7,6 @@
 
 #include "common/text.h"
 #include "report/profile_view.h"
-#include "sampling/function_pattern.h"
 
 namespace spyglass::report {
 
@@ -111,14 +110,6 @@ std::string format_names() {
 
 std::string extension_names() {
   return ".html, .svg, .folded, .collapsed, .speedscope.json, .trace.json, .pb.gz, .pprof";
-}
-
-bool frame_matches_pattern(const FrameInfo& frame, std::string_view pattern) {
-  try {
-    return sampling::FunctionPattern(std::string(pattern)).matches(frame.function, frame.file);
-  } catch (const std::exception&) {
-    return false;  // a malformed pattern matches nothing
-  }
 }
 
 void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,

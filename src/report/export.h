@@ -4,13 +4,13 @@
 // function per format behind it.
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "report/chosen.h"
 #include "sampling/profile.h"
 
 namespace spyglass::report {
@@ -29,9 +29,9 @@ struct ExportOptions {
   bool merge_lines = false;
   // Collapsed stacks: start each stack with a frame "thread NAME" (otherwise threads are summed).
   bool thread_roots = false;
-  // Which frames belong to chosen functions, to highlight them (flame graph). When empty, the
-  // profile's `chosen` patterns are matched (see frame_matches_pattern).
-  std::function<bool(const sampling::FrameInfo&)> is_chosen;
+  // The chosen functions, to highlight them (flame graph), built for this profile by the
+  // caller's query. When null, the profile's `chosen` patterns are matched.
+  const ChosenSet* chosen = nullptr;
   std::string title;  // shown by the viewers that have a title; defaults to "spyglass"
 };
 
@@ -53,11 +53,6 @@ std::string format_names();
 // Throws std::runtime_error when the output cannot be produced (e.g. compression failed).
 void write_profile(const sampling::Profile& profile, Format format, const ExportOptions& options,
                    std::ostream& out);
-
-// The fallback chosen-function matcher: sampling::FunctionPattern's rules (`name`,
-// `Class.method`, `module.qualname`, `module:qualname`, `path/file.py:name`, globs); false for a
-// malformed pattern.
-bool frame_matches_pattern(const sampling::FrameInfo& frame, std::string_view pattern);
 
 // One call timed by exact mode, for the Chrome trace as a complete ("X") event.
 struct TimedCall {

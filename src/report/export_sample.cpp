@@ -176,9 +176,8 @@ int main(int argc, char** argv) {
 
     spyglass::report::TreeOptions tree_options;
     tree_options.merge_lines = true;
-    auto is_heavy = [](const FrameInfo& f) {
-      return spyglass::report::frame_matches_pattern(f, "heavy_computation");
-    };
+    const spyglass::report::ChosenSet heavy(profile, {"heavy_computation"});
+    auto is_heavy = [&](const FrameInfo& f) { return heavy.matches(f, 0); };
     auto trees = spyglass::report::build_function_trees(profile, "heavy_computation", is_heavy,
                                                         tree_options);
     auto program = spyglass::report::build_program_tree(profile, tree_options);

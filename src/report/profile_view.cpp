@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
-#include "sampling/function_pattern.h"
 
 namespace spyglass::report::detail {
 
@@ -59,26 +59,12 @@ std::string markup_text(const std::string& text) {
 
 std::vector<bool> chosen_frames(const ProfileView& view, const sampling::Profile& profile,
                                 const ExportOptions& options) {
-  std::vector<sampling::FunctionPattern> patterns;
-  if (!options.is_chosen) {
-    for (const std::string& text : profile.chosen) {
-      try {
-        patterns.emplace_back(text);
-      } catch (const std::exception&) {
-        // A malformed pattern highlights nothing; the results report it.
-      }
-    }
-  }
+  std::optional<ChosenSet> own;
+  if (options.chosen == nullptr) own.emplace(profile, profile.chosen);
+  const ChosenSet& chosen_set = options.chosen != nullptr ? *options.chosen : *own;
   std::vector<bool> chosen(view.frames.size(), false);
   for (sampling::FrameId id = 0; id < view.frames.size(); ++id) {
-    const FrameInfo& frame = view.frames.get(id);
-    if (options.is_chosen) {
-      chosen[id] = options.is_chosen(frame);
-    } else {
-      for (const auto& pattern : patterns) {
-        if (pattern.matches(frame.function, frame.file)) chosen[id] = true;
-      }
-    }
+    chosen[id] = chosen_set.chosen(view.frames.get(id));
   }
   return chosen;
 }

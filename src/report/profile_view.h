@@ -27,7 +27,7 @@ struct ProfileView {
 
 ProfileView make_view(const sampling::Profile& profile, bool merge_lines);
 
-// Per frame of the view: does it belong to a chosen function (options.is_chosen, else the
+// Per frame of the view: does it belong to a chosen function (options.chosen, else the
 // profile's `chosen` patterns; a malformed pattern matches nothing).
 std::vector<bool> chosen_frames(const ProfileView& view, const sampling::Profile& profile,
                                 const ExportOptions& options);

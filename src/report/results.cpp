@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <string_view>
 
 namespace spyglass::report {
@@ -29,10 +30,19 @@ struct Column {
   Align align;
 };
 
+// A matched function's name, in parts, so that a narrow table can drop the least telling ones.
+struct MatchLabel {
+  std::string indent;    // "  ↳ "
+  std::string function;  // qualified name
+  std::string location;  // "sympy/polys/polytools.py:6300", or empty
+};
+
 // One table line: either cells, or a separator between groups of rows.
 struct Row {
   std::vector<std::string> cells;
   bool separator = false;
+  std::optional<MatchLabel> match;   // the first cell is a matched function's name
+  std::vector<std::string> shorter;  // else: shorter forms of the first cell, best first
 };
 
 struct Box {
@@ -64,8 +74,8 @@ std::string pad(const std::string& text, size_t width, Align align) {
   return align == Align::kLeft ? text + fill : fill + text;
 }
 
-std::string draw_table(const std::vector<Column>& columns, const std::vector<Row>& rows,
-                       const Box& box) {
+std::vector<size_t> column_widths(const std::vector<Column>& columns,
+                                  const std::vector<Row>& rows) {
   std::vector<size_t> widths(columns.size());
   for (size_t c = 0; c < columns.size(); ++c) widths[c] = display_width(columns[c].title);
   for (const Row& row : rows) {
@@ -73,6 +83,136 @@ std::string draw_table(const std::vector<Column>& columns, const std::vector<Row
       widths[c] = std::max(widths[c], display_width(row.cells[c]));
     }
   }
+  return widths;
+}
+
+// The whole line's width: each column, one space either side, and the rules between.
+size_t table_width(const std::vector<size_t>& widths) {
+  size_t total = 1;
+  for (size_t w : widths) total += w + 3;
+  return total;
+}
+
+// The first `count` code points of a UTF-8 string (or its last ones).
+std::string utf8_head(std::string_view text, size_t count) {
+  size_t end = 0, seen = 0;
+  while (end < text.size()) {
+    if ((static_cast<unsigned char>(text[end]) & 0xC0) != 0x80) {
+      if (seen == count) break;
+      ++seen;
+    }
+    ++end;
+  }
+  return std::string(text.substr(0, end));
+}
+
+std::string utf8_tail(std::string_view text, size_t count) {
+  size_t total = display_width(text);
+  if (count >= total) return std::string(text);
+  size_t skip = total - count, start = 0, seen = 0;
+  while (start < text.size()) {
+    if ((static_cast<unsigned char>(text[start]) & 0xC0) != 0x80) {
+      if (seen == skip) break;
+      ++seen;
+    }
+    ++start;
+  }
+  return std::string(text.substr(start));
+}
+
+// Text cut in the middle to `width` columns, keeping more of the end (where a qualified name
+// says which function).
+std::string elide(const std::string& text, size_t width, bool unicode) {
+  if (display_width(text) <= width) return text;
+  const std::string mark = unicode ? "…" : "...";
+  const size_t mark_width = display_width(mark);
+  if (width <= mark_width) return utf8_tail(text, width);
+  size_t room = width - mark_width;
+  size_t head = room / 3;
+  return utf8_head(text, head) + mark + utf8_tail(text, room - head);
+}
+
+// How much of a matched function's name a narrow table keeps, from all of it to the least.
+enum class MatchForm {
+  kWhole,           // qualname (path/from/package.py:line)
+  kFileName,        // qualname (package.py:line)
+  kFileNameNoLine,  // qualname (package.py)
+  kCutName,         // qua…name (package.py): the qualified name cut in the middle
+  kCutNameOnly,     // qua…name
+};
+
+std::string match_text(const MatchLabel& m, MatchForm form, size_t width, bool unicode) {
+  const size_t slash = m.location.rfind('/');
+  const std::string file = slash == std::string::npos ? m.location : m.location.substr(slash + 1);
+  std::string location = form == MatchForm::kWhole         ? m.location
+                         : form == MatchForm::kFileName    ? file
+                         : form == MatchForm::kCutNameOnly ? std::string()
+                                                           : file.substr(0, file.rfind(':'));
+  std::string tail = location.empty() ? "" : " (" + location + ")";
+  std::string function = m.function;
+  if (form == MatchForm::kCutName || form == MatchForm::kCutNameOnly) {
+    size_t fixed = display_width(m.indent) + display_width(tail);
+    function = elide(m.function, width > fixed ? width - fixed : 1, unicode);
+  }
+  return m.indent + function + tail;
+}
+
+// Whether a matched function's row fits `width` in `form`; kCutName also needs enough of the
+// qualified name left to tell functions apart.
+bool match_fits(const MatchLabel& m, MatchForm form, size_t width, bool unicode) {
+  constexpr size_t kTelling = 8;
+  std::string text = match_text(m, form, width, unicode);
+  if (display_width(text) > width) return false;
+  if (form != MatchForm::kCutName) return true;
+  size_t around = display_width(match_text(m, MatchForm::kFileNameNoLine, 0, unicode)) -
+                  display_width(m.function);
+  return display_width(text) - around >= std::min(kTelling, display_width(m.function));
+}
+
+// One form for the rows of matched functions, so that they read alike: the fullest that fits
+// every row able to keep its file's name (a row that cannot shows its qualified name alone).
+MatchForm match_form(const std::vector<Row>& rows, size_t width, bool unicode) {
+  for (MatchForm form : {MatchForm::kWhole, MatchForm::kFileName, MatchForm::kFileNameNoLine}) {
+    bool all = true;
+    for (const Row& row : rows) {
+      if (!row.match || !match_fits(*row.match, MatchForm::kCutName, width, unicode)) continue;
+      all = all && match_fits(*row.match, form, width, unicode);
+    }
+    if (all) return form;
+  }
+  return MatchForm::kCutName;
+}
+
+// Narrows the Function column so the table fits `max_width` columns (no narrower than a
+// readable minimum): long names are shortened, matched functions by their least telling parts.
+void fit_first_column(const std::vector<Column>& columns, std::vector<Row>& rows, size_t max_width,
+                      bool unicode) {
+  constexpr size_t kNarrowest = 16;
+  std::vector<size_t> widths = column_widths(columns, rows);
+  size_t width = table_width(widths);
+  if (max_width == 0 || width <= max_width) return;
+  size_t others = width - widths[0];
+  size_t room = max_width > others ? max_width - others : 0;
+  room = std::max({room, kNarrowest, display_width(columns[0].title)});
+  const MatchForm form = match_form(rows, room, unicode);
+  for (Row& row : rows) {
+    if (row.cells.empty() || (!row.match && display_width(row.cells[0]) <= room)) continue;
+    if (row.match) {
+      bool fits = match_fits(*row.match, form, room, unicode);
+      row.cells[0] = match_text(*row.match, fits ? form : MatchForm::kCutNameOnly, room, unicode);
+      continue;
+    }
+    for (const std::string& form : row.shorter) {
+      row.cells[0] = form;
+      if (display_width(form) <= room) break;
+    }
+    row.cells[0] = elide(row.cells[0], room, unicode);
+  }
+}
+
+std::string draw_table(const std::vector<Column>& columns, const std::vector<Row>& rows,
+                       const Box& box) {
+  const std::vector<size_t> widths = column_widths(columns, rows);
   auto rule = [&](const char* left, const char* mid, const char* right) {
     std::string line = left;
     for (size_t c = 0; c < columns.size(); ++c) {
@@ -148,7 +288,8 @@ std::vector<const FunctionResult*> sorted_functions(const Results& results) {
   return order;
 }
 
-std::string header_line(const Results& r, bool unicode) {
+// The line above the table; broken at its separators when wider than `max_width` (0: any).
+std::string header_line(const Results& r, bool unicode, size_t max_width) {
   const char* dot = unicode ? " · " : " | ";
   std::string line = fmt::format("mode {}", r.mode.empty() ? "wall" : r.mode);
   if (r.pid != 0) line += fmt::format("{}pid {}", dot, r.pid);
@@ -161,7 +302,25 @@ std::string header_line(const Results& r, bool unicode) {
                         format_count(r.late_samples), format_count(r.missed_samples));
   }
   if (r.target_exited) line += fmt::format("{}target exited", dot);
-  return line + "\n";
+  if (max_width == 0 || display_width(line) <= max_width) return line + "\n";
+  // Narrow: as many parts on each line as fit, the first part of a line without a separator.
+  std::string out, current;
+  size_t start = 0;
+  const std::string_view separator = dot;
+  while (start <= line.size()) {
+    size_t end = line.find(separator, start);
+    std::string part =
+        line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!current.empty() &&
+        display_width(current) + display_width(separator) + display_width(part) > max_width) {
+      out += current + "\n";
+      current.clear();
+    }
+    current += (current.empty() ? "" : std::string(separator)) + part;
+    if (end == std::string::npos) break;
+    start = end + separator.size();
+  }
+  return out + current + "\n";
 }
 
 std::string error_cell(double error_seconds, bool unicode) {
@@ -279,26 +438,61 @@ std::string render_table(const Results& results, const TableStyle& style) {
                {"Share", Align::kRight},
                {"Samples", Align::kRight}};
   }
+  const std::string arrow = unicode ? "  ↳ " : "  > ";
 
   std::vector<Row> rows;
   const auto order = sorted_functions(results);
   for (const FunctionResult* f : order) {
-    bool detailed = f->matches.size() > 1 || (style.per_thread && !f->threads.empty());
+    const bool several = f->matches.size() > 1;
+    bool detailed = several || (style.per_thread && !f->threads.empty());
     if (detailed && !rows.empty()) rows.push_back(Row{{}, true});
+    std::string name = f->name;
+    if (several) name += fmt::format(" ({} functions)", format_count(f->matches.size()));
     if (!f->has_data) {
       std::vector<std::string> cells(columns.size(), "");
-      cells[0] = f->name;
+      cells[0] = name;
       cells[1] = "no data";
       rows.push_back(Row{cells});
     } else if (exact) {
-      rows.push_back(Row{exact_cells(f->name, f->figures, unicode)});
+      rows.push_back(Row{exact_cells(name, f->figures, unicode)});
     } else {
-      rows.push_back(Row{sampling_cells(f->name, f->figures, f->share, true, unicode)});
+      rows.push_back(Row{sampling_cells(name, f->figures, f->share, true, unicode)});
     }
-    if (f->matches.size() > 1) {
-      for (const std::string& match : f->matches) {
+    rows.back().shorter = {f->name};  // narrow: the pattern before the count of its functions
+    if (several) {
+      // Heaviest first (as given); the first max_matches as rows, the rest folded in one.
+      const size_t shown = std::min(f->matches.size(), std::max<size_t>(style.max_matches, 1));
+      for (size_t i = 0; i < shown; ++i) {
+        const MatchResult& m = f->matches[i];
+        std::string location;
+        size_t open = m.label.rfind(" (");
+        if (open != std::string::npos && m.label.back() == ')') {
+          location = m.label.substr(open + 2, m.label.size() - open - 3);
+        }
+        MatchLabel label{arrow, open != std::string::npos ? m.label.substr(0, open) : m.label,
+                         location};
+        std::string text = arrow + m.label;
         std::vector<std::string> cells(columns.size(), "");
-        cells[0] = std::string(unicode ? "  ↳ " : "  > ") + match;
+        if (m.has_figures) {
+          cells = exact ? exact_cells(text, m.figures, unicode)
+                        : sampling_cells(text, m.figures, m.share, true, unicode);
+        } else {
+          cells[0] = text;
+        }
+        rows.push_back(Row{cells, false, label});
+      }
+      if (f->matches.size() > shown) {
+        std::vector<std::string> cells(columns.size(), "");
+        cells[0] = fmt::format("{}{} more", unicode ? "  … " : "  ... ",
+                               format_count(f->matches.size() - shown));
+        // Self time adds up across functions (inclusive time would count nested calls twice).
+        double self = 0;
+        bool figures = false;
+        for (size_t i = shown; i < f->matches.size(); ++i) {
+          self += f->matches[i].figures.self_seconds;
+          figures = figures || f->matches[i].has_figures;
+        }
+        if (figures) cells[3] = format_seconds(self, unicode);  // Self, in both layouts
         rows.push_back(Row{cells});
       }
     }
@@ -318,7 +512,14 @@ std::string render_table(const Results& results, const TableStyle& style) {
     rows.push_back(Row{cells});
   }
 
-  std::string out = header_line(results, unicode);
+  if (style.max_width > 0) {
+    // A narrow terminal: the shorter title first, then shorter names.
+    if (!exact && table_width(column_widths(columns, rows)) > style.max_width) {
+      columns[1].title = "Total";
+    }
+    fit_first_column(columns, rows, style.max_width, unicode);
+  }
+  std::string out = header_line(results, unicode, style.max_width);
   out += draw_table(columns, rows, unicode ? kUnicodeBox : kAsciiBox);
   for (const std::string& note : results.notes) {
     out += std::string(unicode ? "• " : "* ") + note + "\n";
@@ -333,7 +534,18 @@ nlohmann::json to_json(const Results& results) {
     item["name"] = f.name;
     item["share"] = f.share;
     item["has_data"] = f.has_data;
-    item["matches"] = f.matches;
+    nlohmann::json matches = nlohmann::json::array();
+    for (const MatchResult& m : f.matches) {
+      nlohmann::json match = m.has_figures ? figures_json(m.figures) : nlohmann::json::object();
+      match["label"] = m.label;
+      match["function"] = m.function;
+      match["file"] = m.file;
+      match["line"] = m.line;
+      if (!m.module.empty()) match["module"] = m.module;
+      if (m.has_figures) match["share"] = m.share;
+      matches.push_back(std::move(match));
+    }
+    item["matches"] = std::move(matches);
     nlohmann::json threads = nlohmann::json::array();
     for (const ThreadFigures& t : f.threads) {
       nlohmann::json thread = figures_json(t.figures);

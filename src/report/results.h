@@ -32,9 +32,21 @@ struct ThreadFigures {
   Figures figures;
 };
 
+// One function a pattern matched, with its own figures where the mode has them.
+struct MatchResult {
+  std::string label;     // "qualname (file:line)", the file from its top package down
+  std::string function;  // qualified name
+  std::string file;      // as the code object has it
+  int line = 0;          // the function's first line
+  std::string module;    // __name__ (exact mode), empty when sampling
+  bool has_figures = false;
+  Figures figures;  // inclusive counted once per sample; self at the top of the stack
+  double share = 0;
+};
+
 struct FunctionResult {
   std::string name;                  // the pattern as given
-  std::vector<std::string> matches;  // the functions it matched ("module:qualname (file:line)")
+  std::vector<MatchResult> matches;  // the functions it matched, heaviest first
   bool has_data = false;             // false: "no data" (never seen running)
   double share = 0;                  // inclusive seconds / profiled seconds, 0..1 per thread sum
   Figures figures;                   // merged over threads
@@ -69,11 +81,18 @@ struct TableStyle {
   bool unicode = true;      // box drawing; plain ASCII otherwise
   bool per_thread = false;  // a row per thread under each function
   bool color = false;
+  // Under a pattern that matched several functions, this many of them as rows of their own,
+  // heaviest first; the rest are folded into one line.
+  size_t max_matches = kDefaultMaxMatches;
+  // The terminal's width: the Function column is narrowed (names shortened) to fit; 0: any.
+  size_t max_width = 0;
+  static constexpr size_t kDefaultMaxMatches = 10;
 };
 
 // The console table: aligned, human units, sorted by inclusive time, "no data" rows last.
 std::string render_table(const Results& results, const TableStyle& style);
-// {"functions": [...], "mode", "pid", "duration_seconds", "rate_hz", ...}
+// {"functions": [...], "mode", "pid", "duration_seconds", "rate_hz", ...}; each function's
+// "matches" lists every function matched, with its figures when the mode has them.
 nlohmann::json to_json(const Results& results);
 // Human units: "1.23 s", "45.6 ms", "789 µs" (or "us" when !unicode).
 std::string format_seconds(double seconds, bool unicode = true);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "report/chosen.h"
 #include "report/profile_view.h"
 #include "report/results.h"
 
@@ -162,7 +163,7 @@ FunctionTrees build_function_trees(const sampling::Profile& profile, const std::
   trees.name = name;
   WeightedTrie callers;
   WeightedTrie callees;
-  std::set<std::string> matched;
+  std::set<FrameId> matched_frames;
   std::vector<FrameId> path;
   std::vector<FrameId> part;
   for (StackId stack = 1; stack < nodes; ++stack) {
@@ -173,12 +174,18 @@ FunctionTrees build_function_trees(const sampling::Profile& profile, const std::
     trees.samples += w.samples;
     trees.seconds += w.seconds;
     for (size_t i = at; i < path.size(); ++i) {
-      if (target[path[i]]) matched.insert(labels[path[i]]);
+      if (target[path[i]]) matched_frames.insert(path[i]);
     }
     part.assign(path.rbegin() + static_cast<std::ptrdiff_t>(path.size() - at), path.rend());
     callers.add(part, w);
     part.assign(path.begin() + static_cast<std::ptrdiff_t>(at) + 1, path.end());
     callees.add(part, w);
+  }
+  // Named as results name the functions a pattern matched.
+  std::set<std::string> matched;
+  for (FrameId id : matched_frames) {
+    const sampling::FrameInfo& frame = view.frames.get(id);
+    matched.insert(function_label(frame.function, frame.file, frame.firstlineno, profile.run.pid));
   }
   trees.matches.assign(matched.begin(), matched.end());
   trees.callers = fold(callers.trie, callers.self, name, labels, options,

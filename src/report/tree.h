@@ -41,7 +41,7 @@ struct CallTree {
 
 struct FunctionTrees {
   std::string name;                  // as given
-  std::vector<std::string> matches;  // the frames the predicate matched
+  std::vector<std::string> matches;  // the functions the predicate matched, named as results do
   uint64_t samples = 0;              // samples with the function on the stack
   double seconds = 0;
   CallTree callers;  // root: the function; children: its callers; theirs: their callers ...

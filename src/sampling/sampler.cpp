@@ -143,18 +143,78 @@ bool Sampler::wait_stopped(double seconds) {
                               [this] { return !stats_.running; });
 }
 
-void Sampler::set_rate(double hz) {
+RunSwitch Sampler::set_rate(double hz) {
   check_rate(hz);
   std::lock_guard lock(mutex_);
-  rate_hz_ = hz;
-  stats_.rate_hz = hz;
+  return switch_run(mode_.load(), hz);
 }
 
-void Sampler::set_mode(Mode mode) {
+RunSwitch Sampler::set_mode(Mode mode) {
   std::lock_guard lock(mutex_);
-  mode_ = mode;
-  stats_.mode = mode;
+  return switch_run(mode, rate_hz_.load());
+}
+
+RunSwitch Sampler::switch_run(Mode mode, double rate_hz) {
+  RunSwitch outcome;
+  const Mode old_mode = mode_.load();
+  const double old_rate = rate_hz_.load();
+  if (mode == old_mode && rate_hz == old_rate) return outcome;
+  outcome.changed = true;
+  // Samples of one mode and rate under one label: the run so far is set aside (replacing one
+  // kept with the same mode and rate, which it continued), and a kept run of the new mode and
+  // rate goes on where it stopped.
+  auto same = [](Mode m, double r) {
+    return [=](const Stash& s) { return s.stats.mode == m && s.stats.rate_hz == r; };
+  };
+  const bool running = stats_.running, exited = stats_.target_exited;
+  const std::string scheduling = stats_.scheduling;
+  const pid_t pid = profile_.run.pid;
+  const std::string version = profile_.run.python_version;
+  if (stats_.samples > 0) {
+    outcome.kept_samples = stats_.samples;
+    std::erase_if(kept_, same(old_mode, old_rate));
+    kept_.push_back(Stash{std::move(profile_), stats_, walk_seconds_, read_seconds_});
+  }
+  auto found = std::find_if(kept_.begin(), kept_.end(), same(mode, rate_hz));
+  if (found != kept_.end()) {
+    outcome.resumed_samples = found->stats.samples;
+    profile_ = std::move(found->profile);
+    stats_ = found->stats;
+    walk_seconds_ = found->walk_seconds;
+    read_seconds_ = found->read_seconds;
+    kept_.erase(found);
+  } else {
+    profile_ = Profile();
+    profile_.run.pid = pid;
+    profile_.run.python_version = version;
+    profile_.run.start_unix_time = static_cast<double>(time(nullptr));
+    profile_.timeline_limit = options_.timeline_spans;
+    stats_ = SamplerStatus{};
+    walk_seconds_ = read_seconds_ = 0;
+  }
+  stats_.running = running;
+  stats_.target_exited = exited;
+  stats_.scheduling = scheduling;
+  // The sampling loop reads these without the lock.
+  mode_ = stats_.mode = mode;
+  rate_hz_ = stats_.rate_hz = rate_hz;
   profile_.run.mode = mode_name(mode);
+  // Frame ids belong to the profile they were interned in; the CPU clock's origin follows the
+  // run's own count (see take_sample).
+  frame_ids_.clear();
+  paths_.clear();
+  thread_cpu_reset_ = true;
+  return outcome;
+}
+
+std::vector<KeptRun> Sampler::kept_runs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<KeptRun> out;
+  for (const Stash& s : kept_) {
+    out.push_back(
+        KeptRun{s.stats.mode, s.stats.rate_hz, s.stats.samples, s.stats.profiled_seconds});
+  }
+  return out;
 }
 
 void Sampler::on_exit(std::function<void()> callback) {
@@ -173,6 +233,7 @@ void Sampler::reset() {
   profile_.timeline_limit = options_.timeline_spans;
   frame_ids_.clear();
   paths_.clear();
+  kept_.clear();
   bool exited = stats_.target_exited;
   std::string scheduling = stats_.scheduling;
   stats_ = SamplerStatus{};
@@ -413,9 +474,11 @@ void Sampler::take_sample(double now, double dt) {
     for (size_t i = 0; i < stacks_.size(); ++i) include[i] = stacks_[i].holds_gil;
   }
   std::lock_guard lock(mutex_);
+  // Taken under a mode since changed: it belongs to neither run (see switch_run).
+  if (mode != mode_.load(std::memory_order_relaxed)) return;
   ++stats_.samples;
-  if (thread_cpu_reset_) {
-    thread_cpu_origin_ = thread_cpu_seconds();
+  if (thread_cpu_reset_) {  // counted on from the run's own figure (0 after a reset)
+    thread_cpu_origin_ = thread_cpu_seconds() - stats_.sampler_cpu_seconds;
     thread_cpu_reset_ = false;
   } else if (stats_.samples % 1024 == 0) {
     stats_.sampler_cpu_seconds = thread_cpu_seconds() - thread_cpu_origin_;

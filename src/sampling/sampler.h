@@ -82,6 +82,23 @@ struct ThreadSnapshot {
   std::vector<FrameInfo> frames;  // innermost first
 };
 
+// What changing the mode or the rate did to the results: samples of one mode and rate are never
+// mixed with another's. The run so far is kept apart, and a run kept earlier with the new
+// mode and rate goes on.
+struct RunSwitch {
+  bool changed = false;          // false: already that mode and rate
+  uint64_t kept_samples = 0;     // samples of the run left, kept apart (0: it had none)
+  uint64_t resumed_samples = 0;  // samples of the run that goes on (0: a new one)
+};
+
+// A run kept apart, for the results to mention.
+struct KeptRun {
+  Mode mode = Mode::kWall;
+  double rate_hz = 0;
+  uint64_t samples = 0;
+  double profiled_seconds = 0;
+};
+
 class Sampler {
  public:
   Sampler(cpython::Target& target, SamplerOptions options);
@@ -93,9 +110,11 @@ class Sampler {
   void stop();   // waits for the sampling thread; no-op when stopped
   bool running() const { return running_; }
   // Both take effect at the next sample, also while running.
-  void set_rate(double hz);
-  void set_mode(Mode mode);
-  void reset();  // forget everything gathered
+  RunSwitch set_rate(double hz);
+  RunSwitch set_mode(Mode mode);
+  // The runs of other modes or rates, kept apart.
+  std::vector<KeptRun> kept_runs() const;
+  void reset();  // forget everything gathered, kept runs too
   SamplerStatus status() const;
   // A copy of everything gathered, its run information filled in, taken under the lock: reports
   // and exports render from it while sampling goes on.
@@ -111,6 +130,7 @@ class Sampler {
 
  private:
   void run();
+  RunSwitch switch_run(Mode mode, double rate_hz);  // mutex_ held
   void take_sample(double now, double dt);
   // Under mutex_: the walk just made, for threads_now().
   void hand_over_threads();
@@ -157,6 +177,13 @@ class Sampler {
   std::vector<cpython::ThreadStack> stacks_;
   std::vector<char> include_;  // per stack of stacks_: counted in this mode (kept: no malloc)
   std::unordered_map<int, std::string> names_by_tid_;
+  // Runs of other modes or rates (see RunSwitch), with what status() needs of each.
+  struct Stash {
+    Profile profile;
+    SamplerStatus stats;
+    double walk_seconds = 0, read_seconds = 0;
+  };
+  std::vector<Stash> kept_;
   double run_started_ = 0;  // monotonic seconds of the first start
 };
 

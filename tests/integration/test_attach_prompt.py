@@ -107,14 +107,21 @@ def test_session(attach, demo_app, tmp_path):
     command(child, "status", r"state:\s+stopped")
     command(child, "results", r"heavy_computation")
     command(child, "mode", r"mode wall")
-    command(child, "mode cpu", r"mode set to cpu")
-    # Start again: the same results go on growing.
+    # Samples of another mode are never mixed in: the wall-mode run is kept apart.
+    command(child, "mode cpu", r"mode set to cpu; the %d samples so far are kept apart" %
+            samples_at_stop, r"results start afresh")
     command(child, "start", r"profiling at 200 Hz \(cpu mode\)")
     time.sleep(0.3)
     child.sendline("stop")
     child.expect(r"stopped: (\d+) samples")
-    assert int(child.match.group(1)) >= samples_at_stop
+    cpu_samples = int(child.match.group(1))
     child.expect_exact(PROMPT)
+    command(child, "results", r"mode cpu", r"kept apart: %d samples over [\d.]+ s in wall mode "
+            r"at 200 Hz" % samples_at_stop)
+    # Back to wall mode: its results go on where they were.
+    command(child, "mode wall", r"the %d samples so far are kept apart" % cpu_samples,
+            r"results go on from the %d samples" % samples_at_stop)
+    command(child, "status", r"samples:\s+%d over" % samples_at_stop)
     command(child, "reset", r"forgotten")
     command(child, "status", r"samples:\s+0 over")
     child.sendline("exit")

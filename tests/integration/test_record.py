@@ -80,7 +80,8 @@ def test_json(run_spyglass, demo_app):
         thread = item["threads"][0]
         assert {"seconds", "self_seconds", "samples", "error_seconds", "native_id"} <= set(
             thread), thread
-        assert any("demo_app.py" in match for match in item["matches"]), item
+        assert any(match["file"].endswith("demo_app.py") and match["label"].startswith(name)
+                   for match in item["matches"]), item
 
 
 def test_output_files_by_extension(run_spyglass, demo_app, tmp_path):

@@ -76,15 +76,17 @@ TEST(ExportFormat, NamesAndExtensions) {
   }
 }
 
-TEST(ExportPattern, Matches) {
-  FrameInfo f{"Worker.process", "/srv/app/handlers.py", 3, 1};
-  EXPECT_TRUE(frame_matches_pattern(f, "Worker.process"));
-  EXPECT_TRUE(frame_matches_pattern(f, "handlers.Worker.process"));
-  EXPECT_TRUE(frame_matches_pattern(f, "handlers:Worker.process"));
-  EXPECT_TRUE(frame_matches_pattern(f, "handlers.*"));
-  EXPECT_FALSE(frame_matches_pattern(f, "rocess"));
-  EXPECT_FALSE(frame_matches_pattern(f, "other.*"));
-  EXPECT_FALSE(frame_matches_pattern(f, ""));  // malformed: matches nothing
+TEST(ExportPattern, ChosenSetMatchesByContent) {
+  Profile p;
+  p.frames.intern(FrameInfo{"Worker.process", "/srv/app/handlers.py", 3, 1});
+  ChosenSet chosen(p, {"Worker.process", "handlers.*", "other.*", "a:"});
+  FrameInfo merged{"Worker.process", "/srv/app/handlers.py", 0, 1};  // lines merged: line 0
+  EXPECT_TRUE(chosen.chosen(merged));
+  EXPECT_TRUE(chosen.matches(merged, 0));
+  EXPECT_TRUE(chosen.matches(merged, 1));
+  EXPECT_FALSE(chosen.matches(merged, 2));
+  EXPECT_FALSE(chosen.matches(merged, 3));  // malformed: matches nothing
+  EXPECT_FALSE(chosen.chosen(FrameInfo{"Worker.process", "/srv/app/other.py", 0, 1}));
 }
 
 TEST(ExportCollapsed, LinesRootFirstAndSummed) {
@@ -220,7 +222,8 @@ TEST(ExportFlameGraph, SelfContainedPage) {
   p.frames.intern(FrameInfo{"unused</script>", "x.py", 1, 1});
   ExportOptions options;
   options.title = "<title & test>";
-  options.is_chosen = [](const FrameInfo& f) { return f.function == "Leaf.run"; };
+  const ChosenSet chosen(p, {"Leaf.run"});
+  options.chosen = &chosen;
   std::string html = write(p, Format::kFlameGraphHtml, options);
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_GT(html.size(), 200'000u);  // d3 and d3-flame-graph are inside

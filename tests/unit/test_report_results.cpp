@@ -26,6 +26,21 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+MatchResult match(const std::string& function, const std::string& file, int line,
+                  double seconds = -1) {
+  MatchResult m;
+  m.function = function;
+  m.file = "/srv/" + file;
+  m.line = line;
+  m.label = function + " (" + file + ":" + std::to_string(line) + ")";
+  if (seconds >= 0) {
+    m.has_figures = true;
+    m.figures = {seconds, seconds / 2, static_cast<uint64_t>(seconds * 1000), 0.05};
+    m.share = seconds / 10;
+  }
+  return m;
+}
+
 Results sample_results() {
   Results r;
   r.mode = "wall";
@@ -47,7 +62,7 @@ Results sample_results() {
   light.has_data = true;
   light.figures = {0.0123, 0.0100, 12, 0.004};
   light.share = 0.00123;
-  light.matches = {"app:disk_io (app.py:10)"};
+  light.matches = {match("disk_io", "app.py", 10)};
   r.functions.push_back(light);
 
   FunctionResult heavy;
@@ -55,7 +70,7 @@ Results sample_results() {
   heavy.has_data = true;
   heavy.figures = {4.5, 1.25, 4500, 0.1};
   heavy.share = 0.45;
-  heavy.matches = {"handlers:get (handlers.py:3)", "handlers:post (handlers.py:9)"};
+  heavy.matches = {match("get", "handlers.py", 3, 3.0), match("post", "handlers.py", 9, 1.5)};
   ThreadFigures t;
   t.thread_id = 140000;
   t.native_id = 777;
@@ -70,9 +85,16 @@ Results sample_results() {
 void expect_aligned(const std::string& table) {
   auto lines = lines_of(table);
   ASSERT_GT(lines.size(), 3u);
-  // Line 0 is the header; every table line after it has the same width.
-  size_t width = columns_of(lines[1]);
-  for (size_t i = 1; i < lines.size(); ++i) {
+  // The header comes first (one line, or more when narrow); every table line after it has the
+  // same width.
+  size_t first = 1;
+  while (first < lines.size() && lines[first].rfind("┌", 0) != 0 &&
+         lines[first].rfind("+-", 0) != 0) {
+    ++first;
+  }
+  ASSERT_LT(first, lines.size());
+  size_t width = columns_of(lines[first]);
+  for (size_t i = first; i < lines.size(); ++i) {
     if (lines[i].rfind("• ", 0) == 0 || lines[i].rfind("* ", 0) == 0) continue;
     EXPECT_EQ(columns_of(lines[i]), width) << "line " << i << ": " << lines[i];
   }
@@ -105,11 +127,73 @@ TEST(ReportTable, HeaderAndColumns) {
   EXPECT_NE(table.find("4.5 s"), std::string::npos);
   EXPECT_NE(table.find("± 100 ms"), std::string::npos);
   EXPECT_NE(table.find("45.0%"), std::string::npos);
-  EXPECT_NE(table.find("  ↳ handlers:get (handlers.py:3)"), std::string::npos);
-  EXPECT_NE(table.find("  ↳ handlers:post (handlers.py:9)"), std::string::npos);
+  EXPECT_NE(table.find("  ↳ get (handlers.py:3)"), std::string::npos);
+  EXPECT_NE(table.find("  ↳ post (handlers.py:9)"), std::string::npos);
   // A single match is the row itself: not listed again.
-  EXPECT_EQ(table.find("↳ app:disk_io"), std::string::npos);
+  EXPECT_EQ(table.find("↳ disk_io"), std::string::npos);
   EXPECT_NE(table.find("• never_called: no data"), std::string::npos);
+}
+
+// A glob that matched many functions: the heaviest as rows, the rest folded into one line.
+Results glob_results(size_t count) {
+  Results r = sample_results();
+  FunctionResult& heavy = r.functions.back();
+  heavy.matches.clear();
+  for (size_t i = 0; i < count; ++i) {
+    std::string name = "Handler" + std::to_string(i) + ".dispatch_request_with_a_long_name";
+    MatchResult m = match(name, "site/handlers/requests.py", static_cast<int>(10 * i + 1),
+                          4.0 / static_cast<double>(i + 1));
+    m.label = name + " (site/handlers/requests.py:" + std::to_string(10 * i + 1) + ")";
+    heavy.matches.push_back(m);
+  }
+  return r;
+}
+
+TEST(ReportTable, GlobRowsTopAndFolded) {
+  TableStyle style;
+  style.max_matches = 3;
+  std::string table = render_table(glob_results(12), style);
+  EXPECT_NE(table.find("handlers.* (12 functions)"), std::string::npos) << table;
+  EXPECT_NE(table.find("  ↳ Handler0.dispatch_request_with_a_long_name "
+                       "(site/handlers/requests.py:1)"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("↳ Handler2."), std::string::npos);
+  EXPECT_EQ(table.find("↳ Handler3."), std::string::npos);
+  EXPECT_NE(table.find("  … 9 more"), std::string::npos);
+  // The folded line's Self sums theirs: 4/(i+1)/2 for i = 3..11.
+  double self = 0;
+  for (int i = 3; i < 12; ++i) self += 4.0 / (i + 1) / 2;
+  EXPECT_NE(table.find(format_seconds(self)), std::string::npos) << table;
+  expect_aligned(table);
+}
+
+TEST(ReportTable, FitsANarrowTerminal) {
+  // About 68 columns is the narrowest: the figures take 52 here, the names at least 16.
+  for (size_t width : {80u, 100u, 70u}) {
+    TableStyle style;
+    style.max_width = width;
+    style.per_thread = true;
+    Results results = glob_results(4);
+    results.functions.back().name = "a_pattern_name_that_is_long_enough_to_be_cut.*";
+    std::string table = render_table(results, style);
+    for (const std::string& line : lines_of(table)) {
+      EXPECT_LE(columns_of(line), width) << line << "\n" << table;
+    }
+    expect_aligned(table);
+    // Narrow tables keep the file's name and cut the qualified name in the middle.
+    if (width == 80) {
+      EXPECT_NE(table.find("  ↳ Han…g_name (requests.py) "), std::string::npos) << table;
+      EXPECT_NE(table.find("  ↳ Han…g_name (requests.py) "),
+                table.rfind("  ↳ Han…g_name (requests.py) "));
+      EXPECT_NE(table.find("│ Function"), std::string::npos);
+      EXPECT_NE(table.find(" Total "), std::string::npos);  // not "Total (inclusive)"
+    }
+  }
+  // Wide enough: nothing changes.
+  TableStyle wide;
+  wide.max_width = 400;
+  EXPECT_EQ(render_table(glob_results(4), wide), render_table(glob_results(4), TableStyle{}));
 }
 
 TEST(ReportTable, AsciiHasNoMultibyteCharacters) {
@@ -186,7 +270,19 @@ TEST(ReportJson, KeysAndValues) {
   }
   EXPECT_DOUBLE_EQ(heavy["seconds"].get<double>(), 4.5);
   EXPECT_EQ(heavy["samples"], 4500);
-  EXPECT_EQ(heavy["matches"].size(), 2u);
+  ASSERT_EQ(heavy["matches"].size(), 2u);
+  const auto& get = heavy["matches"][0];
+  EXPECT_EQ(get["label"], "get (handlers.py:3)");
+  EXPECT_EQ(get["function"], "get");
+  EXPECT_EQ(get["file"], "/srv/handlers.py");
+  EXPECT_EQ(get["line"], 3);
+  EXPECT_DOUBLE_EQ(get["seconds"].get<double>(), 3.0);
+  EXPECT_EQ(get["samples"], 3000);
+  EXPECT_TRUE(get.contains("error_seconds") && get.contains("share"));
+  // Without figures (exact mode lists its matches): names only.
+  const auto& light = j["functions"][1]["matches"][0];
+  EXPECT_EQ(light["label"], "disk_io (app.py:10)");
+  EXPECT_FALSE(light.contains("seconds"));
   const auto& thread = heavy["threads"][0];
   for (const char* key :
        {"thread_id", "native_id", "name", "seconds", "self_seconds", "samples", "error_seconds"}) {

@@ -73,7 +73,7 @@ TEST(CallTree, CallersAndCalleesOfAFunction) {
   EXPECT_EQ(trees.samples, 60u);  // recursion counted once
   EXPECT_NEAR(trees.seconds, 0.6, 1e-9);
   ASSERT_EQ(trees.matches.size(), 1u);
-  EXPECT_EQ(trees.matches[0], "target (app.py)");
+  EXPECT_EQ(trees.matches[0], "target (app.py:1)");
 
   const CallTree& callers = trees.callers;
   EXPECT_FALSE(callers.has_self);
