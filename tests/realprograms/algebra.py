@@ -1,0 +1,87 @@
+"""Symbolic algebra with sympy, on one thread: deep library stacks that change every few
+microseconds, many generators, and sympy's caches (every problem differs, so the caches are
+consulted and filled, never a shortcut past the work).
+
+Timed functions (truth.py): `solve_problems` (the whole session), and the three kinds of
+problems it takes in turn: `simplify_expressions`, `integrate_functions`, `solve_equations`.
+
+    python algebra.py --truth truth.json [--scale 1] [--wait]
+"""
+
+import sys
+
+import sympy
+from sympy import Rational, cos, exp, sin, symbols
+
+from truth import Truth, done
+
+TRUTH = Truth("algebra")
+FUNCTIONS = ("solve_problems", "simplify_expressions", "integrate_functions", "solve_equations")
+ROUNDS = 12  # at scale 1: about 2-3 s on CPython 3.12
+x, y, z = symbols("x y z")
+
+
+def simplify_expressions(n: int) -> int:
+    began = TRUTH.begin()
+    try:
+        size = 0
+        expression = (x ** 2 + n * x * y + y ** 2) * (x - n) / (x ** 2 - n ** 2)
+        size += len(str(sympy.cancel(expression)))
+        size += len(str(sympy.factor(sympy.expand((x + n) ** 3 * (y - x) ** 2))))
+        size += len(str(sympy.trigsimp(sin(n * x) ** 2 + cos(n * x) ** 2 + sin(x) * cos(x))))
+        size += len(str(sympy.apart((x + n) / ((x + 1) * (x + n + 2) * (x - 3)), x)))
+        return size
+    finally:
+        TRUTH.add("simplify_expressions", began)
+
+
+def integrate_functions(n: int) -> int:
+    began = TRUTH.begin()
+    try:
+        size = 0
+        size += len(str(sympy.integrate((x ** 3 + n * x + 1) * (x - n), x)))
+        size += len(str(sympy.integrate(x ** (n % 3 + 1) * exp(x), x)))
+        size += len(str(sympy.diff(sin(n * x) * exp(x ** 2) / (1 + x ** 2), x, 2)))
+        size += len(str(sympy.series(exp(x) * cos(x + Rational(n, 7)), x, 0, 4)))
+        return size
+    finally:
+        TRUTH.add("integrate_functions", began)
+
+
+def solve_equations(n: int) -> int:
+    began = TRUTH.begin()
+    try:
+        size = 0
+        size += len(str(sympy.solve([x + n * y - 3, n * x - y + z, x + y + z - n], [x, y, z])))
+        size += len(str(sympy.solve(x ** 2 - (n + 1) * x + n, x)))
+        matrix = sympy.Matrix(3, 3, lambda row, column: (row + 1) * x ** column + n * row)
+        size += len(str(matrix.det()))
+        return size
+    finally:
+        TRUTH.add("solve_equations", began)
+
+
+def solve_problems(rounds: int) -> int:
+    began = TRUTH.begin()
+    try:
+        size = 0
+        for n in range(1, rounds + 1):
+            size += simplify_expressions(n)
+            size += integrate_functions(n)
+            size += solve_equations(n)
+        return size
+    finally:
+        TRUTH.add("solve_problems", began)
+
+
+def main() -> int:
+    options = TRUTH.start()
+    TRUTH.declare(*FUNCTIONS)
+    TRUTH.ready()
+    solve_problems(max(1, round(ROUNDS * options.scale)))
+    done(TRUTH)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

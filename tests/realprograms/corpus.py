@@ -1,0 +1,208 @@
+"""The corpus of real programs, and how one is measured: shared by the test module
+(tests/integration/test_real_programs.py) and the table script (bench/real_programs.py).
+
+Each program (a script in this folder) uses real libraries from PyPI (requirements.txt,
+installed per interpreter by tests/lib/venvs.py), does a fixed amount of work and records its
+own truth (truth.py). `measure()` runs one program under one interpreter the way a user
+profiles a running program: the program sets itself up and waits (`--wait`), `spyglass record
+-p PID` attaches, and once its sampling thread runs the program is told to go; record ends when
+the program exits, and both files are read.
+
+(`record -p` rather than `run`: `spyglass run --blocking` can hang. run's reaper thread waits
+for the child with waitpid while the sampler, in the same process, waits for the same child's
+ptrace stops; the reaper may take a stop as the child's end, and the sampler then waits
+forever.)
+"""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+REQUIREMENTS = HERE / "requirements.txt"
+for _folder in ("lib", "integration"):
+    if str(REPO_ROOT / "tests" / _folder) not in sys.path:
+        sys.path.append(str(REPO_ROOT / "tests" / _folder))
+
+import support  # noqa: E402  (tests/integration: running spyglass, reading its JSON)
+import venvs  # noqa: E402  (tests/lib)
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    name: str
+    script: str
+    functions: Sequence[str]  # chosen with -f, and the names in the truth file
+    what: str
+    args: Sequence[str] = ()
+
+
+PROGRAMS: Dict[str, Program] = {program.name: program for program in (
+    Program("algebra_server", "algebra_server.py", ("handle_algebra", "handle_status"),
+            "ThreadingHTTPServer, a thread per request; sympy in the heavy handler"),
+)}
+
+
+@dataclasses.dataclass
+class Row:
+    """One chosen function of one run: the truth, spyglass's figure and its bound."""
+
+    function: str
+    truth: float
+    calls: int
+    measured: Optional[float]  # None: "no data"
+    bound: float
+    samples: int
+
+    @property
+    def difference(self) -> float:
+        return (self.measured or 0.0) - self.truth
+
+    @property
+    def relative(self) -> float:
+        return self.difference / self.truth if self.truth > 0 else 0.0
+
+    def margin(self) -> float:
+        """What the comparison allows beyond spyglass's own 95 % bound. The truth is read
+        inside the function's body (truth.py), so the frame lives a little longer than the
+        truth says, a few µs per call (20 µs allowed, for a loaded machine); 1 % of the truth
+        for the clocks' and the machine's noise; 2 ms for rounding. A bias of 3 % or more on
+        a function whose bound is 2 % or less still fails."""
+        return 0.01 * self.truth + 20e-6 * self.calls + 0.002
+
+    @property
+    def within(self) -> bool:
+        return abs(self.difference) <= self.bound + self.margin()
+
+
+@dataclasses.dataclass
+class Measurement:
+    program: Program
+    python_id: str
+    blocking: bool
+    rate: int
+    truth: dict
+    document: dict
+    seconds: float  # wall time of the whole measurement
+
+    @property
+    def mode(self) -> str:
+        return "blocking" if self.blocking else "non-blocking"
+
+    @property
+    def label(self) -> str:
+        return "%s %s %s %d Hz" % (self.program.name, self.python_id, self.mode, self.rate)
+
+    def rows(self) -> List[Row]:
+        measured = support.function_rows(self.document)
+        rows = []
+        for function in self.program.functions:
+            truth = self.truth["functions"].get(function, {"seconds": 0.0, "calls": 0})
+            item = measured.get(function, {})
+            rows.append(Row(function, truth["seconds"], truth["calls"],
+                            item.get("seconds") if item.get("has_data") else None,
+                            item.get("error_seconds") or 0.0, item.get("samples") or 0))
+        return rows
+
+    def counts(self) -> Dict[str, Optional[int]]:
+        """What the JSON says of the samples: missing keys are None (a test fails on them)."""
+        return {key: self.document.get(key) for key in (
+            "samples", "reread_stacks", "incomplete_stacks", "late_samples", "missed_samples")}
+
+    def run_problems(self) -> List[str]:
+        """What makes the run itself unusable, whatever the figures: sampling that stopped
+        before the program's end (e.g. --blocking failing to pause a new thread), a missing
+        count of re-read or incomplete stacks."""
+        problems = ["spyglass noted: %s" % note for note in self.document.get("notes") or []
+                    if "stopped" in note or "cannot" in note]
+        if not self.document.get("target_exited"):
+            problems.append("spyglass did not profile up to the program's exit")
+        for key, value in self.counts().items():
+            if not isinstance(value, int) or value < 0:
+                problems.append("the JSON has no count %r (%r)" % (key, value))
+        return problems
+
+    def table(self) -> str:
+        counts = self.counts()
+        lines = ["%s: %s samples at %.0f Hz achieved over %.2f s, %s re-read, %s incomplete "
+                 "(%.1f s)" % (self.label, counts["samples"],
+                               self.document.get("achieved_rate_hz") or 0,
+                               self.document.get("duration_seconds") or 0,
+                               counts["reread_stacks"], counts["incomplete_stacks"],
+                               self.seconds)]
+        lines.append("  %-16s %9s %9s %8s %9s %9s %7s" % (
+            "function", "truth s", "spyglass", "diff", "± bound", "margin", "calls"))
+        for row in self.rows():
+            lines.append("  %-16s %9.3f %9s %+7.1f%% %9.3f %9.3f %7d%s" % (
+                row.function, row.truth,
+                "no data" if row.measured is None else "%.3f" % row.measured,
+                100 * row.relative, row.bound, row.margin(), row.calls,
+                "" if row.within else "  OUTSIDE"))
+        lines += ["  RUN PROBLEM: " + problem for problem in self.run_problems()]
+        return "\n".join(lines)
+
+
+def program_environment(python: str, version: str) -> venvs.Environment:
+    """Raises venvs.Unavailable with the reason when the packages cannot be had."""
+    return venvs.environment(python, version, REQUIREMENTS)
+
+
+def measure(spyglass: str, python: str, python_id: str, environment: venvs.Environment,
+            program: Program, blocking: bool = False, rate: int = 1000, scale: float = 1.0,
+            extra: Sequence[str] = (), timeout: float = 240.0) -> Measurement:
+    """Runs `program` under `python` with `record -p` attached (see the module's docstring).
+    Raises AssertionError, naming what failed, when the program or spyglass does."""
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="spyglass-real-") as folder:
+        truth_file = os.path.join(folder, "truth.json")
+        out_file = os.path.join(folder, "spyglass.json")
+        target = support.Script(
+            python, str(HERE / program.script),
+            ["--truth", truth_file, "--wait", "--scale", str(scale)] + list(program.args),
+            cwd=str(HERE), env=environment.env(support.clean_environment()),
+            stdin=subprocess.PIPE)
+        record = None
+        try:
+            command = [spyglass, "record", "-p", str(target.pid), "-f"] + list(
+                program.functions) + ["--rate", str(rate), "--format", "json", "-o", out_file]
+            command += (["--blocking"] if blocking else []) + list(extra)
+            record = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            support.wait_for_threads(record.pid, 2)  # its sampling thread: it is profiling
+            target.proc.stdin.write(b"go\n")
+            target.proc.stdin.close()
+            code = target.wait(timeout)
+            output, errors = record.communicate(timeout=60)
+        except subprocess.TimeoutExpired as expired:
+            raise AssertionError("%s %s: %s did not end within %.0f s" % (
+                program.name, python_id, " ".join(expired.cmd), expired.timeout)) from None
+        finally:
+            if record and record.poll() is None:
+                record.kill()
+                record.wait()
+            rest = target.output.decode(errors="replace")
+            stderr = target.stderr_text()
+            target.stop()
+        assert code == 0, "%s under %s exited %d\n%s\n%s" % (
+            program.name, python_id, code, rest, stderr[-3000:])
+        assert record.returncode == 0, "spyglass record exited %d\n%s\n%s" % (
+            record.returncode, output, errors)
+        with open(truth_file) as handle:
+            truth = json.load(handle)
+        with open(out_file) as handle:
+            document = support.json_document(handle.read())
+    return Measurement(program, python_id, blocking, rate, truth, document,
+                       time.monotonic() - began)
+
+
+def combined_bound(first: Row, second: Row) -> float:
+    """The bound on the difference of two independent estimates."""
+    return math.sqrt(first.bound ** 2 + second.bound ** 2)
