@@ -11,7 +11,7 @@ problems it takes in turn: `simplify_expressions`, `integrate_functions`, `solve
 import sys
 
 import sympy
-from sympy import Rational, cos, exp, sin, symbols
+from sympy import exp, sin, symbols
 
 from truth import Truth, done
 
@@ -24,11 +24,10 @@ x, y, z = symbols("x y z")
 def simplify_expressions(n: int) -> int:
     began = TRUTH.begin()
     try:
-        size = 0
-        expression = (x ** 2 + n * x * y + y ** 2) * (x - n) / (x ** 2 - n ** 2)
-        size += len(str(sympy.cancel(expression)))
+        size = len(str(sympy.cancel((x ** 2 + n * x * y + y ** 2) * (x - n) / (x ** 2 - n ** 2))))
         size += len(str(sympy.factor(sympy.expand((x + n) ** 3 * (y - x) ** 2))))
-        size += len(str(sympy.trigsimp(sin(n * x) ** 2 + cos(n * x) ** 2 + sin(x) * cos(x))))
+        size += len(str(sympy.together(1 / (x + n) + 1 / (x - n) + y / (x * y + n))))
+        size += len(str(sympy.gcd(x ** 4 - n ** 4, x ** 3 - n * x ** 2 + x - n)))
         size += len(str(sympy.apart((x + n) / ((x + 1) * (x + n + 2) * (x - 3)), x)))
         return size
     finally:
@@ -38,11 +37,11 @@ def simplify_expressions(n: int) -> int:
 def integrate_functions(n: int) -> int:
     began = TRUTH.begin()
     try:
-        size = 0
-        size += len(str(sympy.integrate((x ** 3 + n * x + 1) * (x - n), x)))
-        size += len(str(sympy.integrate(x ** (n % 3 + 1) * exp(x), x)))
-        size += len(str(sympy.diff(sin(n * x) * exp(x ** 2) / (1 + x ** 2), x, 2)))
-        size += len(str(sympy.series(exp(x) * cos(x + Rational(n, 7)), x, 0, 4)))
+        size = len(str(sympy.integrate((x ** 3 + n * x + 1) * (x - n), x)))
+        size += len(str(sympy.diff(sin(n * x) * exp(x ** 2) / (1 + x ** 2), x)))
+        size += len(str(sympy.limit(sin(n * x) / x, x, 0)))
+        size += len(str(sympy.expand_trig(sin(x + n * y))))
+        size += len(str(sympy.summation(1 / (z * (z + n)), (z, 1, sympy.oo))))
         return size
     finally:
         TRUTH.add("integrate_functions", began)
@@ -51,11 +50,12 @@ def integrate_functions(n: int) -> int:
 def solve_equations(n: int) -> int:
     began = TRUTH.begin()
     try:
-        size = 0
-        size += len(str(sympy.solve([x + n * y - 3, n * x - y + z, x + y + z - n], [x, y, z])))
+        size = len(str(sympy.solve([x + n * y - 3, n * x - y + z, x + y + z - n], [x, y, z])))
         size += len(str(sympy.solve(x ** 2 - (n + 1) * x + n, x)))
-        matrix = sympy.Matrix(3, 3, lambda row, column: (row + 1) * x ** column + n * row)
-        size += len(str(matrix.det()))
+        size += len(str(sympy.Matrix(3, 3, lambda row, column: (row + 1) * x ** column + n * row)
+                        .det()))
+        size += len(str(sympy.Poly(x ** 3 - (n + 3) * x ** 2 + (3 * n + 2) * x - 2 * n, x)
+                        .all_roots()))
         return size
     finally:
         TRUTH.add("solve_equations", began)
