@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+ROW = "%-15s %-21s %-20s %-6d %8s %9s %7s %9s %7s %8s %8s %8s %s"
 sys.path.insert(0, str(REPO_ROOT / "tests" / "realprograms"))
 import corpus  # noqa: E402  (puts tests/integration and tests/lib on sys.path)
 import interpreters  # noqa: E402
@@ -42,11 +43,13 @@ def main() -> int:
     parser.add_argument("--spyglass", default=str(REPO_ROOT / "build" / "spyglass"))
     parser.add_argument("--interpreters", help="comma-separated minor versions or test ids")
     parser.add_argument("--programs", help="comma-separated, of: " + ", ".join(corpus.PROGRAMS))
-    parser.add_argument("--rates", default="1000", help="comma-separated sampling rates (Hz)")
+    parser.add_argument("--rates", help="comma-separated sampling rates (Hz) for every program "
+                        "(default: the test suite's matrix, corpus.MATRIX)")
     parser.add_argument("--blocking-rates", default="1000",
                         help="the rates also run with --blocking (pausing the target for "
                         "every sample is too slow at 10 kHz); empty for none")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply each program's work")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply each program's work (beyond the matrix's own scale)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration")
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args()
@@ -54,10 +57,15 @@ def main() -> int:
     wanted = set(args.interpreters.split(",")) if args.interpreters else set()
     programs = [corpus.PROGRAMS[name] for name in (
         args.programs.split(",") if args.programs else corpus.PROGRAMS)]
-    rates = [int(rate) for rate in args.rates.split(",")]
     blocking_rates = [int(rate) for rate in args.blocking_rates.split(",") if rate]
+    if args.rates:
+        matrix = [(program.name, int(rate), int(rate) in blocking_rates, 1.0)
+                  for program in programs for rate in args.rates.split(",")]
+    else:
+        names = [program.name for program in programs]
+        matrix = [entry for entry in corpus.MATRIX if entry[0] in names]
     results = []
-    header = "%-16s %-16s %-14s %-6s %8s %9s %6s %9s %6s %8s %9s %7s %s" % (
+    header = ROW.replace("%-6d", "%-6s") % (
         "program", "python", "function", "rate", "truth s", "non-blk", "diff", "blocking",
         "diff", "± bound", "re-read", "incompl", "")
     lines = [header]
@@ -71,52 +79,28 @@ def main() -> int:
             print(line, flush=True)
             lines.append(line)
             continue
-        for program in programs:
-            for rate in rates:
-                for _ in range(args.repeat):
-                    runs = [False] + ([True] if rate in blocking_rates else [])
-                    measured = {}
-                    for blocking in runs:
-                        try:
-                            measured[blocking] = corpus.measure(
-                                args.spyglass, interpreter.path, interpreter.test_id,
-                                environment, program, blocking=blocking, rate=rate,
-                                scale=args.scale)
-                        except AssertionError as error:
-                            print("%s %s %s: failed: %s" % (
-                                program.name, interpreter.test_id,
-                                "blocking" if blocking else "non-blocking", error),
-                                file=sys.stderr)
-                    for position, function in enumerate(program.functions):
-                        nb = measured.get(False)
-                        bl = measured.get(True)
-                        nb_row = nb.rows()[position] if nb else None
-                        bl_row = bl.rows()[position] if bl else None
-                        verdict = ""
-                        if nb_row and not nb_row.within:
-                            verdict = "OUTSIDE"
-                            outside += 1
-                        if bl_row and not bl_row.within:
-                            verdict += " (blocking outside)"
-                        for measurement in measured.values():
-                            if measurement.run_problems() and position == 0:
-                                verdict += " %s: %s" % (measurement.mode, "; ".join(
-                                    measurement.run_problems()))
-                        counts = nb.counts() if nb else {}
-                        line = "%-16s %-16s %-14s %-6d %8s %9s %6s %9s %6s %8s %9s %7s %s" % (
-                            program.name, interpreter.test_id, function, rate,
-                            "%.3f" % nb_row.truth if nb_row else "-",
-                            _figure(nb_row), _percent(nb_row), _figure(bl_row),
-                            _percent(bl_row), "%.3f" % nb_row.bound if nb_row else "-",
-                            counts.get("reread_stacks", "-"),
-                            counts.get("incomplete_stacks", "-"), verdict)
-                        print(line, flush=True)
-                        lines.append(line)
-                    for blocking, measurement in measured.items():
-                        results.append({
-                            "program": program.name, "python": interpreter.test_id,
-                            "mode": measurement.mode, "rate": rate,
-                            "truth": measurement.truth, "spyglass": measurement.document})
+        for name, rate, with_blocking, scale in matrix:
+            program = corpus.PROGRAMS[name]
+            for _ in range(args.repeat):
+                measured = {}
+                for blocking in [False] + ([True] if with_blocking else []):
+                    try:
+                        measured[blocking] = corpus.measure(
+                            args.spyglass, interpreter.path, interpreter.test_id, environment,
+                            program, blocking=blocking, rate=rate, scale=scale * args.scale)
+                    except AssertionError as error:
+                        print("%s %s %s: failed: %s" % (
+                            program.name, interpreter.test_id,
+                            "blocking" if blocking else "non-blocking", error), file=sys.stderr)
+                table, count = table_lines(program, interpreter.test_id, rate, measured)
+                outside += count
+                for line in table:
+                    print(line, flush=True)
+                lines += table
+                results += [{"program": program.name, "python": interpreter.test_id,
+                             "mode": measurement.mode, "rate": rate, "truth": measurement.truth,
+                             "spyglass": measurement.document}
+                            for measurement in measured.values()]
     print("\n(truth: the program's own timing, thread-seconds; diff: spyglass vs truth; "
           "± bound: non-blocking's 95 %% bound; re-read/incompl: non-blocking's stack counts; "
           "OUTSIDE: beyond bound + margin)\n%d non-blocking figure(s) outside" % outside)
@@ -125,6 +109,34 @@ def main() -> int:
             json.dump({"spyglass": args.spyglass, "table": lines, "runs": results}, handle,
                       indent=1)
     return 1 if outside else 0
+
+
+def table_lines(program, python_id, rate, measured):
+    """The table's lines for one program run non-blocking (and --blocking), and how many
+    non-blocking figures are outside their bound plus margin."""
+    nb, bl = measured.get(False), measured.get(True)
+    lines, outside = [], 0
+    for position, function in enumerate(program.functions):
+        nb_row = nb.rows()[position] if nb else None
+        bl_row = bl.rows()[position] if bl else None
+        verdict = ""
+        if nb_row and not nb_row.within:
+            verdict = "OUTSIDE"
+            outside += 1
+        if bl_row and not bl_row.within:
+            verdict += " (blocking outside)"
+        if position == 0:
+            for measurement in measured.values():
+                if measurement.run_problems():
+                    verdict += " %s: %s" % (measurement.mode,
+                                            "; ".join(measurement.run_problems()))
+        counts = nb.counts() if nb else {}
+        lines.append(ROW % (
+            program.name, python_id, function, rate,
+            "%.3f" % nb_row.truth if nb_row else "-", _figure(nb_row), _percent(nb_row),
+            _figure(bl_row), _percent(bl_row), "%.3f" % nb_row.bound if nb_row else "-",
+            counts.get("reread_stacks", "-"), counts.get("incomplete_stacks", "-"), verdict))
+    return lines, outside
 
 
 def _figure(row) -> str:

@@ -87,16 +87,21 @@ def _last_lines(text: str, count: int = 3) -> str:
 
 
 def _explain_pip_failure(output: str, what: str) -> str:
-    """One line for a failed pip run: no build for this interpreter, or no index reached."""
+    """One line for a failed pip run: no index reached, or no build for this interpreter."""
+    network = re.search(r"(NewConnectionError|Max retries exceeded|Temporary failure in name "
+                        r"resolution|Network is unreachable|timed out|ProxyError|SSLError|"
+                        r"not a trusted or secure host)[^\n]*", output)
+    if network:
+        return "%s: PyPI unreachable (%s)" % (what, network.group(0)[:160].strip())
     no_build = re.search(r"No matching distribution found for (\S+)", output)
+    if no_build and "(from versions: none)" in output:
+        return "%s: the index offers no version of %s at all (is PyPI reachable?)" % (
+            what, no_build.group(1))
     if no_build:
         requires = re.search(r"Requires-Python ([^;\n]+)", output)
         return "%s: no build of %s for this interpreter%s" % (
             what, no_build.group(1), " (it requires Python %s)" % requires.group(1).strip()
             if requires else "")
-    if re.search(r"(NewConnectionError|Max retries exceeded|Temporary failure in name "
-                 r"resolution|Network is unreachable|timed out|ProxyError|SSLError)", output):
-        return "%s: PyPI unreachable (%s)" % (what, _last_lines(output, 1))
     return "%s failed: %s" % (what, _last_lines(output))
 
 

@@ -1,23 +1,28 @@
-"""A threaded web server (http.server's ThreadingHTTPServer: one thread per request) whose heavy
-handler does symbolic algebra with sympy and whose light handler does little, under load from
-client threads in a process of their own.
+"""A threaded web server whose heavy handler does symbolic algebra with sympy and whose light
+handler does little, under load from client threads in a process of their own. Two front ends:
+http.server's ThreadingHTTPServer (`--server http`, the default: one new thread per request)
+and waitress, a WSGI server from PyPI (`--server waitress`: a pool of worker threads behind an
+asyncore loop).
 
-The case of issue 12: deep, fast-changing library stacks on short-lived threads that contend
-for the GIL. The server times its handlers itself (truth.py): `handle_algebra` (sympy: expand,
-factor, cancel, together, differentiate; a different expression per request so sympy's caches
-do not turn the work into look-ups) and `handle_status` (a small JSON answer).
+The case of issue 12: deep, fast-changing library stacks on threads that contend for the GIL.
+The server times its handlers itself (truth.py): `handle_algebra` (sympy: expand, factor,
+cancel, together, differentiate; a different expression per request so sympy's caches do not
+turn the work into look-ups) and `handle_status` (a small JSON answer, about a millisecond).
 
-The load generator is forked before any thread exists (so the fork is safe) and before sympy is
-imported; once the server is up (and, with --wait, told to go) it sends a fixed number of requests from --clients threads, HTTP/1.0 so every request
-is a new connection and a new server thread, then exits; the server then shuts down, joins its
-request threads, writes the truth and exits. The whole run takes a few seconds.
+The listening socket is bound and the load generator forked before any thread exists (so the
+fork is safe) and before sympy is imported; once the server is up (and, with --wait, told to
+go) the generator sends a fixed number of requests from --clients threads, HTTP/1.0 so every
+request is a new connection (with http.server, a new thread), then exits; the server then
+shuts down, joins its request threads, writes the truth and exits. A run takes seconds.
 
-    python algebra_server.py --truth truth.json [--scale 1] [--clients 4] [--wait]
+    python algebra_server.py --truth truth.json [--scale 1] [--clients 4] [--server http|waitress]
+                             [--wait]
 """
 
 import http.client
 import json
 import os
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +31,8 @@ from truth import Truth, done
 
 TRUTH = Truth("algebra_server")
 TRUTH.parser.add_argument("--clients", type=int, default=4, help="client threads")
+TRUTH.parser.add_argument("--server", choices=("http", "waitress"), default="http",
+                          help="http.server's ThreadingHTTPServer or waitress (WSGI)")
 # At scale 1: per client thread, one heavy request and then LIGHT_PER_HEAVY light ones, repeated.
 HEAVY_PER_CLIENT = 20
 LIGHT_PER_HEAVY = 3
@@ -95,20 +102,23 @@ def handle_status(served: int) -> str:
         TRUTH.add("handle_status", began)
 
 
+def respond(path: str, served: int):
+    """(status, body) for a request path: the routing both front ends share."""
+    if path.startswith("/algebra?n="):
+        return 200, handle_algebra(int(path.split("=", 1)[1]))
+    if path == "/status":
+        return 200, handle_status(served)
+    return 404, json.dumps({"error": "no such page"})
+
+
 class Handler(BaseHTTPRequestHandler):
     served = 0
 
     def do_GET(self):
         Handler.served += 1
-        if self.path.startswith("/algebra?n="):
-            body = handle_algebra(int(self.path.split("=", 1)[1]))
-        elif self.path == "/status":
-            body = handle_status(Handler.served)
-        else:
-            self.send_error(404)
-            return
+        status, body = respond(self.path, Handler.served)
         data = body.encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -118,19 +128,74 @@ class Handler(BaseHTTPRequestHandler):
         pass  # no line per request on stderr
 
 
+def application(environ, start_response):
+    """The same server as a WSGI application, for waitress."""
+    application.served += 1
+    query = environ.get("QUERY_STRING")
+    status, body = respond(environ["PATH_INFO"] + ("?" + query if query else ""),
+                           application.served)
+    data = body.encode()
+    start_response("%d %s" % (status, "OK" if status == 200 else "Not Found"),
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+application.served = 0
+
+
+def start_http_server(listener: socket.socket):
+    """Serves on `listener` in a thread; returns the function that stops it and joins every
+    request thread."""
+    server = ThreadingHTTPServer(listener.getsockname(), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                               name="serve_forever")
+    serving.start()
+
+    def stop():
+        server.shutdown()
+        serving.join()
+        server.server_close()  # joins every request thread
+
+    return stop
+
+
+def start_waitress(listener: socket.socket):
+    import logging
+
+    import waitress.server
+    # It warns at every request that waits for a free worker, which the load makes routine.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = waitress.server.create_server(application, sockets=[listener], threads=4,
+                                           connection_limit=200)
+    serving = threading.Thread(target=server.run, name="waitress", daemon=True)
+    serving.start()
+
+    def stop():
+        # Every request has been answered (the load generator has ended): stop the workers;
+        # the asyncore loop thread is a daemon and ends with the process.
+        server.task_dispatcher.shutdown()
+
+    return stop
+
+
 def main() -> int:
     global sympy, x, y
     options = TRUTH.start()
+    TRUTH.program = "wsgi_server" if options.server == "waitress" else "algebra_server"
     TRUTH.declare("handle_algebra", "handle_status")
     heavy_per_client = max(1, round(HEAVY_PER_CLIENT * options.scale))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.request_queue_size = 64
-    port = server.server_address[1]
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
     sys.stdout.flush()
     go_read, go_write = os.pipe()
     child = os.fork()
     if child == 0:
-        server.socket.close()
+        listener.close()
         os.close(go_write)
         os.read(go_read, 1)  # the server is up and being watched
         code = run_clients(port, options.clients, heavy_per_client)
@@ -140,16 +205,12 @@ def main() -> int:
     import sympy as sympy_module
     sympy = sympy_module
     x, y = sympy.symbols("x y")
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                               name="serve_forever")
-    serving.start()
+    stop = (start_waitress if options.server == "waitress" else start_http_server)(listener)
     TRUTH.ready()
     os.write(go_write, b"g")
     os.close(go_write)
     _, status = os.waitpid(child, 0)
-    server.shutdown()
-    serving.join()
-    server.server_close()  # joins every request thread
+    stop()
     done(TRUTH)
     if status != 0:
         print("the load generator failed (status %d)" % status, file=sys.stderr)
