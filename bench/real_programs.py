@@ -4,7 +4,7 @@ spyglass non-blocking and --blocking, the bound, and the re-read / incomplete st
 
     bench/real_programs.py [--spyglass build/spyglass] [--interpreters 3.11,3.12]
                            [--programs algebra_server] [--rates 1000,10000] [--blocking-rates 1000]
-                           [--scale 1] [--repeat 1] [--json FILE]
+                           [--scale 1] [--repeat 1] [--json FILE] [--list]
 
 Runs against any spyglass binary, so the same command before and after a change shows what
 it did. Programs, their truth and how they are run: tests/realprograms/corpus.py. Packages come
@@ -52,7 +52,14 @@ def main() -> int:
                         help="multiply each program's work (beyond the matrix's own scale)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration")
     parser.add_argument("--json", help="also write every measurement to this file")
+    parser.add_argument("--list", action="store_true", help="list the programs and the matrix")
     args = parser.parse_args()
+    if args.list:
+        for program in corpus.PROGRAMS.values():
+            print("%-15s %s\n%15s chosen: %s" % (program.name, program.what, "",
+                                                 " ".join(program.functions)))
+        print("matrix (program, rate, with --blocking, scale): %s" % (corpus.MATRIX,))
+        return 0
 
     wanted = set(args.interpreters.split(",")) if args.interpreters else set()
     programs = [corpus.PROGRAMS[name] for name in (
