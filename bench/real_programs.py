@@ -89,17 +89,19 @@ def main() -> int:
         for name, rate, with_blocking, scale in matrix:
             program = corpus.PROGRAMS[name]
             for _ in range(args.repeat):
-                measured = {}
+                measured, failures = {}, {}
                 for blocking in [False] + ([True] if with_blocking else []):
                     try:
                         measured[blocking] = corpus.measure(
                             args.spyglass, interpreter.path, interpreter.test_id, environment,
                             program, blocking=blocking, rate=rate, scale=scale * args.scale)
                     except AssertionError as error:
+                        mode = "blocking" if blocking else "non-blocking"
+                        failures[mode] = str(error).splitlines()[0]
                         print("%s %s %s: failed: %s" % (
-                            program.name, interpreter.test_id,
-                            "blocking" if blocking else "non-blocking", error), file=sys.stderr)
-                table, count = table_lines(program, interpreter.test_id, rate, measured)
+                            program.name, interpreter.test_id, mode, error), file=sys.stderr)
+                table, count = table_lines(program, interpreter.test_id, rate, measured,
+                                           failures)
                 outside += count
                 for line in table:
                     print(line, flush=True)
@@ -118,7 +120,7 @@ def main() -> int:
     return 1 if outside else 0
 
 
-def table_lines(program, python_id, rate, measured):
+def table_lines(program, python_id, rate, measured, failures):
     """The table's lines for one program run non-blocking (and --blocking), and how many
     non-blocking figures are outside their bound plus margin."""
     nb, bl = measured.get(False), measured.get(True)
@@ -133,6 +135,8 @@ def table_lines(program, python_id, rate, measured):
         if bl_row and not bl_row.within:
             verdict += " (blocking outside)"
         if position == 0:
+            for mode, failure in failures.items():
+                verdict += " %s FAILED: %s" % (mode, failure)
             for measurement in measured.values():
                 if measurement.run_problems():
                     verdict += " %s: %s" % (measurement.mode,

@@ -183,11 +183,22 @@ def program_environment(python: str, version: str) -> venvs.Environment:
     return venvs.environment(python, version, REQUIREMENTS)
 
 
+# How long spyglass may take to notice the program's end and write its results. Longer means a
+# hang (see measure()).
+RECORD_EXIT_SECONDS = 30.0
+
+
 def measure(spyglass: str, python: str, python_id: str, environment: venvs.Environment,
             program: Program, blocking: bool = False, rate: int = 1000, scale: float = 1.0,
             extra: Sequence[str] = (), timeout: float = 240.0) -> Measurement:
     """Runs `program` under `python` with `record -p` attached (see the module's docstring).
-    Raises AssertionError, naming what failed, when the program or spyglass does."""
+    Raises AssertionError, naming what failed, when the program or spyglass does.
+
+    The program's end is taken from its last line (`done ...`), not from waiting for the
+    process: under --blocking, spyglass traces every thread, and a traced process cannot be
+    reaped by its parent before spyglass lets go of it. If spyglass does not end within
+    RECORD_EXIT_SECONDS of the program's last line it is killed (which releases the target)
+    and the run fails, saying so."""
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="spyglass-real-") as folder:
         truth_file = os.path.join(folder, "truth.json")
@@ -198,6 +209,8 @@ def measure(spyglass: str, python: str, python_id: str, environment: venvs.Envir
             cwd=str(HERE), env=environment.env(support.clean_environment()),
             stdin=subprocess.PIPE)
         record = None
+        hung = False
+        lines = []
         try:
             command = [spyglass, "record", "-p", str(target.pid), "-f"] + list(
                 program.functions) + ["--rate", str(rate), "--format", "json", "-o", out_file]
@@ -207,8 +220,22 @@ def measure(spyglass: str, python: str, python_id: str, environment: venvs.Envir
             support.wait_for_threads(record.pid, 2)  # its sampling thread: it is profiling
             target.proc.stdin.write(b"go\n")
             target.proc.stdin.close()
-            code = target.wait(timeout)
-            output, errors = record.communicate(timeout=60)
+            deadline = time.monotonic() + timeout
+            while not (lines and lines[-1].startswith("done")):
+                line = target.read_line(max(0.0, deadline - time.monotonic()))
+                if not line:
+                    break  # its end, a crash, or the time is up: told apart below
+                lines.append(line)
+            if not (lines and lines[-1].startswith("done")) and target.proc.poll() is None:
+                raise AssertionError("%s under %s did not finish within %.0f s; stdout: %s" % (
+                    program.name, python_id, timeout, lines))
+            try:
+                output, errors = record.communicate(timeout=RECORD_EXIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                hung = True
+                record.kill()
+                output, errors = record.communicate()
+            code = target.wait(RECORD_EXIT_SECONDS)
         except subprocess.TimeoutExpired as expired:
             raise AssertionError("%s %s: %s did not end within %.0f s" % (
                 program.name, python_id, " ".join(expired.cmd), expired.timeout)) from None
@@ -216,11 +243,17 @@ def measure(spyglass: str, python: str, python_id: str, environment: venvs.Envir
             if record and record.poll() is None:
                 record.kill()
                 record.wait()
-            rest = target.output.decode(errors="replace")
             stderr = target.stderr_text()
             target.stop()
+        assert lines and lines[-1].startswith("done"), (
+            "%s under %s did not finish within %.0f s (exit %s)\nstdout: %s\n%s" % (
+                program.name, python_id, timeout, code, lines, stderr[-3000:]))
+        assert not hung, (
+            "%s under %s: spyglass %s did not exit within %.0f s of the program's end (killed)"
+            "\n%s" % (program.name, python_id, " ".join(command[1:]), RECORD_EXIT_SECONDS,
+                      errors[-2000:]))
         assert code == 0, "%s under %s exited %d\n%s\n%s" % (
-            program.name, python_id, code, rest, stderr[-3000:])
+            program.name, python_id, code, lines, stderr[-3000:])
         assert record.returncode == 0, "spyglass record exited %d\n%s\n%s" % (
             record.returncode, output, errors)
         with open(truth_file) as handle:
