@@ -183,9 +183,9 @@ def program_environment(python: str, version: str) -> venvs.Environment:
     return venvs.environment(python, version, REQUIREMENTS)
 
 
-# How long spyglass may take to notice the program's end and write its results. Longer means a
-# hang (see measure()).
-RECORD_EXIT_SECONDS = 30.0
+# How long spyglass may take to notice the program's end and write its results (it takes well
+# under a second, even on a loaded machine). Longer means a hang (see measure()).
+RECORD_EXIT_SECONDS = 10.0
 
 
 def measure(spyglass: str, python: str, python_id: str, environment: venvs.Environment,
