@@ -92,7 +92,9 @@ def _explain_pip_failure(output: str, what: str) -> str:
                         r"resolution|Network is unreachable|timed out|ProxyError|SSLError|"
                         r"not a trusted or secure host)[^\n]*", output)
     if network:
-        return "%s: PyPI unreachable (%s)" % (what, network.group(0)[:160].strip())
+        errno = re.search(r"\[Errno -?\d+\] [^'\")]+", network.group(0))
+        return "%s: PyPI unreachable (%s)" % (
+            what, (errno.group(0) if errno else network.group(0))[:160].strip())
     no_build = re.search(r"No matching distribution found for (\S+)", output)
     if no_build and "(from versions: none)" in output:
         return "%s: the index offers no version of %s at all (is PyPI reachable?)" % (
