@@ -13,7 +13,7 @@ import sys
 import sympy
 from sympy import exp, sin, symbols
 
-from truth import Truth, done
+from truth import Truth, run_program
 
 TRUTH = Truth("algebra")
 FUNCTIONS = ("solve_problems", "simplify_expressions", "integrate_functions", "solve_equations")
@@ -74,14 +74,5 @@ def solve_problems(rounds: int) -> int:
         TRUTH.add("solve_problems", began)
 
 
-def main() -> int:
-    options = TRUTH.start()
-    TRUTH.declare(*FUNCTIONS)
-    TRUTH.ready()
-    solve_problems(max(1, round(ROUNDS * options.scale)))
-    done(TRUTH)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_program(TRUTH, FUNCTIONS, solve_problems, ROUNDS))

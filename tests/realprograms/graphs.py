@@ -13,7 +13,7 @@ import sys
 
 import networkx as nx
 
-from truth import Truth, done
+from truth import Truth, run_program
 
 TRUTH = Truth("graphs")
 FUNCTIONS = ("analyse_graphs", "shortest_paths", "centrality", "structure")
@@ -76,14 +76,5 @@ def analyse_graphs(count: int) -> int:
         TRUTH.add("analyse_graphs", began)
 
 
-def main() -> int:
-    options = TRUTH.start()
-    TRUTH.declare(*FUNCTIONS)
-    TRUTH.ready()
-    analyse_graphs(max(1, round(GRAPHS * options.scale)))
-    done(TRUTH)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_program(TRUTH, FUNCTIONS, analyse_graphs, GRAPHS))

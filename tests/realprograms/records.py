@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Dict, Iterator, List, Optional
 
-from truth import Truth, done
+from truth import Truth, run_program
 
 TRUTH = Truth("records")
 FUNCTIONS = ("process_logs", "parse_lines", "summarise", "round_trip")
@@ -143,14 +143,5 @@ def process_logs(batches: int) -> int:
         TRUTH.add("process_logs", began)
 
 
-def main() -> int:
-    options = TRUTH.start()
-    TRUTH.declare(*FUNCTIONS)
-    TRUTH.ready()
-    process_logs(max(1, round(BATCHES * options.scale)))
-    done(TRUTH)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_program(TRUTH, FUNCTIONS, process_logs, BATCHES))

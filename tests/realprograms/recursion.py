@@ -14,7 +14,7 @@ import random
 import sys
 from typing import List, Tuple
 
-from truth import Truth, done
+from truth import Truth, run_program
 
 TRUTH = Truth("recursion")
 FUNCTIONS = ("solve_puzzles", "evaluate", "parse_expression", "place_queens")
@@ -143,14 +143,5 @@ def solve_puzzles(rounds: int) -> List[int]:
         TRUTH.add("solve_puzzles", began)
 
 
-def main() -> int:
-    options = TRUTH.start()
-    TRUTH.declare(*FUNCTIONS)
-    TRUTH.ready()
-    solve_puzzles(max(1, round(ROUNDS * options.scale)))
-    done(TRUTH)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_program(TRUTH, FUNCTIONS, solve_puzzles, ROUNDS))

@@ -121,6 +121,17 @@ def _exit_on_signal(signum, frame):
     sys.exit(128 + signum)
 
 
+def run_program(truth: Truth, functions, work, amount: int) -> int:
+    """The main of a single-threaded program: options, set-up done, then `work(amount scaled)`
+    with every timed function listed in the truth even if it never ran."""
+    options = truth.start()
+    truth.declare(*functions)
+    truth.ready()
+    work(max(1, round(amount * options.scale)))
+    done(truth)
+    return 0
+
+
 def done(truth: Truth) -> None:
     """The last line a program prints: what it did, for the test's log."""
     document = truth.document()
