@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from interpreters import REPO_ROOT, Interpreter, clean_environment
 
@@ -322,12 +322,13 @@ class Script:
     one interpreter in its own process group; always killed by stop()."""
 
     def __init__(self, interpreter_path: str, script: str, args: Sequence[str] = (),
-                 cwd: Optional[str] = None, ready_timeout: float = 60.0):
+                 cwd: Optional[str] = None, ready_timeout: float = 60.0,
+                 env: Optional[Dict[str, str]] = None, stdin=subprocess.DEVNULL):
         self._stderr_file = tempfile.TemporaryFile(mode="w+b")
         self.args = [interpreter_path, str(script)] + [str(arg) for arg in args]
         self.proc = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self._stderr_file, env=clean_environment(), cwd=cwd,
+            self.args, stdin=stdin, stdout=subprocess.PIPE,
+            stderr=self._stderr_file, env=clean_environment() if env is None else env, cwd=cwd,
             start_new_session=True)
         self.pid = self.proc.pid
         self.output = b""  # stdout read so far
