@@ -256,6 +256,9 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
 // a cache wrapper). Likewise 3.11 and 3.12 reach the current frame through a _PyCFrame on the
 // C stack: read just after that C call returned, its `current_frame` is whatever the C stack
 // holds now, NULL as often as not, and the thread looked idle.
+// Never a frame's address (frames are 8-byte aligned).
+constexpr uint64_t kBrokenBottom = 1;
+
 bool StackWalker::ends_at_thread_root(uint64_t tstate, uint64_t frame, uint64_t bottom) {
   const Layout& L = config_.layout;
   if (frame == 0) {
@@ -264,7 +267,7 @@ bool StackWalker::ends_at_thread_root(uint64_t tstate, uint64_t frame, uint64_t 
     if (!memory_.read_value(tstate + L.thread.cframe, cframe)) return true;
     return cframe == tstate + L.thread.root_cframe;
   }
-  if (bottom == 0) return true;  // ended on a shim, a bad frame or the depth bound
+  if (bottom == 0) return true;  // cut at the depth bound, or no Python frame at all
   const uint64_t slot = first_frame_slot(tstate);
   return slot == 0 || bottom == slot;
 }
@@ -385,7 +388,9 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint
     }
     if (!shim) {
       last_is_generator = F.owner_generator >= 0 && owner == F.owner_generator;
-      bottom = info ? frame : 0;
+      // A chain that ends on a frame that is not one (its previous read as NULL from memory
+      // being reused) did not reach the thread's first frame: kBrokenBottom is no slot.
+      bottom = info ? frame : kBrokenBottom;
     }
     last_is_shim = shim;
     if (previous == frame) {

@@ -30,7 +30,7 @@ struct WalkerConfig {
   size_t max_threads = 10'000;      // per interpreter
   size_t max_interpreters = 256;
   // How many times one thread's stack is read again when the walk caught it torn.
-  int max_torn_retries = 3;
+  int max_torn_retries = 12;
 };
 
 // The frame a thread state runs now (3.11-3.12 through its C frame), 0 when unreadable.

@@ -71,6 +71,9 @@ enum class Tear {
   kCallerUnlinked,
   // 3.11-3.12: the C frame read after its C call returned: its current frame is NULL.
   kStaleCFrame,
+  // 3.11+: the current frame read after it was popped and its memory reused: no code object,
+  // no caller. Alone, it looked like a whole, empty stack (the thread idle).
+  kReusedFrame,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -128,6 +131,10 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(caller, L.frame.previous, 0);
   } else if (tear == Tear::kStaleCFrame) {
     image.put<uint64_t>(cframe, L.thread.cframe_current_frame, 0);
+  } else if (tear == Tear::kReusedFrame) {
+    image.put<uint64_t>(generator, L.frame.code, 0x5a5a5a5a5a5a5a58);
+    image.put<uint64_t>(generator, L.frame.previous, 0);
+    image.put<int8_t>(generator, L.frame.owner, 0);
   } else {
     image.put<uint64_t>(generator, L.frame.previous, 0);  // what a yield leaves behind
   }
@@ -285,6 +292,17 @@ TEST_P(WalkerChainEnd, ChainEndingAboveTheFirstFrameIsReadAgain) {
 
 TEST_P(WalkerChainEnd, StaleCFrameIsReadAgainNotAnIdleThread) {
   Scene scene = make_scene(GetParam(), Tear::kStaleCFrame);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+TEST_P(WalkerChainEnd, ReusedCurrentFrameIsReadAgainNotAnEmptyStack) {
+  Scene scene = make_scene(GetParam(), Tear::kReusedFrame);
   TearingMemory memory(scene, 1);
   StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
   std::vector<ThreadStack> threads;
