@@ -106,6 +106,12 @@ struct Layout {
     // 3.11+: FRAME_OWNED_BY_GENERATOR. A running generator's frame always has a caller; one
     // read with no caller was caught as it yielded (a torn read: the walker retries).
     int owner_generator = -1;
+    // 3.8-3.10: f_executing (3.8, 3.9) or f_state (3.10), a char, and its value while the frame
+    // runs or waits on a call (0: no such field). A freed frame keeps its f_back and f_code
+    // (a code object's zombie frame, or the free list, linked through f_back): a walk that
+    // reaches one read the chain while it changed.
+    uint64_t executing = 0;
+    int executing_state = 0;
   } frame;
 
   struct Code {

@@ -39,6 +39,9 @@ Layout layout_38() {
   l.frame.code = 32;  // offsetof(PyFrameObject, f_code)
   l.frame.lasti = 104;  // offsetof(PyFrameObject, f_lasti)
   l.frame.localsplus = 360;  // offsetof(PyFrameObject, f_localsplus)
+  l.frame.executing = 116;  // offsetof(PyFrameObject, f_executing)
+  // ceval.c sets f_executing to 1 when it starts a frame and to 0 when it leaves it
+  l.frame.executing_state = 1;
   l.code.size = 176;  // sizeof(PyCodeObject)
   l.code.argcount = 16;  // offsetof(PyCodeObject, co_argcount)
   l.code.flags = 36;  // offsetof(PyCodeObject, co_flags)
@@ -83,6 +86,9 @@ Layout layout_39() {
   l.frame.code = 32;  // offsetof(PyFrameObject, f_code)
   l.frame.lasti = 104;  // offsetof(PyFrameObject, f_lasti)
   l.frame.localsplus = 360;  // offsetof(PyFrameObject, f_localsplus)
+  l.frame.executing = 116;  // offsetof(PyFrameObject, f_executing)
+  // ceval.c sets f_executing to 1 when it starts a frame and to 0 when it leaves it
+  l.frame.executing_state = 1;
   l.code.size = 176;  // sizeof(PyCodeObject)
   l.code.argcount = 16;  // offsetof(PyCodeObject, co_argcount)
   l.code.flags = 36;  // offsetof(PyCodeObject, co_flags)
@@ -127,6 +133,8 @@ Layout layout_310() {
   l.frame.code = 32;  // offsetof(PyFrameObject, f_code)
   l.frame.lasti = 96;  // offsetof(PyFrameObject, f_lasti)
   l.frame.localsplus = 352;  // offsetof(PyFrameObject, f_localsplus)
+  l.frame.executing = 108;  // offsetof(PyFrameObject, f_state)
+  l.frame.executing_state = 0;  // FRAME_EXECUTING
   l.code.size = 176;  // sizeof(PyCodeObject)
   l.code.argcount = 16;  // offsetof(PyCodeObject, co_argcount)
   l.code.flags = 36;  // offsetof(PyCodeObject, co_flags)
@@ -570,6 +578,8 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"frame.code", static_cast<int64_t>(l.frame.code)},
       {"frame.lasti", static_cast<int64_t>(l.frame.lasti)},
       {"frame.localsplus", static_cast<int64_t>(l.frame.localsplus)},
+      {"frame.executing", static_cast<int64_t>(l.frame.executing)},
+      {"frame.executing_state", static_cast<int64_t>(l.frame.executing_state)},
       {"code.size", static_cast<int64_t>(l.code.size)},
       {"code.argcount", static_cast<int64_t>(l.code.argcount)},
       {"code.flags", static_cast<int64_t>(l.code.flags)},

@@ -301,7 +301,8 @@ const uint8_t* StackWalker::read_frame(uint64_t frame, size_t header, ThreadStac
 bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
   const Layout& L = config_.layout;
   const auto& F = L.frame;
-  size_t header = static_cast<size_t>(std::max({F.previous + 8, F.code + 8, F.lasti + 4}));
+  size_t header = static_cast<size_t>(
+      std::max({F.previous + 8, F.code + 8, F.lasti + 4, F.executing ? F.executing + 1 : 0}));
   bool last_is_generator = false;
   CycleCheck cycle;
   while (frame) {
@@ -318,6 +319,13 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
     uint64_t code = field<uint64_t>(bytes, F.code);
     int32_t lasti = field<int32_t>(bytes, F.lasti);
     uint64_t back = field<uint64_t>(bytes, F.previous);
+    // Every frame of a thread's chain is running or waiting on the call above it. One that is
+    // not was freed and perhaps reused while the walk went down the chain: its f_back leads
+    // into a stack that is gone (a deep parse under a shallow search, read as one stack).
+    if (F.executing && field<int8_t>(bytes, F.executing) != F.executing_state) {
+      out.truncated = true;
+      return false;
+    }
     const CodeInfo* info = codes_->get_for_frame(code, frame);
     if (!info) {
       out.truncated = true;

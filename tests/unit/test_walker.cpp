@@ -74,6 +74,9 @@ enum class Tear {
   // 3.11+: the current frame read after it was popped and its memory reused: no code object,
   // no caller. Alone, it looked like a whole, empty stack (the thread idle).
   kReusedFrame,
+  // 3.8-3.10: `consume` returned and its frame was freed (f_back and f_code kept) while the
+  // walk went down the chain: a frame that no longer runs.
+  kFreedFrame,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -99,6 +102,9 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(addr, L.frame.previous, previous);
     if (frame_objects) {
       image.put<int32_t>(addr, L.frame.lasti, -1);
+      if (L.frame.executing) {
+        image.put<int8_t>(addr, L.frame.executing, static_cast<int8_t>(L.frame.executing_state));
+      }
     } else {
       image.put<int8_t>(addr, L.frame.owner, static_cast<int8_t>(owner));
     }
@@ -131,6 +137,8 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(caller, L.frame.previous, 0);
   } else if (tear == Tear::kStaleCFrame) {
     image.put<uint64_t>(cframe, L.thread.cframe_current_frame, 0);
+  } else if (tear == Tear::kFreedFrame) {
+    image.put<int8_t>(caller, L.frame.executing, static_cast<int8_t>(L.frame.executing_state + 1));
   } else if (tear == Tear::kReusedFrame) {
     image.put<uint64_t>(generator, L.frame.code, 0x5a5a5a5a5a5a5a58);
     image.put<uint64_t>(generator, L.frame.previous, 0);
@@ -311,6 +319,24 @@ TEST_P(WalkerChainEnd, ReusedCurrentFrameIsReadAgainNotAnEmptyStack) {
   EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
   EXPECT_EQ(walker.stats().torn_retries, 1u);
 }
+
+// 3.8-3.10 keep a freed frame's f_back and f_code: only its running state tells it apart.
+class WalkerFreedFrame : public ::testing::TestWithParam<int> {};
+
+TEST_P(WalkerFreedFrame, ChainThroughAFreedFrameIsReadAgain) {
+  Scene scene = make_scene(GetParam(), Tear::kFreedFrame);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, WalkerFreedFrame, ::testing::Values(8, 9, 10),
+                         [](const auto& info) { return "Python3_" + std::to_string(info.param); });
 
 // A thread running no Python code points at its own root C frame, whose frame is NULL: an
 // empty stack, read once.
