@@ -173,6 +173,16 @@ report::Results Session::results() const {
                     status.incomplete_stacks, status.thread_samples,
                     1 + cpython::WalkerConfig{}.max_torn_retries));
   }
+  // Re-reads are counted, not lost, but a re-read lands later than its sample: where stacks
+  // change every few microseconds that leans toward what runs next (docs/accuracy.md).
+  if (status.thread_samples > 0 && !options_.blocking.value_or(false) &&
+      status.reread_stacks * 10 > status.thread_samples) {
+    results.notes.push_back(fmt::format(
+        "{} re-reads for {} thread stacks: the stacks changed while they were read. Functions "
+        "whose stacks change every few microseconds may read low (most on CPython 3.8-3.10); "
+        "--blocking reads them exactly",
+        status.reread_stacks, status.thread_samples));
+  }
   if (status.cut_thread_lists) {
     results.notes.push_back(fmt::format(
         "in {} samples the thread list broke off while threads ended: the threads after the "

@@ -17,8 +17,9 @@ void PrefetchingMemory::refresh() {
   if (!in_walk_) return;
   // The pages read on a miss were read at other instants than the prefetch: a walk torn by the
   // stack changing under it would be torn again if only the old plan were fetched once more.
-  std::vector<Range> ranges = plan_;
-  ranges.insert(ranges.end(), recorded_.begin(), recorded_.end());
+  // Only this walk's reads: the plan's other stacks would make the batch, and so the instant
+  // it stands for, longer.
+  std::vector<Range> ranges = recorded_;
   for (size_t i = 0; i < pages_used_; ++i)
     ranges.push_back(Range{pages_[i]->addr, pages_[i]->size});
   make_plan(std::move(ranges));
@@ -71,9 +72,22 @@ void PrefetchingMemory::end_walk() {
   }
   if (history_.size() == kPlanWalks) history_.pop_back();
   history_.insert(history_.begin(), recorded_);
-  std::vector<Range> ranges;
-  for (const auto& walk : history_) ranges.insert(ranges.end(), walk.begin(), walk.end());
-  make_plan(std::move(ranges));
+  // The newest walk whole, then older ones while the batch stays short: each block costs
+  // ~0.45 µs, and a batch of hundreds (deep stacks of scattered 3.8-3.10 frame objects) spans
+  // so long that it no longer shows one instant, and every walk is torn.
+  std::vector<Range> ranges = history_.front();
+  make_plan(ranges);
+  for (size_t i = 1; i < history_.size(); ++i) {
+    std::vector<Range> wider = ranges;
+    wider.insert(wider.end(), history_[i].begin(), history_[i].end());
+    std::vector<Range> narrower = plan_;
+    make_plan(wider);
+    if (plan_.size() > kPlanBlocks) {
+      plan_ = std::move(narrower);
+      break;
+    }
+    ranges = std::move(wider);
+  }
 }
 
 void PrefetchingMemory::make_plan(std::vector<Range> ranges) {

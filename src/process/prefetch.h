@@ -26,8 +26,8 @@ class PrefetchingMemory : public MemoryReader {
   bool read(RemoteAddr addr, void* out, size_t size) override;
   // Bytes of the current prefetch, in place (recorded for the next plan like a read).
   const uint8_t* view(RemoteAddr addr, size_t size) override;
-  // Fetches again, in one batch, the prefetch and everything this walk has read so far (pages
-  // read on a miss included): a re-read after a torn walk sees one instant.
+  // Fetches again, in one batch, everything this walk has read so far (pages read on a miss
+  // included): a re-read after a torn walk sees one instant.
   void refresh() override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
@@ -52,6 +52,8 @@ class PrefetchingMemory : public MemoryReader {
   // The plan covers what the last few distinct walks read, not only the last one: a program that
   // alternates between a shallow and a deep stack finds the other one in the prefetch too.
   static constexpr size_t kPlanWalks = 4;
+  // ... as long as the plan stays within this many blocks (the newest walk is always whole).
+  static constexpr size_t kPlanBlocks = 64;
 
  private:
   struct Range {

