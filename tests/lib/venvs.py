@@ -38,6 +38,15 @@ from typing import Dict, Optional
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The newest pip that still runs on 3.8 (pip 25.0 dropped 3.7, 25.1 dropped 3.8).
 PIP_VERSION = "24.3.1"
+# ... which does not run on 3.15 (its vendored code uses typing.no_type_check_decorator, gone
+# in 3.15): from 3.15 on, a pip that does.
+PIP_VERSION_315 = "26.3"
+
+
+def pip_version(version: str) -> str:
+    """The pip used for an interpreter of `version` ("3.15.2")."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return PIP_VERSION_315 if (major, minor) >= (3, 15) else PIP_VERSION
 # Short: an unreachable index must not hold a test run for minutes (pip's defaults, and this
 # machine's PIP_DEFAULT_TIMEOUT, are much longer).
 PIP_NETWORK_OPTIONS = ["--timeout", "20", "--retries", "2"]
@@ -138,11 +147,11 @@ class _Lock:
         self._file.close()
 
 
-def pip_wheel(pythons=()) -> Path:
-    """The pinned pip wheel, downloaded once into the cache by the first of this process's
-    interpreter and `pythons` that has pip."""
+def pip_wheel(pythons=(), version: str = PIP_VERSION) -> Path:
+    """The pinned pip wheel (pip `version`), downloaded once into the cache by the first of this
+    process's interpreter and `pythons` that has pip."""
     folder = cache_root() / "pip"
-    wheel = folder / ("pip-%s-py3-none-any.whl" % PIP_VERSION)
+    wheel = folder / ("pip-%s-py3-none-any.whl" % version)
     if wheel.is_file():
         return wheel
     with _Lock(cache_root() / "pip.lock"):
@@ -152,8 +161,8 @@ def pip_wheel(pythons=()) -> Path:
         for python in (sys.executable,) + tuple(pythons):
             try:
                 _run_pip([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                          "--dest", str(folder), "pip==%s" % PIP_VERSION] + PIP_NETWORK_OPTIONS,
-                         "downloading pip %s with %s" % (PIP_VERSION, python))
+                          "--dest", str(folder), "pip==%s" % version] + PIP_NETWORK_OPTIONS,
+                         "downloading pip %s with %s" % (version, python))
             except Unavailable as error:
                 problems.append(str(error))
                 continue
@@ -165,7 +174,8 @@ def pip_wheel(pythons=()) -> Path:
 
 def environment_key(python: str, version: str, requirements: Path) -> str:
     digest = hashlib.sha256()
-    for part in (os.path.realpath(python), version, requirements.read_text(), PIP_VERSION):
+    for part in (os.path.realpath(python), version, requirements.read_text(),
+                 pip_version(version)):
         digest.update(part.encode() + b"\0")
     return "py%s-%s" % (version, digest.hexdigest()[:12])
 
@@ -181,7 +191,7 @@ def environment(python: str, version: str, requirements: Path) -> Environment:
     if (folder / "ready.json").is_file():
         return Environment(python, site)
     try:
-        wheel = pip_wheel((python,))
+        wheel = pip_wheel((python,), pip_version(version))
         with _Lock(cache_root() / (key + ".lock")):
             if not (folder / "ready.json").is_file():
                 _install(python, version, requirements, wheel, folder)
@@ -202,7 +212,7 @@ def _install(python: str, version: str, requirements: Path, wheel: Path, folder:
                   "-r", str(requirements)] + PIP_NETWORK_OPTIONS,
                  "installing %s for Python %s" % (requirements.name, version))
         (staging / "ready.json").write_text(json.dumps({
-            "python": python, "version": version, "pip": PIP_VERSION,
+            "python": python, "version": version, "pip": pip_version(version),
             "requirements": requirements.read_text()}, indent=1))
         if folder.exists():
             shutil.rmtree(str(folder))
