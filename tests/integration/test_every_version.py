@@ -38,14 +38,19 @@ def test_every_command_mode_and_export(interpreter, spyglass_bin, run_spyglass, 
         assert "heavy_computation" in result.stdout, result.stdout
 
         # attach through a pipe: start, change the mode and rate live, every export, results.
-        commands = ["mode cpu", "rate 500", "mode wall"]
-        commands += ["export %s %s" % (tmp_path / name, kind) for name, kind in EXPORTS.items()]
+        # A mode or rate change starts a run of its own (samples are never mixed): the last one
+        # gets time to gather samples before the exports.
+        switches = ["mode cpu", "rate 500", "mode wall"]
+        commands = ["export %s %s" % (tmp_path / name, kind) for name, kind in EXPORTS.items()]
         commands += ["results --json", "exit"]
         process = subprocess.Popen([spyglass_bin, "attach", pid, "-f", "heavy_computation",
                                     "disk_io"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         try:
             process.stdin.write("start\n")
+            process.stdin.flush()
+            time.sleep(0.6)
+            process.stdin.write("\n".join(switches) + "\n")
             process.stdin.flush()
             time.sleep(0.6)
             output, errors = process.communicate("\n".join(commands) + "\n", timeout=60)
