@@ -23,6 +23,35 @@ size_t display_width(std::string_view text) {
   return width;
 }
 
+// A note as a bullet, its words wrapped to `width` columns (0: one line) and the lines after
+// the first indented under its text: a terminal cuts nothing, a file keeps it whole.
+std::string wrap_note(const std::string& note, std::string_view bullet, size_t width) {
+  const size_t indent = display_width(bullet);
+  if (width == 0 || width <= indent + 20 || indent + display_width(note) <= width) {
+    return std::string(bullet) + note + "\n";
+  }
+  std::string out(bullet);
+  size_t used = indent;
+  size_t start = 0;
+  while (start < note.size()) {
+    size_t end = note.find(' ', start);
+    if (end == std::string::npos) end = note.size();
+    const std::string_view word(note.data() + start, end - start);
+    const size_t w = display_width(word);
+    if (used > indent && used + 1 + w > width) {
+      out += "\n" + std::string(indent, ' ');
+      used = indent;
+    } else if (used > indent) {
+      out += ' ';
+      ++used;
+    }
+    out += word;
+    used += w;
+    start = end + 1;
+  }
+  return out + "\n";
+}
+
 enum class Align { kLeft, kRight };
 
 struct Column {
@@ -522,7 +551,7 @@ std::string render_table(const Results& results, const TableStyle& style) {
   std::string out = header_line(results, unicode, style.max_width);
   out += draw_table(columns, rows, unicode ? kUnicodeBox : kAsciiBox);
   for (const std::string& note : results.notes) {
-    out += std::string(unicode ? "• " : "* ") + note + "\n";
+    out += wrap_note(note, unicode ? "• " : "* ", style.max_width);
   }
   return out;
 }

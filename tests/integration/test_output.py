@@ -169,7 +169,9 @@ def test_missed_samples_are_explained(run_spyglass, demo_app):
     "late" and "missed" mean."""
     result = record(run_spyglass, demo_app.pid, "-d", "0.5", "--rate", "1000000")
     support.assert_success(result)
-    header = result.stdout.splitlines()[0]
+    # The header: the lines above the table (one, or several on a narrow terminal).
+    lines = result.stdout.splitlines()
+    header = " ".join(lines[:next(i for i, line in enumerate(lines) if line[:1] in "┌+")])
     missed = int(re.search(r"([\d,]+) missed", header).group(1).replace(",", ""))
     assert missed > 0, header
     assert "late: samples taken over half a period after their time; missed: sampling times " \

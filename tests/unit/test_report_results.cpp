@@ -176,7 +176,13 @@ TEST(ReportTable, FitsANarrowTerminal) {
     style.per_thread = true;
     Results results = glob_results(4);
     results.functions.back().name = "a_pattern_name_that_is_long_enough_to_be_cut.*";
+    // Notes wrap too (before: one line of 174 columns under an 80-column table).
+    results.notes.push_back(
+        "late: samples taken over half a period after their time; missed: sampling times "
+        "skipped because a sample took too long (their time goes to the next sample, nothing "
+        "is lost)");
     std::string table = render_table(results, style);
+    EXPECT_NE(table.find("nothing is lost"), std::string::npos) << table;
     for (const std::string& line : lines_of(table)) {
       EXPECT_LE(columns_of(line), width) << line << "\n" << table;
     }
