@@ -95,7 +95,10 @@ void expect_aligned(const std::string& table) {
   ASSERT_LT(first, lines.size());
   size_t width = columns_of(lines[first]);
   for (size_t i = first; i < lines.size(); ++i) {
-    if (lines[i].rfind("• ", 0) == 0 || lines[i].rfind("* ", 0) == 0) continue;
+    // Notes (and their wrapped lines, indented under the bullet's text) are not the table.
+    if (lines[i].rfind("• ", 0) == 0 || lines[i].rfind("* ", 0) == 0 ||
+        lines[i].rfind("  ", 0) == 0)
+      continue;
     EXPECT_EQ(columns_of(lines[i]), width) << "line " << i << ": " << lines[i];
   }
 }
