@@ -134,8 +134,8 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
   size_t close_paren = text.rfind(')');
   if (close_paren == std::string_view::npos || text.find('(') > close_paren) return std::nullopt;
   std::string_view rest = text.substr(close_paren + 1);
-  // Fields after comm, counted from 3 as in proc(5): state(3) ... utime(14) stime(15).
-  constexpr int kStateField = 3, kUtimeField = 14, kStimeField = 15;
+  // Fields after comm, counted from 3 as in proc(5): state(3) ppid(4) ... utime(14) stime(15).
+  constexpr int kStateField = 3, kPpidField = 4, kUtimeField = 14, kStimeField = 15;
   ThreadStat stat;
   int field = kStateField;
   while (field <= kStimeField) {
@@ -147,6 +147,8 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
     if (field == kStateField) {
       if (token.size() != 1) return std::nullopt;
       stat.state = token[0];
+    } else if (field == kPpidField && !parse_number(token, stat.ppid, 10)) {
+      return std::nullopt;
     } else if (field == kUtimeField && !parse_number(token, stat.utime_ticks, 10)) {
       return std::nullopt;
     } else if (field == kStimeField && !parse_number(token, stat.stime_ticks, 10)) {

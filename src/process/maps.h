@@ -33,6 +33,7 @@ std::vector<pid_t> list_threads(pid_t pid);
 
 struct ThreadStat {
   char state = '?';  // R running, S sleeping, D disk, T stopped, Z zombie ...
+  uint64_t ppid = 0;  // the process's parent (the same for all its threads)
   uint64_t utime_ticks = 0, stime_ticks = 0;
 };
 // Parses /proc/PID/task/TID/stat (the comm field may contain spaces and parentheses).

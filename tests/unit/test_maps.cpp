@@ -133,6 +133,7 @@ TEST(Threads, ListsAllThreadsAndTheirState) {
   auto self = read_thread_stat(getpid(), gettid());
   ASSERT_TRUE(self.has_value());
   EXPECT_EQ(self->state, 'R');  // reading its own stat, so running
+  EXPECT_EQ(self->ppid, static_cast<uint64_t>(getppid()));
   auto other = read_thread_stat(getpid(), worker_tid);
   ASSERT_TRUE(other.has_value());
   EXPECT_NE(other->state, '?');
@@ -148,12 +149,14 @@ TEST(ParseStat, UsesTheLastParenthesis) {
   auto stat = parse_stat("4242 (a) b) S (c) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 20 0 1 0 100 0 0\n");
   ASSERT_TRUE(stat.has_value());
   EXPECT_EQ(stat->state, 'R');
+  EXPECT_EQ(stat->ppid, 1u);
   EXPECT_EQ(stat->utime_ticks, 11u);
   EXPECT_EQ(stat->stime_ticks, 12u);
 
   auto spaces = parse_stat("7 ( ) S 1 1 1 0 -1 4194560 5 0 0 0 123 456 0 0 20 0 1 0 9 0 0");
   ASSERT_TRUE(spaces.has_value());
   EXPECT_EQ(spaces->state, 'S');
+  EXPECT_EQ(spaces->ppid, 1u);
   EXPECT_EQ(spaces->utime_ticks, 123u);
   EXPECT_EQ(spaces->stime_ticks, 456u);
 
