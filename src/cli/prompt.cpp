@@ -396,8 +396,8 @@ class Prompt {
                        st.reread_stacks, st.incomplete_stacks);
     out += fmt::format(
         "threads:    thread list read again {} times (a thread ended under us), "
-        "cut short {} times\n",
-        st.reread_thread_lists, st.cut_thread_lists);
+        "cut short {} times, not paused {} (--blocking: exiting or ended, or slow to stop)\n",
+        st.reread_thread_lists, st.cut_thread_lists, st.unpaused_threads);
     out += fmt::format(
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
         "scheduling {}\n",

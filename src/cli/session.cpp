@@ -19,6 +19,7 @@
 #include "report/export.h"
 #include "report/tree.h"
 #include "sampling/function_stats.h"
+#include "sampling/thread_pauser.h"
 
 namespace spyglass::cli {
 namespace {
@@ -188,6 +189,13 @@ report::Results Session::results() const {
         "in {} samples the thread list broke off while threads ended: the threads after the "
         "break were not read",
         status.cut_thread_lists));
+  }
+  if (status.unpaused_threads) {
+    results.notes.push_back(fmt::format(
+        "--blocking: a thread could not be paused for a sample {} {} (it was exiting, or did not "
+        "stop within {:g} ms): those samples read it running",
+        status.unpaused_threads, status.unpaused_threads == 1 ? "time" : "times",
+        sampling::ThreadPauser::kPauseSeconds * 1000));
   }
   for (const auto& kept : sampler_->kept_runs()) {
     results.notes.push_back(fmt::format(

@@ -602,6 +602,7 @@ nlohmann::json to_json(const Results& results) {
                         {"unreadable_samples", results.unreadable_samples},
                         {"reread_thread_lists", results.reread_thread_lists},
                         {"cut_thread_lists", results.cut_thread_lists},
+                        {"unpaused_threads", results.unpaused_threads},
                         {"mean_walk_us", results.mean_walk_us},
                         {"mean_read_us", results.mean_read_us},
                         {"sampler_cpu_seconds", results.sampler_cpu_seconds},

@@ -69,6 +69,7 @@ struct Results {
   uint64_t unreadable_samples = 0;   // samples whose walk failed: dropped whole
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut: the threads after the break not read
+  uint64_t unpaused_threads = 0;     // --blocking: threads a sample could not pause, summed
   double mean_walk_us = 0;      // sampling: time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled

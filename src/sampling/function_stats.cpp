@@ -33,6 +33,7 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.unreadable_samples = status.failed_walks;
   results.reread_thread_lists = status.reread_thread_lists;
   results.cut_thread_lists = status.cut_thread_lists;
+  results.unpaused_threads = status.unpaused_threads;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;
   results.sampler_cpu_seconds = status.sampler_cpu_seconds;

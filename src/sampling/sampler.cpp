@@ -448,7 +448,7 @@ void Sampler::take_sample(double now, double dt) {
     }
   }
   double t0 = monotonic_seconds();
-  if (pauser_) pauser_->pause();
+  const size_t unpaused = pauser_ ? pauser_->pause() : 0;
   const cpython::WalkStats before = target_.walker().stats();
   const auto& prefetch = target_.prefetch();
   const double read_before = prefetch.read_seconds();
@@ -492,6 +492,7 @@ void Sampler::take_sample(double now, double dt) {
   stats_.reread_stacks += retries;
   stats_.reread_thread_lists += list_retries;
   stats_.cut_thread_lists += cut_lists;
+  stats_.unpaused_threads += unpaused;
   if (ok && threads_wanted_.load(std::memory_order_relaxed)) hand_over_threads();
   if (!ok) {
     ++stats_.failed_walks;

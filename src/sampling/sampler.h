@@ -55,6 +55,9 @@ struct SamplerStatus {
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut after the last retry: later threads lost
+  // --blocking: threads a sample could not pause (exiting: ESRCH or EPERM; or not stopped in
+  // time), summed over the samples; those samples read them running.
+  uint64_t unpaused_threads = 0;
   // Reading the target's memory (the walks' reads, see process/prefetch.h): system calls made,
   // reads asked for, and of those the ones the prefetch served.
   uint64_t read_calls = 0;

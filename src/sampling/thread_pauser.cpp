@@ -182,7 +182,9 @@ size_t ThreadPauser::pause() {
     if (contains(attached_, tid)) continue;
     if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
       const int err = errno;
-      if (err == ESRCH) {  // it ended meanwhile
+      // ESRCH: it ended meanwhile; EPERM from a thread that is exiting (a zombie cannot be
+      // traced) or gone: skipped for this sample, like one that ended.
+      if (err == ESRCH || (err == EPERM && exiting_or_gone(tid))) {
         ++unpaused;
         continue;
       }

@@ -24,12 +24,13 @@ class ThreadPauser {
   ThreadPauser(const ThreadPauser&) = delete;
   ThreadPauser& operator=(const ThreadPauser&) = delete;
   // Stops every thread it can (attaching to new ones) and returns how many threads of the
-  // process it could not stop for this sample: exiting (ESRCH), or not stopped within the
-  // pause's deadline (those are let go once they stop). Threads that ended since the last sample
-  // are reaped, not counted: nothing of them is left to read. Must be called from the thread that
-  // made the pauser, which also calls resume() and detach(): ptrace belongs to one tracer thread.
-  // Throws Error(kPermission) when a live thread may not be traced, and Error(kNoSuchProcess) when
-  // the process has exited (its main thread has).
+  // process it could not stop for this sample: exiting (ESRCH, or EPERM from a thread that is
+  // exiting or gone), or not stopped within the pause's deadline (those are let go once they
+  // stop). Threads that ended since the last sample are reaped, not counted: nothing of them is
+  // left to read. Must be called from the thread that made the pauser, which also calls
+  // resume() and detach(): ptrace belongs to one tracer thread. Throws Error(kPermission) when a
+  // live thread may not be traced, and Error(kNoSuchProcess) when the process has exited (its
+  // main thread has).
   size_t pause();
   void resume();
   void detach();

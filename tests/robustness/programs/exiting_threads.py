@@ -4,6 +4,8 @@
                 sys.exit(argv[3], default 0): the process ends with its worker threads alive
                 (a threaded server's end). During finalization the daemon threads end one by
                 one, then the rest of the process at once.
+  churn      - 4 threads each start short-lived threads (`short_task`) as fast as they can, so
+                threads are always starting and exiting; runs until killed.
 Prints `ready {"pid": ...}` once every thread runs."""
 
 import json
@@ -30,6 +32,17 @@ def worker_blocked(fd):
     os.read(fd, 1)
 
 
+def short_task():
+    return sum(range(50))
+
+
+def churner():
+    while True:
+        thread = threading.Thread(target=short_task, daemon=True)
+        thread.start()
+        thread.join()
+
+
 def main():
     mode = sys.argv[1]
     threading.stack_size(256 * 1024)
@@ -44,6 +57,12 @@ def main():
         print("ready " + json.dumps({"pid": os.getpid(), "mode": mode}), flush=True)
         spin(seconds)
         sys.exit(status)
+    if mode == "churn":
+        for _ in range(4):
+            threading.Thread(target=churner, daemon=True).start()
+        print("ready " + json.dumps({"pid": os.getpid(), "mode": mode}), flush=True)
+        while True:
+            time.sleep(1)
     raise SystemExit("unknown mode %r" % mode)
 
 
