@@ -177,6 +177,21 @@ std::vector<std::string> names(const ThreadStack& stack) {
 
 class WalkerTornReads : public ::testing::TestWithParam<int> {};
 
+// The torn image once, then the whole one: the walk reads again and keeps the whole stack.
+void expect_whole_after_one_reread(int minor, Tear tear, bool check_not_truncated) {
+  Scene scene = make_scene(minor, tear);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  if (check_not_truncated) {
+    EXPECT_FALSE(threads[0].truncated);
+  }
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
 TEST_P(WalkerTornReads, ConsistentStackIsReadOnce) {
   Scene scene = make_scene(GetParam());
   TearingMemory memory(scene, 0);
@@ -223,17 +238,7 @@ TEST_P(WalkerTornReads, RetriesAreBoundedAndTheTornStackIsMarked) {
 
 // A chain that loops was read while it changed: it is read again, never walked to max_depth
 // (which kept a 100,000-frame garbage stack and megabytes with it).
-TEST_P(WalkerTornReads, CycleIsReadAgain) {
-  Scene scene = make_scene(GetParam(), Tear::kCycle);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_FALSE(threads[0].truncated);
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
-}
+TEST_P(WalkerTornReads, CycleIsReadAgain) { expect_whole_after_one_reread(GetParam(), Tear::kCycle, true); }
 
 TEST_P(WalkerTornReads, CycleThatStaysIsCutShort) {
   Scene scene = make_scene(GetParam(), Tear::kCycle);
@@ -286,54 +291,16 @@ TEST(WalkerTornReads312, ChainNotEndingAtEntryFrameIsReadAgain) {
 // slot to check.
 class WalkerChainEnd : public ::testing::TestWithParam<int> {};
 
-TEST_P(WalkerChainEnd, ChainEndingAboveTheFirstFrameIsReadAgain) {
-  Scene scene = make_scene(GetParam(), Tear::kCallerUnlinked);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_FALSE(threads[0].truncated);
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
-}
+TEST_P(WalkerChainEnd, ChainEndingAboveTheFirstFrameIsReadAgain) { expect_whole_after_one_reread(GetParam(), Tear::kCallerUnlinked, true); }
 
-TEST_P(WalkerChainEnd, StaleCFrameIsReadAgainNotAnIdleThread) {
-  Scene scene = make_scene(GetParam(), Tear::kStaleCFrame);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
-}
+TEST_P(WalkerChainEnd, StaleCFrameIsReadAgainNotAnIdleThread) { expect_whole_after_one_reread(GetParam(), Tear::kStaleCFrame, false); }
 
-TEST_P(WalkerChainEnd, ReusedCurrentFrameIsReadAgainNotAnEmptyStack) {
-  Scene scene = make_scene(GetParam(), Tear::kReusedFrame);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
-}
+TEST_P(WalkerChainEnd, ReusedCurrentFrameIsReadAgainNotAnEmptyStack) { expect_whole_after_one_reread(GetParam(), Tear::kReusedFrame, false); }
 
 // 3.8-3.10 keep a freed frame's f_back and f_code: only its running state tells it apart.
 class WalkerFreedFrame : public ::testing::TestWithParam<int> {};
 
-TEST_P(WalkerFreedFrame, ChainThroughAFreedFrameIsReadAgain) {
-  Scene scene = make_scene(GetParam(), Tear::kFreedFrame);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_FALSE(threads[0].truncated);
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
-}
+TEST_P(WalkerFreedFrame, ChainThroughAFreedFrameIsReadAgain) { expect_whole_after_one_reread(GetParam(), Tear::kFreedFrame, true); }
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerFreedFrame, ::testing::Values(8, 9, 10),
                          [](const auto& info) { return "Python3_" + std::to_string(info.param); });
