@@ -167,34 +167,41 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
 const CodeInfo* CodeCache::get_for_frame(uint64_t addr, uint64_t frame) {
   uint64_t misses_before = misses_;
   const CodeInfo* info = get(addr);
-  if (!info || misses_ == misses_before || layout_.code.qualname || !layout_.code.varnames) {
-    return info;
+  if (!info || layout_.code.qualname || !layout_.code.varnames) return info;
+  Entry* entry = find(addr);
+  if (!entry || (misses_ == misses_before && !entry->class_pending)) return info;
+  std::optional<std::string> cls = class_of_first_argument(addr, frame);
+  entry->class_pending = false;
+  if (!cls) return info;  // no method
+  if (cls->empty()) {
+    // Named "name" now, the method would stay apart from "Class.name" for the whole run
+    // (frames are interned by code): the walk is read again instead, a few times.
+    if (++entry->class_attempts >= kClassAttempts) return info;
+    entry->class_pending = true;
+    return nullptr;
   }
-  std::string cls = class_of_first_argument(addr, frame);
-  if (cls.empty()) return info;
-  Entry& entry = entries_.at(addr);
-  entry.info.qualname = cls + "." + entry.info.name;
-  return &entry.info;
+  entry->info.qualname = *cls + "." + entry->info.name;
+  return &entry->info;
 }
 
-std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
+std::optional<std::string> CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
   const Layout& L = layout_;
   int32_t argcount = 0;
   uint64_t varnames = 0, first_name = 0, first_arg = 0;
-  if (!memory_.read_value(code + L.code.argcount, argcount) || argcount < 1) return {};
+  if (!memory_.read_value(code + L.code.argcount, argcount) || argcount < 1) return std::nullopt;
   if (!memory_.read_value(code + L.code.varnames, varnames) || !plausible_pointer(varnames))
-    return {};
-  if (!memory_.read_value(varnames + L.tuple_items, first_name)) return {};
+    return std::nullopt;
+  if (!memory_.read_value(varnames + L.tuple_items, first_name)) return std::nullopt;
   std::string arg_name;
   if (!read_string(first_name, arg_name, 16) || (arg_name != "self" && arg_name != "cls"))
-    return {};
+    return std::nullopt;
   if (!memory_.read_value(frame + L.frame.localsplus, first_arg) || !plausible_pointer(first_arg))
-    return {};
+    return std::string();
   uint64_t type = first_arg;
-  if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return {};
+  if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return std::string();
   uint64_t tp_name = 0;
   if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) || tp_name < 4096)
-    return {};
+    return std::string();
   // tp_name is a C string of unknown length: read a little, shrinking near unmapped memory.
   char buf[128] = {};
   size_t got = 0;
@@ -205,13 +212,16 @@ std::string CodeCache::class_of_first_argument(uint64_t code, uint64_t frame) {
     }
   }
   std::string name(buf, strnlen(buf, got));
-  if (name.empty() || name.size() == got) return {};  // no terminator in reach: not a name
+  if (name.empty() || name.size() == got)
+    return std::string();      // no terminator in reach: not a name
   auto dot = name.rfind('.');  // static types carry their module: "collections.OrderedDict"
   if (dot != std::string::npos) name = name.substr(dot + 1);
   for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80))) return {};
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80)))
+      return std::string();
   }
-  if (!valid_utf8(name)) return {};  // corrupt memory: names must stay valid UTF-8 (JSON output)
+  if (!valid_utf8(name))
+    return std::string();  // corrupt memory: names must stay valid UTF-8 (JSON output)
   return name;
 }
 

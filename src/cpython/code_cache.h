@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -40,7 +41,9 @@ class CodeCache {
   const CodeInfo* get(uint64_t addr);
   // get() for the code of a frame object (3.8-3.10). These versions have no co_qualname: when
   // the code is new to the cache and its first argument is `self` or `cls`, the qualified name
-  // becomes "Class.name" from that argument's class in this frame.
+  // becomes "Class.name" from that argument's class in this frame. When that argument cannot
+  // be read (a frame that has just returned has cleared its locals), nullptr, so that the walk
+  // is read again, up to kClassAttempts times for the code; then the plain name stays.
   const CodeInfo* get_for_frame(uint64_t addr, uint64_t frame);
   // The line for an instruction offset (units as linetable.h says).
   int line(uint64_t addr, int64_t offset);
@@ -60,7 +63,11 @@ class CodeCache {
     // The last offset asked and its line: a frame that has not moved skips the map.
     mutable int64_t last_offset = -2;
     mutable int last_line = 0;
+    // 3.8-3.10: a method whose class could not yet be read from its frame (get_for_frame).
+    bool class_pending = false;
+    int class_attempts = 0;
   };
+  static constexpr int kClassAttempts = 32;
   // A direct-mapped cache in front of entries_ (node addresses stay valid until erased): a
   // steady-state walk asks for the same few dozen code objects every time.
   struct Slot {
@@ -73,7 +80,9 @@ class CodeCache {
   bool still_matches(const CodeIdentity& id, const uint8_t* header) const;
   static constexpr size_t kMaxLinesPerCode = 4096;
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
-  std::string class_of_first_argument(uint64_t code, uint64_t frame);
+  // The class name of a method's `self` or `cls` in this frame; "" when the code is a method
+  // but the argument cannot be read; nullopt when the code is no method.
+  std::optional<std::string> class_of_first_argument(uint64_t code, uint64_t frame);
 
   process::MemoryReader& memory_;
   const Layout& layout_;

@@ -77,6 +77,9 @@ enum class Tear {
   // 3.8-3.10: `consume` returned and its frame was freed (f_back and f_code kept) while the
   // walk went down the chain: a frame that no longer runs.
   kFreedFrame,
+  // 3.8-3.10: `consume` is a method (`self` first) of class Parser; the torn image has its
+  // frame's locals cleared, as a frame that is returning leaves them, so `self` is NULL.
+  kSelfCleared,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -130,8 +133,24 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   } else {
     image.put<uint64_t>(tstate, L.thread.frame, generator);
   }
+  if (tear == Tear::kSelfCleared) {
+    uint64_t varnames = image.allocate(L.tuple_items + 8);
+    image.put<uint64_t>(varnames, L.tuple_items, image.str(L, "self"));
+    image.put<int32_t>(consume, L.code.argcount, 1);
+    image.put<uint64_t>(consume, L.code.varnames, varnames);
+    uint64_t type = image.allocate(L.type_name + 8 + 16);
+    image.put<uint64_t>(type, L.type_name, type + L.type_name + 8);
+    uint64_t tp_name = 0;  // "Parser\0", the C string tp_name points at
+    std::memcpy(&tp_name, "Parser", 7);
+    image.put<uint64_t>(type, L.type_name + 8, tp_name);
+    uint64_t self = image.allocate(32);
+    image.put<uint64_t>(self, L.ob_type, type);
+    image.put<uint64_t>(caller, L.frame.localsplus, self);
+  }
   scene.whole = image.snapshot();
-  if (tear == Tear::kCycle) {
+  if (tear == Tear::kSelfCleared) {
+    image.put<uint64_t>(caller, L.frame.localsplus, 0);
+  } else if (tear == Tear::kCycle) {
     image.put<uint64_t>(base, L.frame.previous, caller);
   } else if (tear == Tear::kCallerUnlinked) {
     image.put<uint64_t>(caller, L.frame.previous, 0);
@@ -301,6 +320,21 @@ TEST_P(WalkerChainEnd, ReusedCurrentFrameIsReadAgainNotAnEmptyStack) { expect_wh
 class WalkerFreedFrame : public ::testing::TestWithParam<int> {};
 
 TEST_P(WalkerFreedFrame, ChainThroughAFreedFrameIsReadAgain) { expect_whole_after_one_reread(GetParam(), Tear::kFreedFrame, true); }
+
+// A method seen first in a frame whose `self` is already cleared: the walk is read again, so
+// that the method is named with its class (once named without, it would stay so for the run:
+// CI read Worker.process as "no data" on 3.8 and 3.10).
+TEST_P(WalkerFreedFrame, MethodWithItsSelfClearedIsReadAgainAndNamedWithItsClass) {
+  Scene scene = make_scene(GetParam(), Tear::kSelfCleared);
+  TearingMemory memory(scene, 1);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  ASSERT_EQ(threads[0].frames.size(), 3u);
+  EXPECT_EQ(threads[0].frames[1].code->qualname, "Parser.consume");
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerFreedFrame, ::testing::Values(8, 9, 10),
                          [](const auto& info) { return "Python3_" + std::to_string(info.param); });
