@@ -87,7 +87,7 @@ Profile make_profile(int deep) {
   };
   size_t main_pick = 0, worker_pick = 0;
   for (int tick = 1; tick <= ticks; ++tick) {
-    double t = tick * period;
+    double t = (tick - 1) * period;  // each sample stands for the period after it
     // Runs of a few samples on one stack, as real programs have.
     if (next() % 8 == 0) main_pick = next() % main_stacks.size();
     if (next() % 8 == 0) worker_pick = next() % worker_stacks.size();
@@ -103,7 +103,7 @@ Profile make_profile(int deep) {
     StackId stack = stack_of(profile, {{"deep_main", app, 200, 200}});
     auto frame = profile.frames.intern(FrameInfo{"deep_recurse", app, 210, 205});
     for (int i = 0; i < deep; ++i) stack = profile.stacks.child(stack, frame);
-    for (int tick = 1; tick <= 10; ++tick) profile.add_sample(thread, stack, tick * period, period);
+    for (int tick = 0; tick < 10; ++tick) profile.add_sample(thread, stack, tick * period, period);
   }
   return profile;
 }

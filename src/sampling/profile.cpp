@@ -71,14 +71,14 @@ void Profile::add_sample(uint32_t thread, StackId stack, double t, double second
   for (auto it = timeline.rbegin(); it != timeline.rend() && it != timeline.rbegin() + 64; ++it) {
     if (it->thread != thread) continue;
     if (it->stack == stack) {
-      it->end = t;
+      it->end = t + seconds;
       it->samples += 1;
       return;
     }
     break;
   }
   if (timeline.size() < timeline_limit) {
-    timeline.push_back(Span{thread, stack, t - seconds, t, 1});
+    timeline.push_back(Span{thread, stack, t, t + seconds, 1});
   }
 }
 

@@ -114,7 +114,8 @@ class Profile {
 
   // The index of a thread, adding it when new.
   uint32_t thread_index(uint64_t thread_id, pid_t native_id, const std::string& name);
-  // Credits one sample of `seconds` on `stack` to a thread at time `t` (seconds since start).
+  // Credits one sample on `stack` to a thread: taken at `t` (seconds since start), it stands for
+  // the `seconds` from there to the next sample.
   void add_sample(uint32_t thread, StackId stack, double t, double seconds);
   // Sum over threads.
   std::unordered_map<StackId, Weight> merged_weights() const;

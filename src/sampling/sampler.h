@@ -134,7 +134,10 @@ class Sampler {
  private:
   void run();
   RunSwitch switch_run(Mode mode, double rate_hz);  // mutex_ held
-  void take_sample(double now, double dt);
+  // One sample, begun at `start`, woken `lateness` after its time. It stands for that lateness,
+  // its own reading time and `gap`, the sleep that follows it (drawn ahead, see run()). Returns
+  // the monotonic time its reading finished.
+  double take_sample(double start, double lateness, double gap);
   // Under mutex_: the walk just made, for threads_now().
   void hand_over_threads();
   StackId intern_stack(const cpython::ThreadStack& stack);

@@ -58,11 +58,11 @@ def problems_of(measurement) -> list:
     for row in measurement.rows():
         if not row.within:
             problems.append(
-                "%s: %s measured %s, truth %.3f s (%+.1f%%): off by more than the bound %.3f s "
-                "+ margin %.3f s" % (
+                "%s: %s measured %s, truth %.3f s (%+.1f%%): off by more than %g x the bound "
+                "%.3f s + margin %.3f s" % (
                     measurement.label, row.function,
                     "no data" if row.measured is None else "%.3f s" % row.measured, row.truth,
-                    100 * row.relative, row.bound, row.margin()))
+                    100 * row.relative, support.BOUND_FACTOR, row.bound, row.margin()))
     return problems
 
 

@@ -102,13 +102,13 @@ class Row:
         what the bound leaves out on a busy machine (uneven sample spacing, docs/accuracy.md);
         5 µs per call, because the truth is read inside the function's body (truth.py) and
         the frame lives a little longer than that, about a µs per call; 2 ms for rounding.
-        So a bias of 3 % still fails where the bound is under 2 %, which the run lengths give
-        the outermost functions at 1 kHz and every function of the server at 10 kHz."""
+        With support.BOUND_FACTOR, a bias of 3 % still fails where the bound is under 1 %,
+        which the run lengths give every function of the server at 10 kHz."""
         return 0.01 * self.truth + 5e-6 * self.calls + 0.002
 
     @property
     def within(self) -> bool:
-        return abs(self.difference) <= self.bound + self.margin()
+        return abs(self.difference) <= support.BOUND_FACTOR * self.bound + self.margin()
 
 
 @dataclasses.dataclass
@@ -265,5 +265,6 @@ def measure(spyglass: str, python: str, python_id: str, environment: venvs.Envir
 
 
 def combined_bound(first: Row, second: Row) -> float:
-    """The bound on the difference of two independent estimates."""
-    return math.sqrt(first.bound ** 2 + second.bound ** 2)
+    """The bound on the difference of two independent estimates (support.BOUND_FACTOR times
+    the 95 % bound, as for one estimate)."""
+    return support.BOUND_FACTOR * math.sqrt(first.bound ** 2 + second.bound ** 2)

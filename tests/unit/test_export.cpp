@@ -38,10 +38,10 @@ Profile small_profile() {
   uint32_t t0 = p.thread_index(1, 101, "MainThread");
   uint32_t t1 = p.thread_index(2, 102, "");
   double t = 0;
-  for (StackId s : {s1, s1, s2, s3, s2}) {
-    t += 0.01;
+  for (StackId s : {s1, s1, s2, s3, s2}) {  // each sample stands for the 10 ms after it
     p.add_sample(t0, s, t, 0.01);
     p.add_sample(t1, s == s3 ? sampling::kRootStack : s1, t, 0.01);
+    t += 0.01;
   }
   return p;
 }
