@@ -389,11 +389,14 @@ class Prompt {
       explained_late_ = true;
       out +=
           "            (late: taken over half a period after its time; missed: a sampling time\n"
-          "            skipped while a sample ran long, its time credited to the next one;\n"
+          "            skipped while the sampler woke a period or more late, its time to the next "
+          "one;\n"
           "            unreadable: the target changed under the walk, dropped)\n";
     }
-    out += fmt::format("stacks:     {} read again (caught mid-change), {} left incomplete\n",
-                       st.reread_stacks, st.incomplete_stacks);
+    out += fmt::format(
+        "stacks:     {} read again (caught mid-change), {} left incomplete, {} read from the "
+        "caller of a newest frame that had just returned\n",
+        st.reread_stacks, st.incomplete_stacks, st.returned_frames);
     out += fmt::format(
         "threads:    thread list read again {} times (a thread ended under us), "
         "cut short {} times, not paused {} (--blocking: exiting or ended, or slow to stop)\n",

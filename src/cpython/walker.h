@@ -42,6 +42,9 @@ struct WalkStats {
   uint64_t bad_frames = 0;
   uint64_t torn_retries = 0;  // thread stacks read again after catching a generator mid-yield
   uint64_t torn_stacks = 0;   // ... and still torn after the last retry
+  // 3.8-3.10: newest frames that had already returned when read, left out: the stack is read
+  // from their caller, where the thread had gone.
+  uint64_t returned_frames = 0;
   uint64_t thread_list_retries = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... and still cut after the last retry: threads lost
 };

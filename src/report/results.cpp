@@ -598,6 +598,7 @@ nlohmann::json to_json(const Results& results) {
                         {"missed_samples", results.missed_samples},
                         {"thread_samples", results.thread_samples},
                         {"reread_stacks", results.reread_stacks},
+                        {"returned_frames", results.returned_frames},
                         {"incomplete_stacks", results.incomplete_stacks},
                         {"unreadable_samples", results.unreadable_samples},
                         {"reread_thread_lists", results.reread_thread_lists},

@@ -80,6 +80,9 @@ enum class Tear {
   // 3.8-3.10: `consume` is a method (`self` first) of class Parser; the torn image has its
   // frame's locals cleared, as a frame that is returning leaves them, so `self` is NULL.
   kSelfCleared,
+  // 3.8-3.10: the newest frame (`numbers`) has returned (f_back kept): the thread is in
+  // `consume` now.
+  kNewestReturned,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -156,6 +159,9 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(caller, L.frame.previous, 0);
   } else if (tear == Tear::kStaleCFrame) {
     image.put<uint64_t>(cframe, L.thread.cframe_current_frame, 0);
+  } else if (tear == Tear::kNewestReturned) {
+    image.put<int8_t>(generator, L.frame.executing,
+                      static_cast<int8_t>(L.frame.executing_state + 1));
   } else if (tear == Tear::kFreedFrame) {
     image.put<int8_t>(caller, L.frame.executing, static_cast<int8_t>(L.frame.executing_state + 1));
   } else if (tear == Tear::kReusedFrame) {
@@ -334,6 +340,22 @@ TEST_P(WalkerFreedFrame, MethodWithItsSelfClearedIsReadAgainAndNamedWithItsClass
   ASSERT_EQ(threads[0].frames.size(), 3u);
   EXPECT_EQ(threads[0].frames[1].code->qualname, "Parser.consume");
   EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+// A newest frame that has just returned is left out, and counted: the stack is its caller's,
+// read at once (read again instead, a recursive parser's samples kept landing past its fast
+// returns: its outermost function 8-10 % low).
+TEST_P(WalkerFreedFrame, ReturnedNewestFrameIsLeftOutAndTheCallerRead) {
+  Scene scene = make_scene(GetParam(), Tear::kNewestReturned);
+  TearingMemory memory(scene, 100);  // torn for good: the frame stays returned
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"consume", "<module>"}));
+  EXPECT_FALSE(threads[0].truncated);
+  EXPECT_EQ(walker.stats().torn_retries, 0u);
+  EXPECT_EQ(walker.stats().returned_frames, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerFreedFrame, ::testing::Values(8, 9, 10),
