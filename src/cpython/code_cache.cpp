@@ -195,13 +195,15 @@ std::optional<std::string> CodeCache::class_of_first_argument(uint64_t code, uin
   std::string arg_name;
   if (!read_string(first_name, arg_name, 16) || (arg_name != "self" && arg_name != "cls"))
     return std::nullopt;
+  // A frame that is returning has cleared its locals: worth another look. Past this point a
+  // failure is the class's own (a name too long or not an identifier): the plain name stays.
   if (!memory_.read_value(frame + L.frame.localsplus, first_arg) || !plausible_pointer(first_arg))
     return std::string();
   uint64_t type = first_arg;
-  if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return std::string();
+  if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return std::nullopt;
   uint64_t tp_name = 0;
   if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) || tp_name < 4096)
-    return std::string();
+    return std::nullopt;
   // tp_name is a C string of unknown length: read a little, shrinking near unmapped memory.
   char buf[128] = {};
   size_t got = 0;
@@ -213,15 +215,15 @@ std::optional<std::string> CodeCache::class_of_first_argument(uint64_t code, uin
   }
   std::string name(buf, strnlen(buf, got));
   if (name.empty() || name.size() == got)
-    return std::string();      // no terminator in reach: not a name
+    return std::nullopt;       // no terminator in reach: not a name
   auto dot = name.rfind('.');  // static types carry their module: "collections.OrderedDict"
   if (dot != std::string::npos) name = name.substr(dot + 1);
   for (char c : name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80)))
-      return std::string();
+      return std::nullopt;
   }
   if (!valid_utf8(name))
-    return std::string();  // corrupt memory: names must stay valid UTF-8 (JSON output)
+    return std::nullopt;  // corrupt memory: names must stay valid UTF-8 (JSON output)
   return name;
 }
 

@@ -81,7 +81,8 @@ class CodeCache {
   static constexpr size_t kMaxLinesPerCode = 4096;
   bool read_bytes(uint64_t addr, std::vector<uint8_t>& out, size_t max_len);
   // The class name of a method's `self` or `cls` in this frame; "" when the code is a method
-  // but the argument cannot be read; nullopt when the code is no method.
+  // but the argument is not there (a returning frame); nullopt when the code is no method or
+  // its class has no usable name.
   std::optional<std::string> class_of_first_argument(uint64_t code, uint64_t frame);
 
   process::MemoryReader& memory_;
