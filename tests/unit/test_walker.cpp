@@ -202,6 +202,20 @@ std::vector<std::string> names(const ThreadStack& stack) {
 
 class WalkerTornReads : public ::testing::TestWithParam<int> {};
 
+// One walk of a scene whose torn image is served `torn_refreshes` times (then the whole one).
+struct OneWalk {
+  OneWalk(int minor, Tear tear, int torn_refreshes)
+      : scene(make_scene(minor, tear)),
+        memory(scene, torn_refreshes),
+        walker(memory, WalkerConfig{scene.layout, scene.runtime}) {
+    EXPECT_TRUE(walker.walk(threads));
+  }
+  Scene scene;
+  TearingMemory memory;
+  StackWalker walker;
+  std::vector<ThreadStack> threads;
+};
+
 // The torn image once, then the whole one: the walk reads again and keeps the whole stack.
 void expect_whole_after_one_reread(int minor, Tear tear, bool check_not_truncated) {
   Scene scene = make_scene(minor, tear);
@@ -266,15 +280,11 @@ TEST_P(WalkerTornReads, RetriesAreBoundedAndTheTornStackIsMarked) {
 TEST_P(WalkerTornReads, CycleIsReadAgain) { expect_whole_after_one_reread(GetParam(), Tear::kCycle, true); }
 
 TEST_P(WalkerTornReads, CycleThatStaysIsCutShort) {
-  Scene scene = make_scene(GetParam(), Tear::kCycle);
-  TearingMemory memory(scene, 1000);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_TRUE(threads[0].torn);
-  EXPECT_LT(threads[0].frames.size(), 16u);  // a few laps at most, not max_depth
-  EXPECT_EQ(walker.stats().torn_stacks, 1u);
+  OneWalk walk(GetParam(), Tear::kCycle, 1000);
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_TRUE(walk.threads[0].torn);
+  EXPECT_LT(walk.threads[0].frames.size(), 16u);  // a few laps at most, not max_depth
+  EXPECT_EQ(walk.walker.stats().torn_stacks, 1u);
 }
 
 // One version per frame model and thread-state shape: frame objects (3.8-3.10), frames
@@ -331,31 +341,23 @@ TEST_P(WalkerFreedFrame, ChainThroughAFreedFrameIsReadAgain) { expect_whole_afte
 // that the method is named with its class (once named without, it would stay so for the run:
 // CI read Worker.process as "no data" on 3.8 and 3.10).
 TEST_P(WalkerFreedFrame, MethodWithItsSelfClearedIsReadAgainAndNamedWithItsClass) {
-  Scene scene = make_scene(GetParam(), Tear::kSelfCleared);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  ASSERT_EQ(threads[0].frames.size(), 3u);
-  EXPECT_EQ(threads[0].frames[1].code->qualname, "Parser.consume");
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
+  OneWalk walk(GetParam(), Tear::kSelfCleared, 1);
+  ASSERT_EQ(walk.threads.size(), 1u);
+  ASSERT_EQ(walk.threads[0].frames.size(), 3u);
+  EXPECT_EQ(walk.threads[0].frames[1].code->qualname, "Parser.consume");
+  EXPECT_EQ(walk.walker.stats().torn_retries, 1u);
 }
 
 // A newest frame that has just returned is left out, and counted: the stack is its caller's,
 // read at once (read again instead, a recursive parser's samples kept landing past its fast
 // returns: its outermost function 8-10 % low).
 TEST_P(WalkerFreedFrame, ReturnedNewestFrameIsLeftOutAndTheCallerRead) {
-  Scene scene = make_scene(GetParam(), Tear::kNewestReturned);
-  TearingMemory memory(scene, 100);  // torn for good: the frame stays returned
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"consume", "<module>"}));
-  EXPECT_FALSE(threads[0].truncated);
-  EXPECT_EQ(walker.stats().torn_retries, 0u);
-  EXPECT_EQ(walker.stats().returned_frames, 1u);
+  OneWalk walk(GetParam(), Tear::kNewestReturned, 100);  // torn for good: it stays returned
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"consume", "<module>"}));
+  EXPECT_FALSE(walk.threads[0].truncated);
+  EXPECT_EQ(walk.walker.stats().torn_retries, 0u);
+  EXPECT_EQ(walk.walker.stats().returned_frames, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerFreedFrame, ::testing::Values(8, 9, 10),
