@@ -218,45 +218,33 @@ struct OneWalk {
 
 // The torn image once, then the whole one: the walk reads again and keeps the whole stack.
 void expect_whole_after_one_reread(int minor, Tear tear, bool check_not_truncated) {
-  Scene scene = make_scene(minor, tear);
-  TearingMemory memory(scene, 1);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  OneWalk walk(minor, tear, 1);
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
   if (check_not_truncated) {
-    EXPECT_FALSE(threads[0].truncated);
+    EXPECT_FALSE(walk.threads[0].truncated);
   }
-  EXPECT_EQ(walker.stats().torn_retries, 1u);
+  EXPECT_EQ(walk.walker.stats().torn_retries, 1u);
 }
 
 TEST_P(WalkerTornReads, ConsistentStackIsReadOnce) {
-  Scene scene = make_scene(GetParam());
-  TearingMemory memory(scene, 0);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_FALSE(threads[0].truncated);
-  EXPECT_EQ(memory.refreshes, 0);
-  EXPECT_EQ(walker.stats().torn_retries, 0u);
+  OneWalk walk(GetParam(), Tear::kGeneratorUnlinked, 0);
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(walk.threads[0].truncated);
+  EXPECT_EQ(walk.memory.refreshes, 0);
+  EXPECT_EQ(walk.walker.stats().torn_retries, 0u);
 }
 
 TEST_P(WalkerTornReads, GeneratorCaughtMidYieldIsReadAgain) {
-  Scene scene = make_scene(GetParam());
-  TearingMemory memory(scene, 2);
-  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
-  std::vector<ThreadStack> threads;
-  ASSERT_TRUE(walker.walk(threads));
-  ASSERT_EQ(threads.size(), 1u);
-  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
-  EXPECT_FALSE(threads[0].truncated);
-  EXPECT_FALSE(threads[0].torn);
-  EXPECT_EQ(memory.refreshes, 2);
-  EXPECT_EQ(walker.stats().torn_retries, 2u);
-  EXPECT_EQ(walker.stats().torn_stacks, 0u);
+  OneWalk walk(GetParam(), Tear::kGeneratorUnlinked, 2);
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(walk.threads[0].truncated);
+  EXPECT_FALSE(walk.threads[0].torn);
+  EXPECT_EQ(walk.memory.refreshes, 2);
+  EXPECT_EQ(walk.walker.stats().torn_retries, 2u);
+  EXPECT_EQ(walk.walker.stats().torn_stacks, 0u);
 }
 
 TEST_P(WalkerTornReads, RetriesAreBoundedAndTheTornStackIsMarked) {
