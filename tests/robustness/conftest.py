@@ -8,6 +8,7 @@ them on every supported local interpreter."""
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,6 +71,19 @@ def pytest_generate_tests(metafunc):
             metafunc.parametrize("robust_interpreter", [pytest.param(None, marks=pytest.mark.skip(
                 reason="no supported CPython found (see tests/lib/interpreters.py)"))],
                 ids=["none-found"])
+
+
+def run_to_exit(command, attempt: int, timeout: float):
+    """Runs a spyglass command that must end by itself (with the program it runs): returns its
+    exit status, stdout and stderr as text; a hang fails the test, naming the attempt."""
+    try:
+        completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail("attempt %d: %s hung (no exit within %g s)" % (
+            attempt, " ".join(str(part) for part in command[1:3]), timeout))
+    return (completed.returncode, completed.stdout.decode(errors="replace"),
+            completed.stderr.decode(errors="replace"))
 
 
 def program(name: str) -> str:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import support
-from conftest import program
+from conftest import program, run_to_exit
 
 # How long spyglass may take to notice the program's end and print its results (well under a
 # second when it works; before the fix it waited for ever).
@@ -78,14 +78,8 @@ def test_run_ends_when_main_thread_exits_with_workers_alive(
         command = [spyglass_bin, "run", "--blocking", "-r", "1000", "-f", "spin", "worker_spin",
                    "--", robust_interpreter.path, program("exiting_threads.py"), "main-exits",
                    "1.0", "3"]
-        try:
-            completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, timeout=30)
-        except subprocess.TimeoutExpired:
-            pytest.fail("attempt %d: run --blocking hung (no exit within 30 s)" % attempt)
-        errors = completed.stderr.decode(errors="replace")
-        assert completed.returncode == 3, (attempt, completed.returncode, errors)
-        text = completed.stdout.decode(errors="replace")
+        returncode, text, errors = run_to_exit(command, attempt, 30)
+        assert returncode == 3, (attempt, returncode, errors)
         assert "spin" in text and "worker_spin" in text, (text, errors)
         assert "sampling stopped" not in text + errors, (text, errors)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import support
-from conftest import program
+from conftest import program, run_to_exit
 
 
 def start_spyglass(spyglass_bin, args, **kwargs):
@@ -113,11 +113,6 @@ def test_run_blocking_finishes_and_keeps_exit_status(robust_interpreter, spyglas
     for attempt in range(3):
         command = [spyglass_bin, "run", "--blocking", "-r", "1000", "-f", "spin", "--",
                    robust_interpreter.path, program("lifecycle.py"), "exit-status", "1.5"]
-        try:
-            completed = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("attempt %d: run --blocking hung (no exit within 60 s)" % attempt)
-        errors = completed.stderr.decode(errors="replace")
-        assert completed.returncode == 3, (attempt, completed.returncode, errors)
-        assert "spin" in completed.stdout.decode(errors="replace"), errors
+        returncode, text, errors = run_to_exit(command, attempt, 60)
+        assert returncode == 3, (attempt, returncode, errors)
+        assert "spin" in text, errors
