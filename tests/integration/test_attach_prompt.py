@@ -56,13 +56,16 @@ def attach(spyglass_bin, tmp_path):
 
 
 def command(child, line, *expected):
-    """Sends a line, expects each pattern in turn and then the next prompt; returns what was
-    printed between the echoed line and the prompt."""
+    """Sends a line, expects each pattern in turn and then the next prompt; returns everything
+    printed before the prompt, the matched patterns included (a check on the returned text must
+    not depend on whether the line it looks for was consumed by an expected pattern)."""
     child.sendline(line)
+    printed = []
     for pattern in expected:
         child.expect(pattern)
+        printed += [child.before, child.after]
     child.expect_exact(PROMPT)
-    return child.before
+    return "".join(printed) + child.before
 
 
 def test_session(attach, demo_app, tmp_path):
