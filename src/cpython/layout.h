@@ -148,6 +148,34 @@ struct Layout {
     uint64_t data = 0;
   } chunk;
 
+  // What async-aware sampling reads (cpython/tasks.cpp): asyncio's task registries, a task's
+  // coroutine, and the chain of coroutines each suspended one awaits. 0: absent in the version
+  // (3.14+: the task fields come from the `_asyncio` module's own AsyncioDebug table instead).
+  struct Async {
+    uint64_t interp_modules = 0;  // sys.modules: PyInterpreterState.modules (imports.modules)
+    uint64_t module_dict = 0;     // PyModuleObject.md_dict
+    // Generators and coroutines (PyGenObject, PyCoroObject share the head).
+    uint64_t gen_frame = 0;        // 3.8-3.10: gi_frame, a PyFrameObject* (NULL once finished)
+    uint64_t gen_running = 0;      // 3.8-3.9: gi_running (char)
+    uint64_t gen_iframe = 0;       // 3.11+: gi_iframe, the embedded _PyInterpreterFrame
+    uint64_t gen_frame_state = 0;  // 3.11+: gi_frame_state (int8)
+    // The values of a suspended generator's state, first to last: 3.10 the frame's f_state
+    // (Layout::frame.executing), 3.11+ gi_frame_state. 3.8-3.9 have no state (gi_running and
+    // f_lasti tell).
+    int gen_suspended_first = 0;
+    int gen_suspended_last = 0;
+    // The top of a suspended frame's value stack: what it awaits (`yield from` / `await`).
+    uint64_t frame_stack_pointer = 0;  // 3.8-3.9 f_stacktop; 3.14+ stackpointer (a pointer)
+    uint64_t frame_value_stack = 0;    // 3.10: f_valuestack (a pointer) ...
+    uint64_t frame_stack_depth = 0;    // ... and f_stackdepth (int)
+    uint64_t frame_stack_top = 0;      // 3.11-3.13: stacktop (int, slots after localsplus)
+    bool stack_is_tagged = false;      // 3.14+: stack slots are _PyStackRef (clear low bits)
+    // _asyncio's C task (TaskObj, Modules/_asynciomodule.c), 3.8-3.13; 3.14+ read at run time.
+    uint64_t task_size = 0;
+    uint64_t task_coro = 0;
+    uint64_t task_name = 0;
+  } async;
+
   uint64_t ob_type = 8;
   uint64_t type_name = 24;    // PyTypeObject.tp_name (char*), every version
   uint64_t tuple_items = 24;  // PyTupleObject.ob_item, every version
