@@ -45,10 +45,10 @@ def read_truth(path) -> dict:
         return json.load(handle)
 
 
-def accuracy_table(truth: dict, measured: dict) -> str:
+def accuracy_table(truth: dict, measured: dict, targets=support.WORKLOAD_TARGETS) -> str:
     lines = ["%-18s %10s %10s %10s %10s %8s" % ("function", "truth s", "measured s", "diff s",
                                               "± bound s", "samples")]
-    for name in support.WORKLOAD_TARGETS:
+    for name in targets:
         true_seconds = truth["functions"].get(name, {}).get("seconds", 0.0)
         item = measured.get(name, {})
         seconds = item.get("seconds") or 0.0
@@ -58,7 +58,8 @@ def accuracy_table(truth: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def accuracy_problems(truth: dict, document: dict, interpreter_minor) -> list:
+def accuracy_problems(truth: dict, document: dict, interpreter_minor,
+                      targets=support.WORKLOAD_TARGETS) -> list:
     """Each target outside its error bound (support.BOUND_FACTOR times it, plus a small
     tolerance for the call-site timing itself).
 
@@ -68,7 +69,7 @@ def accuracy_problems(truth: dict, document: dict, interpreter_minor) -> list:
     frame exists (about 1 % of its time on a busy machine). The tolerance covers it."""
     measured = support.function_rows(document)
     problems = []
-    for name in support.WORKLOAD_TARGETS:
+    for name in targets:
         true_seconds = truth["functions"][name]["seconds"]
         item = measured.get(name)
         if item is None:
@@ -104,10 +105,11 @@ def check(request, interpreter, truth: dict, document: dict, how: str) -> None:
     assert not problems, "%s\n%s\n%s" % ("\n".join(problems), header, table)
 
 
-def run_workload_under_spyglass(spyglass_bin, interpreter, workload, tmp_path, extra=()):
+def run_workload_under_spyglass(spyglass_bin, interpreter, workload, tmp_path, extra=(),
+                                targets=support.WORKLOAD_TARGETS):
     truth_file = tmp_path / "truth.json"
     out_file = tmp_path / "results.json"
-    command = [spyglass_bin, "run", "-f"] + support.WORKLOAD_TARGETS + list(extra) + [
+    command = [spyglass_bin, "run", "-f"] + list(targets) + list(extra) + [
         "--format", "json", "-o", str(out_file), "--", interpreter.path, str(workload),
         "--iterations", str(ITERATIONS), "--truth", str(truth_file)]
     result = support.run_command(command, timeout=120)
