@@ -46,6 +46,57 @@ print(address)
 """
 
 
+# Python program run by --python for the fields no installed header gives (their spec says
+# `why`): it finds each in a live object of that interpreter and prints {field: number}.
+#   async.module_dict  PyModuleObject.md_dict (Objects/moduleobject.c before 3.10): the word
+#                      of the `sys` module that points at sys.__dict__;
+#   async.task_*       _asyncio's TaskObj (Modules/_asynciomodule.c, never in a header): the
+#                      words of a fresh _asyncio.Task that point at its coroutine and its name,
+#                      and its size, _asyncio.Task.__basicsize__. The basic size is sizeof(TaskObj):
+#                      the GC header lies before the object and is not counted; up to 3.12 the
+#                      instance dict and weak-reference list are members of TaskObj (counted,
+#                      and they are in the struct); from 3.13 they are managed (Py_TPFLAGS_
+#                      MANAGED_DICT / MANAGED_WEAKREF, stored before the object, not counted).
+# Each offset is where the one aligned word holding the pointer is; none or several is an error.
+PROBE = r"""
+import asyncio, ctypes, json, sys
+
+def words_pointing_at(obj, target):
+    size = type(obj).__basicsize__
+    raw = ctypes.string_at(id(obj), size)
+    want = id(target).to_bytes(8, sys.byteorder)
+    return [at for at in range(0, size - 7, 8) if raw[at:at + 8] == want]
+
+def one(found, what):
+    if len(found) != 1:
+        raise SystemExit("probe: %d words point at %s: %s" % (len(found), what, found))
+    return found[0]
+
+wanted = sys.argv[1].split(",")
+out = {}
+if "async.module_dict" in wanted:
+    out["async.module_dict"] = one(words_pointing_at(sys, sys.__dict__), "sys.__dict__")
+if any(key.startswith("async.task_") for key in wanted):
+    import _asyncio
+
+    async def probe_coroutine():
+        return None
+
+    loop = asyncio.new_event_loop()
+    coro = probe_coroutine()
+    name = "spyglass-probe-%d" % id(loop)  # a str made here, so its address is its own
+    task = _asyncio.Task(coro, loop=loop, name=name)
+    assert type(task) is _asyncio.Task
+    out["async.task_size"] = type(task).__basicsize__
+    out["async.task_coro"] = one(words_pointing_at(task, coro), "the task's coroutine")
+    out["async.task_name"] = one(words_pointing_at(task, name), "the task's name")
+    loop.run_until_complete(task)
+    loop.close()
+print(json.dumps({key: out[key] for key in wanted}))
+"""
+PROBED = ("async.module_dict", "async.task_size", "async.task_coro", "async.task_name")
+
+
 def expressions(version):
     """{name: C expression} of everything the headers can say about this version's spec."""
     exprs = {}
@@ -120,6 +171,19 @@ def header_numbers(version, include_dir, include_extra, defines=()):
         return json.loads(ran.stdout)
 
 
+def probe_numbers(version, python):
+    """{field: number} found in the live interpreter for the probed fields of the version."""
+    wanted = [key for key in PROBED if key in version.fields]
+    if not wanted:
+        return {}
+    probed = subprocess.run([python, "-c", PROBE, ",".join(wanted)], capture_output=True,
+                            text=True)
+    if probed.returncode != 0:
+        raise RuntimeError(f"{python} could not probe {', '.join(wanted)}: "
+                           f"{probed.stdout}{probed.stderr}")
+    return json.loads(probed.stdout.strip().splitlines()[-1])
+
+
 def spyglass_numbers(dumper, version_text, python):
     if python is None:
         out = subprocess.run([dumper, "--version", version_text], capture_output=True, text=True)
@@ -143,15 +207,20 @@ def absent_value(key):
     return -1 if key.startswith("frame.owner_") else 0
 
 
-def compare(version, headers, actual):
-    """The list of mismatches between the headers' numbers, the spec and spyglass's layout."""
+def compare(version, headers, actual, probed=None):
+    """The list of mismatches between the headers' numbers, the spec and spyglass's layout
+    (and `probed`, what a live interpreter showed for the fields no header gives)."""
     problems = []
     text = version.text
+    probed = probed or {}
     for key, field in version.fields.items():
         if key not in actual:
             problems.append(f"{text} {key}: spyglass has no such field")
         elif field.c and headers.get(key) != actual[key]:
             problems.append(f"{text} {key}: headers say {headers.get(key)} ({field.c}), "
+                            f"spyglass says {actual[key]}")
+        elif key in probed and probed[key] != actual[key]:
+            problems.append(f"{text} {key}: the live interpreter shows {probed[key]}, "
                             f"spyglass says {actual[key]}")
         elif not field.c and field.value is not None and field.value != actual[key]:
             problems.append(f"{text} {key}: the spec says {field.value}, spyglass says "
@@ -201,12 +270,16 @@ def main():
             parser.error("--dumper is needed unless --print")
         if version.reads_debug_offsets and args.python is None:
             parser.error("3.13+ layouts come from a live interpreter: pass --python")
+        if args.python is None and any(key in version.fields for key in PROBED):
+            parser.error(f"{args.version}'s spec has fields no header gives, checked in a live "
+                         f"interpreter: pass --python")
         actual = spyglass_numbers(args.dumper, args.version,
                                   args.python if version.reads_debug_offsets else None)
+        probed = probe_numbers(version, args.python)
     except (RuntimeError, subprocess.CalledProcessError, OSError, ValueError) as error:
         print(f"check_layouts: cannot check {args.version}: {error}", file=sys.stderr)
         return 2
-    problems = compare(version, headers, actual)
+    problems = compare(version, headers, actual, probed)
     for problem in problems:
         print(problem)
     if problems:
@@ -215,7 +288,8 @@ def main():
     checked = len(expressions(version))
     print(f"{args.version}: all {checked} numbers match the headers "
           f"({len(version.fields)} fields, their widths"
-          f"{', the _Py_DebugOffsets shape' if version.reads_debug_offsets else ''})")
+          f"{', the _Py_DebugOffsets shape' if version.reads_debug_offsets else ''})"
+          f"{'; %d found in a live interpreter' % len(probed) if probed else ''}")
     return 0
 
 

@@ -109,6 +109,21 @@ def test_checker_flags_a_wrong_debug_offsets_shape():
     assert any("_Py_DebugOffsets thread_state.current_frame" in p for p in problems), problems
 
 
+def test_checker_flags_what_the_live_interpreter_contradicts():
+    """The fields no header gives (TaskObj, 3.8's md_dict) are checked against what a live
+    interpreter shows: a probe that disagrees with spyglass must fail."""
+    checker = load_checker()
+    version = cpython_versions.SPEC.versions[8]
+    good = {key: field.value for key, field in version.fields.items()}
+    headers = dict(good)
+    headers.update(checker.expected_numbers(version))
+    probed = {key: good[key] for key in checker.PROBED}
+    assert checker.compare(version, headers, dict(good), probed) == []
+    problems = checker.compare(version, headers, dict(good),
+                               dict(probed, **{"async.task_coro": good["async.task_coro"] + 8}))
+    assert len(problems) == 1 and "async.task_coro" in problems[0], problems
+
+
 def test_checker_flags_a_wrong_version(dumper):
     """The 3.9 table compared with 3.8's headers must fail: the check has teeth."""
     pyenv = interpreters.discover_pyenv()
