@@ -16,7 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = REPO_ROOT / "src" / "cpython" / "versions.toml"
 
 # The groups of Layout (src/cpython/layout.h); `object` is Layout's top level.
-GROUPS = ("runtime", "interp", "thread", "frame", "code", "unicode", "bytes", "chunk", "object")
+GROUPS = ("runtime", "interp", "thread", "frame", "code", "unicode", "bytes", "chunk", "async",
+          "object")
 FRAME_MODELS = {"frame_object": "FrameModel::kFrameObject",
                 "interpreter_frame": "FrameModel::kInterpreterFrame"}
 LINE_TABLES = {"lnotab": "LineTableFormat::kLnotab",

@@ -56,6 +56,18 @@ Layout layout_38() {
   l.unicode.compact_data = 72;  // sizeof(PyCompactUnicodeObject)
   l.bytes.size = 16;  // offsetof(PyBytesObject, ob_base.ob_size)
   l.bytes.data = 32;  // offsetof(PyBytesObject, ob_sval)
+  l.async.interp_modules = 56;  // offsetof(PyInterpreterState, modules)
+  // PyModuleObject is defined in Objects/moduleobject.c until 3.9 (no header): md_dict follows PyObject_HEAD; check_layouts.py finds sys.__dict__ there in a live module
+  l.async.module_dict = 16;
+  l.async.gen_frame = 16;  // offsetof(PyGenObject, gi_frame)
+  l.async.gen_running = 24;  // offsetof(PyGenObject, gi_running)
+  l.async.frame_stack_pointer = 72;  // offsetof(PyFrameObject, f_stacktop)
+  // sizeof(TaskObj), Modules/_asynciomodule.c (no header); checked as _asyncio.Task.__basicsize__
+  l.async.task_size = 144;
+  // offsetof(TaskObj, task_coro), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_coro = 112;
+  // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_name = 120;
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -103,13 +115,25 @@ Layout layout_39() {
   l.unicode.compact_data = 72;  // sizeof(PyCompactUnicodeObject)
   l.bytes.size = 16;  // offsetof(PyBytesObject, ob_base.ob_size)
   l.bytes.data = 32;  // offsetof(PyBytesObject, ob_sval)
+  l.async.interp_modules = 856;  // offsetof(PyInterpreterState, modules)
+  // PyModuleObject is defined in Objects/moduleobject.c until 3.9 (no header): md_dict follows PyObject_HEAD; check_layouts.py finds sys.__dict__ there in a live module
+  l.async.module_dict = 16;
+  l.async.gen_frame = 16;  // offsetof(PyGenObject, gi_frame)
+  l.async.gen_running = 24;  // offsetof(PyGenObject, gi_running)
+  l.async.frame_stack_pointer = 72;  // offsetof(PyFrameObject, f_stacktop)
+  // sizeof(TaskObj), Modules/_asynciomodule.c (no header); checked as _asyncio.Task.__basicsize__
+  l.async.task_size = 184;
+  // offsetof(TaskObj, task_coro), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_coro = 152;
+  // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_name = 160;
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
   return l;
 }
 
-// CPython 3.10: transcribed from its headers (internal/pycore_runtime.h, internal/pycore_interp.h, frameobject.h).
+// CPython 3.10: transcribed from its headers (internal/pycore_runtime.h, internal/pycore_interp.h, frameobject.h, internal/pycore_moduleobject.h).
 Layout layout_310() {
   Layout l;
   l.frame_model = FrameModel::kFrameObject;
@@ -149,13 +173,26 @@ Layout layout_310() {
   l.unicode.compact_data = 72;  // sizeof(PyCompactUnicodeObject)
   l.bytes.size = 16;  // offsetof(PyBytesObject, ob_base.ob_size)
   l.bytes.data = 32;  // offsetof(PyBytesObject, ob_sval)
+  l.async.interp_modules = 856;  // offsetof(PyInterpreterState, modules)
+  l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
+  l.async.gen_frame = 16;  // offsetof(PyGenObject, gi_frame)
+  // sizeof(TaskObj), Modules/_asynciomodule.c (no header); checked as _asyncio.Task.__basicsize__
+  l.async.task_size = 192;
+  // offsetof(TaskObj, task_coro), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_coro = 160;
+  // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_name = 168;
+  l.async.gen_suspended_first = -1;  // FRAME_SUSPENDED
+  l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED
+  l.async.frame_value_stack = 64;  // offsetof(PyFrameObject, f_valuestack)
+  l.async.frame_stack_depth = 80;  // offsetof(PyFrameObject, f_stackdepth)
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
   return l;
 }
 
-// CPython 3.11: transcribed from its headers (internal/pycore_runtime.h, internal/pycore_interp.h, internal/pycore_frame.h).
+// CPython 3.11: transcribed from its headers (internal/pycore_runtime.h, internal/pycore_interp.h, internal/pycore_frame.h, internal/pycore_moduleobject.h).
 Layout layout_311() {
   Layout l;
   l.frame_model = FrameModel::kInterpreterFrame;
@@ -202,13 +239,28 @@ Layout layout_311() {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.interp_modules = 888;  // offsetof(PyInterpreterState, modules)
+  l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
+  l.async.gen_iframe = 80;  // offsetof(PyGenObject, gi_iframe)
+  l.async.gen_frame_state = 75;  // offsetof(PyGenObject, gi_frame_state)
+  l.async.gen_suspended_first = -1;  // FRAME_SUSPENDED
+  l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED
+  l.async.frame_stack_top = 64;  // offsetof(_PyInterpreterFrame, stacktop)
+  // !__builtin_types_compatible_p(__typeof__(((_PyInterpreterFrame *)0)->localsplus[0]), PyObject *)
+  l.async.stack_is_tagged = false;
+  // sizeof(TaskObj), Modules/_asynciomodule.c (no header); checked as _asyncio.Task.__basicsize__
+  l.async.task_size = 176;
+  // offsetof(TaskObj, task_coro), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_coro = 136;
+  // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_name = 144;
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
   return l;
 }
 
-// CPython 3.12: transcribed from its headers (internal/pycore_runtime.h, internal/pycore_interp.h, internal/pycore_frame.h, internal/pycore_gil.h).
+// CPython 3.12: transcribed from its headers (internal/pycore_runtime.h, internal/pycore_interp.h, internal/pycore_frame.h, internal/pycore_gil.h, internal/pycore_moduleobject.h).
 Layout layout_312() {
   Layout l;
   l.frame_model = FrameModel::kInterpreterFrame;
@@ -257,6 +309,21 @@ Layout layout_312() {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.interp_modules = 944;  // offsetof(PyInterpreterState, imports.modules)
+  l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
+  l.async.gen_iframe = 72;  // offsetof(PyGenObject, gi_iframe)
+  l.async.gen_frame_state = 67;  // offsetof(PyGenObject, gi_frame_state)
+  l.async.gen_suspended_first = -1;  // FRAME_SUSPENDED
+  l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED
+  l.async.frame_stack_top = 64;  // offsetof(_PyInterpreterFrame, stacktop)
+  // !__builtin_types_compatible_p(__typeof__(((_PyInterpreterFrame *)0)->localsplus[0]), PyObject *)
+  l.async.stack_is_tagged = false;
+  // sizeof(TaskObj), Modules/_asynciomodule.c (no header); checked as _asyncio.Task.__basicsize__
+  l.async.task_size = 176;
+  // offsetof(TaskObj, task_coro), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_coro = 136;
+  // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_name = 144;
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -342,6 +409,22 @@ void read_313(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // offsetof(PyInterpreterState, imports.modules)
+  l.async.interp_modules = t.offset("interpreter_state.imports_modules", 11, 6, 8);
+  l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
+  l.async.gen_iframe = 72;  // offsetof(PyGenObject, gi_iframe)
+  l.async.gen_frame_state = 67;  // offsetof(PyGenObject, gi_frame_state)
+  l.async.gen_suspended_first = -2;  // FRAME_SUSPENDED
+  l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED_YIELD_FROM
+  l.async.frame_stack_top = 64;  // offsetof(_PyInterpreterFrame, stacktop)
+  // !__builtin_types_compatible_p(__typeof__(((_PyInterpreterFrame *)0)->localsplus[0]), PyObject *)
+  l.async.stack_is_tagged = false;
+  // sizeof(TaskObj), Modules/_asynciomodule.c (no header); checked as _asyncio.Task.__basicsize__
+  l.async.task_size = 144;
+  // offsetof(TaskObj, task_coro), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_coro = 120;
+  // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
+  l.async.task_name = 128;
   l.ob_type = t.offset("pyobject.ob_type", 45, 44, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 47, 46, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 51, 50, 8);  // offsetof(PyTupleObject, ob_item)
@@ -359,6 +442,7 @@ void read_314(const DebugTable& t, Layout& l) {
   l.code.size = t.size("code_object.size", 39);  // sizeof(PyCodeObject)
   t.size("unicode_object.size", 77);
   t.size("bytes_object.size", 74);
+  t.size("gen_object.size", 83);
   t.size("pyobject.size", 50);
   t.size("type_object.size", 52);
   t.size("tuple_object.size", 56);
@@ -427,6 +511,19 @@ void read_314(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // offsetof(PyInterpreterState, imports.modules)
+  l.async.interp_modules = t.offset("interpreter_state.imports_modules", 12, 6, 8);
+  l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
+  // offsetof(PyGenObject, gi_iframe)
+  l.async.gen_iframe = t.offset("gen_object.gi_iframe", 85, 83, 88);
+  // offsetof(PyGenObject, gi_frame_state)
+  l.async.gen_frame_state = t.offset("gen_object.gi_frame_state", 86, 83, 1);
+  l.async.gen_suspended_first = -2;  // FRAME_SUSPENDED
+  l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED_YIELD_FROM
+  // !__builtin_types_compatible_p(__typeof__(((_PyInterpreterFrame *)0)->localsplus[0]), PyObject *)
+  l.async.stack_is_tagged = true;
+  // offsetof(_PyInterpreterFrame, stackpointer)
+  l.async.frame_stack_pointer = t.offset("interpreter_frame.stackpointer", 37, 31, 8);
   l.ob_type = t.offset("pyobject.ob_type", 51, 50, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 53, 52, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 57, 56, 8);  // offsetof(PyTupleObject, ob_item)
@@ -444,6 +541,7 @@ void read_315(const DebugTable& t, Layout& l) {
   l.code.size = t.size("code_object.size", 47);  // sizeof(PyCodeObject)
   t.size("unicode_object.size", 89);
   t.size("bytes_object.size", 86);
+  t.size("gen_object.size", 99);
   t.size("pyobject.size", 58);
   t.size("type_object.size", 60);
   t.size("tuple_object.size", 68);
@@ -512,6 +610,19 @@ void read_315(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // offsetof(PyInterpreterState, imports.modules)
+  l.async.interp_modules = t.offset("interpreter_state.imports_modules", 12, 6, 8);
+  l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
+  // offsetof(PyGenObject, gi_iframe)
+  l.async.gen_iframe = t.offset("gen_object.gi_iframe", 101, 99, 88);
+  // offsetof(PyGenObject, gi_frame_state)
+  l.async.gen_frame_state = t.offset("gen_object.gi_frame_state", 102, 99, 1);
+  l.async.gen_suspended_first = 1;  // FRAME_SUSPENDED
+  l.async.gen_suspended_last = 3;  // FRAME_SUSPENDED_YIELD_FROM_LOCKED
+  // !__builtin_types_compatible_p(__typeof__(((_PyInterpreterFrame *)0)->localsplus[0]), PyObject *)
+  l.async.stack_is_tagged = true;
+  // offsetof(_PyInterpreterFrame, stackpointer)
+  l.async.frame_stack_pointer = t.offset("interpreter_frame.stackpointer", 45, 39, 8);
   l.ob_type = t.offset("pyobject.ob_type", 59, 58, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 61, 60, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 69, 68, 8);  // offsetof(PyTupleObject, ob_item)
@@ -594,9 +705,21 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"unicode.compact_data", static_cast<int64_t>(l.unicode.compact_data)},
       {"bytes.size", static_cast<int64_t>(l.bytes.size)},
       {"bytes.data", static_cast<int64_t>(l.bytes.data)},
+      {"async.interp_modules", static_cast<int64_t>(l.async.interp_modules)},
+      {"async.module_dict", static_cast<int64_t>(l.async.module_dict)},
+      {"async.gen_frame", static_cast<int64_t>(l.async.gen_frame)},
+      {"async.gen_running", static_cast<int64_t>(l.async.gen_running)},
+      {"async.frame_stack_pointer", static_cast<int64_t>(l.async.frame_stack_pointer)},
+      {"async.task_size", static_cast<int64_t>(l.async.task_size)},
+      {"async.task_coro", static_cast<int64_t>(l.async.task_coro)},
+      {"async.task_name", static_cast<int64_t>(l.async.task_name)},
       {"ob_type", static_cast<int64_t>(l.ob_type)},
       {"type_name", static_cast<int64_t>(l.type_name)},
       {"tuple_items", static_cast<int64_t>(l.tuple_items)},
+      {"async.gen_suspended_first", static_cast<int64_t>(l.async.gen_suspended_first)},
+      {"async.gen_suspended_last", static_cast<int64_t>(l.async.gen_suspended_last)},
+      {"async.frame_value_stack", static_cast<int64_t>(l.async.frame_value_stack)},
+      {"async.frame_stack_depth", static_cast<int64_t>(l.async.frame_stack_depth)},
       {"thread.cframe", static_cast<int64_t>(l.thread.cframe)},
       {"thread.cframe_current_frame", static_cast<int64_t>(l.thread.cframe_current_frame)},
       {"thread.native_thread_id", static_cast<int64_t>(l.thread.native_thread_id)},
@@ -610,6 +733,10 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"chunk.size", static_cast<int64_t>(l.chunk.size)},
       {"chunk.top", static_cast<int64_t>(l.chunk.top)},
       {"chunk.data", static_cast<int64_t>(l.chunk.data)},
+      {"async.gen_iframe", static_cast<int64_t>(l.async.gen_iframe)},
+      {"async.gen_frame_state", static_cast<int64_t>(l.async.gen_frame_state)},
+      {"async.frame_stack_top", static_cast<int64_t>(l.async.frame_stack_top)},
+      {"async.stack_is_tagged", static_cast<int64_t>(l.async.stack_is_tagged)},
       {"interp.gil_pointer", static_cast<int64_t>(l.interp.gil_pointer)},
       {"interp.gil_holder", static_cast<int64_t>(l.interp.gil_holder)},
       {"interp.gil_locked", static_cast<int64_t>(l.interp.gil_locked)},

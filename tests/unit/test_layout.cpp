@@ -381,6 +381,64 @@ TEST(BuiltinLayout, PerVersionSpecifics) {
   EXPECT_FALSE(l312.frame.code_is_tagged);
 }
 
+// Layout::async (async-aware sampling): the values tools/check_layouts.py --print gives for
+// each version's headers, and for TaskObj and 3.8-3.9's md_dict (no header), the numbers a
+// live interpreter of the version shows (check_layouts.py's probe).
+TEST(BuiltinLayout, AsyncFields) {
+  const auto l38 = *builtin_layout({3, 8, 0});
+  EXPECT_EQ(l38.async.interp_modules, 56u);
+  EXPECT_EQ(l38.async.module_dict, 16u);
+  EXPECT_EQ(l38.async.gen_frame, 16u);
+  EXPECT_EQ(l38.async.gen_running, 24u);
+  EXPECT_EQ(l38.async.gen_iframe, 0u);
+  EXPECT_EQ(l38.async.gen_suspended_first, 0);  // no state: gi_running and f_lasti tell
+  EXPECT_EQ(l38.async.gen_suspended_last, 0);
+  EXPECT_EQ(l38.async.frame_stack_pointer, 72u);  // f_stacktop
+  EXPECT_EQ(l38.async.frame_value_stack, 0u);
+  EXPECT_EQ(l38.async.task_size, 144u);
+  EXPECT_EQ(l38.async.task_coro, 112u);
+  EXPECT_EQ(l38.async.task_name, 120u);
+  const auto l39 = *builtin_layout({3, 9, 0});
+  EXPECT_EQ(l39.async.interp_modules, 856u);
+  EXPECT_EQ(l39.async.gen_running, 24u);
+  EXPECT_EQ(l39.async.task_size, 184u);
+  EXPECT_EQ(l39.async.task_coro, 152u);
+  EXPECT_EQ(l39.async.task_name, 160u);
+  const auto l310 = *builtin_layout({3, 10, 0});
+  EXPECT_EQ(l310.async.gen_frame, 16u);
+  EXPECT_EQ(l310.async.gen_running, 0u);          // gone: the frame's f_state tells
+  EXPECT_EQ(l310.async.gen_suspended_first, -1);  // FRAME_SUSPENDED
+  EXPECT_EQ(l310.async.gen_suspended_last, -1);
+  EXPECT_EQ(l310.async.frame_stack_pointer, 0u);
+  EXPECT_EQ(l310.async.frame_value_stack, 64u);
+  EXPECT_EQ(l310.async.frame_stack_depth, 80u);
+  EXPECT_EQ(l310.async.task_size, 192u);
+  EXPECT_EQ(l310.async.task_coro, 160u);
+  EXPECT_EQ(l310.async.task_name, 168u);
+  const auto l311 = *builtin_layout({3, 11, 0});
+  EXPECT_EQ(l311.async.interp_modules, 888u);
+  EXPECT_EQ(l311.async.gen_frame, 0u);
+  EXPECT_EQ(l311.async.gen_iframe, 80u);
+  EXPECT_EQ(l311.async.gen_frame_state, 75u);
+  EXPECT_EQ(l311.async.gen_suspended_first, -1);
+  EXPECT_EQ(l311.async.gen_suspended_last, -1);
+  EXPECT_EQ(l311.async.frame_value_stack, 0u);
+  EXPECT_EQ(l311.async.frame_stack_top, 64u);
+  EXPECT_FALSE(l311.async.stack_is_tagged);
+  EXPECT_EQ(l311.async.task_size, 176u);
+  EXPECT_EQ(l311.async.task_coro, 136u);
+  EXPECT_EQ(l311.async.task_name, 144u);
+  const auto l312 = *builtin_layout({3, 12, 0});
+  EXPECT_EQ(l312.async.interp_modules, 944u);  // imports.modules
+  EXPECT_EQ(l312.async.module_dict, 16u);
+  EXPECT_EQ(l312.async.gen_iframe, 72u);
+  EXPECT_EQ(l312.async.gen_frame_state, 67u);
+  EXPECT_EQ(l312.async.frame_stack_top, 64u);
+  EXPECT_EQ(l312.async.task_size, 176u);
+  EXPECT_EQ(l312.async.task_coro, 136u);
+  EXPECT_EQ(l312.async.task_name, 144u);
+}
+
 TEST(DebugOffsets, Reads313) {
   const Layout l = read_layout(kRuntime313);
   EXPECT_EQ(l.version.str(), "3.13.0");
@@ -418,6 +476,18 @@ TEST(DebugOffsets, Reads313) {
   EXPECT_EQ(l.unicode.compact_data, 56u);
   EXPECT_EQ(l.bytes.data, 32u);
   EXPECT_EQ(l.chunk.data, 24u);
+  EXPECT_EQ(l.async.interp_modules, 7656u);  // from the table (imports_modules)
+  EXPECT_EQ(l.async.module_dict, 16u);
+  EXPECT_EQ(l.async.gen_iframe, 72u);  // transcribed: the 3.13 table has no gen_object
+  EXPECT_EQ(l.async.gen_frame_state, 67u);
+  EXPECT_EQ(l.async.gen_suspended_first, -2);  // FRAME_SUSPENDED
+  EXPECT_EQ(l.async.gen_suspended_last, -1);   // FRAME_SUSPENDED_YIELD_FROM
+  EXPECT_EQ(l.async.frame_stack_pointer, 0u);
+  EXPECT_EQ(l.async.frame_stack_top, 64u);
+  EXPECT_FALSE(l.async.stack_is_tagged);
+  EXPECT_EQ(l.async.task_size, 144u);
+  EXPECT_EQ(l.async.task_coro, 120u);
+  EXPECT_EQ(l.async.task_name, 128u);
 }
 
 TEST(DebugOffsets, Reads314) {
@@ -439,6 +509,16 @@ TEST(DebugOffsets, Reads314) {
   EXPECT_EQ(l.code.size, 216u);
   EXPECT_EQ(l.code.code_adaptive, 208u);
   EXPECT_EQ(l.unicode.compact_data, 56u);
+  EXPECT_EQ(l.async.interp_modules, 7688u);
+  EXPECT_EQ(l.async.gen_iframe, 72u);  // from the table's gen_object, as the next two
+  EXPECT_EQ(l.async.gen_frame_state, 67u);
+  EXPECT_EQ(l.async.frame_stack_pointer, 64u);  // interpreter_frame.stackpointer
+  EXPECT_EQ(l.async.frame_stack_top, 0u);
+  EXPECT_TRUE(l.async.stack_is_tagged);
+  EXPECT_EQ(l.async.gen_suspended_first, -2);
+  EXPECT_EQ(l.async.gen_suspended_last, -1);
+  EXPECT_EQ(l.async.task_size, 0u);  // from _asyncio's AsyncioDebug section at run time
+  EXPECT_EQ(l.async.task_coro, 0u);
 }
 
 TEST(DebugOffsets, Reads315) {
@@ -468,6 +548,15 @@ TEST(DebugOffsets, Reads315) {
   EXPECT_EQ(l.unicode.compact_data, 56u);  // from the table, new in 3.15
   EXPECT_EQ(l.tuple_items, 32u);           // PyTupleObject caches its hash since 3.14
   EXPECT_EQ(l.chunk.data, 24u);
+  EXPECT_EQ(l.async.interp_modules, 7592u);
+  EXPECT_EQ(l.async.module_dict, 16u);
+  EXPECT_EQ(l.async.gen_iframe, 72u);
+  EXPECT_EQ(l.async.gen_frame_state, 67u);
+  EXPECT_EQ(l.async.frame_stack_pointer, 64u);
+  EXPECT_TRUE(l.async.stack_is_tagged);
+  EXPECT_EQ(l.async.gen_suspended_first, 1);  // FRAME_SUSPENDED, renumbered in 3.15
+  EXPECT_EQ(l.async.gen_suspended_last, 3);   // FRAME_SUSPENDED_YIELD_FROM_LOCKED
+  EXPECT_EQ(l.async.task_name, 0u);
 }
 
 TEST(DebugOffsets, EverySupportedMinorHasALayout) {
