@@ -65,6 +65,18 @@ def expect_issue15(spyglass_bin: str, problems: List[str], what: str) -> None:  
                      "%s:\n%s" % (what, "\n".join(problems)))
 
 
+# tests/robustness/sanitize.sh runs the integration suite against an ASan build, whose sampler
+# is 2-3 times slower: as for the accuracy tests there, figures are not judged under it (the
+# runs still happen, and any sanitizer finding fails that stage).
+UNDER_SANITIZER = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("UBSAN_OPTIONS"))
+
+
+def timing_not_enforced(problems: List[str], what: str) -> None:
+    if problems and UNDER_SANITIZER:
+        pytest.skip("timing not enforced under a sanitizer build (ASAN_OPTIONS set); %s:\n%s"
+                    % (what, "\n".join(problems)))
+
+
 def async_flag_problems(document: dict, expected: bool) -> List[str]:
     value = document.get("async_aware", "(missing)")
     if value is expected:
@@ -110,8 +122,11 @@ def test_gather_async_within_bound(spyglass_bin, interpreter, workload, tmp_path
     coroutine = accuracy.accuracy_problems(truth, document, interpreter.minor,
                                            targets=[ASYNC_TARGET])
     coroutine += async_flag_problems(document, True)
+    timing_not_enforced(others, table)
+    assert not others, "\n".join(others + coroutine + [table])  # as before the feature
     expect_issue15(spyglass_bin, coroutine, table)
-    assert not coroutine + others, "\n".join(coroutine + others + [table])
+    timing_not_enforced(coroutine, table)
+    assert not coroutine, "\n".join(coroutine + [table])
 
 
 def far_below(truth: dict, document: dict, table: str) -> None:
@@ -134,6 +149,7 @@ def test_no_async_is_the_old_behaviour(spyglass_bin, workload, tmp_path):
     assert not async_flag_problems(document, False), table
     far_below(truth, document, table)
     problems = accuracy.accuracy_problems(truth, document, interpreter.minor)
+    timing_not_enforced(problems, table)
     assert not problems, "\n".join(problems + [table])
 
 
@@ -427,4 +443,5 @@ def test_async_server(spyglass_bin, interpreter, environment, program):
                 problems.append("%s: spyglass %.3f s, exact mode %.3f s: apart by more than "
                                 "%.3f s" % (row.function, row.measured or 0.0, wall, allowed))
     expect_issue15(spyglass_bin, problems, tables)
+    timing_not_enforced(problems, tables)
     assert not problems, "\n".join(problems + [tables])
