@@ -50,7 +50,7 @@ TRUTH.parser.add_argument("--clients", type=int, default=8, help="client threads
 TRUTH.parser.add_argument("--server", choices=("asyncio", "aiohttp"), default="asyncio",
                           help="asyncio streams or aiohttp.web")
 # At scale 1: rounds per client thread; a round is one request of each route.
-ROUNDS_PER_CLIENT = 40
+ROUNDS_PER_CLIENT = 60
 ROUTES = ("/compute", "/sleep", "/fanout", "/tasks", "/upload")
 UPLOAD_PIECES = 4
 UPLOAD_PIECE_BYTES = 4096
