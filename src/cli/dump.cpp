@@ -17,6 +17,7 @@ struct DumpOptions {
   int pid = 0;
   bool json = false;
   bool locals = false;
+  bool no_async = false;
   std::string capture;  // developers: save the memory image of the walk here
 };
 
@@ -70,6 +71,24 @@ nlohmann::json thread_json(const cpython::ThreadStack& t, const std::string& nam
           {"frames", std::move(frames)}};
 }
 
+// A suspended task's coroutines, innermost first (its `<await>` marker left out).
+nlohmann::json task_json(const cpython::TaskStack& task) {
+  nlohmann::json frames = nlohmann::json::array();
+  for (size_t i = 1; i < task.frames.size(); ++i) {
+    const auto& f = task.frames[i];
+    frames.push_back({{"function", f.code->qualname},
+                      {"name", f.code->name},
+                      {"file", f.code->filename},
+                      {"line", f.line},
+                      {"first_line", f.code->firstlineno}});
+  }
+  return {{"name", task.name},
+          {"address", fmt::format("{:#x}", task.task_addr)},
+          {"state", "suspended"},
+          {"truncated", task.truncated},
+          {"frames", std::move(frames)}};
+}
+
 int run_dump(const DumpOptions& opt) {
   cpython::Target target(opt.pid);
   if (!opt.capture.empty()) {
@@ -78,8 +97,12 @@ int run_dump(const DumpOptions& opt) {
                opt.capture);
   }
   std::vector<cpython::ThreadStack> stacks;
+  std::vector<cpython::TaskStack> tasks;
+  auto walk = [&] {
+    return opt.no_async ? target.walk(stacks) : target.walk_with_tasks(stacks, tasks, true);
+  };
   // A thread may appear or vanish mid-walk; one retry gives a consistent picture.
-  if (!target.walk(stacks) && !target.walk(stacks)) {
+  if (!walk() && !walk()) {
     throw Error(ErrorKind::kCorrupt,
                 fmt::format("could not read the stacks of process {}: its memory changed or did "
                             "not check out; try again",
@@ -108,6 +131,12 @@ int run_dump(const DumpOptions& opt) {
                             {"runtime_address", fmt::format("{:#x}", rt.runtime_addr)},
                             {"found_by", rt.how}}},
                           {"threads", std::move(threads)}};
+    if (!opt.no_async) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& task : tasks) list.push_back(task_json(task));
+      doc["tasks"] = std::move(list);
+      doc["tasks_source"] = target.tasks().describe();
+    }
     write_stdout(doc.dump(2) + "\n");
     return 0;
   }
@@ -133,6 +162,19 @@ int run_dump(const DumpOptions& opt) {
     }
     if (t.truncated) out += "  ... (stack truncated: too deep or changed while read)\n";
   }
+  if (!tasks.empty()) {
+    out += fmt::format("\nasyncio tasks: {} suspended (running ones are on their thread above)\n",
+                       tasks.size());
+    for (const auto& task : tasks) {
+      out += fmt::format("  task {}\n", task.name);
+      for (size_t j = 1; j < task.frames.size(); ++j) {
+        const auto& f = task.frames[j];
+        out += fmt::format("    File \"{}\", line {}, in {}\n", f.code->filename, f.line,
+                           f.code->qualname);
+      }
+      if (task.truncated) out += "    ... (chain of awaits cut short: changed while read)\n";
+    }
+  }
   write_stdout(out);
   return 0;
 }
@@ -146,6 +188,7 @@ Runner add_dump_command(CLI::App& app) {
   cmd->add_flag("--json", opt->json, "Print JSON instead of text");
   cmd->add_flag("--locals", opt->locals,
                 "Also show each frame's local variables (short values, at most 32 a frame)");
+  cmd->add_flag("--no-async", opt->no_async, "Do not list suspended asyncio tasks");
   cmd->add_option("--capture", opt->capture,
                   "Save the memory the walk reads to FILE (for tests and benchmarks)")
       ->group("Developer");

@@ -83,6 +83,8 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
   cmd.add_flag("--blocking", opt.blocking, "Pause the target's threads for each sample");
   cmd.add_flag("--no-realtime", opt.no_realtime,
                "Do not ask for real-time scheduling of the sampling thread");
+  cmd.add_flag("--no-async", opt.no_async,
+               "Wall mode: do not count suspended asyncio tasks (only what threads run)");
   cmd.add_option("--config", opt.config,
                  "TOML config file (default: spyglass.toml or "
                  "[tool.spyglass] in pyproject.toml)");
@@ -105,8 +107,8 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
 
 const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = {
-      "functions", "rate",     "interval",   "mode",  "blocking", "no_realtime", "format",
-      "output",    "duration", "per_thread", "ascii", "tree",     "merge_lines"};
+      "functions", "rate",   "interval", "mode",       "blocking", "no_realtime", "no_async",
+      "format",    "output", "duration", "per_thread", "ascii",    "tree",        "merge_lines"};
   return keys;
 }
 
@@ -141,6 +143,7 @@ void resolve(ProfileOptions& opt) {
   fill(opt.mode, config, "mode");
   fill(opt.blocking, config, "blocking");
   fill(opt.no_realtime, config, "no_realtime");
+  fill(opt.no_async, config, "no_async");
   fill(opt.format, config, "format");
   fill(opt.output, config, "output");
   fill(opt.duration, config, "duration");
@@ -165,6 +168,7 @@ void resolve(ProfileOptions& opt) {
   opt.sampler.mode = sampling::parse_mode(opt.mode.value_or("wall"));
   opt.sampler.blocking = opt.blocking.value_or(false);
   opt.sampler.realtime = !opt.no_realtime.value_or(false);
+  opt.sampler.async_tasks = !opt.no_async.value_or(false);
   if (opt.duration && !(*opt.duration > 0)) {
     throw Error(ErrorKind::kUsage, "the duration must be a positive number of seconds");
   }

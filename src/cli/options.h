@@ -18,6 +18,7 @@ struct ProfileOptions {
   std::optional<std::string> mode;
   std::optional<bool> blocking;
   std::optional<bool> no_realtime;
+  std::optional<bool> no_async;
   std::optional<std::string> format;  // table, json, or an export format
   std::optional<std::string> output;  // -o FILE
   std::optional<double> duration;

@@ -401,6 +401,13 @@ class Prompt {
         "threads:    thread list read again {} times (a thread ended under us), "
         "cut short {} times, not paused {} (--blocking: exiting or ended, or slow to stop)\n",
         st.reread_thread_lists, st.cut_thread_lists, st.unpaused_threads);
+    if (st.async_aware) {
+      out += fmt::format(
+          "tasks:      {} suspended asyncio task stacks ({}), {} tasks unreadable, {} chains "
+          "cut short, {} task lists cut short\n",
+          st.task_samples, st.tasks_source.empty() ? "no tasks yet" : st.tasks_source,
+          st.unreadable_tasks, st.cut_task_chains, st.cut_task_lists);
+    }
     out += fmt::format(
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "
         "scheduling {}\n",

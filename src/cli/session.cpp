@@ -184,6 +184,12 @@ report::Results Session::results() const {
         "--blocking reads them exactly",
         status.reread_stacks, status.thread_samples));
   }
+  if (status.unreadable_tasks || status.cut_task_lists) {
+    results.notes.push_back(fmt::format(
+        "asyncio: {} task readings could not be read (a task class without asyncio's C layout, "
+        "or damaged) and {} task lists broke off: their time is not counted",
+        status.unreadable_tasks, status.cut_task_lists));
+  }
   if (status.cut_thread_lists) {
     results.notes.push_back(fmt::format(
         "in {} samples the thread list broke off while threads ended: the threads after the "

@@ -170,6 +170,9 @@ struct Layout {
     uint64_t frame_stack_depth = 0;    // ... and f_stackdepth (int)
     uint64_t frame_stack_top = 0;      // 3.11-3.13: stacktop (int, slots after localsplus)
     bool stack_is_tagged = false;      // 3.14+: stack slots are _PyStackRef (clear low bits)
+    // How far below the top the awaited object sits: 1 (the top), 2 from 3.15, where the
+    // suspended frame keeps the value it yielded above it.
+    int awaited_slot = 1;
     // _asyncio's C task (TaskObj, Modules/_asynciomodule.c), 3.8-3.13; 3.14+ read at run time.
     uint64_t task_size = 0;
     uint64_t task_coro = 0;

@@ -68,6 +68,8 @@ Layout layout_38() {
   l.async.task_coro = 112;
   // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
   l.async.task_name = 120;
+  // a suspended `await` (YIELD_FROM, SEND + YIELD_VALUE) keeps its receiver on top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -127,6 +129,8 @@ Layout layout_39() {
   l.async.task_coro = 152;
   // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
   l.async.task_name = 160;
+  // a suspended `await` (YIELD_FROM, SEND + YIELD_VALUE) keeps its receiver on top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -182,6 +186,8 @@ Layout layout_310() {
   l.async.task_coro = 160;
   // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
   l.async.task_name = 168;
+  // a suspended `await` (YIELD_FROM, SEND + YIELD_VALUE) keeps its receiver on top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   l.async.gen_suspended_first = -1;  // FRAME_SUSPENDED
   l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED
   l.async.frame_value_stack = 64;  // offsetof(PyFrameObject, f_valuestack)
@@ -239,6 +245,8 @@ Layout layout_311() {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   l.async.interp_modules = 888;  // offsetof(PyInterpreterState, modules)
   l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
   l.async.gen_iframe = 80;  // offsetof(PyGenObject, gi_iframe)
@@ -309,6 +317,8 @@ Layout layout_312() {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   l.async.interp_modules = 944;  // offsetof(PyInterpreterState, imports.modules)
   l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
   l.async.gen_iframe = 72;  // offsetof(PyGenObject, gi_iframe)
@@ -409,6 +419,8 @@ void read_313(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   // offsetof(PyInterpreterState, imports.modules)
   l.async.interp_modules = t.offset("interpreter_state.imports_modules", 11, 6, 8);
   l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
@@ -511,6 +523,8 @@ void read_314(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
+  l.async.awaited_slot = 1;
   // offsetof(PyInterpreterState, imports.modules)
   l.async.interp_modules = t.offset("interpreter_state.imports_modules", 12, 6, 8);
   l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
@@ -610,6 +624,8 @@ void read_315(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  // 3.15 keeps the yielded value above the receiver while suspended (stackpointer[-2], as CPython's own _remote_debugging reads it); checked in a live coroutine by check_layouts.py
+  l.async.awaited_slot = 2;
   // offsetof(PyInterpreterState, imports.modules)
   l.async.interp_modules = t.offset("interpreter_state.imports_modules", 12, 6, 8);
   l.async.module_dict = 16;  // offsetof(PyModuleObject, md_dict)
@@ -713,6 +729,7 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"async.task_size", static_cast<int64_t>(l.async.task_size)},
       {"async.task_coro", static_cast<int64_t>(l.async.task_coro)},
       {"async.task_name", static_cast<int64_t>(l.async.task_name)},
+      {"async.awaited_slot", static_cast<int64_t>(l.async.awaited_slot)},
       {"ob_type", static_cast<int64_t>(l.ob_type)},
       {"type_name", static_cast<int64_t>(l.type_name)},
       {"tuple_items", static_cast<int64_t>(l.tuple_items)},

@@ -30,7 +30,7 @@ constexpr uint64_t kFlagHeapType = 1ull << 9;      // Py_TPFLAGS_HEAPTYPE
 constexpr int kFastHidden = 0x10;  // co_localspluskinds (3.11+): comprehension-inlined
 constexpr int kFastCell = 0x40, kFastFree = 0x80;
 // Bounds on what a damaged or hostile target could make us read.
-constexpr int64_t kMaxEntries = 4096;
+constexpr int64_t kMaxEntries = 1 << 16;  // sys.modules of a large program: thousands
 constexpr int64_t kMaxLocals = 4096;
 
 std::string python_quoted(const std::string& text, char quote) {
@@ -77,11 +77,14 @@ bool ObjectReader::read_u64(uint64_t addr, uint64_t& out) {
 }
 
 std::string ObjectReader::type_name(uint64_t addr) {
-  uint64_t type = 0, name = 0;
-  if (!read_u64(addr + layout_.ob_type, type) || !read_u64(type + layout_.type_name, name) ||
-      name < 4096) {
-    return {};
-  }
+  uint64_t type = 0;
+  if (!read_u64(addr + layout_.ob_type, type)) return {};
+  return type_name_of_type(type);
+}
+
+std::string ObjectReader::type_name_of_type(uint64_t type) {
+  uint64_t name = 0;
+  if (!read_u64(type + layout_.type_name, name) || name < 4096) return {};
   char buf[65] = {};
   // A name near the end of a mapping: read less.
   for (size_t len : {size_t{64}, size_t{24}, size_t{8}}) {
@@ -313,6 +316,16 @@ uint64_t ObjectReader::attribute(uint64_t obj, const std::string& name) {
     return 0;
   }
   return lookup_in_dict(dict, name);
+}
+
+uint64_t ObjectReader::attribute_object(uint64_t obj, const std::string& name) {
+  if (!objects_.known || !plausible_pointer(obj)) return 0;
+  return attribute(obj, name);
+}
+
+uint64_t ObjectReader::dict_item(uint64_t dict, const std::string& key) {
+  if (!objects_.known || !plausible_pointer(dict)) return 0;
+  return lookup_in_dict(dict, key);
 }
 
 std::optional<std::string> ObjectReader::string_attribute(uint64_t obj, const std::string& name) {

@@ -55,6 +55,12 @@ class ObjectReader {
   // An instance attribute that is a str (`obj.name`), from the instance's dict or inline
   // values; nullopt when absent or unreadable.
   std::optional<std::string> string_attribute(uint64_t obj, const std::string& name);
+  // The object an instance attribute holds (obj.name), 0 when absent or unreadable.
+  uint64_t attribute_object(uint64_t obj, const std::string& name);
+  // The value of a str key in a dict (sys.modules["asyncio.tasks"]), 0 when absent.
+  uint64_t dict_item(uint64_t dict, const std::string& key);
+  // The name of a type object itself (tp_name), empty when unreadable.
+  std::string type_name_of_type(uint64_t type);
 
  private:
   uint64_t attribute(uint64_t obj, const std::string& name);

@@ -49,6 +49,11 @@ Target::Target(pid_t pid) : pid_(pid) {
   walker_ = std::make_unique<StackWalker>(*prefetch_, config);
   objects_ = std::make_unique<ObjectReader>(*memory_, walker_->config().layout,
                                             walker_->code_cache());
+  task_objects_ =
+      std::make_unique<ObjectReader>(*prefetch_, walker_->config().layout, walker_->code_cache());
+  tasks_ =
+      std::make_unique<TaskReader>(pid, *prefetch_, walker_->config().layout, walker_->code_cache(),
+                                   *task_objects_, runtime_.runtime_addr);
   needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
   refresh_tids();
 }
@@ -64,6 +69,23 @@ bool Target::walk(std::vector<ThreadStack>& out) {
   if (needs_tids_) refresh_tids();
   prefetch_->begin_walk();
   bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
+  prefetch_->end_walk();
+  if (!ok && !process_alive(pid_)) {
+    throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
+  }
+  return ok;
+}
+
+bool Target::walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStack>& tasks,
+                             bool with_names) {
+  if (needs_tids_) refresh_tids();
+  prefetch_->begin_walk();
+  bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
+  if (ok) {
+    tasks_->read(out, tasks, with_names);
+  } else {
+    tasks.clear();
+  }
   prefetch_->end_walk();
   if (!ok && !process_alive(pid_)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));

@@ -10,6 +10,7 @@
 #include "cpython/interpreter.h"
 #include "cpython/objects.h"
 #include "cpython/stack.h"
+#include "cpython/tasks.h"
 #include "cpython/walker.h"
 #include "process/memory.h"
 #include "process/prefetch.h"
@@ -30,6 +31,11 @@ class Target {
   // Walks every thread; native ids resolved for every version. Throws Error(kNoSuchProcess)
   // when the process has exited; returns false when this walk failed for another reason.
   bool walk(std::vector<ThreadStack>& out);
+  // walk(), and in the same instant every suspended asyncio task (see tasks.h); `tasks` is
+  // empty when no task registry is known yet.
+  bool walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStack>& tasks,
+                       bool with_names = false);
+  TaskReader& tasks() { return *tasks_; }
   // The kernel's thread ids (refreshed by walk()).
   const std::vector<int>& tids() const { return tids_; }
   // The name of each thread of a walk: Python's threading.Thread.name where the thread runs a
@@ -48,6 +54,8 @@ class Target {
   RuntimeLocation runtime_;
   std::unique_ptr<StackWalker> walker_;
   std::unique_ptr<ObjectReader> objects_;
+  std::unique_ptr<ObjectReader> task_objects_;  // reads through the prefetch, like the walker
+  std::unique_ptr<TaskReader> tasks_;
   std::vector<int> tids_;
   bool needs_tids_ = false;
 };

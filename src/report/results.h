@@ -71,6 +71,13 @@ struct Results {
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut: the threads after the break not read
   uint64_t unpaused_threads = 0;     // --blocking: threads a sample could not pause, summed
+  // Async-aware sampling (wall mode): suspended asyncio tasks read as stacks of their own.
+  bool async_aware = false;
+  uint64_t task_samples = 0;      // suspended tasks' stacks recorded
+  uint64_t unreadable_tasks = 0;  // tasks found but not readable: not counted
+  uint64_t cut_task_chains = 0;   // task stacks whose chain of coroutines broke off
+  uint64_t cut_task_lists = 0;    // task lists cut short: the tasks after the break not read
+  std::string tasks_source;       // where the tasks were read from
   double mean_walk_us = 0;      // sampling: time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled

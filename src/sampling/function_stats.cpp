@@ -35,6 +35,12 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.reread_thread_lists = status.reread_thread_lists;
   results.cut_thread_lists = status.cut_thread_lists;
   results.unpaused_threads = status.unpaused_threads;
+  results.async_aware = status.async_aware;
+  results.task_samples = status.task_samples;
+  results.unreadable_tasks = status.unreadable_tasks;
+  results.cut_task_chains = status.cut_task_chains;
+  results.cut_task_lists = status.cut_task_lists;
+  results.tasks_source = status.tasks_source;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;
   results.sampler_cpu_seconds = status.sampler_cpu_seconds;

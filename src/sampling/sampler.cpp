@@ -271,6 +271,9 @@ Profile Sampler::snapshot() const {
 
 namespace {
 
+// Thread ids of the pseudo-threads that hold suspended tasks (no pthread_t has this bit).
+constexpr uint64_t kTaskThreadBit = uint64_t{1} << 63;
+
 std::vector<ThreadSnapshot> snapshot_threads(cpython::Target& target,
                                              const std::vector<cpython::ThreadStack>& stacks) {
   std::vector<std::string> names = target.thread_names(stacks);
@@ -415,13 +418,13 @@ void Sampler::run() {
   if (exited && on_exit) on_exit();
 }
 
-StackId Sampler::intern_stack(const cpython::ThreadStack& stack) {
+StackId Sampler::intern_stack(uint64_t path_key, const std::vector<cpython::Frame>& frames) {
   // Frames innermost first; the trie is built root first.
   StackId id = kRootStack;
-  InternedPath& path = paths_[stack.tstate_addr];
+  InternedPath& path = paths_[path_key];
   bool shared = true;
   size_t depth = 0;
-  for (auto it = stack.frames.rbegin(); it != stack.frames.rend(); ++it, ++depth) {
+  for (auto it = frames.rbegin(); it != frames.rend(); ++it, ++depth) {
     int line = options_.lines ? it->line : 0;
     uint64_t key = (static_cast<uint64_t>(it->code->id) << 32) | static_cast<uint32_t>(line);
     if (shared && depth < path.keys.size() && path.keys[depth] == key) {
@@ -472,7 +475,10 @@ double Sampler::take_sample(double start, double lateness, double gap) {
   const uint64_t calls_before = prefetch.calls();
   const uint64_t reads_before = prefetch.reads();
   const uint64_t prefetched_before = prefetch.hits() + prefetch.page_hits();
-  bool ok = target_.walk(stacks_);
+  const bool with_tasks = mode == Mode::kWall && options_.async_tasks;
+  const cpython::TaskStats tasks_before = target_.tasks().stats();
+  bool ok = with_tasks ? target_.walk_with_tasks(stacks_, tasks_) : target_.walk(stacks_);
+  if (!with_tasks) tasks_.clear();
   if (pauser_) pauser_->resume();
   const cpython::WalkStats& after = target_.walker().stats();
   const uint64_t retries = after.torn_retries - before.torn_retries;
@@ -516,6 +522,14 @@ double Sampler::take_sample(double start, double lateness, double gap) {
   stats_.reread_thread_lists += list_retries;
   stats_.cut_thread_lists += cut_lists;
   stats_.unpaused_threads += unpaused;
+  if (with_tasks) {
+    const cpython::TaskStats& tasks_after = target_.tasks().stats();
+    stats_.async_aware = true;
+    stats_.unreadable_tasks += tasks_after.unreadable - tasks_before.unreadable;
+    stats_.cut_task_chains += tasks_after.cut_chains - tasks_before.cut_chains;
+    stats_.cut_task_lists += tasks_after.cut_lists - tasks_before.cut_lists;
+    if (stats_.samples % 256 == 1) stats_.tasks_source = target_.tasks().describe();
+  }
   if (ok && threads_wanted_.load(std::memory_order_relaxed)) hand_over_threads();
   if (!ok) {
     ++stats_.failed_walks;
@@ -533,7 +547,18 @@ double Sampler::take_sample(double start, double lateness, double gap) {
       name_it = names_by_tid_.emplace(s.native_id, target_.thread_name(s)).first;
     }
     uint32_t thread = profile_.thread_index(s.thread_id, s.native_id, name_it->second);
-    profile_.add_sample(thread, intern_stack(s), t, weight);
+    profile_.add_sample(thread, intern_stack(s.tstate_addr, s.frames), t, weight);
+  }
+  // Suspended tasks: a stack each, under one pseudo-thread per coroutine function the tasks
+  // were started with (a server's thousand requests are one row, not a thousand threads).
+  for (const auto& task : tasks_) {
+    if (task.frames.size() < 2) continue;
+    ++stats_.task_samples;
+    if (task.truncated) ++stats_.incomplete_stacks;
+    const cpython::CodeInfo& entry = *task.frames.back().code;
+    uint32_t thread =
+        profile_.thread_index(kTaskThreadBit | entry.id, 0, "asyncio tasks: " + entry.qualname);
+    profile_.add_sample(thread, intern_stack(task.task_addr, task.frames), t, weight);
   }
   // Thread names are cached by TID; forget them now and then so reused TIDs get fresh names.
   if (names_by_tid_.size() > 4096) names_by_tid_.clear();

@@ -32,6 +32,9 @@ struct SamplerOptions {
   bool blocking = false;        // pause the target's threads for each sample
   bool realtime = true;         // ask for real-time scheduling when permitted
   bool lines = true;            // keep line numbers in the stored frames
+  // Wall mode: every suspended asyncio task is a stack of its own (cpython/tasks.h), so a
+  // coroutine's call counts while it awaits. Off: only what threads run (--no-async).
+  bool async_tasks = true;
   size_t timeline_spans = 200'000;  // the timeline's bound (0: none; only timeline formats use it)
 };
 
@@ -59,6 +62,15 @@ struct SamplerStatus {
   // --blocking: threads a sample could not pause (exiting: ESRCH or EPERM; or not stopped in
   // time), summed over the samples; those samples read them running.
   uint64_t unpaused_threads = 0;
+  // Async-aware sampling (wall mode with SamplerOptions::async_tasks): suspended tasks'
+  // stacks recorded, tasks found but not readable (another class than asyncio's C task, or
+  // damaged), chains of coroutines that broke off (a partial stack), task lists cut short.
+  bool async_aware = false;
+  uint64_t task_samples = 0;
+  uint64_t unreadable_tasks = 0;
+  uint64_t cut_task_chains = 0;
+  uint64_t cut_task_lists = 0;
+  std::string tasks_source;  // where the tasks are read from (TaskReader::describe)
   // Reading the target's memory (the walks' reads, see process/prefetch.h): system calls made,
   // reads asked for, and of those the ones the prefetch served.
   uint64_t read_calls = 0;
@@ -141,7 +153,8 @@ class Sampler {
   double take_sample(double start, double lateness, double gap);
   // Under mutex_: the walk just made, for threads_now().
   void hand_over_threads();
-  StackId intern_stack(const cpython::ThreadStack& stack);
+  // `path_key` names whose previous stack this one most likely shares (a thread state or task).
+  StackId intern_stack(uint64_t path_key, const std::vector<cpython::Frame>& frames);
 
   cpython::Target& target_;
   SamplerOptions options_;  // rate_hz and mode as given; the live ones are below
@@ -182,6 +195,7 @@ class Sampler {
   };
   std::unordered_map<uint64_t, InternedPath> paths_;
   std::vector<cpython::ThreadStack> stacks_;
+  std::vector<cpython::TaskStack> tasks_;
   std::vector<char> include_;  // per stack of stacks_: counted in this mode (kept: no malloc)
   std::unordered_map<int, std::string> names_by_tid_;
   // Runs of other modes or rates (see RunSwitch), with what status() needs of each.

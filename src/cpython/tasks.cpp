@@ -1,0 +1,478 @@
+#include "cpython/tasks.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "cpython/code_cache.h"
+#include "cpython/objects.h"
+#include "cpython/remote_pointer.h"
+#include "process/elf.h"
+#include "process/maps.h"
+#include "process/memory.h"
+
+namespace spyglass::cpython {
+namespace {
+
+// Fixed in every supported version (checked against each version's headers, as objects.cpp's):
+// PyTypeObject.tp_base, PySetObject {fill, used, mask, table}, setentry {key, hash},
+// PyWeakReference.wr_object, PyDictObject.ma_used.
+constexpr uint64_t kTypeBase = 256;
+constexpr uint64_t kSetMask = 32;
+constexpr uint64_t kSetTable = 40;
+constexpr uint64_t kSetEntrySize = 16;
+constexpr uint64_t kWeakrefObject = 16;
+constexpr uint64_t kDictUsed = 16;
+// The AsyncioDebug table of 3.14+ (Modules/_asynciomodule.c, Py_AsyncioModuleDebugOffsets):
+// the task object {size, task_name, task_awaited_by, task_is_task, task_awaited_by_is_set,
+// task_coro, task_node}, the interpreter state {size, asyncio_tasks_head} and the thread state
+// {size, asyncio_running_loop, asyncio_running_task, asyncio_tasks_head}: 13 words.
+constexpr size_t kAsyncioDebugWords = 13;
+// Bounds on what a damaged or hostile target could make us read.
+constexpr uint64_t kMaxSetEntries = 1 << 16;
+constexpr size_t kMaxTasks = 100'000;
+constexpr size_t kMaxChain = 256;
+constexpr uint64_t kMaxStructSize = 1 << 22;
+constexpr double kSearchInterval = 0.5;  // seconds between searches for the registries
+
+template <typename T>
+T field(const uint8_t* bytes, uint64_t offset) {
+  T value;
+  std::memcpy(&value, bytes + offset, sizeof(T));
+  return value;
+}
+
+CodeInfo make_await_marker() {
+  CodeInfo info;
+  info.id = ~uint32_t{0};  // never a code cache's id (they count up from 0)
+  info.name = info.qualname = "<await>";
+  return info;
+}
+
+}  // namespace
+
+const CodeInfo& TaskReader::await_marker() {
+  static const CodeInfo marker = make_await_marker();
+  return marker;
+}
+
+TaskReader::TaskReader(pid_t pid, process::MemoryReader& memory, const Layout& layout,
+                       CodeCache& codes, ObjectReader& objects, uint64_t runtime_addr)
+    : pid_(pid),
+      memory_(memory),
+      layout_(layout),
+      codes_(codes),
+      objects_(objects),
+      runtime_addr_(runtime_addr) {}
+
+TaskReader::~TaskReader() = default;
+
+std::string TaskReader::describe() const {
+  if (!layout_.async.gen_frame && !layout_.async.gen_iframe) {
+    return "not readable in this version";
+  }
+  std::string where;
+  if (debug_.found) where = "the interpreter's task lists";
+  if (!registries_.empty()) {
+    if (!where.empty()) where += " and ";
+    where += fmt::format("{} task {}", registries_.size(),
+                         registries_.size() == 1 ? "registry" : "registries");
+  }
+  return where.empty() ? "asyncio not imported yet" : "read from " + where;
+}
+
+TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
+  uint64_t type = 0;
+  if (!plausible_pointer(obj) || !memory_.read_value(obj + layout_.ob_type, type) ||
+      !plausible_pointer(type)) {
+    return TypeKind::kUnknown;
+  }
+  if (auto it = types_.find(type); it != types_.end()) return it->second;
+  if (types_.size() > 4096) types_.clear();  // heap types come and go
+  TypeKind kind = TypeKind::kOther;
+  uint64_t t = type;
+  for (int depth = 0; depth < 8 && plausible_pointer(t); ++depth) {
+    std::string name = objects_.type_name_of_type(t);
+    if (name.empty()) {
+      if (depth == 0) return TypeKind::kUnknown;
+      break;
+    }
+    if (depth == 0 && (name == "coroutine" || name == "generator")) {
+      kind = TypeKind::kCoroutine;
+      break;
+    }
+    if (depth == 0 && name == "NoneType") {
+      kind = TypeKind::kNone;
+      break;
+    }
+    if (name == "_asyncio.Task") {
+      kind = TypeKind::kTask;
+      break;
+    }
+    if (!memory_.read_value(t + kTypeBase, t)) break;
+  }
+  types_.emplace(type, kind);
+  return kind;
+}
+
+// --- Where the tasks are -------------------------------------------------------------------
+
+void TaskReader::find_registries() {
+  const auto& A = layout_.async;
+  registries_.clear();
+  if (!A.interp_modules || !A.module_dict) return;
+  uint64_t interp = 0;
+  if (!memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp)) return;
+  for (int n = 0; n < 256 && plausible_pointer(interp); ++n) {
+    uint64_t modules = 0, used = 0, next = 0;
+    memory_.read_value(interp + layout_.interp.next, next);
+    if (memory_.read_value(interp + A.interp_modules, modules) && plausible_pointer(modules) &&
+        memory_.read_value(modules + kDictUsed, used)) {
+      if (n == 0 && used == modules_used_) return;  // nothing imported since the last search
+      if (n == 0) modules_used_ = used;
+      uint64_t module = objects_.dict_item(modules, "asyncio.tasks");
+      uint64_t dict = 0;
+      if (module && memory_.read_value(module + A.module_dict, dict) && plausible_pointer(dict)) {
+        for (const char* name : {"_all_tasks", "_scheduled_tasks", "_eager_tasks"}) {
+          uint64_t registry = objects_.dict_item(dict, name);
+          if (!registry) continue;
+          std::string type = objects_.type_name(registry);
+          bool weak = type == "WeakSet";
+          if (weak) registry = objects_.attribute_object(registry, "data");
+          if (!registry || objects_.type_name(registry) != "set") continue;
+          if (!memory_.read_value(registry + layout_.ob_type, set_type_)) continue;
+          registries_.push_back(Registry{registry, weak});
+        }
+      }
+    }
+    if (next == interp) break;
+    interp = next;
+  }
+}
+
+bool TaskReader::registries_valid() {
+  for (const Registry& r : registries_) {
+    uint64_t head[6] = {};
+    if (!memory_.read(r.set, head, sizeof(head)) || head[1] != set_type_) return false;
+    uint64_t mask = head[kSetMask / 8], table = head[kSetTable / 8];
+    if (mask + 1 > kMaxSetEntries || ((mask + 1) & mask) != 0 || !plausible_pointer(table)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void TaskReader::find_asyncio_debug() {
+  std::vector<process::Mapping> maps;
+  try {
+    maps = process::read_maps(pid_);
+  } catch (const Error&) {
+    return;
+  }
+  if (maps.size() == maps_searched_) return;  // nothing was loaded since the last search
+  maps_searched_ = maps.size();
+  // The table lives in the `_asyncio` extension module, or wherever it was built in (the
+  // interpreter's own binary or libpython): files mapped from offset 0, the first of each.
+  std::unordered_set<std::string> tried;
+  for (const auto& m : maps) {
+    if (m.offset != 0 || m.path.empty() || m.path[0] != '/' || !tried.insert(m.path).second) {
+      continue;
+    }
+    std::string base = m.path.substr(m.path.rfind('/') + 1);
+    if (!base.starts_with("_asyncio") && base.find("python") == std::string::npos) continue;
+    std::optional<process::ElfSection> section;
+    uint64_t bias = 0;
+    try {
+      process::ElfFile elf(process::path_in_process_root(pid_, m.path));
+      section = elf.section(".AsyncioDebug");
+      bias = m.start - elf.first_load_vaddr();
+    } catch (const Error&) {
+      continue;
+    }
+    if (!section || section->size < kAsyncioDebugWords * 8) continue;
+    uint64_t w[kAsyncioDebugWords] = {};
+    if (!memory_.read(bias + section->addr, w, sizeof(w))) continue;
+    // Untrusted: every offset must lie inside the struct whose size the table gives.
+    auto inside = [](uint64_t offset, uint64_t width, uint64_t size) {
+      return size > 0 && size <= kMaxStructSize && offset + width <= size;
+    };
+    if (!inside(w[1], 8, w[0]) || !inside(w[5], 8, w[0]) || !inside(w[6], 16, w[0]) ||
+        !inside(w[8], 16, w[7]) || !inside(w[12], 16, w[9])) {
+      continue;
+    }
+    debug_ = AsyncioDebug{true, w[0], w[1], w[5], w[6], w[8], w[12]};
+    return;
+  }
+}
+
+void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks) {
+  uint64_t head[6] = {};
+  if (!memory_.read(registry.set, head, sizeof(head))) return;
+  const uint64_t entries = head[kSetMask / 8] + 1;
+  if (entries > kMaxSetEntries) return;
+  std::vector<uint64_t> table(entries * 2);
+  if (!memory_.read(head[kSetTable / 8], table.data(), entries * kSetEntrySize)) {
+    ++stats_.cut_lists;
+    return;
+  }
+  std::vector<uint64_t> keys;
+  for (uint64_t i = 0; i < entries; ++i) {
+    uint64_t key = table[2 * i];
+    int64_t hash = static_cast<int64_t>(table[2 * i + 1]);
+    if (key == 0 || hash == -1) continue;  // empty, or a removed entry (the dummy key)
+    if (plausible_pointer(key)) keys.push_back(key);
+  }
+  if (!registry.weak) {
+    tasks.insert(tasks.end(), keys.begin(), keys.end());
+    return;
+  }
+  // The referents of the weak references, in one batch.
+  std::vector<uint64_t> referents(keys.size(), 0);
+  std::vector<process::ReadRequest> requests;
+  requests.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    requests.push_back({keys[i] + kWeakrefObject, &referents[i], 8});
+  }
+  size_t done = memory_.read_batch(requests);
+  for (size_t i = 0; i < done; ++i) {
+    if (plausible_pointer(referents[i])) tasks.push_back(referents[i]);
+  }
+}
+
+void TaskReader::read_task_list(uint64_t head, std::vector<uint64_t>& tasks) {
+  // A circular list of llist_node {next, prev}, each inside a task at task_node.
+  uint64_t node = 0;
+  if (!memory_.read_value(head, node)) return;
+  for (size_t n = 0; node != head; ++n) {
+    if (!plausible_pointer(node) || n >= kMaxTasks) {
+      ++stats_.cut_lists;
+      return;
+    }
+    tasks.push_back(node - debug_.task_node);
+    if (!memory_.read_value(node, node)) {
+      ++stats_.cut_lists;
+      return;
+    }
+  }
+}
+
+// --- One task --------------------------------------------------------------------------------
+
+TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, uint64_t& awaited) {
+  const auto& A = layout_.async;
+  const auto& F = layout_.frame;
+  awaited = 0;
+  uint64_t frame_addr = 0, code = 0;
+  int64_t offset = -1;
+  uint64_t top_slot = 0;  // where the top of the value stack is, 0 when empty
+  if (layout_.frame_model == FrameModel::kFrameObject) {
+    if (!memory_.read_value(coro + A.gen_frame, frame_addr)) return CoroState::kUnreadable;
+    if (frame_addr == 0) return CoroState::kNotSuspended;  // finished
+    if (A.gen_running) {
+      int8_t running = 0;
+      if (!memory_.read_value(coro + A.gen_running, running)) return CoroState::kUnreadable;
+      if (running) return CoroState::kNotSuspended;
+    }
+    uint8_t bytes[512];
+    size_t header = static_cast<size_t>(
+        std::max({F.code + 8, F.lasti + 4, F.executing + 1, A.frame_stack_pointer + 8,
+                  A.frame_value_stack + 8, A.frame_stack_depth + 4}));
+    if (header > sizeof(bytes) || !plausible_pointer(frame_addr) ||
+        !memory_.read(frame_addr, bytes, header)) {
+      return CoroState::kUnreadable;
+    }
+    int32_t lasti = field<int32_t>(bytes, F.lasti);
+    if (A.gen_suspended_first || A.gen_suspended_last) {  // 3.10: f_state
+      int state = field<int8_t>(bytes, F.executing);
+      if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
+        return CoroState::kNotSuspended;
+      }
+    } else if (lasti < 0) {
+      return CoroState::kNotSuspended;  // 3.8-3.9: not started
+    }
+    code = field<uint64_t>(bytes, F.code);
+    offset = lasti < 0                                              ? -1
+             : layout_.line_table == LineTableFormat::kLinetable310 ? int64_t{lasti} * 2
+                                                                    : lasti;
+    if (A.frame_stack_pointer) {  // 3.8-3.9: f_stacktop, set while suspended
+      uint64_t top = field<uint64_t>(bytes, A.frame_stack_pointer);
+      if (!plausible_pointer(top)) return CoroState::kNotSuspended;
+      top_slot = top - 8 * static_cast<uint64_t>(A.awaited_slot);
+    } else if (A.frame_value_stack) {  // 3.10: f_valuestack[f_stackdepth - 1]
+      uint64_t base = field<uint64_t>(bytes, A.frame_value_stack);
+      int32_t depth = field<int32_t>(bytes, A.frame_stack_depth);
+      if (plausible_pointer(base) && depth >= A.awaited_slot && depth < (1 << 16)) {
+        top_slot = base + 8 * static_cast<uint64_t>(depth - A.awaited_slot);
+      }
+    }
+  } else {
+    int8_t state = 0;
+    if (!memory_.read_value(coro + A.gen_frame_state, state)) return CoroState::kUnreadable;
+    if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
+      return CoroState::kNotSuspended;
+    }
+    frame_addr = coro + A.gen_iframe;
+    uint8_t bytes[512];
+    size_t header = static_cast<size_t>(
+        std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
+    if (header > sizeof(bytes) || !memory_.read(frame_addr, bytes, header)) {
+      return CoroState::kUnreadable;
+    }
+    code = field<uint64_t>(bytes, F.code);
+    if (F.code_is_tagged) code &= ~uint64_t{7};
+    uint64_t first_instr = code + layout_.code.code_adaptive;
+    uint64_t instr = field<uint64_t>(bytes, F.lasti);
+    offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
+    if (offset > (1 << 24)) offset = -1;
+    if (A.frame_stack_pointer) {  // 3.14+: stackpointer, the next free slot
+      uint64_t sp = field<uint64_t>(bytes, A.frame_stack_pointer);
+      const uint64_t below = 8 * static_cast<uint64_t>(A.awaited_slot);
+      if (plausible_pointer(sp) && sp >= frame_addr + F.localsplus + below) top_slot = sp - below;
+    } else if (A.frame_stack_top) {  // 3.11-3.13: stacktop, slots after localsplus
+      int32_t top = field<int32_t>(bytes, A.frame_stack_top);
+      if (top >= A.awaited_slot && top < (1 << 16)) {
+        top_slot = frame_addr + F.localsplus + 8 * static_cast<uint64_t>(top - A.awaited_slot);
+      }
+    }
+  }
+  const CodeInfo* info = layout_.frame_model == FrameModel::kFrameObject
+                             ? codes_.get_for_frame(code, frame_addr)
+                             : codes_.get(code);
+  if (!info && layout_.frame_model == FrameModel::kFrameObject) info = codes_.get(code);
+  if (!info) return CoroState::kUnreadable;
+  frame = Frame{code, info, codes_.line(code, offset), frame_addr};
+  // What the frame awaits is the top of its value stack (the receiver of `yield from` /
+  // SEND stays there while suspended). It is followed only when it is itself a coroutine or
+  // generator (kind_of), so a frame suspended in a plain `yield` ends the chain.
+  if (top_slot && memory_.read_value(top_slot, awaited)) {
+    if (A.stack_is_tagged) awaited &= ~uint64_t{7};
+  } else {
+    awaited = 0;
+  }
+  return CoroState::kSuspended;
+}
+
+bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
+  const uint64_t coro_at = debug_.found ? debug_.task_coro : layout_.async.task_coro;
+  uint64_t coro = 0;
+  if (!memory_.read_value(task + coro_at, coro)) {
+    ++stats_.unreadable;
+    return false;
+  }
+  if (coro == 0) {  // done: its coroutine was let go
+    ++stats_.not_suspended;
+    return false;
+  }
+  out.task_addr = task;
+  out.frames.clear();
+  out.truncated = false;
+  std::vector<uint64_t> chain;  // coroutines, outermost first, against cycles
+  uint64_t current = coro;
+  while (true) {
+    Frame frame;
+    uint64_t awaited = 0;
+    CoroState state = read_coroutine(current, frame, awaited);
+    if (chain.empty() && state != CoroState::kSuspended) {
+      if (state == CoroState::kUnreadable) {
+        ++stats_.unreadable;
+      } else {
+        ++stats_.not_suspended;  // running (its thread's stack has it), not started, or done
+      }
+      return false;
+    }
+    if (state != CoroState::kSuspended) {
+      // An inner coroutine that is not suspended: it finished or started running as we read.
+      out.truncated = state == CoroState::kUnreadable;
+      break;
+    }
+    chain.push_back(current);
+    out.frames.push_back(frame);
+    if (!awaited || kind_of(awaited) != TypeKind::kCoroutine) break;
+    if (chain.size() >= kMaxChain ||
+        std::find(chain.begin(), chain.end(), awaited) != chain.end()) {
+      out.truncated = true;
+      break;
+    }
+    current = awaited;
+  }
+  if (out.truncated) ++stats_.cut_chains;
+  out.entry_code = out.frames.front().code_addr;
+  std::reverse(out.frames.begin(), out.frames.end());
+  out.frames.insert(out.frames.begin(), Frame{0, &await_marker(), 0, 0});
+  if (with_names) {
+    out.name.clear();
+    const uint64_t name_at = debug_.found ? debug_.task_name : layout_.async.task_name;
+    uint64_t name = 0;
+    if (name_at && memory_.read_value(task + name_at, name) && plausible_pointer(name)) {
+      if (!codes_.read_string(name, out.name, 200)) {
+        std::string number = objects_.repr(name, 24);  // 3.12+ keep a counter until asked
+        if (!number.empty() && std::all_of(number.begin(), number.end(), ::isdigit)) {
+          out.name = "Task-" + number;
+        }
+      }
+    }
+    if (out.name.empty()) out.name = fmt::format("task at {:#x}", task);
+  }
+  ++stats_.suspended;
+  return true;
+}
+
+bool TaskReader::read(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,
+                      bool with_names) {
+  size_t count = 0;
+  const auto& A = layout_.async;
+  if (!A.gen_frame && !A.gen_iframe) {
+    out.clear();
+    return false;
+  }
+  const double now = monotonic_seconds();
+  if (now >= next_search_) {
+    if (registries_.empty()) find_registries();
+    if (!debug_.found && !A.task_coro) find_asyncio_debug();
+    next_search_ = now + kSearchInterval;
+  }
+  if (!registries_valid()) {
+    registries_.clear();
+    modules_used_ = ~uint64_t{0};
+    next_search_ = 0;
+  }
+  if (registries_.empty() && !debug_.found) {
+    out.clear();
+    return false;
+  }
+  if (!debug_.found && !A.task_coro) {  // 3.14+ without its table: nothing can be read
+    out.clear();
+    return false;
+  }
+  ++stats_.reads;
+  tasks_.clear();
+  for (const Registry& r : registries_) read_set(r, tasks_);
+  if (debug_.found) {
+    for (const ThreadStack& t : threads)
+      read_task_list(t.tstate_addr + debug_.thread_tasks_head, tasks_);
+    uint64_t interp = 0;
+    if (memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp) &&
+        plausible_pointer(interp)) {
+      read_task_list(interp + debug_.interp_tasks_head, tasks_);
+    }
+  }
+  seen_.clear();
+  for (uint64_t task : tasks_) {
+    if (!seen_.insert(task).second) continue;
+    TypeKind kind = kind_of(task);
+    if (kind == TypeKind::kNone) continue;  // a weak reference whose task is gone
+    if (kind != TypeKind::kTask) {
+      ++stats_.unreadable;  // a task of another class (not the C layout), or unreadable
+      continue;
+    }
+    if (count >= out.size()) out.emplace_back();
+    if (read_task(task, out[count], with_names)) ++count;
+  }
+  out.resize(count);
+  return true;
+}
+
+}  // namespace spyglass::cpython

@@ -1,0 +1,118 @@
+// asyncio tasks of the target, for async-aware wall-mode sampling: a task suspended in `await`
+// is on no thread's stack, yet its coroutines' calls are in progress. Each suspended task is
+// read as a logical stack: its coroutine, then the coroutine that one awaits, and so on down to
+// the innermost awaitable, where an `<await>` marker takes the waiting time (never a frame's
+// own time).
+//
+// Where the tasks are found:
+//   3.8-3.13  the registries of asyncio.tasks, found through sys.modules once the module is
+//             imported: `_all_tasks` (a WeakSet, 3.8-3.11), `_scheduled_tasks` (a WeakSet) and
+//             `_eager_tasks` (a set), 3.12-3.13; each task is a C `_asyncio.Task` (or a
+//             subclass) whose coroutine sits at Layout::async.task_coro;
+//   3.14+     the per-thread and per-interpreter lists of native tasks, described by the
+//             `_asyncio` module's own AsyncioDebug table (read at run time and validated), plus
+//             `_scheduled_tasks` for tasks of other classes.
+// A task that is running is left to its thread's stack, where its frames already are. Whatever
+// cannot be read (a task of a class without the C layout, a broken chain) is counted.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cpython/layout.h"
+#include "cpython/stack.h"
+
+namespace spyglass::process {
+class MemoryReader;
+}
+
+namespace spyglass::cpython {
+
+class CodeCache;
+class ObjectReader;
+
+struct TaskStack {
+  uint64_t task_addr = 0;
+  std::string name;  // the task's name (Task-3), read only when asked for
+  // The outermost coroutine's code (the task's "entry point"), 0 when unknown.
+  uint64_t entry_code = 0;
+  std::vector<Frame> frames;  // innermost first: `<await>`, then the coroutines, awaited first
+  bool truncated = false;     // the chain broke off or was too long
+};
+
+struct TaskStats {
+  uint64_t reads = 0;      // times the task lists were read
+  uint64_t suspended = 0;  // suspended tasks read (their stacks)
+  // Tasks whose coroutine is not suspended: running (their thread's stack has them), not
+  // started yet, or done.
+  uint64_t not_suspended = 0;
+  uint64_t unreadable = 0;  // tasks found but not read (unknown class, unreadable object)
+  uint64_t cut_chains = 0;  // chains of coroutines that broke off: the task's stack is partial
+  uint64_t cut_lists = 0;   // task lists that broke off (read while they changed): tasks lost
+};
+
+class TaskReader {
+ public:
+  // `pid` to find `_asyncio`'s AsyncioDebug table (3.14+), which may be loaded late.
+  TaskReader(pid_t pid, process::MemoryReader& memory, const Layout& layout, CodeCache& codes,
+             ObjectReader& objects, uint64_t runtime_addr);
+  ~TaskReader();
+  // Every suspended task, as its logical stack. `threads` is the walk of the same instant
+  // (3.14+ keep tasks per thread). False when no task registry is known yet (asyncio not
+  // imported, or this version cannot be read): `out` is then empty.
+  bool read(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,
+            bool with_names = false);
+  const TaskStats& stats() const { return stats_; }
+  // One line on what is read: "asyncio not imported yet", "3 registries", ...
+  std::string describe() const;
+  // The frame that stands for waiting in `await` (the innermost of every task's stack).
+  static const CodeInfo& await_marker();
+
+ private:
+  enum class TypeKind { kUnknown, kTask, kCoroutine, kNone, kOther };
+  struct Registry {
+    uint64_t set = 0;   // a PySetObject
+    bool weak = false;  // holds weak references to the tasks (a WeakSet's data)
+  };
+  void find_registries();
+  bool registries_valid();
+  void find_asyncio_debug();
+  TypeKind kind_of(uint64_t obj);
+  void read_set(const Registry& registry, std::vector<uint64_t>& tasks);
+  void read_task_list(uint64_t head, std::vector<uint64_t>& tasks);
+  // Reads one task's stack; false when it has no call in progress or is running.
+  bool read_task(uint64_t task, TaskStack& out, bool with_names);
+  // One coroutine's frame, and what it awaits (0: nothing readable), when it is suspended.
+  enum class CoroState { kSuspended, kNotSuspended, kUnreadable };
+  CoroState read_coroutine(uint64_t coro, Frame& frame, uint64_t& awaited);
+
+  pid_t pid_;
+  process::MemoryReader& memory_;
+  const Layout& layout_;
+  CodeCache& codes_;
+  ObjectReader& objects_;
+  uint64_t runtime_addr_;
+  TaskStats stats_;
+  std::vector<Registry> registries_;
+  uint64_t set_type_ = 0;
+  uint64_t modules_used_ = ~uint64_t{0};  // sys.modules' size at the last search
+  double next_search_ = 0;                // monotonic seconds
+  // 3.14+: the AsyncioDebug table.
+  struct AsyncioDebug {
+    bool found = false;
+    uint64_t task_size = 0, task_name = 0, task_coro = 0, task_node = 0;
+    uint64_t interp_tasks_head = 0, thread_tasks_head = 0;
+  } debug_;
+  size_t maps_searched_ = 0;  // mappings seen by the last search for `_asyncio`
+  std::unordered_map<uint64_t, TypeKind> types_;
+  std::unordered_set<uint64_t> seen_;
+  std::vector<uint64_t> tasks_;
+};
+
+}  // namespace spyglass::cpython
