@@ -164,6 +164,7 @@ struct Layout {
     // f_lasti tell).
     int gen_suspended_first = 0;
     int gen_suspended_last = 0;
+    int gen_executing = 0;  // ... and of a running one (3.8-3.9: gi_running is 1)
     // The top of a suspended frame's value stack: what it awaits (`yield from` / `await`).
     uint64_t frame_stack_pointer = 0;  // 3.8-3.9 f_stacktop; 3.14+ stackpointer (a pointer)
     uint64_t frame_value_stack = 0;    // 3.10: f_valuestack (a pointer) ...

@@ -188,6 +188,7 @@ Layout layout_310() {
   l.async.task_name = 168;
   // a suspended `await` (YIELD_FROM, SEND + YIELD_VALUE) keeps its receiver on top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
+  l.async.gen_executing = 0;  // FRAME_EXECUTING
   l.async.gen_suspended_first = -1;  // FRAME_SUSPENDED
   l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED
   l.async.frame_value_stack = 64;  // offsetof(PyFrameObject, f_valuestack)
@@ -245,6 +246,7 @@ Layout layout_311() {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.gen_executing = 0;  // FRAME_EXECUTING
   // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
   l.async.interp_modules = 888;  // offsetof(PyInterpreterState, modules)
@@ -317,6 +319,7 @@ Layout layout_312() {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.gen_executing = 0;  // FRAME_EXECUTING
   // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
   l.async.interp_modules = 944;  // offsetof(PyInterpreterState, imports.modules)
@@ -419,6 +422,7 @@ void read_313(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.gen_executing = 0;  // FRAME_EXECUTING
   // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
   // offsetof(PyInterpreterState, imports.modules)
@@ -523,6 +527,7 @@ void read_314(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.gen_executing = 0;  // FRAME_EXECUTING
   // the receiver of a suspended `await` is the top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
   // offsetof(PyInterpreterState, imports.modules)
@@ -624,6 +629,7 @@ void read_315(const DebugTable& t, Layout& l) {
   l.chunk.size = 8;  // offsetof(_PyStackChunk, size)
   l.chunk.top = 16;  // offsetof(_PyStackChunk, top)
   l.chunk.data = 24;  // offsetof(_PyStackChunk, data)
+  l.async.gen_executing = 4;  // FRAME_EXECUTING
   // 3.15 keeps the yielded value above the receiver while suspended (stackpointer[-2], as CPython's own _remote_debugging reads it); checked in a live coroutine by check_layouts.py
   l.async.awaited_slot = 2;
   // offsetof(PyInterpreterState, imports.modules)
@@ -733,6 +739,7 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"ob_type", static_cast<int64_t>(l.ob_type)},
       {"type_name", static_cast<int64_t>(l.type_name)},
       {"tuple_items", static_cast<int64_t>(l.tuple_items)},
+      {"async.gen_executing", static_cast<int64_t>(l.async.gen_executing)},
       {"async.gen_suspended_first", static_cast<int64_t>(l.async.gen_suspended_first)},
       {"async.gen_suspended_last", static_cast<int64_t>(l.async.gen_suspended_last)},
       {"async.frame_value_stack", static_cast<int64_t>(l.async.frame_value_stack)},

@@ -52,7 +52,7 @@ Target::Target(pid_t pid) : pid_(pid) {
   task_objects_ =
       std::make_unique<ObjectReader>(*prefetch_, walker_->config().layout, walker_->code_cache());
   tasks_ =
-      std::make_unique<TaskReader>(pid, *prefetch_, walker_->config().layout, walker_->code_cache(),
+      std::make_unique<TaskReader>(pid, *prefetch_, *memory_, walker_->config().layout, walker_->code_cache(),
                                    *task_objects_, runtime_.runtime_addr);
   needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
   refresh_tids();
@@ -80,9 +80,20 @@ bool Target::walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStac
                              bool with_names) {
   if (needs_tids_) refresh_tids();
   prefetch_->begin_walk();
+  // The tasks first, then the threads (the sample's instant), then the two are squared with
+  // each other (TaskReader::reconcile). 3.14+ find tasks per thread: the previous walk's threads.
+  if (thread_states_.empty()) {  // the first sample: the thread states alone, cheaply
+    std::vector<ThreadStack> listed;
+    if (walker_->list_threads(listed, needs_tids_ ? &tids_ : nullptr)) {
+      for (const auto& t : listed) thread_states_.push_back(t.tstate_addr);
+    }
+  }
+  tasks_->read(thread_states_, tasks, with_names);
   bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
   if (ok) {
-    tasks_->read(out, tasks, with_names);
+    tasks_->reconcile(out, tasks, with_names);
+    thread_states_.clear();
+    for (const auto& t : out) thread_states_.push_back(t.tstate_addr);
   } else {
     tasks.clear();
   }

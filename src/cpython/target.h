@@ -56,6 +56,7 @@ class Target {
   std::unique_ptr<ObjectReader> objects_;
   std::unique_ptr<ObjectReader> task_objects_;  // reads through the prefetch, like the walker
   std::unique_ptr<TaskReader> tasks_;
+  std::vector<uint64_t> thread_states_;  // of the last walk, for the next task read
   std::vector<int> tids_;
   bool needs_tids_ = false;
 };

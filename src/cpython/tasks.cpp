@@ -36,7 +36,7 @@ constexpr uint64_t kMaxSetEntries = 1 << 16;
 constexpr size_t kMaxTasks = 100'000;
 constexpr size_t kMaxChain = 256;
 constexpr uint64_t kMaxStructSize = 1 << 22;
-constexpr double kSearchInterval = 0.5;  // seconds between searches for the registries
+constexpr double kSearchInterval = 0.02;  // seconds between searches for the registries
 
 template <typename T>
 T field(const uint8_t* bytes, uint64_t offset) {
@@ -59,10 +59,12 @@ const CodeInfo& TaskReader::await_marker() {
   return marker;
 }
 
-TaskReader::TaskReader(pid_t pid, process::MemoryReader& memory, const Layout& layout,
-                       CodeCache& codes, ObjectReader& objects, uint64_t runtime_addr)
+TaskReader::TaskReader(pid_t pid, process::MemoryReader& memory, process::MemoryReader& live,
+                       const Layout& layout, CodeCache& codes, ObjectReader& objects,
+                       uint64_t runtime_addr)
     : pid_(pid),
       memory_(memory),
+      live_(live),
       layout_(layout),
       codes_(codes),
       objects_(objects),
@@ -120,6 +122,18 @@ TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
 
 // --- Where the tasks are -------------------------------------------------------------------
 
+uint64_t TaskReader::modules_count() {
+  uint64_t interp = 0, modules = 0, used = 0;
+  if (!layout_.async.interp_modules ||
+      !memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp) ||
+      !plausible_pointer(interp) ||
+      !memory_.read_value(interp + layout_.async.interp_modules, modules) ||
+      !plausible_pointer(modules) || !memory_.read_value(modules + kDictUsed, used)) {
+    return 0;
+  }
+  return used;
+}
+
 void TaskReader::find_registries() {
   const auto& A = layout_.async;
   registries_.clear();
@@ -127,12 +141,9 @@ void TaskReader::find_registries() {
   uint64_t interp = 0;
   if (!memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp)) return;
   for (int n = 0; n < 256 && plausible_pointer(interp); ++n) {
-    uint64_t modules = 0, used = 0, next = 0;
+    uint64_t modules = 0, next = 0;
     memory_.read_value(interp + layout_.interp.next, next);
-    if (memory_.read_value(interp + A.interp_modules, modules) && plausible_pointer(modules) &&
-        memory_.read_value(modules + kDictUsed, used)) {
-      if (n == 0 && used == modules_used_) return;  // nothing imported since the last search
-      if (n == 0) modules_used_ = used;
+    if (memory_.read_value(interp + A.interp_modules, modules) && plausible_pointer(modules)) {
       uint64_t module = objects_.dict_item(modules, "asyncio.tasks");
       uint64_t dict = 0;
       if (module && memory_.read_value(module + A.module_dict, dict) && plausible_pointer(dict)) {
@@ -176,13 +187,12 @@ void TaskReader::find_asyncio_debug() {
   maps_searched_ = maps.size();
   // The table lives in the `_asyncio` extension module, or wherever it was built in (the
   // interpreter's own binary or libpython): files mapped from offset 0, the first of each.
-  std::unordered_set<std::string> tried;
   for (const auto& m : maps) {
-    if (m.offset != 0 || m.path.empty() || m.path[0] != '/' || !tried.insert(m.path).second) {
-      continue;
-    }
+    if (m.offset != 0 || m.path.empty() || m.path[0] != '/') continue;
     std::string base = m.path.substr(m.path.rfind('/') + 1);
     if (!base.starts_with("_asyncio") && base.find("python") == std::string::npos) continue;
+    // A file without the table is not opened again (libpython is large).
+    if (!searched_files_.insert(m.path + "@" + std::to_string(m.inode)).second) continue;
     std::optional<process::ElfSection> section;
     uint64_t bias = 0;
     try {
@@ -261,11 +271,13 @@ void TaskReader::read_task_list(uint64_t head, std::vector<uint64_t>& tasks) {
 
 // --- One task --------------------------------------------------------------------------------
 
-TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, uint64_t& awaited) {
+TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, uint64_t& awaited,
+                                                 uint64_t& frame_addr) {
   const auto& A = layout_.async;
   const auto& F = layout_.frame;
   awaited = 0;
-  uint64_t frame_addr = 0, code = 0;
+  frame_addr = 0;
+  uint64_t code = 0;
   int64_t offset = -1;
   uint64_t top_slot = 0;  // where the top of the value stack is, 0 when empty
   if (layout_.frame_model == FrameModel::kFrameObject) {
@@ -274,7 +286,8 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
     if (A.gen_running) {
       int8_t running = 0;
       if (!memory_.read_value(coro + A.gen_running, running)) return CoroState::kUnreadable;
-      if (running) return CoroState::kNotSuspended;
+      if (running) return CoroState::kExecuting;
+      check(coro + A.gen_running, 1, 0);
     }
     uint8_t bytes[512];
     size_t header = static_cast<size_t>(
@@ -287,13 +300,15 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
     int32_t lasti = field<int32_t>(bytes, F.lasti);
     if (A.gen_suspended_first || A.gen_suspended_last) {  // 3.10: f_state
       int state = field<int8_t>(bytes, F.executing);
+      if (state == A.gen_executing) return CoroState::kExecuting;
       if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
         return CoroState::kNotSuspended;
       }
+      check(frame_addr + F.executing, 1, static_cast<uint8_t>(state));
     } else if (lasti < 0) {
       return CoroState::kNotSuspended;  // 3.8-3.9: not started
     }
-    code = field<uint64_t>(bytes, F.code);
+    code = field_code_raw_ = field<uint64_t>(bytes, F.code);
     offset = lasti < 0                                              ? -1
              : layout_.line_table == LineTableFormat::kLinetable310 ? int64_t{lasti} * 2
                                                                     : lasti;
@@ -311,17 +326,19 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
   } else {
     int8_t state = 0;
     if (!memory_.read_value(coro + A.gen_frame_state, state)) return CoroState::kUnreadable;
+    frame_addr = coro + A.gen_iframe;
+    if (state == A.gen_executing) return CoroState::kExecuting;
     if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
       return CoroState::kNotSuspended;
     }
-    frame_addr = coro + A.gen_iframe;
+    check(coro + A.gen_frame_state, 1, static_cast<uint8_t>(state));
     uint8_t bytes[512];
     size_t header = static_cast<size_t>(
         std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
     if (header > sizeof(bytes) || !memory_.read(frame_addr, bytes, header)) {
       return CoroState::kUnreadable;
     }
-    code = field<uint64_t>(bytes, F.code);
+    code = field_code_raw_ = field<uint64_t>(bytes, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{7};
     uint64_t first_instr = code + layout_.code.code_adaptive;
     uint64_t instr = field<uint64_t>(bytes, F.lasti);
@@ -347,12 +364,60 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
   // What the frame awaits is the top of its value stack (the receiver of `yield from` /
   // SEND stays there while suspended). It is followed only when it is itself a coroutine or
   // generator (kind_of), so a frame suspended in a plain `yield` ends the chain.
+  check(frame_addr + F.code, 8, field_code_raw_);
   if (top_slot && memory_.read_value(top_slot, awaited)) {
+    check(top_slot, 8, awaited);
     if (A.stack_is_tagged) awaited &= ~uint64_t{7};
   } else {
     awaited = 0;
   }
   return CoroState::kSuspended;
+}
+
+void TaskReader::check(uint64_t addr, size_t size, uint64_t expected) {
+  checks_.push_back(Check{addr, size, expected, 0, check_owner_});
+}
+
+std::vector<bool> TaskReader::changed_owners(size_t owners) {
+  std::vector<bool> changed(owners, false);
+  constexpr size_t kBatch = 1024;  // IOV_MAX
+  std::vector<process::ReadRequest> requests;
+  for (size_t first = 0; first < checks_.size(); first += kBatch) {
+    const size_t end = std::min(checks_.size(), first + kBatch);
+    requests.clear();
+    for (size_t i = first; i < end; ++i) {
+      checks_[i].now = 0;
+      requests.push_back({checks_[i].addr, &checks_[i].now, checks_[i].size});
+    }
+    size_t done = live_.read_batch(requests);
+    for (size_t i = first; i < end; ++i) {
+      Check& c = checks_[i];
+      if (i - first >= done && !live_.read(c.addr, &c.now, c.size)) c.now = ~c.expected;
+      if (c.now != (c.size == 1 ? (c.expected & 0xff) : c.expected) && c.owner < owners) {
+        changed[c.owner] = true;
+      }
+    }
+  }
+  checks_.clear();
+  return changed;
+}
+
+size_t TaskReader::drop_changed(std::vector<TaskStack>& out, size_t count) {
+  std::vector<bool> changed = changed_owners(count);
+  size_t kept = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (changed[i]) {
+      // Part of the chain was read from memory that changed meanwhile (reads that missed the
+      // walk's prefetch happen later): a coroutine that finished, its memory reused by
+      // another task's, would give one function another's time. Left out, and counted.
+      ++stats_.cut_chains;
+      --stats_.suspended;
+      continue;
+    }
+    if (kept != i) std::swap(out[kept], out[i]);
+    ++kept;
+  }
+  return kept;
 }
 
 bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
@@ -373,13 +438,15 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   uint64_t current = coro;
   while (true) {
     Frame frame;
-    uint64_t awaited = 0;
-    CoroState state = read_coroutine(current, frame, awaited);
+    uint64_t awaited = 0, frame_addr = 0;
+    CoroState state = read_coroutine(current, frame, awaited, frame_addr);
     if (chain.empty() && state != CoroState::kSuspended) {
       if (state == CoroState::kUnreadable) {
         ++stats_.unreadable;
+      } else if (state == CoroState::kExecuting) {
+        running_.push_back({task, frame_addr});  // see reconcile()
       } else {
-        ++stats_.not_suspended;  // running (its thread's stack has it), not started, or done
+        ++stats_.not_suspended;  // not started yet, or done
       }
       return false;
     }
@@ -402,37 +469,47 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   out.entry_code = out.frames.front().code_addr;
   std::reverse(out.frames.begin(), out.frames.end());
   out.frames.insert(out.frames.begin(), Frame{0, &await_marker(), 0, 0});
-  if (with_names) {
-    out.name.clear();
-    const uint64_t name_at = debug_.found ? debug_.task_name : layout_.async.task_name;
-    uint64_t name = 0;
-    if (name_at && memory_.read_value(task + name_at, name) && plausible_pointer(name)) {
-      if (!codes_.read_string(name, out.name, 200)) {
-        std::string number = objects_.repr(name, 24);  // 3.12+ keep a counter until asked
-        if (!number.empty() && std::all_of(number.begin(), number.end(), ::isdigit)) {
-          out.name = "Task-" + number;
-        }
-      }
-    }
-    if (out.name.empty()) out.name = fmt::format("task at {:#x}", task);
-  }
+  if (with_names) read_name(task, out);
   ++stats_.suspended;
   return true;
 }
 
-bool TaskReader::read(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,
+void TaskReader::read_name(uint64_t task, TaskStack& out) {
+  out.name.clear();
+  const uint64_t name_at = debug_.found ? debug_.task_name : layout_.async.task_name;
+  uint64_t name = 0;
+  if (name_at && memory_.read_value(task + name_at, name) && plausible_pointer(name)) {
+    if (!codes_.read_string(name, out.name, 200)) {
+      std::string number = objects_.repr(name, 24);  // 3.12+ keep a counter until asked
+      if (!number.empty() && std::all_of(number.begin(), number.end(), ::isdigit)) {
+        out.name = "Task-" + number;
+      }
+    }
+  }
+  if (out.name.empty()) out.name = fmt::format("task at {:#x}", task);
+}
+
+bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<TaskStack>& out,
                       bool with_names) {
+  running_.clear();
   size_t count = 0;
   const auto& A = layout_.async;
   if (!A.gen_frame && !A.gen_iframe) {
     out.clear();
     return false;
   }
-  const double now = monotonic_seconds();
-  if (now >= next_search_) {
-    if (registries_.empty()) find_registries();
-    if (!debug_.found && !A.task_coro) find_asyncio_debug();
-    next_search_ = now + kSearchInterval;
+  // asyncio is imported late, or never: what holds the tasks is searched for again whenever
+  // sys.modules has grown (an import happened), at most every kSearchInterval.
+  const bool wants_debug = !A.task_coro && !debug_.found;
+  if (registries_.empty() || wants_debug) {
+    const uint64_t modules = modules_count();
+    const double now = monotonic_seconds();
+    if (modules != modules_used_ && now >= next_search_) {
+      modules_used_ = modules;
+      next_search_ = now + kSearchInterval;
+      if (registries_.empty()) find_registries();
+      if (wants_debug) find_asyncio_debug();
+    }
   }
   if (!registries_valid()) {
     registries_.clear();
@@ -448,11 +525,17 @@ bool TaskReader::read(const std::vector<ThreadStack>& threads, std::vector<TaskS
     return false;
   }
   ++stats_.reads;
+  struct Timer {  // the time spent reading tasks (TaskStats::seconds)
+    double& total;
+    double began = monotonic_seconds();
+    ~Timer() { total += monotonic_seconds() - began; }
+  } timer{stats_.seconds};
   tasks_.clear();
   for (const Registry& r : registries_) read_set(r, tasks_);
   if (debug_.found) {
-    for (const ThreadStack& t : threads)
-      read_task_list(t.tstate_addr + debug_.thread_tasks_head, tasks_);
+    for (uint64_t tstate : thread_states) {
+      read_task_list(tstate + debug_.thread_tasks_head, tasks_);
+    }
     uint64_t interp = 0;
     if (memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp) &&
         plausible_pointer(interp)) {
@@ -469,10 +552,61 @@ bool TaskReader::read(const std::vector<ThreadStack>& threads, std::vector<TaskS
       continue;
     }
     if (count >= out.size()) out.emplace_back();
-    if (read_task(task, out[count], with_names)) ++count;
+    const size_t mark = checks_.size();
+    check_owner_ = count;
+    if (read_task(task, out[count], with_names)) {
+      ++count;
+    } else {
+      checks_.resize(mark);
+    }
   }
+  // Every chain's footing read again from the live process, in one batch.
+  count = drop_changed(out, count);
   out.resize(count);
   return true;
+}
+
+// The tasks were read just before the threads' walk (see Target::walk_with_tasks); the walk is
+// the sample's instant. A task read suspended whose coroutine a thread ran at the walk had
+// resumed in between: its thread's stack has it, so it is dropped here. A task read running
+// that no thread ran at the walk had suspended in between: it is read again now, right after
+// the walk, where it waits (a task that has just suspended waits a while). Either way each
+// task is counted once, where it was at the walk, not twice or not at all.
+void TaskReader::reconcile(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,
+                           bool with_names) {
+  thread_frames_.clear();
+  for (const ThreadStack& t : threads) {
+    for (const Frame& f : t.frames) thread_frames_.insert(f.frame_addr);
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (thread_frames_.contains(out[i].frames.back().frame_addr)) {
+      ++stats_.resumed;
+      ++stats_.not_suspended;
+      --stats_.suspended;
+      continue;
+    }
+    if (kept != i) std::swap(out[kept], out[i]);
+    ++kept;
+  }
+  out.resize(kept);
+  std::vector<Running> running;
+  running.swap(running_);
+  for (const Running& r : running) {
+    if (thread_frames_.contains(r.frame)) {
+      ++stats_.not_suspended;  // running: its thread's stack has it
+      continue;
+    }
+    std::vector<TaskStack> one(1);
+    checks_.clear();
+    check_owner_ = 0;
+    if (read_task(r.task, one[0], with_names) && drop_changed(one, 1) == 1) {
+      ++stats_.resumed;
+      out.push_back(std::move(one[0]));
+    }
+    checks_.clear();
+  }
+  running_.clear();
 }
 
 }  // namespace spyglass::cpython

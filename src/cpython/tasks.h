@@ -55,19 +55,28 @@ struct TaskStats {
   uint64_t unreadable = 0;  // tasks found but not read (unknown class, unreadable object)
   uint64_t cut_chains = 0;  // chains of coroutines that broke off: the task's stack is partial
   uint64_t cut_lists = 0;   // task lists that broke off (read while they changed): tasks lost
+  // Tasks that resumed or suspended between the task read and the threads' walk (reconcile).
+  uint64_t resumed = 0;
+  double seconds = 0;  // spent reading tasks
 };
 
 class TaskReader {
  public:
   // `pid` to find `_asyncio`'s AsyncioDebug table (3.14+), which may be loaded late.
-  TaskReader(pid_t pid, process::MemoryReader& memory, const Layout& layout, CodeCache& codes,
-             ObjectReader& objects, uint64_t runtime_addr);
+  // `memory` serves the walk (its prefetch); `live` reads the process as it is now, to check
+  // that a task's chain still holds once read.
+  TaskReader(pid_t pid, process::MemoryReader& memory, process::MemoryReader& live,
+             const Layout& layout, CodeCache& codes, ObjectReader& objects,
+             uint64_t runtime_addr);
   ~TaskReader();
-  // Every suspended task, as its logical stack. `threads` is the walk of the same instant
-  // (3.14+ keep tasks per thread). False when no task registry is known yet (asyncio not
-  // imported, or this version cannot be read): `out` is then empty.
-  bool read(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,
+  // Every suspended task, as its logical stack, read just before the threads' walk;
+  // `thread_states` are the threads' states (3.14+ keep tasks per thread). False when no task
+  // registry is known yet (asyncio not imported, or this version cannot be read): `out` is
+  // then empty. reconcile() then squares them with the walk (see tasks.cpp).
+  bool read(const std::vector<uint64_t>& thread_states, std::vector<TaskStack>& out,
             bool with_names = false);
+  void reconcile(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,
+                 bool with_names = false);
   const TaskStats& stats() const { return stats_; }
   // One line on what is read: "asyncio not imported yet", "3 registries", ...
   std::string describe() const;
@@ -80,6 +89,8 @@ class TaskReader {
     uint64_t set = 0;   // a PySetObject
     bool weak = false;  // holds weak references to the tasks (a WeakSet's data)
   };
+  // How many modules sys.modules holds (0 when unreadable): it grows with every import.
+  uint64_t modules_count();
   void find_registries();
   bool registries_valid();
   void find_asyncio_debug();
@@ -89,11 +100,31 @@ class TaskReader {
   // Reads one task's stack; false when it has no call in progress or is running.
   bool read_task(uint64_t task, TaskStack& out, bool with_names);
   // One coroutine's frame, and what it awaits (0: nothing readable), when it is suspended.
-  enum class CoroState { kSuspended, kNotSuspended, kUnreadable };
-  CoroState read_coroutine(uint64_t coro, Frame& frame, uint64_t& awaited);
+  // `frame_addr` gets its frame's address whenever it has one (running too).
+  enum class CoroState { kSuspended, kExecuting, kNotSuspended, kUnreadable };
+  CoroState read_coroutine(uint64_t coro, Frame& frame, uint64_t& awaited, uint64_t& frame_addr);
+  void read_name(uint64_t task, TaskStack& out);
+  // What a chain's reading relied on (each coroutine's state and code, each link), read again
+  // from the live process once the chain is read: false when any of it changed.
+  void check(uint64_t addr, size_t size, uint64_t expected);
+  // Reads every check again (batched); true for each owner (index in `out`) whose chain changed.
+  std::vector<bool> changed_owners(size_t owners);
+  // Drops from out[0, count) the stacks whose chain changed; returns how many are left.
+  size_t drop_changed(std::vector<TaskStack>& out, size_t count);
+  struct Check {
+    uint64_t addr = 0;
+    size_t size = 0;
+    uint64_t expected = 0;
+    uint64_t now = 0;
+    size_t owner = 0;  // the stack it belongs to
+  };
+  std::vector<Check> checks_;
+  size_t check_owner_ = 0;
+  uint64_t field_code_raw_ = 0;  // the code word of the frame read last, as in memory
 
   pid_t pid_;
   process::MemoryReader& memory_;
+  process::MemoryReader& live_;
   const Layout& layout_;
   CodeCache& codes_;
   ObjectReader& objects_;
@@ -110,8 +141,15 @@ class TaskReader {
     uint64_t interp_tasks_head = 0, thread_tasks_head = 0;
   } debug_;
   size_t maps_searched_ = 0;  // mappings seen by the last search for `_asyncio`
+  std::unordered_set<std::string> searched_files_;  // path@inode of each file searched
   std::unordered_map<uint64_t, TypeKind> types_;
   std::unordered_set<uint64_t> seen_;
+  std::unordered_set<uint64_t> thread_frames_;  // frame addresses of the threads' walk
+  struct Running {  // a task read running: its address and its coroutine's frame
+    uint64_t task = 0;
+    uint64_t frame = 0;
+  };
+  std::vector<Running> running_;
   std::vector<uint64_t> tasks_;
 };
 

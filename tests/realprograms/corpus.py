@@ -95,9 +95,8 @@ ASYNC_PROGRAMS = ("async_server", "aiohttp_server")
 # the run, so the bias is caught at 10 kHz, which gives ten times the hits in the same time.
 MATRIX = [(name, 1000, True, 0.6 if name.endswith("_server") else 1.0) for name in PROGRAMS]
 MATRIX.append(("algebra_server", 10000, False, 0.6))
-# ISSUE15: the async servers join the matrix once spyglass measures suspended coroutines;
-# until then SPYGLASS_ASYNC_READY=1 adds them (tests/integration/test_async.py runs them on
-# every interpreter meanwhile, expecting failure). When the feature lands, delete this filter.
+# The async servers run in tests/integration/test_async.py (with exact mode beside, on every
+# interpreter); SPYGLASS_ASYNC_READY=1 adds them to this matrix too.
 if os.environ.get("SPYGLASS_ASYNC_READY") != "1":
     MATRIX = [entry for entry in MATRIX if entry[0] not in ASYNC_PROGRAMS]
 
