@@ -117,6 +117,17 @@ def fetched_interpreter(minor: Tuple[int, int]) -> Interpreter:
 
 
 @pytest.fixture
+def workload():
+    """The reference workload (../shared/bench/workload.py or SPYGLASS_WORKLOAD), else a skip
+    that says how to provide it."""
+    path = support.workload_path()
+    if path is None:
+        pytest.skip("no reference workload: set SPYGLASS_WORKLOAD or provide "
+                    "<repo>/../shared/bench/workload.py")
+    return path
+
+
+@pytest.fixture
 def interpreter(request) -> Interpreter:
     slot = request.param
     if slot.missing_minor is not None:

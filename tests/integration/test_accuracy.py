@@ -31,15 +31,6 @@ _LAUNCHER = ("import os, runpy, signal, sys; os.kill(os.getpid(), signal.SIGSTOP
              "runpy.run_path(path, run_name='__main__')")
 
 
-@pytest.fixture
-def workload():
-    path = support.workload_path()
-    if path is None:
-        pytest.skip("no reference workload: set SPYGLASS_WORKLOAD or provide "
-                    "<repo>/../shared/bench/workload.py")
-    return path
-
-
 def read_truth(path) -> dict:
     with open(str(path)) as handle:
         return json.load(handle)

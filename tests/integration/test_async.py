@@ -63,15 +63,6 @@ def async_flag_problems(document: dict, expected: bool) -> List[str]:
 
 # --- The reference workload's coroutine -----------------------------------------------------------
 
-@pytest.fixture
-def workload():
-    path = support.workload_path()
-    if path is None:
-        pytest.skip("no reference workload: set SPYGLASS_WORKLOAD or provide "
-                    "<repo>/../shared/bench/workload.py")
-    return path
-
-
 def run_workload(spyglass_bin, interpreter, workload, tmp_path, extra=()):
     truth, document = accuracy.run_workload_under_spyglass(
         spyglass_bin, interpreter, workload, tmp_path, extra=list(extra),
