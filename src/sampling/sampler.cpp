@@ -549,15 +549,19 @@ double Sampler::take_sample(double start, double lateness, double gap) {
     uint32_t thread = profile_.thread_index(s.thread_id, s.native_id, name_it->second);
     profile_.add_sample(thread, intern_stack(s.tstate_addr, s.frames), t, weight);
   }
-  // Suspended tasks: a stack each, under one pseudo-thread per coroutine function the tasks
-  // were started with (a server's thousand requests are one row, not a thousand threads).
+  // Suspended tasks: a stack each, under a pseudo-thread per task address. Tasks come and go
+  // (a server's every request), but two alive at once never share an address, so each
+  // pseudo-thread holds at most one stack a sample, as a thread does, which the error bound
+  // assumes (one pseudo-thread per coroutine function held eight connections' handlers at
+  // once, and gave them a fifth of their real error); and freed addresses are reused, so
+  // their number follows the most tasks alive at once, not all there ever were.
   for (const auto& task : tasks_) {
     if (task.frames.size() < 2) continue;
     ++stats_.task_samples;
     if (task.truncated) ++stats_.incomplete_stacks;
     const cpython::CodeInfo& entry = *task.frames.back().code;
-    uint32_t thread =
-        profile_.thread_index(kTaskThreadBit | entry.id, 0, "asyncio tasks: " + entry.qualname);
+    uint32_t thread = profile_.thread_index(kTaskThreadBit | task.task_addr, 0,
+                                            "asyncio task: " + entry.qualname);
     profile_.add_sample(thread, intern_stack(task.task_addr, task.frames), t, weight);
   }
   // Thread names are cached by TID; forget them now and then so reused TIDs get fresh names.
