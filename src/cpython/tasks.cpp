@@ -25,7 +25,7 @@ constexpr uint64_t kSetMask = 32;
 constexpr uint64_t kSetTable = 40;
 constexpr uint64_t kSetEntrySize = 16;
 constexpr uint64_t kWeakrefObject = 16;
-constexpr uint64_t kDictUsed = 16;
+constexpr uint64_t kDictUsedCount = 16;
 // The AsyncioDebug table of 3.14+ (Modules/_asynciomodule.c, Py_AsyncioModuleDebugOffsets):
 // the task object {size, task_name, task_awaited_by, task_is_task, task_awaited_by_is_set,
 // task_coro, task_node}, the interpreter state {size, asyncio_tasks_head} and the thread state
@@ -39,7 +39,7 @@ constexpr uint64_t kMaxStructSize = 1 << 22;
 constexpr double kSearchInterval = 0.02;  // seconds between searches for the registries
 
 template <typename T>
-T field(const uint8_t* bytes, uint64_t offset) {
+T read_field(const uint8_t* bytes, uint64_t offset) {
   T value;
   std::memcpy(&value, bytes + offset, sizeof(T));
   return value;
@@ -128,7 +128,7 @@ uint64_t TaskReader::modules_count() {
       !memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp) ||
       !plausible_pointer(interp) ||
       !memory_.read_value(interp + layout_.async.interp_modules, modules) ||
-      !plausible_pointer(modules) || !memory_.read_value(modules + kDictUsed, used)) {
+      !plausible_pointer(modules) || !memory_.read_value(modules + kDictUsedCount, used)) {
     return 0;
   }
   return used;
@@ -297,9 +297,9 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
         !memory_.read(frame_addr, bytes, header)) {
       return CoroState::kUnreadable;
     }
-    int32_t lasti = field<int32_t>(bytes, F.lasti);
+    int32_t lasti = read_field<int32_t>(bytes, F.lasti);
     if (A.gen_suspended_first || A.gen_suspended_last) {  // 3.10: f_state
-      int state = field<int8_t>(bytes, F.executing);
+      int state = read_field<int8_t>(bytes, F.executing);
       if (state == A.gen_executing) return CoroState::kExecuting;
       if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
         return CoroState::kNotSuspended;
@@ -308,17 +308,17 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
     } else if (lasti < 0) {
       return CoroState::kNotSuspended;  // 3.8-3.9: not started
     }
-    code = field_code_raw_ = field<uint64_t>(bytes, F.code);
+    code = field_code_raw_ = read_field<uint64_t>(bytes, F.code);
     offset = lasti < 0                                              ? -1
              : layout_.line_table == LineTableFormat::kLinetable310 ? int64_t{lasti} * 2
                                                                     : lasti;
     if (A.frame_stack_pointer) {  // 3.8-3.9: f_stacktop, set while suspended
-      uint64_t top = field<uint64_t>(bytes, A.frame_stack_pointer);
+      uint64_t top = read_field<uint64_t>(bytes, A.frame_stack_pointer);
       if (!plausible_pointer(top)) return CoroState::kNotSuspended;
       top_slot = top - 8 * static_cast<uint64_t>(A.awaited_slot);
     } else if (A.frame_value_stack) {  // 3.10: f_valuestack[f_stackdepth - 1]
-      uint64_t base = field<uint64_t>(bytes, A.frame_value_stack);
-      int32_t depth = field<int32_t>(bytes, A.frame_stack_depth);
+      uint64_t base = read_field<uint64_t>(bytes, A.frame_value_stack);
+      int32_t depth = read_field<int32_t>(bytes, A.frame_stack_depth);
       if (plausible_pointer(base) && depth >= A.awaited_slot && depth < (1 << 16)) {
         top_slot = base + 8 * static_cast<uint64_t>(depth - A.awaited_slot);
       }
@@ -338,18 +338,18 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
     if (header > sizeof(bytes) || !memory_.read(frame_addr, bytes, header)) {
       return CoroState::kUnreadable;
     }
-    code = field_code_raw_ = field<uint64_t>(bytes, F.code);
+    code = field_code_raw_ = read_field<uint64_t>(bytes, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{7};
     uint64_t first_instr = code + layout_.code.code_adaptive;
-    uint64_t instr = field<uint64_t>(bytes, F.lasti);
+    uint64_t instr = read_field<uint64_t>(bytes, F.lasti);
     offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
     if (offset > (1 << 24)) offset = -1;
     if (A.frame_stack_pointer) {  // 3.14+: stackpointer, the next free slot
-      uint64_t sp = field<uint64_t>(bytes, A.frame_stack_pointer);
+      uint64_t sp = read_field<uint64_t>(bytes, A.frame_stack_pointer);
       const uint64_t below = 8 * static_cast<uint64_t>(A.awaited_slot);
       if (plausible_pointer(sp) && sp >= frame_addr + F.localsplus + below) top_slot = sp - below;
     } else if (A.frame_stack_top) {  // 3.11-3.13: stacktop, slots after localsplus
-      int32_t top = field<int32_t>(bytes, A.frame_stack_top);
+      int32_t top = read_field<int32_t>(bytes, A.frame_stack_top);
       if (top >= A.awaited_slot && top < (1 << 16)) {
         top_slot = frame_addr + F.localsplus + 8 * static_cast<uint64_t>(top - A.awaited_slot);
       }
