@@ -466,7 +466,6 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
     current = awaited;
   }
   if (out.truncated) ++stats_.cut_chains;
-  out.entry_code = out.frames.front().code_addr;
   std::reverse(out.frames.begin(), out.frames.end());
   out.frames.insert(out.frames.begin(), Frame{0, &await_marker(), 0, 0});
   if (with_names) read_name(task, out);
@@ -525,11 +524,6 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
     return false;
   }
   ++stats_.reads;
-  struct Timer {  // the time spent reading tasks (TaskStats::seconds)
-    double& total;
-    double began = monotonic_seconds();
-    ~Timer() { total += monotonic_seconds() - began; }
-  } timer{stats_.seconds};
   tasks_.clear();
   for (const Registry& r : registries_) read_set(r, tasks_);
   if (debug_.found) {

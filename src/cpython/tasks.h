@@ -40,8 +40,6 @@ class ObjectReader;
 struct TaskStack {
   uint64_t task_addr = 0;
   std::string name;  // the task's name (Task-3), read only when asked for
-  // The outermost coroutine's code (the task's "entry point"), 0 when unknown.
-  uint64_t entry_code = 0;
   std::vector<Frame> frames;  // innermost first: `<await>`, then the coroutines, awaited first
   bool truncated = false;     // the chain broke off or was too long
 };
@@ -57,7 +55,6 @@ struct TaskStats {
   uint64_t cut_lists = 0;   // task lists that broke off (read while they changed): tasks lost
   // Tasks that resumed or suspended between the task read and the threads' walk (reconcile).
   uint64_t resumed = 0;
-  double seconds = 0;  // spent reading tasks
 };
 
 class TaskReader {
