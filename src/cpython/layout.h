@@ -180,6 +180,30 @@ struct Layout {
     uint64_t task_name = 0;
   } async;
 
+  // Plain objects, for `dump --locals` and thread names (cpython/objects.cpp): the type slots
+  // and dict fields it follows, and where a few scalar types keep their value.
+  struct Objects {
+    uint64_t type_basicsize = 0;         // PyTypeObject.tp_basicsize
+    uint64_t type_flags = 0;             // PyTypeObject.tp_flags
+    uint64_t type_dictoffset = 0;        // PyTypeObject.tp_dictoffset
+    uint64_t heap_type_cached_keys = 0;  // PyHeapTypeObject.ht_cached_keys
+    uint64_t var_size = 0;               // PyVarObject.ob_size
+    uint64_t float_value = 0;            // PyFloatObject.ob_fval
+    uint64_t long_digits = 0;            // PyLongObject's digits (3.12+: in long_value)
+    uint64_t cell_ref = 0;               // PyCellObject.ob_ref
+    uint64_t type_base = 0;              // PyTypeObject.tp_base
+    uint64_t set_used = 0;               // PySetObject.used
+    uint64_t set_mask = 0;               // PySetObject.mask
+    uint64_t set_table = 0;              // PySetObject.table
+    uint64_t set_entry_size = 0;         // sizeof(setentry)
+    uint64_t weakref_object = 0;         // PyWeakReference.wr_object
+    uint64_t dict_used = 0;              // PyDictObject.ma_used
+    uint64_t dict_keys = 0;              // PyDictObject.ma_keys
+    uint64_t dict_values = 0;            // PyDictObject.ma_values
+    uint64_t code_localsplusnames = 0;   // 3.11+: PyCodeObject.co_localsplusnames
+    uint64_t code_localspluskinds = 0;   // 3.11+: PyCodeObject.co_localspluskinds
+  } objects;
+
   uint64_t ob_type = 8;
   uint64_t type_name = 24;    // PyTypeObject.tp_name (char*), every version
   uint64_t tuple_items = 24;  // PyTupleObject.ob_item, every version

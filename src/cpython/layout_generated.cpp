@@ -70,6 +70,23 @@ Layout layout_38() {
   l.async.task_name = 120;
   // a suspended `await` (YIELD_FROM, SEND + YIELD_VALUE) keeps its receiver on top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  l.objects.type_flags = 168;  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 872;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -131,6 +148,23 @@ Layout layout_39() {
   l.async.task_name = 160;
   // a suspended `await` (YIELD_FROM, SEND + YIELD_VALUE) keeps its receiver on top of the value stack: _PyGen_yf reads stack[-1]
   l.async.awaited_slot = 1;
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  l.objects.type_flags = 168;  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 864;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -193,6 +227,23 @@ Layout layout_310() {
   l.async.gen_suspended_last = -1;  // FRAME_SUSPENDED
   l.async.frame_value_stack = 64;  // offsetof(PyFrameObject, f_valuestack)
   l.async.frame_stack_depth = 80;  // offsetof(PyFrameObject, f_stackdepth)
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  l.objects.type_flags = 168;  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 872;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -264,6 +315,25 @@ Layout layout_311() {
   l.async.task_coro = 136;
   // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
   l.async.task_name = 144;
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  l.objects.type_flags = 168;  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 872;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
+  l.objects.code_localsplusnames = 96;  // offsetof(PyCodeObject, co_localsplusnames)
+  l.objects.code_localspluskinds = 104;  // offsetof(PyCodeObject, co_localspluskinds)
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -337,6 +407,25 @@ Layout layout_312() {
   l.async.task_coro = 136;
   // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
   l.async.task_name = 144;
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  l.objects.type_flags = 168;  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 880;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, long_value.ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
+  l.objects.code_localsplusnames = 96;  // offsetof(PyCodeObject, co_localsplusnames)
+  l.objects.code_localspluskinds = 104;  // offsetof(PyCodeObject, co_localspluskinds)
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
@@ -355,8 +444,8 @@ void read_313(const DebugTable& t, Layout& l) {
   l.code.size = t.size("code_object.size", 34);  // sizeof(PyCodeObject)
   t.size("unicode_object.size", 67);
   t.size("bytes_object.size", 64);
-  t.size("pyobject.size", 44);
   t.size("type_object.size", 46);
+  t.size("pyobject.size", 44);
   t.size("tuple_object.size", 50);
   // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.interpreters_head = t.offset("runtime_state.interpreters_head", 5, 3, 8);
@@ -441,6 +530,28 @@ void read_313(const DebugTable& t, Layout& l) {
   l.async.task_coro = 120;
   // offsetof(TaskObj, task_name), Modules/_asynciomodule.c (no header); checked in a live Task
   l.async.task_name = 128;
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_flags = t.offset("type_object.tp_flags", 49, 46, 8);
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 880;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, long_value.ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
+  // offsetof(PyCodeObject, co_localsplusnames)
+  l.objects.code_localsplusnames = t.offset("code_object.localsplusnames", 41, 34, 8);
+  // offsetof(PyCodeObject, co_localspluskinds)
+  l.objects.code_localspluskinds = t.offset("code_object.localspluskinds", 42, 34, 8);
   l.ob_type = t.offset("pyobject.ob_type", 45, 44, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 47, 46, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 51, 50, 8);  // offsetof(PyTupleObject, ob_item)
@@ -459,8 +570,8 @@ void read_314(const DebugTable& t, Layout& l) {
   t.size("unicode_object.size", 77);
   t.size("bytes_object.size", 74);
   t.size("gen_object.size", 83);
-  t.size("pyobject.size", 50);
   t.size("type_object.size", 52);
+  t.size("pyobject.size", 50);
   t.size("tuple_object.size", 56);
   // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.interpreters_head = t.offset("runtime_state.interpreters_head", 5, 3, 8);
@@ -543,6 +654,28 @@ void read_314(const DebugTable& t, Layout& l) {
   l.async.stack_is_tagged = true;
   // offsetof(_PyInterpreterFrame, stackpointer)
   l.async.frame_stack_pointer = t.offset("interpreter_frame.stackpointer", 37, 31, 8);
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_flags = t.offset("type_object.tp_flags", 55, 52, 8);
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 880;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, long_value.ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
+  // offsetof(PyCodeObject, co_localsplusnames)
+  l.objects.code_localsplusnames = t.offset("code_object.localsplusnames", 46, 39, 8);
+  // offsetof(PyCodeObject, co_localspluskinds)
+  l.objects.code_localspluskinds = t.offset("code_object.localspluskinds", 47, 39, 8);
   l.ob_type = t.offset("pyobject.ob_type", 51, 50, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 53, 52, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 57, 56, 8);  // offsetof(PyTupleObject, ob_item)
@@ -561,8 +694,8 @@ void read_315(const DebugTable& t, Layout& l) {
   t.size("unicode_object.size", 89);
   t.size("bytes_object.size", 86);
   t.size("gen_object.size", 99);
-  t.size("pyobject.size", 58);
   t.size("type_object.size", 60);
+  t.size("pyobject.size", 58);
   t.size("tuple_object.size", 68);
   // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.interpreters_head = t.offset("runtime_state.interpreters_head", 5, 3, 8);
@@ -645,6 +778,28 @@ void read_315(const DebugTable& t, Layout& l) {
   l.async.stack_is_tagged = true;
   // offsetof(_PyInterpreterFrame, stackpointer)
   l.async.frame_stack_pointer = t.offset("interpreter_frame.stackpointer", 45, 39, 8);
+  l.objects.type_basicsize = 32;  // offsetof(PyTypeObject, tp_basicsize)
+  // offsetof(PyTypeObject, tp_flags)
+  l.objects.type_flags = t.offset("type_object.tp_flags", 63, 60, 8);
+  l.objects.type_dictoffset = 288;  // offsetof(PyTypeObject, tp_dictoffset)
+  l.objects.heap_type_cached_keys = 888;  // offsetof(PyHeapTypeObject, ht_cached_keys)
+  l.objects.var_size = 16;  // offsetof(PyVarObject, ob_size)
+  l.objects.float_value = 16;  // offsetof(PyFloatObject, ob_fval)
+  l.objects.long_digits = 24;  // offsetof(PyLongObject, long_value.ob_digit)
+  l.objects.cell_ref = 16;  // offsetof(PyCellObject, ob_ref)
+  l.objects.set_used = 24;  // offsetof(PySetObject, used)
+  l.objects.type_base = 256;  // offsetof(PyTypeObject, tp_base)
+  l.objects.set_mask = 32;  // offsetof(PySetObject, mask)
+  l.objects.set_table = 40;  // offsetof(PySetObject, table)
+  l.objects.set_entry_size = 16;  // sizeof(setentry)
+  l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
+  l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
+  l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
+  // offsetof(PyCodeObject, co_localsplusnames)
+  l.objects.code_localsplusnames = t.offset("code_object.localsplusnames", 54, 47, 8);
+  // offsetof(PyCodeObject, co_localspluskinds)
+  l.objects.code_localspluskinds = t.offset("code_object.localspluskinds", 55, 47, 8);
   l.ob_type = t.offset("pyobject.ob_type", 59, 58, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 61, 60, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 69, 68, 8);  // offsetof(PyTupleObject, ob_item)
@@ -736,6 +891,23 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"async.task_coro", static_cast<int64_t>(l.async.task_coro)},
       {"async.task_name", static_cast<int64_t>(l.async.task_name)},
       {"async.awaited_slot", static_cast<int64_t>(l.async.awaited_slot)},
+      {"objects.type_basicsize", static_cast<int64_t>(l.objects.type_basicsize)},
+      {"objects.type_flags", static_cast<int64_t>(l.objects.type_flags)},
+      {"objects.type_dictoffset", static_cast<int64_t>(l.objects.type_dictoffset)},
+      {"objects.heap_type_cached_keys", static_cast<int64_t>(l.objects.heap_type_cached_keys)},
+      {"objects.var_size", static_cast<int64_t>(l.objects.var_size)},
+      {"objects.float_value", static_cast<int64_t>(l.objects.float_value)},
+      {"objects.long_digits", static_cast<int64_t>(l.objects.long_digits)},
+      {"objects.cell_ref", static_cast<int64_t>(l.objects.cell_ref)},
+      {"objects.set_used", static_cast<int64_t>(l.objects.set_used)},
+      {"objects.type_base", static_cast<int64_t>(l.objects.type_base)},
+      {"objects.set_mask", static_cast<int64_t>(l.objects.set_mask)},
+      {"objects.set_table", static_cast<int64_t>(l.objects.set_table)},
+      {"objects.set_entry_size", static_cast<int64_t>(l.objects.set_entry_size)},
+      {"objects.weakref_object", static_cast<int64_t>(l.objects.weakref_object)},
+      {"objects.dict_used", static_cast<int64_t>(l.objects.dict_used)},
+      {"objects.dict_keys", static_cast<int64_t>(l.objects.dict_keys)},
+      {"objects.dict_values", static_cast<int64_t>(l.objects.dict_values)},
       {"ob_type", static_cast<int64_t>(l.ob_type)},
       {"type_name", static_cast<int64_t>(l.type_name)},
       {"tuple_items", static_cast<int64_t>(l.tuple_items)},
@@ -761,6 +933,8 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"async.gen_frame_state", static_cast<int64_t>(l.async.gen_frame_state)},
       {"async.frame_stack_top", static_cast<int64_t>(l.async.frame_stack_top)},
       {"async.stack_is_tagged", static_cast<int64_t>(l.async.stack_is_tagged)},
+      {"objects.code_localsplusnames", static_cast<int64_t>(l.objects.code_localsplusnames)},
+      {"objects.code_localspluskinds", static_cast<int64_t>(l.objects.code_localspluskinds)},
       {"interp.gil_pointer", static_cast<int64_t>(l.interp.gil_pointer)},
       {"interp.gil_holder", static_cast<int64_t>(l.interp.gil_holder)},
       {"interp.gil_locked", static_cast<int64_t>(l.interp.gil_locked)},

@@ -12,18 +12,7 @@
 namespace spyglass::cpython {
 namespace {
 
-// Fixed for every supported version (3.8-3.14, checked with offsetof against each version's
-// headers): PyTypeObject's fields up to tp_dictoffset, PyDictObject, ob_size/ob_fval.
-constexpr uint64_t kTypeBasicSize = 32;    // tp_basicsize
-constexpr uint64_t kTypeFlags = 168;       // tp_flags
-constexpr uint64_t kTypeDictOffset = 288;  // tp_dictoffset
-constexpr uint64_t kDictKeys = 32;         // PyDictObject.ma_keys
-constexpr uint64_t kDictValues = 40;       // PyDictObject.ma_values
-constexpr uint64_t kDictUsed = 16;         // PyDictObject.ma_used
-constexpr uint64_t kVarSize = 16;          // PyVarObject.ob_size (tuple, list, bytes, 3.8-3.11 int)
-constexpr uint64_t kFloatValue = 16;       // PyFloatObject.ob_fval
-constexpr uint64_t kLongDigits = 24;       // PyLongObject digits (3.12+: after lv_tag)
-constexpr uint64_t kCellRef = 16;          // PyCellObject.ob_ref
+// Type flags are ABI (object.h): the same bits in every version that has them.
 constexpr uint64_t kFlagInlineValues = 1ull << 2;  // Py_TPFLAGS_INLINE_VALUES (3.13+)
 constexpr uint64_t kFlagManagedDict = 1ull << 4;   // Py_TPFLAGS_MANAGED_DICT (3.11+)
 constexpr uint64_t kFlagHeapType = 1ull << 9;      // Py_TPFLAGS_HEAPTYPE
@@ -54,23 +43,12 @@ std::string python_quoted(const std::string& text, char quote) {
 
 }  // namespace
 
-ObjectLayout object_layout(const PythonVersion& version) {
-  ObjectLayout o;
-  if (version.major != 3 || version.minor < 8 || version.minor > 15) return o;
-  o.known = true;
-  o.minor = version.minor;
-  if (version.minor >= 11) {
-    // offsetof(PyHeapTypeObject, ht_cached_keys): 3.15 added a field before it.
-    o.ht_cached_keys = version.minor == 11 ? 872 : version.minor <= 14 ? 880 : 888;
-    o.localsplusnames = 96;
-    o.localspluskinds = 104;
-  }
-  if (version.minor >= 14) o.tuple_items = 32;
-  return o;
-}
-
 ObjectReader::ObjectReader(process::MemoryReader& memory, const Layout& layout, CodeCache& codes)
-    : memory_(memory), layout_(layout), codes_(codes), objects_(object_layout(layout.version)) {}
+    : memory_(memory),
+      layout_(layout),
+      codes_(codes),
+      objects_(layout.objects),
+      minor_(layout.version.minor) {}
 
 bool ObjectReader::read_u64(uint64_t addr, uint64_t& out) {
   return plausible_pointer(addr) && memory_.read_value(addr, out);
@@ -104,8 +82,8 @@ std::string ObjectReader::int_repr(uint64_t addr) {
   int64_t ndigits = 0;
   bool negative = false;
   uint64_t word = 0;
-  if (!memory_.read_value(addr + kVarSize, word)) return "<int>";
-  if (objects_.minor >= 12) {  // lv_tag: digit count << 3, sign in the low bits (1 zero, 2 <0)
+  if (!memory_.read_value(addr + objects_.var_size, word)) return "<int>";
+  if (minor_ >= 12) {  // lv_tag: digit count << 3, sign in the low bits (1 zero, 2 <0)
     ndigits = static_cast<int64_t>(word >> 3);
     negative = (word & 3) == 2;
     if ((word & 3) == 1) return "0";
@@ -117,7 +95,8 @@ std::string ObjectReader::int_repr(uint64_t addr) {
   }
   if (ndigits > 2) return fmt::format("<int of {} digits>", ndigits);
   uint32_t digits[2] = {0, 0};
-  if (!memory_.read(addr + kLongDigits, digits, static_cast<size_t>(ndigits) * 4)) return "<int>";
+  if (!memory_.read(addr + objects_.long_digits, digits, static_cast<size_t>(ndigits) * 4))
+    return "<int>";
   uint64_t value = digits[0] | (static_cast<uint64_t>(digits[1]) << 30);
   return fmt::format("{}{}", negative ? "-" : "", value);
 }
@@ -132,7 +111,7 @@ std::string ObjectReader::repr(uint64_t addr, size_t max_len) {
   if (type == "int") return int_repr(addr);
   if (type == "float") {
     double value = 0;
-    if (!memory_.read_value(addr + kFloatValue, value)) return "<float>";
+    if (!memory_.read_value(addr + objects_.float_value, value)) return "<float>";
     return fmt::format("{}", value);
   }
   if (type == "str") {
@@ -152,8 +131,8 @@ std::string ObjectReader::repr(uint64_t addr, size_t max_len) {
   }
   if (type == "tuple" || type == "list" || type == "dict" || type == "set" || type == "frozenset") {
     // Sizes only: the items could be anything, and the dump stays one line per variable.
-    uint64_t at = type == "dict" ? kDictUsed : kVarSize;
-    if (type == "set" || type == "frozenset") at = 24;  // PySetObject.used (after fill)
+    uint64_t at = type == "dict" ? objects_.dict_used : objects_.var_size;
+    if (type == "set" || type == "frozenset") at = objects_.set_used;
     if (memory_.read_value(addr + at, word) && word < (1ull << 40)) {
       return fmt::format("<{} of {} item{}>", type, word, word == 1 ? "" : "s");
     }
@@ -174,25 +153,25 @@ std::vector<LocalVariable> ObjectReader::locals(const Frame& frame, size_t max_c
                                                 size_t& more) {
   std::vector<LocalVariable> out;
   more = 0;
-  if (!objects_.known || !frame.frame_addr) return out;
+  if (!supported() || !frame.frame_addr) return out;
   // The names: co_varnames (3.8-3.10, plain locals only) or co_localsplusnames with their
   // kinds (3.11+: locals, cells and free variables, in slot order).
   uint64_t names = 0;
-  uint64_t names_at = objects_.minor >= 11 ? objects_.localsplusnames : layout_.code.varnames;
+  uint64_t names_at = minor_ >= 11 ? objects_.code_localsplusnames : layout_.code.varnames;
   if (!names_at || !read_u64(frame.code_addr + names_at, names)) return out;
   uint64_t count = 0;
-  if (!memory_.read_value(names + kVarSize, count) || static_cast<int64_t>(count) < 0 ||
+  if (!memory_.read_value(names + objects_.var_size, count) || static_cast<int64_t>(count) < 0 ||
       static_cast<int64_t>(count) > kMaxLocals) {
     return out;
   }
   std::vector<uint64_t> name_objects(count);
-  if (count && !memory_.read(names + objects_.tuple_items, name_objects.data(), count * 8)) {
+  if (count && !memory_.read(names + layout_.tuple_items, name_objects.data(), count * 8)) {
     return out;
   }
   std::vector<uint8_t> kinds(count, 0);
-  if (objects_.minor >= 11) {
+  if (minor_ >= 11) {
     uint64_t kinds_bytes = 0;
-    if (!read_u64(frame.code_addr + objects_.localspluskinds, kinds_bytes) ||
+    if (!read_u64(frame.code_addr + objects_.code_localspluskinds, kinds_bytes) ||
         (count && !memory_.read(kinds_bytes + layout_.bytes.data, kinds.data(), count))) {
       return out;
     }
@@ -203,7 +182,7 @@ std::vector<LocalVariable> ObjectReader::locals(const Frame& frame, size_t max_c
     if (!value) continue;  // not assigned yet (or unreadable)
     if ((kinds[i] & (kFastCell | kFastFree)) && type_name(value) == "cell") {
       uint64_t inside = 0;
-      if (!read_u64(value + kCellRef, inside) || !inside) continue;  // an empty cell
+      if (!read_u64(value + objects_.cell_ref, inside) || !inside) continue;  // an empty cell
       value = inside;
     }
     if (out.size() >= max_count) {
@@ -222,7 +201,7 @@ uint64_t ObjectReader::lookup_in_keys(uint64_t keys, uint64_t values, const std:
   int64_t nentries = 0;
   uint64_t entries = 0;
   size_t entry_size = 24, key_at = 8, value_at = 16;  // PyDictKeyEntry {hash, key, value}
-  if (objects_.minor <= 10) {
+  if (minor_ <= 10) {
     // dict-common.h: dk_refcnt, dk_size, dk_lookup, dk_usable, dk_nentries, dk_indices[].
     int64_t size = 0;
     if (!memory_.read_value(keys + 8, size) || !memory_.read_value(keys + 32, nentries)) return 0;
@@ -266,27 +245,29 @@ uint64_t ObjectReader::lookup_in_keys(uint64_t keys, uint64_t values, const std:
 uint64_t ObjectReader::lookup_in_dict(uint64_t dict, const std::string& name) {
   if (type_name(dict) != "dict") return 0;
   uint64_t keys = 0, values = 0;
-  if (!read_u64(dict + kDictKeys, keys) || !memory_.read_value(dict + kDictValues, values)) {
+  if (!read_u64(dict + objects_.dict_keys, keys) ||
+      !memory_.read_value(dict + objects_.dict_values, values)) {
     return 0;
   }
   // A split table keeps its values apart (3.13+: after an 8-byte header).
-  if (values && objects_.minor >= 13) values += 8;
+  if (values && minor_ >= 13) values += 8;
   return lookup_in_keys(keys, values, name);
 }
 
 uint64_t ObjectReader::attribute(uint64_t obj, const std::string& name) {
   uint64_t type = 0, flags = 0;
-  if (!read_u64(obj + layout_.ob_type, type) || !memory_.read_value(type + kTypeFlags, flags)) {
+  if (!read_u64(obj + layout_.ob_type, type) ||
+      !memory_.read_value(type + objects_.type_flags, flags)) {
     return 0;
   }
-  if (objects_.minor >= 11 && (flags & kFlagManagedDict)) {
+  if (minor_ >= 11 && (flags & kFlagManagedDict)) {
     uint64_t dict_or_values = 0;
     if (!memory_.read_value(obj - 24, dict_or_values)) return 0;
     uint64_t values = 0;
-    if (objects_.minor == 11) {
+    if (minor_ == 11) {
       if (dict_or_values) return lookup_in_dict(dict_or_values, name);
       if (!memory_.read_value(obj - 32, values)) return 0;
-    } else if (objects_.minor == 12) {
+    } else if (minor_ == 12) {
       if (!(dict_or_values & 1)) return dict_or_values ? lookup_in_dict(dict_or_values, name) : 0;
       values = dict_or_values + 1;
     } else {
@@ -294,7 +275,7 @@ uint64_t ObjectReader::attribute(uint64_t obj, const std::string& name) {
       if (!(flags & kFlagInlineValues)) return 0;
       int64_t basic_size = 0;
       uint8_t valid = 0;
-      if (!memory_.read_value(type + kTypeBasicSize, basic_size) || basic_size <= 0 ||
+      if (!memory_.read_value(type + objects_.type_basicsize, basic_size) || basic_size <= 0 ||
           basic_size > (1 << 16)) {
         return 0;
       }
@@ -304,32 +285,33 @@ uint64_t ObjectReader::attribute(uint64_t obj, const std::string& name) {
     }
     // The values of an instance share the keys of its class.
     uint64_t keys = 0;
-    if (!(flags & kFlagHeapType) || !values || !read_u64(type + objects_.ht_cached_keys, keys)) {
+    if (!(flags & kFlagHeapType) || !values ||
+        !read_u64(type + objects_.heap_type_cached_keys, keys)) {
       return 0;
     }
     return lookup_in_keys(keys, values, name);
   }
   int64_t offset = 0;
   uint64_t dict = 0;
-  if (!memory_.read_value(type + kTypeDictOffset, offset) || offset <= 0 || offset > (1 << 16) ||
-      !read_u64(obj + static_cast<uint64_t>(offset), dict)) {
+  if (!memory_.read_value(type + objects_.type_dictoffset, offset) || offset <= 0 ||
+      offset > (1 << 16) || !read_u64(obj + static_cast<uint64_t>(offset), dict)) {
     return 0;
   }
   return lookup_in_dict(dict, name);
 }
 
 uint64_t ObjectReader::attribute_object(uint64_t obj, const std::string& name) {
-  if (!objects_.known || !plausible_pointer(obj)) return 0;
+  if (!supported() || !plausible_pointer(obj)) return 0;
   return attribute(obj, name);
 }
 
 uint64_t ObjectReader::dict_item(uint64_t dict, const std::string& key) {
-  if (!objects_.known || !plausible_pointer(dict)) return 0;
+  if (!supported() || !plausible_pointer(dict)) return 0;
   return lookup_in_dict(dict, key);
 }
 
 std::optional<std::string> ObjectReader::string_attribute(uint64_t obj, const std::string& name) {
-  if (!objects_.known || !plausible_pointer(obj)) return std::nullopt;
+  if (!supported() || !plausible_pointer(obj)) return std::nullopt;
   uint64_t value = attribute(obj, name);
   std::string text;
   if (!value || !codes_.read_string(value, text, 256)) return std::nullopt;

@@ -25,22 +25,11 @@ struct LocalVariable {
   std::string value;  // a short repr: 42, 'text', 3.5, None, <dict of 3 items>, <Foo object>
 };
 
-// Per-version facts about objects that the shared Layout does not carry (checked against each
-// version's headers: see objects.cpp).
-struct ObjectLayout {
-  bool known = false;
-  int minor = 0;
-  uint64_t ht_cached_keys = 0;   // PyHeapTypeObject.ht_cached_keys (3.11+)
-  uint64_t localsplusnames = 0;  // PyCodeObject.co_localsplusnames (3.11+)
-  uint64_t localspluskinds = 0;  // PyCodeObject.co_localspluskinds (3.11+)
-  uint64_t tuple_items = 24;     // PyTupleObject.ob_item (3.14 caches the hash before it)
-};
-ObjectLayout object_layout(const PythonVersion& version);
-
 class ObjectReader {
  public:
   ObjectReader(process::MemoryReader& memory, const Layout& layout, CodeCache& codes);
-  bool supported() const { return objects_.known; }
+  // Whether the layout describes plain objects (versions.toml has an `objects` group for it).
+  bool supported() const { return layout_.objects.dict_keys != 0; }
 
   // The local variables of a frame from a walk (its arguments first), at most `max_count`;
   // `more` gets how many were left out. Unset locals are left out.
@@ -72,7 +61,8 @@ class ObjectReader {
   process::MemoryReader& memory_;
   const Layout& layout_;
   CodeCache& codes_;
-  ObjectLayout objects_;
+  const Layout::Objects& objects_;  // layout_.objects
+  int minor_;                       // the dict and managed-dict models differ by version
 };
 
 }  // namespace spyglass::cpython
