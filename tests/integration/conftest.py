@@ -189,3 +189,22 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("spyglass timings")
     for test_id, what, seconds in support.TIMINGS:
         terminalreporter.write_line("%-60s %-40s %8.1f ms" % (test_id, what, seconds * 1000))
+
+
+@pytest.fixture
+def environment(interpreter):
+    """The environment of the real programs (tests/realprograms) for the interpreter: their
+    libraries from PyPI, installed once into a per-interpreter folder and cached. Where it cannot
+    be made (no network, no pip for that version) the test is skipped with a line saying why."""
+    programs = str(support.REPO_ROOT / "tests" / "realprograms")
+    if programs not in sys.path:
+        sys.path.insert(0, programs)
+    import corpus
+
+    try:
+        return corpus.program_environment(interpreter.path, interpreter.version_text)
+    except corpus.venvs.Unavailable as error:
+        note = "programs from PyPI on %s skipped: %s" % (interpreter.test_id, error)
+        if note not in support.NOTES:
+            support.NOTES.append(note)
+        pytest.skip(str(error))

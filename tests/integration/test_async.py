@@ -297,17 +297,6 @@ def test_dump_shows_tasks(spyglass_bin, interpreter, tmp_path):
 
 # --- The async servers: sampling and exact mode on the same run -----------------------------------
 
-@pytest.fixture
-def environment(interpreter):
-    try:
-        return corpus.program_environment(interpreter.path, interpreter.version_text)
-    except corpus.venvs.Unavailable as error:
-        note = "async servers on %s skipped: %s" % (interpreter.test_id, error)
-        if note not in support.NOTES:
-            support.NOTES.append(note)
-        pytest.skip(str(error))
-
-
 _PACKAGES: Dict[str, str] = {}  # interpreter path: package folder, or "!" + why not
 
 

@@ -31,17 +31,6 @@ import corpus  # noqa: E402
 SCALE = float(os.environ.get("SPYGLASS_REAL_SCALE", "1"))
 
 
-@pytest.fixture
-def environment(interpreter):
-    try:
-        return corpus.program_environment(interpreter.path, interpreter.version_text)
-    except corpus.venvs.Unavailable as error:
-        note = "real programs on %s skipped: %s" % (interpreter.test_id, error)
-        if note not in support.NOTES:
-            support.NOTES.append(note)
-        pytest.skip(str(error))
-
-
 def measure(spyglass_bin, interpreter, environment, program, scale, **options):
     measurement = corpus.measure(spyglass_bin, interpreter.path, interpreter.test_id,
                                  environment, corpus.PROGRAMS[program], scale=scale * SCALE,

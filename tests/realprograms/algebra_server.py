@@ -27,6 +27,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from load import run_client_threads
 from truth import Truth, done
 
 TRUTH = Truth("algebra_server")
@@ -59,14 +60,7 @@ def run_clients(port: int, clients: int, heavy_per_client: int) -> int:
                 finally:
                     connection.close()
 
-    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for failure in failures[:5]:
-        print("client: %s" % failure, file=sys.stderr)
-    return len(failures)
+    return run_client_threads(client, clients, failures)
 
 
 # sympy is imported after the fork, by the server only.

@@ -40,9 +40,9 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 
+from load import run_client_threads
 from truth import Truth, done
 
 TRUTH = Truth("async_server")
@@ -105,14 +105,7 @@ def run_clients(port: int, clients: int, rounds: int) -> int:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for failure in failures[:5]:
-        print("client: %s" % failure, file=sys.stderr)
-    return len(failures)
+    return run_client_threads(client, clients, failures)
 
 
 # --- The timed coroutines -------------------------------------------------------------------------
