@@ -2,7 +2,9 @@
 life suspended: awaiting asyncio.sleep, sub-tasks (asyncio.gather, TaskGroup) and the client's
 connection, with some CPU work between. Two front ends: asyncio's own streams
 (`--server asyncio`, the default: asyncio.start_server and a small HTTP/1.1 of its own) and
-aiohttp.web from PyPI (`--server aiohttp`).
+aiohttp.web from PyPI (`--server aiohttp`); either on asyncio's own event loop or on uvloop's
+(`--loop uvloop`, from PyPI: a loop written in Cython over libuv, whose tasks are still
+asyncio's C tasks).
 
 The case of issue 15 (async-aware wall mode): a coroutine's inclusive time is the whole time any
 of its calls is in progress, suspended or running, added over calls (as thread-seconds), so the
@@ -29,7 +31,7 @@ keep-alive HTTP/1.1 connection, then exits; the server then waits for its connec
 shuts down, writes the truth and exits. A run takes a few seconds.
 
     python async_server.py --truth truth.json [--scale 1] [--clients 8]
-                           [--server asyncio|aiohttp] [--wait]
+                           [--server asyncio|aiohttp] [--loop asyncio|uvloop] [--wait]
 """
 
 import asyncio
@@ -49,6 +51,8 @@ TRUTH = Truth("async_server")
 TRUTH.parser.add_argument("--clients", type=int, default=8, help="client threads")
 TRUTH.parser.add_argument("--server", choices=("asyncio", "aiohttp"), default="asyncio",
                           help="asyncio streams or aiohttp.web")
+TRUTH.parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                          help="the event loop: asyncio's own, or uvloop's")
 # At scale 1: rounds per client thread; a round is one request of each route.
 ROUNDS_PER_CLIENT = 60
 ROUTES = ("/compute", "/sleep", "/fanout", "/tasks", "/upload")
@@ -329,9 +333,22 @@ async def serve(options, listener: socket.socket, go_write: int, finished_read: 
     await stop()
 
 
+def run_on(loop: asyncio.AbstractEventLoop, main_coroutine) -> None:
+    """asyncio.run on a loop of our choosing (asyncio.Runner's loop_factory is 3.11+)."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main_coroutine)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 def main() -> int:
     options = TRUTH.start()
     TRUTH.program = "aiohttp_server" if options.server == "aiohttp" else "async_server"
+    if options.loop == "uvloop":
+        TRUTH.program = "uvloop_server"
     functions = FUNCTIONS[options.server]
     TRUTH.declare(*functions)
     rounds = max(1, round(ROUNDS_PER_CLIENT * options.scale))
@@ -357,9 +374,14 @@ def main() -> int:
     os.close(finished_write)
     if options.server == "aiohttp":
         import aiohttp.web  # noqa: F401  (imported before the timed work starts)
+    new_loop = asyncio.new_event_loop
+    if options.loop == "uvloop":
+        import uvloop
+
+        new_loop = uvloop.new_event_loop
     listener.setblocking(False)
     TRUTH.ready()
-    asyncio.run(serve(options, listener, go_write, finished_read))
+    run_on(new_loop(), serve(options, listener, go_write, finished_read))
     _, status = os.waitpid(child, 0)
     done(TRUTH)
     if status != 0:

@@ -78,11 +78,16 @@ PROGRAMS: Dict[str, Program] = {program.name: program for program in (
              "handle_upload", "request_middleware"),
             "the same handlers on aiohttp.web (from PyPI), behind a middleware",
             args=("--server", "aiohttp"), needs=("aiohttp",)),
+    Program("uvloop_server", "async_server.py",
+            ("handle_compute", "handle_sleep", "handle_fanout", "handle_tasks", "fetch_part",
+             "handle_upload", "serve_connection"),
+            "the asyncio streams server on uvloop's event loop (from PyPI): another loop, the "
+            "same C tasks", args=("--server", "asyncio", "--loop", "uvloop"), needs=("uvloop",)),
 )}
 
 # The async servers' figures are what async-aware wall mode (issue 15) measures: a coroutine's
 # time while suspended too. A spyglass without it reads them at a few per cent of their truth.
-ASYNC_PROGRAMS = ("async_server", "aiohttp_server")
+ASYNC_PROGRAMS = ("async_server", "aiohttp_server", "uvloop_server")
 
 
 # What the test suite runs and bench/real_programs.py prints by default: (program, rate in Hz,
