@@ -87,6 +87,9 @@ enum class Tear {
   // (its f_back overwritten: NULL at the list's end) by the time its copy was made; the
   // thread runs `numbers` in a frame elsewhere.
   kCurrentFrameFreed,
+  // 3.8-3.10: `numbers` and `consume` both read no longer running: the second is most likely
+  // on the frame free list, its f_back the list's link.
+  kTwoReturned,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -173,6 +176,10 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   } else if (tear == Tear::kNewestReturned) {
     image.put<int8_t>(generator, L.frame.executing,
                       static_cast<int8_t>(L.frame.executing_state + 1));
+  } else if (tear == Tear::kTwoReturned) {
+    image.put<int8_t>(generator, L.frame.executing,
+                      static_cast<int8_t>(L.frame.executing_state + 1));
+    image.put<int8_t>(caller, L.frame.executing, static_cast<int8_t>(L.frame.executing_state + 1));
   } else if (tear == Tear::kFreedFrame) {
     image.put<int8_t>(caller, L.frame.executing, static_cast<int8_t>(L.frame.executing_state + 1));
   } else if (tear == Tear::kReusedFrame) {
@@ -357,6 +364,12 @@ TEST_P(WalkerFreedFrame, ReturnedNewestFrameIsLeftOutAndTheCallerRead) {
   EXPECT_FALSE(walk.threads[0].truncated);
   EXPECT_EQ(walk.walker.stats().torn_retries, 0u);
   EXPECT_EQ(walk.walker.stats().returned_frames, 1u);
+}
+
+// Only one returned frame is left out: past a second one, the links are the free list's, and
+// led to shallow stacks the thread was not in. The walk is read again.
+TEST_P(WalkerFreedFrame, TwoReturnedFramesInARowAreReadAgain) {
+  expect_whole_after_one_reread(GetParam(), Tear::kTwoReturned, true);
 }
 
 // The walk reads a prefetch: copies of the target's memory made over tens of microseconds
