@@ -45,6 +45,9 @@ struct WalkStats {
   // 3.8-3.10: newest frames that had already returned when read, left out: the stack is read
   // from their caller, where the thread had gone.
   uint64_t returned_frames = 0;
+  // 3.8-3.10: frames read again from the live process because their copy showed them no
+  // longer running (see walk_frame_objects), and found running: not a loss, no re-read.
+  uint64_t frames_read_again = 0;
   uint64_t thread_list_retries = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... and still cut after the last retry: threads lost
 };
@@ -96,6 +99,7 @@ class StackWalker {
   std::unique_ptr<CodeCache> codes_;
   WalkStats stats_;
   std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> fresh_;  // a frame header read again from the live process
 };
 
 }  // namespace spyglass::cpython

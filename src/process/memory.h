@@ -36,6 +36,9 @@ class MemoryReader {
   // Bytes held from an earlier instant (a prefetch) are fetched again, so the next reads see
   // the process as it is now: a walker that caught a stack mid-change reads it once more.
   virtual void refresh() {}
+  // Reads the process as it is now, past any bytes held from an earlier instant (a prefetch):
+  // a walker that finds one value out of step with the others looks at it again, alone.
+  virtual bool read_now(RemoteAddr addr, void* out, size_t size) { return read(addr, out, size); }
   // The `size` bytes at `addr` where this reader already holds them (a prefetch), without a
   // copy; nullptr when it does not, and the caller read()s them. Valid until the next
   // refresh() or walk: a steady-state walk then copies nothing.

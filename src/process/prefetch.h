@@ -29,6 +29,8 @@ class PrefetchingMemory : public MemoryReader {
   // Fetches again, in one batch, everything this walk has read so far (pages read on a miss
   // included): a re-read after a torn walk sees one instant.
   void refresh() override;
+  // From the process, not from the prefetch (and not recorded for the next one).
+  bool read_now(RemoteAddr addr, void* out, size_t size) override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
