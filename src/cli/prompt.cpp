@@ -395,8 +395,8 @@ class Prompt {
     }
     out += fmt::format(
         "stacks:     {} read again (caught mid-change), {} left incomplete, {} read from the "
-        "caller of a newest frame that had just returned\n",
-        st.reread_stacks, st.incomplete_stacks, st.returned_frames);
+        "caller of a newest frame that had just returned, {} frames read again alone\n",
+        st.reread_stacks, st.incomplete_stacks, st.returned_frames, st.frames_read_again);
     out += fmt::format(
         "threads:    thread list read again {} times (a thread ended under us), "
         "cut short {} times, not paused {} (--blocking: exiting or ended, or slow to stop)\n",

@@ -30,6 +30,7 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.thread_samples = status.thread_samples;
   results.reread_stacks = status.reread_stacks;
   results.returned_frames = status.returned_frames;
+  results.frames_read_again = status.frames_read_again;
   results.incomplete_stacks = status.incomplete_stacks;
   results.unreadable_samples = status.failed_walks;
   results.reread_thread_lists = status.reread_thread_lists;

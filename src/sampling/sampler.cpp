@@ -483,6 +483,7 @@ double Sampler::take_sample(double start, double lateness, double gap) {
   const cpython::WalkStats& after = target_.walker().stats();
   const uint64_t retries = after.torn_retries - before.torn_retries;
   const uint64_t returned = after.returned_frames - before.returned_frames;
+  const uint64_t frames_again = after.frames_read_again - before.frames_read_again;
   const uint64_t list_retries = after.thread_list_retries - before.thread_list_retries;
   const uint64_t cut_lists = after.cut_thread_lists - before.cut_thread_lists;
   double walk = monotonic_seconds() - t0;
@@ -519,6 +520,7 @@ double Sampler::take_sample(double start, double lateness, double gap) {
   stats_.prefetched_reads += prefetch.hits() + prefetch.page_hits() - prefetched_before;
   stats_.reread_stacks += retries;
   stats_.returned_frames += returned;
+  stats_.frames_read_again += frames_again;
   stats_.reread_thread_lists += list_retries;
   stats_.cut_thread_lists += cut_lists;
   stats_.unpaused_threads += unpaused;

@@ -57,6 +57,7 @@ struct SamplerStatus {
   uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   uint64_t returned_frames = 0;    // 3.8-3.10: newest frames already returned, read from caller
+  uint64_t frames_read_again = 0;  // 3.8-3.10: frames whose copy looked finished, read live
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut after the last retry: later threads lost
   // --blocking: threads a sample could not pause (exiting: ESRCH or EPERM; or not stopped in
