@@ -173,12 +173,7 @@ void TaskLinker::from_awaiter(size_t index, const std::vector<TaskStack>& tasks,
                               std::vector<std::vector<uint64_t>>& awaited_by) {
   const TaskStack& awaiter = tasks[index];
   std::vector<uint64_t> children;
-  Awaited& cached = awaited_cache_[awaiter.task_addr];
-  const bool hit = cached.stamp != 0 && cached.awaits == awaiter.awaits;
-  cached.stamp = stats_.reads;
-  if (hit) {
-    children = cached.children;
-  } else if (awaiter.awaits) {
+  if (awaiter.awaits) {
     uint64_t future = awaiter.awaits;
     const std::string type = type_of(future);
     if (type == "_asyncio.FutureIter" || type == "FutureIter") {
@@ -191,10 +186,6 @@ void TaskLinker::from_awaiter(size_t index, const std::vector<TaskStack>& tasks,
     } else if (future && type_of(future) == "_GatheringFuture") {
       gather_children(future, 0, children);
     }
-  }
-  if (!hit) {
-    cached.awaits = awaiter.awaits;
-    cached.children = children;
   }
   // A TaskGroup's exit waits on a plain future its children's ends complete: the group knows
   // them (its `_tasks`) and the task it belongs to (`_parent_task`).
@@ -255,8 +246,6 @@ void TaskLinker::link(const std::vector<TaskStack>& tasks,
     return;
   }
   for (size_t i = 0; i < tasks.size(); ++i) from_awaiter(i, tasks, awaited_by);
-  std::erase_if(awaited_cache_,
-                [&](const auto& entry) { return entry.second.stamp != stats_.reads; });
 }
 
 std::vector<size_t> TaskLinker::choose_parents(
