@@ -50,10 +50,12 @@ TaskLinker::TaskLinker(process::MemoryReader& memory, const Layout& layout, Obje
 
 std::string TaskLinker::type_of(uint64_t obj) {
   uint64_t type = 0;
-  if (!plausible_pointer(obj) || !memory_.read_value(obj + layout_.ob_type, type) ||
-      !plausible_pointer(type)) {
-    return {};
-  }
+  if (!plausible_pointer(obj) || !memory_.read_value(obj + layout_.ob_type, type)) return {};
+  return name_of_type(type);
+}
+
+std::string TaskLinker::name_of_type(uint64_t type) {
+  if (!plausible_pointer(type)) return {};
   if (auto it = type_names_.find(type); it != type_names_.end()) return it->second;
   if (type_names_.size() >= kMaxTypeCache) type_names_.clear();  // heap types come and go
   std::string name = objects_.type_name_of_type(type);
@@ -63,10 +65,27 @@ std::string TaskLinker::type_of(uint64_t obj) {
 
 bool TaskLinker::is_task(uint64_t obj) {
   uint64_t type = 0;
-  if (!plausible_pointer(obj) || !memory_.read_value(obj + layout_.ob_type, type) ||
-      !plausible_pointer(type)) {
-    return false;
+  return plausible_pointer(obj) && memory_.read_value(obj + layout_.ob_type, type) &&
+         is_task_type(type);
+}
+
+void TaskLinker::read_words(const std::vector<uint64_t>& addrs, std::vector<uint64_t>& out) {
+  out.assign(addrs.size(), 0);
+  std::vector<process::ReadRequest> requests;
+  std::vector<size_t> slots;
+  for (size_t i = 0; i < addrs.size(); ++i) {
+    if (!plausible_pointer(addrs[i])) continue;
+    requests.push_back({addrs[i], &out[i], 8});
+    slots.push_back(i);
   }
+  const size_t done = memory_.read_batch(requests);
+  for (size_t k = done; k < requests.size(); ++k) {  // past a failed read: one by one
+    if (!memory_.read(requests[k].addr, &out[slots[k]], 8)) out[slots[k]] = 0;
+  }
+}
+
+bool TaskLinker::is_task_type(uint64_t type) {
+  if (!plausible_pointer(type)) return false;
   if (auto it = task_types_.find(type); it != task_types_.end()) return it->second;
   if (task_types_.size() >= kMaxTypeCache) task_types_.clear();
   bool task = false;
@@ -169,23 +188,15 @@ void TaskLinker::gather_children(uint64_t gathering, int depth, std::vector<uint
 }
 
 // 3.8-3.13: what the awaiting task waits for, seen from its side.
-void TaskLinker::from_awaiter(size_t index, const std::vector<TaskStack>& tasks,
+void TaskLinker::from_awaiter(size_t index, const std::vector<TaskStack>& tasks, uint64_t future,
+                              uint64_t future_type,
                               std::vector<std::vector<uint64_t>>& awaited_by) {
   const TaskStack& awaiter = tasks[index];
   std::vector<uint64_t> children;
-  if (awaiter.awaits) {
-    uint64_t future = awaiter.awaits;
-    const std::string type = type_of(future);
-    if (type == "_asyncio.FutureIter" || type == "FutureIter") {
-      if (!memory_.read_value(future + kFutureIterFuture, future) || !plausible_pointer(future)) {
-        future = 0;  // finished iterators let their future go
-      }
-    }
-    if (future && is_task(future)) {
-      children.push_back(future);
-    } else if (future && type_of(future) == "_GatheringFuture") {
-      gather_children(future, 0, children);
-    }
+  if (future && is_task_type(future_type)) {
+    children.push_back(future);
+  } else if (future && name_of_type(future_type) == "_GatheringFuture") {
+    gather_children(future, 0, children);
   }
   // A TaskGroup's exit waits on a plain future its children's ends complete: the group knows
   // them (its `_tasks`) and the task it belongs to (`_parent_task`).
@@ -245,7 +256,27 @@ void TaskLinker::link(const std::vector<TaskStack>& tasks,
     }
     return;
   }
-  for (size_t i = 0; i < tasks.size(); ++i) from_awaiter(i, tasks, awaited_by);
+  // What each task awaits, its type, and behind a future iterator its future and that one's
+  // type: three batches (one system call each) for all the tasks, since most await a plain
+  // future (a sleep, I/O) and need nothing more.
+  const size_t n = tasks.size();
+  std::vector<uint64_t> where(n, 0), types, futures(n, 0), future_types;
+  for (size_t i = 0; i < n; ++i) where[i] = tasks[i].awaits ? tasks[i].awaits + layout_.ob_type : 0;
+  read_words(where, types);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string type = name_of_type(types[i]);
+    where[i] = type == "_asyncio.FutureIter" || type == "FutureIter"
+                   ? tasks[i].awaits + kFutureIterFuture
+                   : 0;
+  }
+  read_words(where, futures);
+  for (size_t i = 0; i < n; ++i) {
+    if (!where[i] && types[i]) futures[i] = tasks[i].awaits;  // awaited without an iterator
+    // A finished iterator has let its future go (0).
+    where[i] = plausible_pointer(futures[i]) ? futures[i] + layout_.ob_type : 0;
+  }
+  read_words(where, future_types);
+  for (size_t i = 0; i < n; ++i) from_awaiter(i, tasks, futures[i], future_types[i], awaited_by);
 }
 
 std::vector<size_t> TaskLinker::choose_parents(

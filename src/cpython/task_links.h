@@ -69,14 +69,19 @@ class TaskLinker {
 
  private:
   std::string type_of(uint64_t obj);  // the object's type name, "" when unreadable
-  bool is_task(uint64_t obj);         // an _asyncio.Task, or of a subclass
+  std::string name_of_type(uint64_t type);
+  bool is_task(uint64_t obj);  // an _asyncio.Task, or of a subclass
+  bool is_task_type(uint64_t type);
+  // One word at each address (0: skipped, or unreadable), in one batch.
+  void read_words(const std::vector<uint64_t>& addrs, std::vector<uint64_t>& out);
   // The members of a set (PySetObject) or list, bounded; false when it does not check out.
   bool read_set(uint64_t set, std::vector<uint64_t>& out);
   bool read_list(uint64_t list, std::vector<uint64_t>& out);
   void from_awaited_by(const TaskStack& task, uint64_t record, uint8_t is_set,
                        std::vector<uint64_t>& out);
-  void from_awaiter(size_t index, const std::vector<TaskStack>& tasks,
-                    std::vector<std::vector<uint64_t>>& awaited_by);
+  // `future`: what the task awaits, behind its future iterator (0: nothing readable).
+  void from_awaiter(size_t index, const std::vector<TaskStack>& tasks, uint64_t future,
+                    uint64_t future_type, std::vector<std::vector<uint64_t>>& awaited_by);
   void gather_children(uint64_t gathering, int depth, std::vector<uint64_t>& children);
   void add(std::vector<uint64_t>& awaiters, uint64_t awaiter);
 
