@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <utility>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -71,6 +73,55 @@ nlohmann::json thread_json(const cpython::ThreadStack& t, const std::string& nam
           {"frames", std::move(frames)}};
 }
 
+// Who awaits each suspended task (cpython/task_links.h), and where `dump` nests it.
+struct TaskTree {
+  std::vector<std::vector<uint64_t>> awaited_by;  // per task: the awaiters' addresses
+  std::vector<size_t> parent;                     // per task: the task it is listed under
+  std::unordered_map<uint64_t, size_t> index;     // task address -> index
+};
+
+TaskTree task_tree(cpython::Target& target, const std::vector<cpython::TaskStack>& tasks) {
+  TaskTree tree;
+  target.task_links().link(tasks, tree.awaited_by);
+  std::vector<uint64_t> addrs;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    addrs.push_back(tasks[i].task_addr);
+    tree.index.emplace(tasks[i].task_addr, i);
+  }
+  tree.parent = cpython::TaskLinker::choose_parents(addrs, tree.awaited_by);
+  return tree;
+}
+
+// An awaiter by name when it is one of the suspended tasks listed, else by address (a task
+// running on its thread, or read in another state).
+std::string awaiter_name(const TaskTree& tree, const std::vector<cpython::TaskStack>& tasks,
+                         uint64_t awaiter) {
+  auto it = tree.index.find(awaiter);
+  return it != tree.index.end() ? tasks[it->second].name : fmt::format("task at {:#x}", awaiter);
+}
+
+// The tasks in pstree order: each root, then the tasks listed under it, depth first; with each
+// task its depth. Every task once (the parents have no cycle).
+std::vector<std::pair<size_t, size_t>> pstree_order(const TaskTree& tree, size_t count) {
+  std::vector<std::vector<size_t>> children(count);
+  std::vector<size_t> roots;
+  for (size_t i = 0; i < count; ++i) {
+    (tree.parent[i] == SIZE_MAX ? roots : children[tree.parent[i]]).push_back(i);
+  }
+  std::vector<std::pair<size_t, size_t>> order;
+  std::vector<std::pair<size_t, size_t>> pending;
+  for (auto it = roots.rbegin(); it != roots.rend(); ++it) pending.push_back({*it, 0});
+  while (!pending.empty() && order.size() < count) {
+    auto [task, depth] = pending.back();
+    pending.pop_back();
+    order.push_back({task, depth});
+    for (auto it = children[task].rbegin(); it != children[task].rend(); ++it) {
+      pending.push_back({*it, depth + 1});
+    }
+  }
+  return order;
+}
+
 // A suspended task's coroutines, innermost first (its `<await>` marker left out).
 nlohmann::json task_json(const cpython::TaskStack& task) {
   nlohmann::json frames = nlohmann::json::array();
@@ -132,10 +183,22 @@ int run_dump(const DumpOptions& opt) {
                             {"found_by", rt.how}}},
                           {"threads", std::move(threads)}};
     if (!opt.no_async) {
+      const TaskTree tree = task_tree(target, tasks);
       nlohmann::json list = nlohmann::json::array();
-      for (const auto& task : tasks) list.push_back(task_json(task));
+      for (size_t i = 0; i < tasks.size(); ++i) {
+        nlohmann::json item = task_json(tasks[i]);
+        nlohmann::json awaiters = nlohmann::json::array();
+        for (uint64_t awaiter : tree.awaited_by[i]) {
+          awaiters.push_back({{"name", awaiter_name(tree, tasks, awaiter)},
+                              {"address", fmt::format("{:#x}", awaiter)}});
+        }
+        item["awaited_by"] = std::move(awaiters);
+        list.push_back(std::move(item));
+      }
       doc["tasks"] = std::move(list);
       doc["tasks_source"] = target.tasks().describe();
+      doc["task_links"] = {{"links", target.task_links().stats().links},
+                           {"unreadable", target.task_links().stats().unreadable}};
     }
     write_stdout(doc.dump(2) + "\n");
     return 0;
@@ -163,16 +226,38 @@ int run_dump(const DumpOptions& opt) {
     if (t.truncated) out += "  ... (stack truncated: too deep or changed while read)\n";
   }
   if (!tasks.empty()) {
-    out += fmt::format("\nasyncio tasks: {} suspended (running ones are on their thread above)\n",
-                       tasks.size());
-    for (const auto& task : tasks) {
-      out += fmt::format("  task {}\n", task.name);
+    // Like `python -m asyncio pstree`: each task under the task awaiting it.
+    const TaskTree tree = task_tree(target, tasks);
+    out += fmt::format(
+        "\nasyncio tasks: {} suspended, each under the task that awaits it (running ones are on "
+        "their thread above)\n",
+        tasks.size());
+    for (auto [i, depth] : pstree_order(tree, tasks.size())) {
+      const auto& task = tasks[i];
+      // A task's frames 4 + 5 * depth in; a task listed under another starts at its frames.
+      const std::string indent(depth ? 4 + 5 * (depth - 1) : 2, ' ');
+      std::string awaiters;
+      for (uint64_t awaiter : tree.awaited_by[i]) {
+        awaiters +=
+            (awaiters.empty() ? ", awaited by " : ", ") + awaiter_name(tree, tasks, awaiter);
+      }
+      out += fmt::format("{}{}task {} (suspended{})\n", indent, depth ? "└─ " : "", task.name,
+                         awaiters);
+      const std::string frame_indent = indent + (depth ? "     " : "  ");
       for (size_t j = 1; j < task.frames.size(); ++j) {
         const auto& f = task.frames[j];
-        out += fmt::format("    File \"{}\", line {}, in {}\n", f.code->filename, f.line,
-                           f.code->qualname);
+        out += fmt::format("{}File \"{}\", line {}, in {}\n", frame_indent, f.code->filename,
+                           f.line, f.code->qualname);
       }
-      if (task.truncated) out += "    ... (chain of awaits cut short: changed while read)\n";
+      if (task.truncated) {
+        out += frame_indent + "... (chain of awaits cut short: changed while read)\n";
+      }
+    }
+    if (target.task_links().stats().unreadable) {
+      out += fmt::format(
+          "  ({} records of who awaits a task could not be read: those tasks are "
+          "listed as roots)\n",
+          target.task_links().stats().unreadable);
     }
   }
   write_stdout(out);

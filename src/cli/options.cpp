@@ -85,6 +85,9 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
                "Do not ask for real-time scheduling of the sampling thread");
   cmd.add_flag("--no-async", opt.no_async,
                "Wall mode: do not count suspended asyncio tasks (only what threads run)");
+  cmd.add_flag("--no-task-links", opt.no_task_links,
+               "Do not read who awaits each asyncio task (tasks drawn as roots)")
+      ->group("Developer");
   cmd.add_option("--config", opt.config,
                  "TOML config file (default: spyglass.toml or "
                  "[tool.spyglass] in pyproject.toml)");
@@ -169,6 +172,7 @@ void resolve(ProfileOptions& opt) {
   opt.sampler.blocking = opt.blocking.value_or(false);
   opt.sampler.realtime = !opt.no_realtime.value_or(false);
   opt.sampler.async_tasks = !opt.no_async.value_or(false);
+  opt.sampler.link_tasks = !opt.no_task_links;
   if (opt.duration && !(*opt.duration > 0)) {
     throw Error(ErrorKind::kUsage, "the duration must be a positive number of seconds");
   }

@@ -19,6 +19,9 @@ struct ProfileOptions {
   std::optional<bool> blocking;
   std::optional<bool> no_realtime;
   std::optional<bool> no_async;
+  // Developers: do not read who awaits each task (trees and exports then draw every task as
+  // a root; no figure changes either way), to compare and to measure its cost.
+  bool no_task_links = false;
   std::optional<std::string> format;  // table, json, or an export format
   std::optional<std::string> output;  // -o FILE
   std::optional<double> duration;

@@ -404,9 +404,11 @@ class Prompt {
     if (st.async_aware) {
       out += fmt::format(
           "tasks:      {} suspended asyncio task stacks ({}), {} tasks unreadable, {} chains "
-          "cut short, {} task lists cut short\n",
+          "cut short, {} task lists cut short; {} drawn under their awaiter, {} awaiter "
+          "records unreadable\n",
           st.task_samples, st.tasks_source.empty() ? "no tasks yet" : st.tasks_source,
-          st.unreadable_tasks, st.cut_task_chains, st.cut_task_lists);
+          st.unreadable_tasks, st.cut_task_chains, st.cut_task_lists, st.linked_task_samples,
+          st.unreadable_task_links);
     }
     out += fmt::format(
         "walk:       {:.1f} µs per sample ({:.1f} µs of it reading memory), "

@@ -54,6 +54,8 @@ Target::Target(pid_t pid) : pid_(pid) {
   tasks_ =
       std::make_unique<TaskReader>(pid, *prefetch_, *memory_, walker_->config().layout, walker_->code_cache(),
                                    *task_objects_, runtime_.runtime_addr);
+  task_links_ =
+      std::make_unique<TaskLinker>(*memory_, walker_->config().layout, *objects_, *tasks_);
   needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
   refresh_tids();
 }

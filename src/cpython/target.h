@@ -10,6 +10,7 @@
 #include "cpython/interpreter.h"
 #include "cpython/objects.h"
 #include "cpython/stack.h"
+#include "cpython/task_links.h"
 #include "cpython/tasks.h"
 #include "cpython/walker.h"
 #include "process/memory.h"
@@ -36,6 +37,9 @@ class Target {
   bool walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStack>& tasks,
                        bool with_names = false);
   TaskReader& tasks() { return *tasks_; }
+  // Who awaits whom among the tasks of the last walk_with_tasks (see task_links.h), read from
+  // the live process.
+  TaskLinker& task_links() { return *task_links_; }
   // The kernel's thread ids (refreshed by walk()).
   const std::vector<int>& tids() const { return tids_; }
   // The name of each thread of a walk: Python's threading.Thread.name where the thread runs a
@@ -56,6 +60,7 @@ class Target {
   std::unique_ptr<ObjectReader> objects_;
   std::unique_ptr<ObjectReader> task_objects_;  // reads through the prefetch, like the walker
   std::unique_ptr<TaskReader> tasks_;
+  std::unique_ptr<TaskLinker> task_links_;
   std::vector<uint64_t> thread_states_;  // of the last walk, for the next task read
   std::vector<int> tids_;
   bool needs_tids_ = false;

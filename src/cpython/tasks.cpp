@@ -214,6 +214,11 @@ void TaskReader::find_asyncio_debug() {
       continue;
     }
     debug_ = AsyncioDebug{true, w[0], w[1], w[5], w[6], w[8], w[12]};
+    // Who awaits a task (task_links.cpp): left at 0, unread, unless inside the task too.
+    if (inside(w[2], 8, w[0]) && inside(w[4], 1, w[0])) {
+      debug_.task_awaited_by = w[2];
+      debug_.task_awaited_by_is_set = w[4];
+    }
     return;
   }
 }
@@ -434,6 +439,7 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   out.task_addr = task;
   out.frames.clear();
   out.truncated = false;
+  out.awaits = 0;
   std::vector<uint64_t> chain;  // coroutines, outermost first, against cycles
   uint64_t current = coro;
   while (true) {
@@ -457,7 +463,10 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
     }
     chain.push_back(current);
     out.frames.push_back(frame);
-    if (!awaited || kind_of(awaited) != TypeKind::kCoroutine) break;
+    if (!awaited || kind_of(awaited) != TypeKind::kCoroutine) {
+      out.awaits = awaited;  // a future, a task: see task_links.h
+      break;
+    }
     if (chain.size() >= kMaxChain ||
         std::find(chain.begin(), chain.end(), awaited) != chain.end()) {
       out.truncated = true;

@@ -42,6 +42,10 @@ struct TaskStack {
   std::string name;  // the task's name (Task-3), read only when asked for
   std::vector<Frame> frames;  // innermost first: `<await>`, then the coroutines, awaited first
   bool truncated = false;     // the chain broke off or was too long
+  // What the innermost coroutine awaits when that is not a coroutine (a future's iterator, a
+  // task, a gather's future), 0 when unknown: where 3.8-3.13 find the tasks a task waits for
+  // (see task_links.h).
+  uint64_t awaits = 0;
 };
 
 struct TaskStats {
@@ -79,6 +83,17 @@ class TaskReader {
   std::string describe() const;
   // The frame that stands for waiting in `await` (the innermost of every task's stack).
   static const CodeInfo& await_marker();
+  // 3.14+: where a native task records the tasks that await it (the AsyncioDebug table's
+  // task_awaited_by, a task or a set of them, and task_awaited_by_is_set, a byte telling
+  // which); both 0 when the table is not found (yet).
+  struct AwaitedByOffsets {
+    uint64_t awaited_by = 0;
+    uint64_t is_set = 0;
+  };
+  AwaitedByOffsets awaited_by_offsets() const {
+    return debug_.found ? AwaitedByOffsets{debug_.task_awaited_by, debug_.task_awaited_by_is_set}
+                        : AwaitedByOffsets{};
+  }
 
  private:
   enum class TypeKind { kUnknown, kTask, kCoroutine, kNone, kOther };
@@ -136,6 +151,7 @@ class TaskReader {
     bool found = false;
     uint64_t task_size = 0, task_name = 0, task_coro = 0, task_node = 0;
     uint64_t interp_tasks_head = 0, thread_tasks_head = 0;
+    uint64_t task_awaited_by = 0, task_awaited_by_is_set = 0;  // 0: outside the struct
   } debug_;
   size_t maps_searched_ = 0;  // mappings seen by the last search for `_asyncio`
   std::unordered_set<std::string> searched_files_;  // path@inode of each file searched

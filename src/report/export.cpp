@@ -114,7 +114,11 @@ std::string extension_names() {
 
 void write_collapsed(const sampling::Profile& profile, const ExportOptions& options,
                      std::ostream& out) {
-  const ProfileView view = detail::make_view(profile, options.merge_lines);
+  // Asyncio tasks under their awaiters; summed over threads, an awaiter that only waits for
+  // the tasks drawn under it is drawn through them (see profile_view.h).
+  const ProfileView view = detail::make_view(
+      profile, options.merge_lines,
+      options.thread_roots ? detail::Drawing::kUnderAwaiters : detail::Drawing::kThroughChildren);
   std::vector<std::string> labels(view.frames.size());
   for (FrameId id = 0; id < view.frames.size(); ++id) {
     labels[id] = folded_frame(detail::frame_label(view.frames.get(id)));
@@ -151,7 +155,9 @@ void write_collapsed(const sampling::Profile& profile, const ExportOptions& opti
 
 void write_speedscope(const sampling::Profile& profile, const ExportOptions& options,
                       std::ostream& out) {
-  const ProfileView view = detail::make_view(profile, options.merge_lines);
+  // A profile per thread: each task's own samples, drawn under its awaiters.
+  const ProfileView view =
+      detail::make_view(profile, options.merge_lines, detail::Drawing::kUnderAwaiters);
   nlohmann::json frames = nlohmann::json::array();
   for (FrameId id = 0; id < view.frames.size(); ++id) {
     const FrameInfo& frame = view.frames.get(id);
@@ -171,7 +177,8 @@ void write_speedscope(const sampling::Profile& profile, const ExportOptions& opt
     // In time order, so speedscope's time-ordered view is the real one.
     for (const auto& span : profile.timeline) {
       if (span.thread >= thread_count || span.stack >= view.node_of.size()) continue;
-      samples[span.thread].push_back(detail::frames_of(view, view.node_of[span.stack]));
+      samples[span.thread].push_back(
+          detail::frames_of(view, detail::drawn_node(view, span.prefix, span.stack)));
       weights[span.thread].push_back(std::max(0.0, span.end - span.start));
       if (!seen[span.thread]) start[span.thread] = span.start;
       seen[span.thread] = true;
@@ -216,7 +223,9 @@ void write_speedscope(const sampling::Profile& profile, const ExportOptions& opt
 
 void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& options,
                         std::ostream& out) {
-  const ProfileView view = detail::make_view(profile, options.merge_lines);
+  // A track per thread: each task's own samples, drawn under its awaiters.
+  const ProfileView view =
+      detail::make_view(profile, options.merge_lines, detail::Drawing::kUnderAwaiters);
   const int pid = profile.run.pid;
   bool first = true;
   auto emit = [&](const nlohmann::json& event) {
@@ -261,7 +270,8 @@ void write_chrome_trace(const sampling::Profile& profile, const ExportOptions& o
   for (const auto& span : profile.timeline) {
     if (span.thread >= profile.threads.size() || span.stack >= view.node_of.size()) continue;
     const size_t t = span.thread;
-    std::vector<FrameId> frames = detail::frames_of(view, view.node_of[span.stack]);
+    std::vector<FrameId> frames =
+        detail::frames_of(view, detail::drawn_node(view, span.prefix, span.stack));
     // A thread unseen for a while (or timestamps going back) ends what was open.
     double begin = std::max(span.start, last_end[t]);
     if (!open[t].empty() && span.start > last_end[t] + kGapSeconds) close_to(t, 0, last_end[t]);

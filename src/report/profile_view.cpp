@@ -76,7 +76,15 @@ std::string frame_label(const FrameInfo& frame) {
   return fmt::format("{} ({}:{})", name, frame.file, frame.line);
 }
 
-ProfileView make_view(const sampling::Profile& profile, bool merge_lines) {
+StackId drawn_node(const ProfileView& view, StackId prefix, StackId stack) {
+  if (prefix != sampling::kRootStack) {
+    auto it = view.composed.find(uint64_t{prefix} << 32 | stack);
+    if (it != view.composed.end()) return it->second;
+  }
+  return stack < view.node_of.size() ? view.node_of[stack] : sampling::kRootStack;
+}
+
+ProfileView make_view(const sampling::Profile& profile, bool merge_lines, Drawing drawing) {
   ProfileView view;
   const auto& source = profile.stacks;
   const size_t frame_count = profile.frames.size();
@@ -96,14 +104,71 @@ ProfileView make_view(const sampling::Profile& profile, bool merge_lines) {
     view.node_of[id] = view.stacks.child(view.node_of[parent], frame_of[frame]);
   }
 
+  // A stack drawn under a prefix: the prefix's node, then the stack's frames again below it.
+  std::vector<FrameId> path;
+  auto compose = [&](StackId prefix, StackId stack) {
+    const uint64_t key = uint64_t{prefix} << 32 | stack;
+    auto [it, added] = view.composed.try_emplace(key, sampling::kRootStack);
+    if (added) {
+      StackId node = view.node_of[prefix];
+      source.path(stack, path);
+      for (FrameId frame : path) node = view.stacks.child(node, frame_of[frame]);
+      it->second = node;
+    }
+    return it->second;
+  };
+  auto valid = [&](StackId id) { return id < view.node_of.size(); };
+  if (drawing != Drawing::kCounted) {
+    for (const auto& per_thread : profile.drawn) {
+      for (const auto& [key, weight] : per_thread) {
+        const StackId prefix = sampling::Profile::drawn_prefix(key);
+        const StackId stack = sampling::Profile::drawn_stack(key);
+        if (prefix == sampling::kRootStack || !valid(prefix) || !valid(stack)) continue;
+        view.tasks_linked = true;
+        compose(prefix, stack);
+      }
+    }
+    for (const auto& span : profile.timeline) {
+      if (span.prefix != sampling::kRootStack && valid(span.prefix) && valid(span.stack)) {
+        compose(span.prefix, span.stack);
+      }
+    }
+  }
+
   const size_t nodes = view.stacks.size();
   view.self.assign(nodes, Weight{});
   view.thread_weights.resize(profile.weights.size());
+  std::unordered_map<StackId, Weight> redrawn;  // per stack, the part drawn otherwise
   for (size_t t = 0; t < profile.weights.size(); ++t) {
     std::vector<std::pair<StackId, Weight>> merged;
+    redrawn.clear();
+    if (drawing != Drawing::kCounted && t < profile.drawn.size()) {
+      for (const auto& [key, weight] : profile.drawn[t]) {
+        const StackId prefix = sampling::Profile::drawn_prefix(key);
+        const StackId stack = sampling::Profile::drawn_stack(key);
+        if (!valid(stack) || !valid(prefix) || weight.samples == 0) continue;
+        Weight& part = redrawn[stack];
+        part.samples += weight.samples;
+        part.seconds += weight.seconds;
+        if (drawing == Drawing::kThroughChildren &&
+            sampling::Profile::drawn_through_children(key)) {
+          continue;  // its children draw its frames
+        }
+        merged.emplace_back(prefix == sampling::kRootStack
+                                ? view.node_of[stack]
+                                : view.composed.at(uint64_t{prefix} << 32 | stack),
+                            weight);
+      }
+    }
     for (const auto& [stack, weight] : profile.weights[t]) {
       if (stack >= view.node_of.size() || weight.samples == 0) continue;
-      merged.emplace_back(view.node_of[stack], weight);
+      Weight rest = weight;
+      if (auto it = redrawn.find(stack); it != redrawn.end()) {
+        if (it->second.samples >= rest.samples) continue;  // all of it drawn otherwise
+        rest.samples -= it->second.samples;
+        rest.seconds = std::max(0.0, rest.seconds - it->second.seconds);
+      }
+      merged.emplace_back(view.node_of[stack], rest);
     }
     std::sort(merged.begin(), merged.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -11,6 +12,14 @@
 #include "sampling/profile.h"
 
 namespace spyglass::report::detail {
+
+// How a view draws the asyncio tasks that other tasks await (sampling::Profile::drawn).
+enum class Drawing {
+  kCounted,          // every sample on its own stack, as results count it
+  kUnderAwaiters,    // each task under its awaiter's frames; every sample drawn once (per thread)
+  kThroughChildren,  // kUnderAwaiters, and a task waiting only for tasks drawn under it is left
+                     // out: its children draw its frames (whole-program trees, flame graphs)
+};
 
 struct ProfileView {
   sampling::FrameTable frames;  // the frames shown
@@ -23,9 +32,17 @@ struct ProfileView {
   std::vector<std::vector<sampling::StackId>> children;  // per view stack, heaviest first
   uint64_t total_samples = 0;
   double total_seconds = 0;
+  // (prefix << 32 | stack) of the profile -> the view's node drawing `stack` under `prefix`.
+  std::unordered_map<uint64_t, sampling::StackId> composed;
+  bool tasks_linked = false;  // some sample is drawn under an awaiter
 };
 
-ProfileView make_view(const sampling::Profile& profile, bool merge_lines);
+ProfileView make_view(const sampling::Profile& profile, bool merge_lines,
+                      Drawing drawing = Drawing::kThroughChildren);
+
+// The view's node for a profile stack drawn under `prefix` (a timeline span's).
+sampling::StackId drawn_node(const ProfileView& view, sampling::StackId prefix,
+                             sampling::StackId stack);
 
 // Per frame of the view: does it belong to a chosen function (options.chosen, else the
 // profile's `chosen` patterns; a malformed pattern matches nothing).

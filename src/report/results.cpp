@@ -611,6 +611,8 @@ nlohmann::json to_json(const Results& results) {
                           {"unreadable", results.unreadable_tasks},
                           {"cut_chains", results.cut_task_chains},
                           {"cut_lists", results.cut_task_lists},
+                          {"linked_samples", results.linked_task_samples},
+                          {"unreadable_links", results.unreadable_task_links},
                           {"source", results.tasks_source}}},
                         {"mean_walk_us", results.mean_walk_us},
                         {"mean_read_us", results.mean_read_us},

@@ -78,6 +78,10 @@ struct Results {
   uint64_t unreadable_tasks = 0;  // tasks found but not readable: not counted
   uint64_t cut_task_chains = 0;   // task stacks whose chain of coroutines broke off
   uint64_t cut_task_lists = 0;    // task lists cut short: the tasks after the break not read
+  // Drawing only (no figure depends on them): task stacks drawn under their awaiter, and
+  // records of who awaits a task that could not be read (cpython/task_links.h).
+  uint64_t linked_task_samples = 0;
+  uint64_t unreadable_task_links = 0;
   std::string tasks_source;       // where the tasks were read from
   double mean_walk_us = 0;      // sampling: time to walk all threads, per round
   double mean_read_us = 0;      // of which reading the target's memory (system calls)

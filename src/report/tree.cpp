@@ -139,20 +139,40 @@ std::string chain_text(const std::vector<std::string>& chain, bool callers, bool
 
 }  // namespace
 
+// What the trees say when they draw asyncio tasks under their awaiters (docs/accuracy.md,
+// "Coroutines (asyncio)").
+constexpr const char* kProgramNote =
+    "asyncio: a task awaited by another is drawn under the awaiter's frames, from a <task> line; "
+    "a task waiting only for tasks drawn under it is drawn through them, so its frames total "
+    "their times (N tasks at once: N times its own wall time). Results count each task on its "
+    "own stack, once.";
+constexpr const char* kCallersNote =
+    "asyncio: the callers include the tasks awaiting it, above a <task> line (each sample once, "
+    "as results count it).";
+
 FunctionTrees build_function_trees(const sampling::Profile& profile, const std::string& name,
                                    const FramePredicate& is_target, const TreeOptions& options) {
-  const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
+  // Every sample once, on its own stack drawn under its awaiters: the callers reach into the
+  // awaiting tasks, and the figures stay those of results.
+  const detail::ProfileView view =
+      detail::make_view(profile, options.merge_lines, detail::Drawing::kUnderAwaiters);
   const auto labels = view_labels(view);
   std::vector<bool> target(view.frames.size(), false);
+  std::vector<bool> marker(view.frames.size(), false);
   for (FrameId id = 0; id < view.frames.size(); ++id) {
     target[id] = is_target && is_target(view.frames.get(id));
+    marker[id] = sampling::is_task_marker(view.frames.get(id));
   }
-  // Per stack node: the depth index of the outermost target frame on it, or -1.
+  // Per stack node: the depth index of the outermost target frame on it, or -1. Only a task's
+  // own frames count (below its last <task> marker): an awaiter's frames drawn above it are
+  // its callers, not calls of the function.
   const size_t nodes = view.stacks.size();
   std::vector<int64_t> outermost(nodes, -1);
   for (StackId id = 1; id < nodes; ++id) {
     int64_t above = outermost[view.stacks.parent(id)];
-    if (above >= 0) {
+    if (marker[view.stacks.frame(id)]) {
+      outermost[id] = -1;
+    } else if (above >= 0) {
       outermost[id] = above;
     } else if (target[view.stacks.frame(id)]) {
       outermost[id] = static_cast<int64_t>(view.stacks.depth(id)) - 1;
@@ -192,12 +212,16 @@ FunctionTrees build_function_trees(const sampling::Profile& profile, const std::
                        fmt::format("callers of {}", name), false);
   trees.callees = fold(callees.trie, callees.self, name, labels, options,
                        fmt::format("callees of {}", name), true);
+  if (view.tasks_linked) trees.callers.note = kCallersNote;
   return trees;
 }
 
 CallTree build_program_tree(const sampling::Profile& profile, const TreeOptions& options) {
   const detail::ProfileView view = detail::make_view(profile, options.merge_lines);
-  return fold(view.stacks, view.self, "all", view_labels(view), options, "whole program", true);
+  CallTree tree =
+      fold(view.stacks, view.self, "all", view_labels(view), options, "whole program", true);
+  if (view.tasks_linked) tree.note = kProgramNote;
+  return tree;
 }
 
 std::string render_tree(const CallTree& tree, bool unicode) {
@@ -245,6 +269,7 @@ std::string render_tree(const CallTree& tree, bool unicode) {
       pending.push_back({node.children[i], child_prefix, last, false, false});
     }
   }
+  if (!tree.note.empty()) out += "  (" + tree.note + ")\n";
   return out;
 }
 
@@ -275,9 +300,11 @@ nlohmann::json tree_to_json(const CallTree& tree) {
                 {"hidden_seconds", node.hidden_seconds},
                 {"children", std::move(children)}};
   }
-  return {{"title", tree.title},
-          {"has_self", tree.has_self},
-          {"root", built.empty() ? nlohmann::json() : std::move(built.front())}};
+  nlohmann::json doc = {{"title", tree.title},
+                        {"has_self", tree.has_self},
+                        {"root", built.empty() ? nlohmann::json() : std::move(built.front())}};
+  if (!tree.note.empty()) doc["note"] = tree.note;
+  return doc;
 }
 
 nlohmann::json function_trees_to_json(const FunctionTrees& trees) {

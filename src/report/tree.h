@@ -37,6 +37,8 @@ struct CallTree {
   std::string title;
   bool has_self = true;         // false for caller trees, where "self" means nothing
   std::vector<TreeNode> nodes;  // nodes[0] is the root; children come after their parent
+  // How it draws asyncio tasks under their awaiters, when it does (empty otherwise).
+  std::string note;
 };
 
 struct FunctionTrees {

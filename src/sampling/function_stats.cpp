@@ -41,6 +41,8 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.unreadable_tasks = status.unreadable_tasks;
   results.cut_task_chains = status.cut_task_chains;
   results.cut_task_lists = status.cut_task_lists;
+  results.linked_task_samples = status.linked_task_samples;
+  results.unreadable_task_links = status.unreadable_task_links;
   results.tasks_source = status.tasks_source;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;

@@ -63,14 +63,30 @@ uint32_t Profile::thread_index(uint64_t thread_id, pid_t native_id, const std::s
   return it->second;
 }
 
-void Profile::add_sample(uint32_t thread, StackId stack, double t, double seconds) {
+bool Profile::tasks_linked() const {
+  for (const auto& per_thread : drawn) {
+    for (const auto& [key, w] : per_thread) {
+      if (drawn_prefix(key) != kRootStack && w.samples > 0) return true;
+    }
+  }
+  return false;
+}
+
+void Profile::add_sample(uint32_t thread, StackId stack, double t, double seconds, StackId prefix,
+                         bool through_children) {
   Weight& w = weights[thread][stack];
   w.samples += 1;
   w.seconds += seconds;
+  if (prefix != kRootStack || through_children) {
+    if (drawn.size() <= thread) drawn.resize(thread + 1);
+    Weight& d = drawn[thread][drawn_key(stack, prefix, through_children)];
+    d.samples += 1;
+    d.seconds += seconds;
+  }
   // Extend the thread's latest span when the stack did not change.
   for (auto it = timeline.rbegin(); it != timeline.rend() && it != timeline.rbegin() + 64; ++it) {
     if (it->thread != thread) continue;
-    if (it->stack == stack) {
+    if (it->stack == stack && it->prefix == prefix) {
       it->end = t + seconds;
       it->samples += 1;
       return;
@@ -78,7 +94,7 @@ void Profile::add_sample(uint32_t thread, StackId stack, double t, double second
     break;
   }
   if (timeline.size() < timeline_limit) {
-    timeline.push_back(Span{thread, stack, t, t + seconds, 1});
+    timeline.push_back(Span{thread, stack, t, t + seconds, 1, prefix});
   }
 }
 
@@ -97,6 +113,7 @@ std::unordered_map<StackId, Weight> Profile::merged_weights() const {
 size_t Profile::memory_bytes() const {
   size_t bytes = frames.memory_bytes() + stacks.memory_bytes() + timeline.capacity() * sizeof(Span);
   for (const auto& w : weights) bytes += w.size() * (sizeof(StackId) + sizeof(Weight) + 16);
+  for (const auto& d : drawn) bytes += d.size() * (sizeof(uint64_t) + sizeof(Weight) + 16);
   return bytes;
 }
 
@@ -106,6 +123,7 @@ void Profile::clear() {
   threads.clear();
   thread_lookup_.clear();
   weights.clear();
+  drawn.clear();
   timeline.clear();
   run = RunInfo();
 }

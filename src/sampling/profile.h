@@ -25,6 +25,12 @@ struct FrameInfo {
   bool operator==(const FrameInfo&) const = default;
 };
 
+// The marker frame that opens a suspended asyncio task's own frames where it is drawn under
+// the frames of the task awaiting it (cpython/task_links.h); no code object has this name.
+inline bool is_task_marker(const FrameInfo& frame) {
+  return frame.file.empty() && frame.function == "<task>";
+}
+
 struct FrameInfoHash {
   size_t operator()(const FrameInfo& f) const;
 };
@@ -85,6 +91,7 @@ struct Span {
   double start = 0;  // seconds since the run began
   double end = 0;
   uint64_t samples = 0;
+  StackId prefix = kRootStack;  // drawn above `stack` (an asyncio task's awaiters, see Profile)
 };
 
 struct RunInfo {
@@ -109,14 +116,36 @@ class Profile {
   RunInfo run;
   std::vector<std::string> chosen;  // the chosen function patterns, to highlight
   // Spans kept for the timeline formats (Chrome trace, speedscope); past it, no more are
-  // appended, so memory stays flat on long runs (32 bytes a span).
+  // appended, so memory stays flat on long runs (40 bytes a span).
   size_t timeline_limit = 200'000;
+  // Presentation only (trees and exports; results read `weights` alone, so no figure of a
+  // chosen function depends on it): suspended asyncio tasks drawn under the task awaiting them.
+  // Per thread (indexed like `threads`), the part of its weights drawn otherwise than its own
+  // stack: under `prefix` (the awaiters' frames, outermost first, each task's followed by a
+  // `<task>` marker), and/or `through_children` (a task whose only activity is waiting for
+  // tasks drawn under it: whole-program drawings leave its own stack out, since each child
+  // already draws its frames). Keyed by drawn_key(); each entry is a part of
+  // weights[thread][stack], never more.
+  std::vector<std::unordered_map<uint64_t, Weight>> drawn;
+  static uint64_t drawn_key(StackId stack, StackId prefix, bool through_children) {
+    return uint64_t{stack} | (uint64_t{prefix & 0x7fffffffu} << 32) |
+           (through_children ? uint64_t{1} << 63 : 0);
+  }
+  static StackId drawn_stack(uint64_t key) { return static_cast<StackId>(key); }
+  static StackId drawn_prefix(uint64_t key) {
+    return static_cast<StackId>(key >> 32) & 0x7fffffffu;
+  }
+  static bool drawn_through_children(uint64_t key) { return (key >> 63) != 0; }
+  // Whether any sample is drawn under an awaiter (reports then say how they draw tasks).
+  bool tasks_linked() const;
 
   // The index of a thread, adding it when new.
   uint32_t thread_index(uint64_t thread_id, pid_t native_id, const std::string& name);
   // Credits one sample on `stack` to a thread: taken at `t` (seconds since start), it stands for
   // the `seconds` from there to the next sample.
-  void add_sample(uint32_t thread, StackId stack, double t, double seconds);
+  // `prefix` and `through_children`: how trees and exports draw it (see `drawn`).
+  void add_sample(uint32_t thread, StackId stack, double t, double seconds,
+                  StackId prefix = kRootStack, bool through_children = false);
   // Sum over threads.
   std::unordered_map<StackId, Weight> merged_weights() const;
   size_t memory_bytes() const;

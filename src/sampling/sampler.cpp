@@ -458,6 +458,46 @@ StackId Sampler::intern_stack(uint64_t path_key, const std::vector<cpython::Fram
   return id;
 }
 
+void Sampler::draw_tasks_under_awaiters() {
+  const size_t n = tasks_.size();
+  task_prefixes_.assign(n, kRootStack);
+  task_through_children_.assign(n, 0);
+  if (awaited_by_.size() != n) return;
+  std::vector<uint64_t> addrs(n);
+  for (size_t i = 0; i < n; ++i) {
+    // A task without a stack of its own is nobody's awaiter here.
+    addrs[i] = task_stacks_[i] != kRootStack ? tasks_[i].task_addr : 0;
+  }
+  const std::vector<size_t> parent = cpython::TaskLinker::choose_parents(addrs, awaited_by_);
+  const FrameId marker =
+      profile_.frames.intern(FrameInfo{cpython::TaskLinker::task_marker().qualname, "", 0, 0});
+  // Each prefix is its awaiter's prefix, then the awaiter's own frames (its `<await>` left
+  // out: it waits for this task, drawn below), then the marker. Awaiters first: an order found
+  // by walking up (the parents have no cycle, and a chain is at most n long).
+  std::vector<char> done(n, 0);
+  std::vector<size_t> chain;
+  std::vector<FrameId> path;
+  for (size_t i = 0; i < n; ++i) {
+    if (task_stacks_[i] == kRootStack) continue;
+    chain.clear();
+    for (size_t node = i; node != SIZE_MAX && !done[node] && chain.size() <= n;
+         node = parent[node]) {
+      chain.push_back(node);
+    }
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      const size_t node = *it;
+      done[node] = 1;
+      const size_t up = parent[node];
+      if (up == SIZE_MAX || task_stacks_[up] == kRootStack) continue;
+      StackId prefix = task_prefixes_[up];
+      profile_.stacks.path(task_stacks_[up], path);
+      for (size_t k = 0; k + 1 < path.size(); ++k) prefix = profile_.stacks.child(prefix, path[k]);
+      task_prefixes_[node] = profile_.stacks.child(prefix, marker);
+      task_through_children_[up] = 1;
+    }
+  }
+}
+
 double Sampler::take_sample(double start, double lateness, double gap) {
   const Mode mode = mode_.load(std::memory_order_relaxed);
   // Thread states are read before any pause: a thread stopped by ptrace looks idle.
@@ -480,6 +520,13 @@ double Sampler::take_sample(double start, double lateness, double gap) {
   bool ok = with_tasks ? target_.walk_with_tasks(stacks_, tasks_) : target_.walk(stacks_);
   if (!with_tasks) tasks_.clear();
   if (pauser_) pauser_->resume();
+  // Who awaits whom, for drawing only (the counted stacks are read): after the pause, as the
+  // thread names are.
+  const cpython::TaskLinkStats links_before = target_.task_links().stats();
+  awaited_by_.clear();
+  if (ok && with_tasks && options_.link_tasks && tasks_.size() > 1) {
+    target_.task_links().link(tasks_, awaited_by_);
+  }
   const cpython::WalkStats& after = target_.walker().stats();
   const uint64_t retries = after.torn_retries - before.torn_retries;
   const uint64_t returned = after.returned_frames - before.returned_frames;
@@ -530,6 +577,8 @@ double Sampler::take_sample(double start, double lateness, double gap) {
     stats_.unreadable_tasks += tasks_after.unreadable - tasks_before.unreadable;
     stats_.cut_task_chains += tasks_after.cut_chains - tasks_before.cut_chains;
     stats_.cut_task_lists += tasks_after.cut_lists - tasks_before.cut_lists;
+    stats_.unreadable_task_links +=
+        target_.task_links().stats().unreadable - links_before.unreadable;
     if (stats_.samples % 256 == 1) stats_.tasks_source = target_.tasks().describe();
   }
   if (ok && threads_wanted_.load(std::memory_order_relaxed)) hand_over_threads();
@@ -557,14 +606,25 @@ double Sampler::take_sample(double start, double lateness, double gap) {
   // assumes (one pseudo-thread per coroutine function held eight connections' handlers at
   // once, and gave them a fifth of their real error); and freed addresses are reused, so
   // their number follows the most tasks alive at once, not all there ever were.
-  for (const auto& task : tasks_) {
+  task_stacks_.assign(tasks_.size(), kRootStack);
+  for (size_t i = 0; i < tasks_.size(); ++i) {
+    const auto& task = tasks_[i];
+    if (task.frames.size() < 2) continue;
+    task_stacks_[i] = intern_stack(task.task_addr, task.frames);
+  }
+  draw_tasks_under_awaiters();
+  for (size_t i = 0; i < tasks_.size(); ++i) {
+    const auto& task = tasks_[i];
     if (task.frames.size() < 2) continue;
     ++stats_.task_samples;
     if (task.truncated) ++stats_.incomplete_stacks;
+    if (task_prefixes_[i] != kRootStack) ++stats_.linked_task_samples;
     const cpython::CodeInfo& entry = *task.frames.back().code;
     uint32_t thread = profile_.thread_index(kTaskThreadBit | task.task_addr, 0,
                                             "asyncio task: " + entry.qualname);
-    profile_.add_sample(thread, intern_stack(task.task_addr, task.frames), t, weight);
+    // Counted on its own stack, as before; drawn under its awaiter (presentation only).
+    profile_.add_sample(thread, task_stacks_[i], t, weight, task_prefixes_[i],
+                        task_through_children_[i] != 0);
   }
   // Thread names are cached by TID; forget them now and then so reused TIDs get fresh names.
   if (names_by_tid_.size() > 4096) names_by_tid_.clear();

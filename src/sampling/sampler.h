@@ -35,6 +35,9 @@ struct SamplerOptions {
   // Wall mode: every suspended asyncio task is a stack of its own (cpython/tasks.h), so a
   // coroutine's call counts while it awaits. Off: only what threads run (--no-async).
   bool async_tasks = true;
+  // With async_tasks: read who awaits each suspended task, so trees and exports draw it under
+  // its awaiter (Profile::drawn). Figures never depend on it.
+  bool link_tasks = true;
   size_t timeline_spans = 200'000;  // the timeline's bound (0: none; only timeline formats use it)
 };
 
@@ -71,6 +74,11 @@ struct SamplerStatus {
   uint64_t unreadable_tasks = 0;
   uint64_t cut_task_chains = 0;
   uint64_t cut_task_lists = 0;
+  // Who awaits whom (cpython/task_links.h), for drawing only: task stacks drawn under an
+  // awaiting task's frames, and records of links that could not be read (those tasks are
+  // drawn as roots; their figures are the same either way).
+  uint64_t linked_task_samples = 0;
+  uint64_t unreadable_task_links = 0;
   std::string tasks_source;  // where the tasks are read from (TaskReader::describe)
   // Reading the target's memory (the walks' reads, see process/prefetch.h): system calls made,
   // reads asked for, and of those the ones the prefetch served.
@@ -197,6 +205,13 @@ class Sampler {
   std::unordered_map<uint64_t, InternedPath> paths_;
   std::vector<cpython::ThreadStack> stacks_;
   std::vector<cpython::TaskStack> tasks_;
+  std::vector<std::vector<uint64_t>> awaited_by_;  // per task of tasks_: who awaits it
+  // Per task of tasks_, while a sample is recorded: its own stack and what is drawn above it.
+  std::vector<StackId> task_stacks_;
+  std::vector<StackId> task_prefixes_;
+  std::vector<char> task_through_children_;
+  // Draws each task of tasks_ under its awaiter (fills task_prefixes_, task_through_children_).
+  void draw_tasks_under_awaiters();
   std::vector<char> include_;  // per stack of stacks_: counted in this mode (kept: no malloc)
   std::unordered_map<int, std::string> names_by_tid_;
   // Runs of other modes or rates (see RunSwitch), with what status() needs of each.

@@ -167,12 +167,23 @@ async def gather_children():
 async def wait_event(event):
     await event.wait()  # AT wait_event
 
+async def await_directly():
+    await asyncio.create_task(inner_wait(), name="awaited")  # AT await_directly
+
+async def group_children():
+    async with asyncio.TaskGroup() as group:
+        for index in range(2):
+            group.create_task(child(3600), name="grouped-%d" % index)
+
 async def main():
     asyncio.current_task().set_name("main")
     event = asyncio.Event()
     tasks = [asyncio.create_task(outer_wait(), name="sleeper"),
              asyncio.create_task(gather_children(), name="gatherer"),
-             asyncio.create_task(wait_event(event), name="waiter")]
+             asyncio.create_task(wait_event(event), name="waiter"),
+             asyncio.create_task(await_directly(), name="director")]
+    if hasattr(asyncio, "TaskGroup"):  # 3.11+
+        tasks.append(asyncio.create_task(group_children(), name="grouper"))
     await asyncio.sleep(0.1)  # every task started, and is suspended
     print("ready %d" % os.getpid(), flush=True)
     await event.wait()  # AT main
@@ -190,16 +201,62 @@ EXPECTED_TASKS = {
     "child-1": [("sleep", False), ("child", True)],
     "waiter": [("wait", False), ("wait_event", True)],
     "main": [("wait", False), ("main", True)],
+    "director": [("await_directly", True)],
+    "awaited": [("sleep", False), ("inner_wait", True)],
 }
 AWAIT_MARKER = "<await>"
+# Who awaits whom (the tasks not named are awaited by no task): a direct `await task` and gather
+# on every interpreter, TaskGroup from 3.11 (3.14+ read the interpreter's own record, older ones
+# derive it from the awaiting task).
+EXPECTED_AWAITERS = {"child-0": "gatherer", "child-1": "gatherer", "awaited": "director"}
+EXPECTED_GROUP_AWAITERS = {"grouped-0": "grouper", "grouped-1": "grouper"}
 
-_TASK_LINE = re.compile(r"^  task (.+)$")
+# `  task NAME (suspended)`, or nested under the task awaiting it (pstree-like):
+# `    └─ task NAME (suspended, awaited by A, B)`.
+_TASK_LINE = re.compile(r"^(\s*)(?:└─ )?task (.+?) \(suspended(?:, awaited by (.+))?\)$")
 _ANY_FRAME = re.compile(r'^\s+File "(.*)", line (-?\d+), in (.*)$')
 
 
+def text_task_links(text: str) -> Dict[str, dict]:
+    """{task name: {"awaited_by": [names], "under": the task it is nested under or None}}."""
+    links: Dict[str, dict] = {}
+    nesting: List[tuple] = []  # (indent, name) of the tasks open above
+    for line in text.splitlines():
+        task = _TASK_LINE.match(line)
+        if not task:
+            continue
+        indent = len(task.group(1))
+        while nesting and nesting[-1][0] >= indent:
+            nesting.pop()
+        links[task.group(2)] = {
+            "awaited_by": task.group(3).split(", ") if task.group(3) else [],
+            "under": nesting[-1][1] if nesting else None}
+        nesting.append((indent, task.group(2)))
+    return links
+
+
+def link_problems(links: Dict[str, dict], minor: tuple, nested: bool) -> List[str]:
+    expected = dict(EXPECTED_AWAITERS)
+    if minor >= (3, 11):
+        expected.update(EXPECTED_GROUP_AWAITERS)
+    problems = []
+    for name, link in sorted(links.items()):
+        awaiter = expected.get(name)
+        if link["awaited_by"] != ([awaiter] if awaiter else []):
+            problems.append("task %r awaited by %r, expected %r" % (name, link["awaited_by"],
+                                                                    awaiter))
+        if nested and link["under"] != awaiter:
+            problems.append("task %r listed under %r, expected %r" % (name, link["under"],
+                                                                      awaiter))
+    for name in expected:
+        if name not in links:
+            problems.append("no task %r among %r" % (name, sorted(links)))
+    return problems
+
+
 def text_tasks(text: str) -> Dict[str, List[dict]]:
-    """{task name: frames} of every `asyncio tasks` section of a text dump: `  task NAME` lines,
-    each followed by its frames. A line in a section that is neither is a failure."""
+    """{task name: frames} of every `asyncio tasks` section of a text dump: task lines, each
+    followed by its frames. A line in a section that is neither is a failure."""
     tasks: Dict[str, List[dict]] = {}
     current = None
     in_section = False
@@ -216,7 +273,7 @@ def text_tasks(text: str) -> Dict[str, List[dict]]:
             continue
         task = _TASK_LINE.match(line)
         if task:
-            current = task.group(1).strip()
+            current = task.group(2).strip()
             assert current not in tasks, "task %r listed twice\n%s" % (current, text)
             tasks[current] = []
             continue
@@ -226,6 +283,8 @@ def text_tasks(text: str) -> Dict[str, List[dict]]:
                                    "function": frame.group(3)})
             continue
         if AWAIT_MARKER in line and current is not None:
+            continue
+        if re.match(r"^\s+\(\d+ records of who awaits a task could not be read", line):
             continue
         raise AssertionError("unexpected line %r in an asyncio tasks section\n%s" % (line, text))
     return tasks
@@ -290,9 +349,108 @@ def test_dump_shows_tasks(spyglass_bin, interpreter, tmp_path):
     support.assert_success(as_json)
     problems = ["text: " + problem for problem in task_problems(
         text_tasks(text.stdout), str(script), lines)]
+    document = json.loads(as_json.stdout)
     problems += ["json: " + problem for problem in task_problems(
-        json_tasks(json.loads(as_json.stdout)), str(script), lines)]
+        json_tasks(document), str(script), lines)]
+    # Who awaits whom: named in the task's line and nested under it (text); "awaited_by" (JSON).
+    problems += ["text: " + problem for problem in link_problems(
+        text_task_links(text.stdout), interpreter.minor, nested=True)]
+    problems += ["json: " + problem for problem in link_problems(
+        {task["name"]: {"awaited_by": [awaiter["name"] for awaiter in task["awaited_by"]]}
+         for task in document.get("tasks") or []}, interpreter.minor, nested=False)]
     assert not problems, "\n".join(problems + [text.stdout])
+
+
+# --- Trees and exports: each task under the task awaiting it ---------------------------------------
+
+_AWAITERS_PROGRAM = r"""
+import asyncio
+
+async def leaf(delay):
+    await asyncio.sleep(delay)
+
+async def gather_parent():
+    await asyncio.gather(*(leaf(0.01) for _ in range(3)))
+
+async def direct_parent():
+    await asyncio.create_task(leaf(0.01))
+
+async def group_parent():
+    async with asyncio.TaskGroup() as group:
+        for _ in range(2):
+            group.create_task(leaf(0.01))
+
+async def main():
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 1.5
+    while loop.time() < end:
+        await gather_parent()
+        await direct_parent()
+        if hasattr(asyncio, "TaskGroup"):
+            await group_parent()
+
+asyncio.run(main())
+"""
+
+_FOLDED = re.compile(r"^(.*) (\d+)$")
+
+
+def test_exports_draw_tasks_under_their_awaiters(spyglass_bin, interpreter, tmp_path):
+    """The collapsed export draws each `leaf` task under the frames of the task awaiting it
+    (gather and a direct await everywhere, TaskGroup from 3.11), from a `<task>` frame; the
+    awaiter waiting only for them is drawn through them; the tree of `leaf` has its awaiters as
+    callers. The drawing is presentation only: `leaf`'s figures are its own stacks' (the unit
+    tests check figures are the same with and without it; the accuracy tests above, that they
+    are right)."""
+    script = tmp_path / "awaiters.py"
+    script.write_text(_AWAITERS_PROGRAM)
+    folded = tmp_path / "out.folded"
+    result = support.run_command(
+        [spyglass_bin, "run", "-f", "leaf", "--format", "collapsed", "-o", str(folded), "--tree",
+         "--", interpreter.path, str(script)], timeout=120)
+    support.assert_success(result)
+    linked = {"gather_parent": 0, "direct_parent": 0, "TaskGroup": 0}
+    leaf_samples = alone = 0
+    lines = folded.read_text().splitlines()
+    for line in lines:
+        match = _FOLDED.match(line)
+        assert match, "not a collapsed line: %r" % line
+        frames, count = match.group(1).split(";"), int(match.group(2))
+        if not any(frame.startswith("leaf (") for frame in frames):
+            continue
+        leaf_samples += count
+        at = next(i for i, frame in enumerate(frames) if frame.startswith("leaf ("))
+        if at >= 2 and frames[at - 1] == "<task>":
+            awaiter = frames[at - 2].split(" (")[0]
+            if awaiter in ("TaskGroup.__aexit__", "TaskGroup._aexit"):  # _aexit: 3.13.1+
+                awaiter = "TaskGroup"
+            if awaiter in linked:
+                linked[awaiter] += count
+        elif at == 0:
+            alone += count
+    expected = ["gather_parent", "direct_parent"]
+    if interpreter.minor >= (3, 11):
+        expected.append("TaskGroup")
+    # The lines with leaf, their file names left out, the longest cut.
+    leaf_lines = sorted(re.sub(r" \([^;]*?:\d+\)", "", line)[-240:] for line in lines
+                        if "leaf (" in line)
+    shown = "%s: %r, %d of %d leaf samples drawn alone\n%s" % (
+        interpreter.test_id, linked, alone, leaf_samples, "\n".join(leaf_lines[:20]))
+    print(shown)
+    assert leaf_samples > 500, shown
+    for awaiter in expected:
+        assert linked[awaiter] > 0, "no leaf drawn under %s\n%s" % (awaiter, shown)
+    # A task is drawn alone only when its awaiter was not read at that sample (it was running,
+    # or changed while read): a few per cent at most.
+    assert alone <= 0.1 * leaf_samples, shown
+    # The awaiters wait only for the leaves drawn under them: hardly ever drawn on their own.
+    awaiter_alone = sum(int(_FOLDED.match(line).group(2)) for line in lines
+                        if re.search(r"(gather_parent|direct_parent) \([^;]*;<await> \d+$", line))
+    assert awaiter_alone <= 0.1 * leaf_samples, shown
+    # The tree of leaf: its awaiters are its callers, above a <task> line.
+    assert "callers of leaf" in result.stdout, result.stdout
+    callers = result.stdout.split("callers of leaf", 1)[1].split("callees of leaf", 1)[0]
+    assert "<task>" in callers and "gather_parent" in callers, result.stdout
 
 
 # --- The async servers: sampling and exact mode on the same run -----------------------------------
