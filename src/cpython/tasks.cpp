@@ -65,6 +65,7 @@ TaskReader::TaskReader(pid_t pid, process::MemoryReader& memory, process::Memory
     : pid_(pid),
       memory_(memory),
       live_(live),
+      batch_(live),
       layout_(layout),
       codes_(codes),
       objects_(objects),
@@ -88,7 +89,7 @@ std::string TaskReader::describe() const {
 
 TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
   uint64_t type = 0;
-  if (!plausible_pointer(obj) || !memory_.read_value(obj + layout_.ob_type, type) ||
+  if (!plausible_pointer(obj) || !batch_.read_value(obj + layout_.ob_type, type) ||
       !plausible_pointer(type)) {
     return TypeKind::kUnknown;
   }
@@ -220,11 +221,11 @@ void TaskReader::find_asyncio_debug() {
 
 void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks) {
   uint64_t head[6] = {};
-  if (!memory_.read(registry.set, head, sizeof(head))) return;
+  if (!batch_.read(registry.set, head, sizeof(head))) return;
   const uint64_t entries = head[kSetMask / 8] + 1;
   if (entries > kMaxSetEntries) return;
   std::vector<uint64_t> table(entries * 2);
-  if (!memory_.read(head[kSetTable / 8], table.data(), entries * kSetEntrySize)) {
+  if (!batch_.read(head[kSetTable / 8], table.data(), entries * kSetEntrySize)) {
     ++stats_.cut_lists;
     return;
   }
@@ -246,7 +247,7 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
   for (size_t i = 0; i < keys.size(); ++i) {
     requests.push_back({keys[i] + kWeakrefObject, &referents[i], 8});
   }
-  size_t done = memory_.read_batch(requests);
+  size_t done = batch_.read_batch(requests);
   for (size_t i = 0; i < done; ++i) {
     if (plausible_pointer(referents[i])) tasks.push_back(referents[i]);
   }
@@ -255,14 +256,14 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
 void TaskReader::read_task_list(uint64_t head, std::vector<uint64_t>& tasks) {
   // A circular list of llist_node {next, prev}, each inside a task at task_node.
   uint64_t node = 0;
-  if (!memory_.read_value(head, node)) return;
+  if (!batch_.read_value(head, node)) return;
   for (size_t n = 0; node != head; ++n) {
     if (!plausible_pointer(node) || n >= kMaxTasks) {
       ++stats_.cut_lists;
       return;
     }
     tasks.push_back(node - debug_.task_node);
-    if (!memory_.read_value(node, node)) {
+    if (!batch_.read_value(node, node)) {
       ++stats_.cut_lists;
       return;
     }
@@ -281,11 +282,11 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
   int64_t offset = -1;
   uint64_t top_slot = 0;  // where the top of the value stack is, 0 when empty
   if (layout_.frame_model == FrameModel::kFrameObject) {
-    if (!memory_.read_value(coro + A.gen_frame, frame_addr)) return CoroState::kUnreadable;
+    if (!batch_.read_value(coro + A.gen_frame, frame_addr)) return CoroState::kUnreadable;
     if (frame_addr == 0) return CoroState::kNotSuspended;  // finished
     if (A.gen_running) {
       int8_t running = 0;
-      if (!memory_.read_value(coro + A.gen_running, running)) return CoroState::kUnreadable;
+      if (!batch_.read_value(coro + A.gen_running, running)) return CoroState::kUnreadable;
       if (running) return CoroState::kExecuting;
       check(coro + A.gen_running, 1, 0);
     }
@@ -294,7 +295,7 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
         std::max({F.code + 8, F.lasti + 4, F.executing + 1, A.frame_stack_pointer + 8,
                   A.frame_value_stack + 8, A.frame_stack_depth + 4}));
     if (header > sizeof(bytes) || !plausible_pointer(frame_addr) ||
-        !memory_.read(frame_addr, bytes, header)) {
+        !batch_.read(frame_addr, bytes, header)) {
       return CoroState::kUnreadable;
     }
     int32_t lasti = read_field<int32_t>(bytes, F.lasti);
@@ -324,20 +325,24 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
       }
     }
   } else {
-    int8_t state = 0;
-    if (!memory_.read_value(coro + A.gen_frame_state, state)) return CoroState::kUnreadable;
+    // The generator's state and its frame's header (the frame is inside the generator) in
+    // one read: a range of the batch, not a lookup per field.
     frame_addr = coro + A.gen_iframe;
+    const size_t header = static_cast<size_t>(
+        std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
+    const size_t region =
+        static_cast<size_t>(std::max(A.gen_frame_state + 1, A.gen_iframe + header));
+    uint8_t scratch[1024];
+    if (region > sizeof(scratch)) return CoroState::kUnreadable;
+    const uint8_t* whole = batch_.view_or_read(coro, region, scratch);
+    if (!whole) return CoroState::kUnreadable;
+    int8_t state = read_field<int8_t>(whole, A.gen_frame_state);
     if (state == A.gen_executing) return CoroState::kExecuting;
     if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
       return CoroState::kNotSuspended;
     }
     check(coro + A.gen_frame_state, 1, static_cast<uint8_t>(state));
-    uint8_t bytes[512];
-    size_t header = static_cast<size_t>(
-        std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
-    if (header > sizeof(bytes) || !memory_.read(frame_addr, bytes, header)) {
-      return CoroState::kUnreadable;
-    }
+    const uint8_t* bytes = whole + A.gen_iframe;
     code = field_code_raw_ = read_field<uint64_t>(bytes, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{7};
     uint64_t first_instr = code + layout_.code.code_adaptive;
@@ -355,23 +360,30 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
       }
     }
   }
-  const CodeInfo* info = layout_.frame_model == FrameModel::kFrameObject
-                             ? codes_.get_for_frame(code, frame_addr)
-                             : codes_.get(code);
-  if (!info && layout_.frame_model == FrameModel::kFrameObject) info = codes_.get(code);
+  const CodeInfo* info = code_info(code, frame_addr);
   if (!info) return CoroState::kUnreadable;
   frame = Frame{code, info, codes_.line(code, offset), frame_addr};
   // What the frame awaits is the top of its value stack (the receiver of `yield from` /
   // SEND stays there while suspended). It is followed only when it is itself a coroutine or
   // generator (kind_of), so a frame suspended in a plain `yield` ends the chain.
   check(frame_addr + F.code, 8, field_code_raw_);
-  if (top_slot && memory_.read_value(top_slot, awaited)) {
+  if (top_slot && batch_.read_value(top_slot, awaited)) {
     check(top_slot, 8, awaited);
     if (A.stack_is_tagged) awaited &= ~uint64_t{7};
   } else {
     awaited = 0;
   }
   return CoroState::kSuspended;
+}
+
+const CodeInfo* TaskReader::code_info(uint64_t code, uint64_t frame_addr) {
+  if (auto it = pass_codes_.find(code); it != pass_codes_.end()) return it->second;
+  const CodeInfo* info = layout_.frame_model == FrameModel::kFrameObject
+                             ? codes_.get_for_frame(code, frame_addr)
+                             : codes_.get(code);
+  if (!info && layout_.frame_model == FrameModel::kFrameObject) info = codes_.get(code);
+  if (info) pass_codes_.emplace(code, info);  // a failure is tried again with the next frame
+  return info;
 }
 
 void TaskReader::check(uint64_t addr, size_t size, uint64_t expected) {
@@ -423,7 +435,7 @@ size_t TaskReader::drop_changed(std::vector<TaskStack>& out, size_t count) {
 bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   const uint64_t coro_at = debug_.found ? debug_.task_coro : layout_.async.task_coro;
   uint64_t coro = 0;
-  if (!memory_.read_value(task + coro_at, coro)) {
+  if (!batch_.read_value(task + coro_at, coro)) {
     ++stats_.unreadable;
     return false;
   }
@@ -524,6 +536,8 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
     return false;
   }
   ++stats_.reads;
+  pass_codes_.clear();
+  batch_.begin();
   tasks_.clear();
   for (const Registry& r : registries_) read_set(r, tasks_);
   if (debug_.found) {
@@ -547,14 +561,21 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
     }
     if (count >= out.size()) out.emplace_back();
     const size_t mark = checks_.size();
+    const uint64_t misses = batch_.misses();
     check_owner_ = count;
     if (read_task(task, out[count], with_names)) {
+      // A chain read wholly from the batch was read at one instant; one that missed it was
+      // partly read later, from a process that may have changed meanwhile: its footing is
+      // checked (below).
+      if (batch_.misses() == misses) checks_.resize(mark);
       ++count;
     } else {
       checks_.resize(mark);
     }
   }
-  // Every chain's footing read again from the live process, in one batch.
+  batch_.end();
+  // The footing of every chain that missed the batch read again from the live process, in
+  // one batch.
   count = drop_changed(out, count);
   out.resize(count);
   return true;

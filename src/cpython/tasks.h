@@ -27,6 +27,7 @@
 
 #include "cpython/layout.h"
 #include "cpython/stack.h"
+#include "process/batched.h"
 
 namespace spyglass::process {
 class MemoryReader;
@@ -118,10 +119,17 @@ class TaskReader {
   std::vector<Check> checks_;
   size_t check_owner_ = 0;
   uint64_t field_code_raw_ = 0;  // the code word of the frame read last, as in memory
+  // A code object's entry, looked up once a pass (a thousand tasks share a few functions).
+  const CodeInfo* code_info(uint64_t code, uint64_t frame_addr);
+  std::unordered_map<uint64_t, const CodeInfo*> pass_codes_;
 
   pid_t pid_;
   process::MemoryReader& memory_;
   process::MemoryReader& live_;
+  // What the chains are read through: every task, coroutine and frame the last read touched,
+  // fetched again in one batch at the start of the next (see batched.h). Outside read() it
+  // reads the live process (reconcile reads tasks again after the walk).
+  process::BatchedMemory batch_;
   const Layout& layout_;
   CodeCache& codes_;
   ObjectReader& objects_;
