@@ -93,8 +93,17 @@ TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
       !plausible_pointer(type)) {
     return TypeKind::kUnknown;
   }
-  if (auto it = types_.find(type); it != types_.end()) return it->second;
-  if (types_.size() > 4096) types_.clear();  // heap types come and go
+  // The last types asked for first: a thousand tasks ask about three or four types.
+  auto& recent = recent_types_[(type >> 4) % recent_types_.size()];
+  if (recent.first == type) return recent.second;
+  if (auto it = types_.find(type); it != types_.end()) {
+    recent = *it;
+    return it->second;
+  }
+  if (types_.size() > 4096) {  // heap types come and go
+    types_.clear();
+    recent_types_.fill({});
+  }
   TypeKind kind = TypeKind::kOther;
   uint64_t t = type;
   for (int depth = 0; depth < 8 && plausible_pointer(t); ++depth) {
@@ -118,6 +127,7 @@ TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
     if (!memory_.read_value(t + kTypeBase, t)) break;
   }
   types_.emplace(type, kind);
+  recent = {type, kind};
   return kind;
 }
 
@@ -446,7 +456,8 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   out.task_addr = task;
   out.frames.clear();
   out.truncated = false;
-  std::vector<uint64_t> chain;  // coroutines, outermost first, against cycles
+  std::vector<uint64_t>& chain = chain_;  // coroutines, outermost first, against cycles
+  chain.clear();
   uint64_t current = coro;
   while (true) {
     Frame frame;

@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -148,6 +149,8 @@ class TaskReader {
   size_t maps_searched_ = 0;  // mappings seen by the last search for `_asyncio`
   std::unordered_set<std::string> searched_files_;  // path@inode of each file searched
   std::unordered_map<uint64_t, TypeKind> types_;
+  std::array<std::pair<uint64_t, TypeKind>, 16> recent_types_{};  // cleared with types_
+  std::vector<uint64_t> chain_;  // read_task's, kept for its capacity
   std::unordered_set<uint64_t> seen_;
   std::unordered_set<uint64_t> thread_frames_;  // frame addresses of the threads' walk
   struct Running {  // a task read running: its address and its coroutine's frame

@@ -560,8 +560,10 @@ double Sampler::take_sample(double start, double lateness, double gap) {
     ++stats_.task_samples;
     if (task.truncated) ++stats_.incomplete_stacks;
     const cpython::CodeInfo& entry = *task.frames.back().code;
-    uint32_t thread = profile_.thread_index(kTaskThreadBit | task.task_addr, 0,
-                                            "asyncio task: " + entry.qualname);
+    const int64_t known = profile_.known_thread(kTaskThreadBit | task.task_addr, 0);
+    uint32_t thread = known >= 0 ? static_cast<uint32_t>(known)
+                                 : profile_.thread_index(kTaskThreadBit | task.task_addr, 0,
+                                                         "asyncio task: " + entry.qualname);
     profile_.add_sample(thread, intern_stack(task.task_addr, task.frames), t, weight);
   }
   // Thread names are cached by TID; forget them now and then so reused TIDs get fresh names.
