@@ -626,9 +626,16 @@ void TaskReader::reconcile(const std::vector<ThreadStack>& threads, std::vector<
     std::vector<TaskStack> one(1);
     checks_.clear();
     check_owner_ = 0;
+    // Read from the live process (batch_ is outside its pass here): the prefetch, read before
+    // the tasks, would show it running again, and it was lost without a trace.
+    const size_t running_before = running_.size();
     if (read_task(r.task, one[0], with_names) && drop_changed(one, 1) == 1) {
       ++stats_.resumed;
       out.push_back(std::move(one[0]));
+    } else if (running_.size() > running_before) {
+      // Running again, on no thread the walk saw: its stack at the walk is unknown. Counted
+      // with the chains that could not be read whole, never silently dropped.
+      ++stats_.cut_chains;
     }
     checks_.clear();
   }
