@@ -69,7 +69,11 @@ TaskReader::TaskReader(pid_t pid, process::MemoryReader& memory, process::Memory
       layout_(layout),
       codes_(codes),
       objects_(objects),
-      runtime_addr_(runtime_addr) {}
+      runtime_addr_(runtime_addr) {
+  // A task's fields and, from 3.11, a coroutine's state, frame header and the first few dozen
+  // slots of its frame (the awaited object among them) in one read.
+  object_span_ = layout.frame_model == FrameModel::kFrameObject ? 256 : 512;
+}
 
 TaskReader::~TaskReader() = default;
 
@@ -87,12 +91,31 @@ std::string TaskReader::describe() const {
   return where.empty() ? "asyncio not imported yet" : "read from " + where;
 }
 
-TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
-  uint64_t type = 0;
-  if (!plausible_pointer(obj) || !batch_.read_value(obj + layout_.ob_type, type) ||
-      !plausible_pointer(type)) {
-    return TypeKind::kUnknown;
+const uint8_t* TaskReader::object_bytes(uint64_t addr, size_t want, size_t need, size_t& got) {
+  if (addr == last_object_ && last_bytes_ && last_got_ >= need) {
+    got = last_got_;
+    return last_bytes_;
   }
+  last_object_ = 0;
+  last_bytes_ = nullptr;
+  if (!plausible_pointer(addr) || need > scratch_.size()) return nullptr;
+  // Within the object's page (a read past it might reach an unmapped page), at least `need`.
+  const uint64_t page_end = (addr | 4095) + 1;
+  size_t size = std::max(need, std::min({want, scratch_.size(), size_t(page_end - addr)}));
+  const uint8_t* bytes = batch_.view_or_read(addr, size, scratch_.data());
+  if (!bytes && size > need) bytes = batch_.view_or_read(addr, size = need, scratch_.data());
+  if (!bytes) return nullptr;
+  last_object_ = addr;
+  last_bytes_ = bytes;
+  last_got_ = got = size;
+  return bytes;
+}
+
+TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
+  size_t got = 0;
+  const uint8_t* bytes = object_bytes(obj, object_span_, layout_.ob_type + 8, got);
+  const uint64_t type = bytes ? read_field<uint64_t>(bytes, layout_.ob_type) : 0;
+  if (!plausible_pointer(type)) return TypeKind::kUnknown;
   // The last types asked for first: a thousand tasks ask about three or four types.
   auto& recent = recent_types_[(type >> 4) % recent_types_.size()];
   if (recent.first == type) return recent.second;
@@ -291,23 +314,36 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
   uint64_t code = 0;
   int64_t offset = -1;
   uint64_t top_slot = 0;  // where the top of the value stack is, 0 when empty
+  // The object read last (the frame's, or the generator holding it): the top slot is read from
+  // it when it lies inside.
+  uint64_t held_from = 0;
+  const uint8_t* held = nullptr;
+  size_t held_size = 0;
   if (layout_.frame_model == FrameModel::kFrameObject) {
-    if (!batch_.read_value(coro + A.gen_frame, frame_addr)) return CoroState::kUnreadable;
+    size_t got = 0;
+    const size_t gen_need = static_cast<size_t>(std::max(A.gen_frame + 8, A.gen_running + 1));
+    const uint8_t* gen = object_bytes(coro, object_span_, gen_need, got);
+    if (!gen) return CoroState::kUnreadable;
+    frame_addr = read_field<uint64_t>(gen, A.gen_frame);
     if (frame_addr == 0) return CoroState::kNotSuspended;  // finished
     if (A.gen_running) {
-      int8_t running = 0;
-      if (!batch_.read_value(coro + A.gen_running, running)) return CoroState::kUnreadable;
+      const int8_t running = read_field<int8_t>(gen, A.gen_running);
       if (running) return CoroState::kExecuting;
       check(coro + A.gen_running, 1, 0);
     }
-    uint8_t bytes[512];
     size_t header = static_cast<size_t>(
         std::max({F.code + 8, F.lasti + 4, F.executing + 1, A.frame_stack_pointer + 8,
                   A.frame_value_stack + 8, A.frame_stack_depth + 4}));
-    if (header > sizeof(bytes) || !plausible_pointer(frame_addr) ||
-        !batch_.read(frame_addr, bytes, header)) {
-      return CoroState::kUnreadable;
-    }
+    // The frame object whole where it fits (its value stack is at its end): the top slot too.
+    const uint64_t page_end = (frame_addr | 4095) + 1;
+    size_t size = std::max(header, std::min(scratch2_.size(), size_t(page_end - frame_addr)));
+    if (header > scratch2_.size() || !plausible_pointer(frame_addr)) return CoroState::kUnreadable;
+    const uint8_t* bytes = batch_.view_or_read(frame_addr, size, scratch2_.data());
+    if (!bytes && size > header) bytes = batch_.view_or_read(frame_addr, size = header, scratch2_.data());
+    if (!bytes) return CoroState::kUnreadable;
+    held_from = frame_addr;
+    held = bytes;
+    held_size = size;
     int32_t lasti = read_field<int32_t>(bytes, F.lasti);
     if (A.gen_suspended_first || A.gen_suspended_last) {  // 3.10: f_state
       int state = read_field<int8_t>(bytes, F.executing);
@@ -342,10 +378,12 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
         std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
     const size_t region =
         static_cast<size_t>(std::max(A.gen_frame_state + 1, A.gen_iframe + header));
-    uint8_t scratch[1024];
-    if (region > sizeof(scratch)) return CoroState::kUnreadable;
-    const uint8_t* whole = batch_.view_or_read(coro, region, scratch);
+    size_t got = 0;
+    const uint8_t* whole = object_bytes(coro, object_span_, region, got);
     if (!whole) return CoroState::kUnreadable;
+    held_from = coro;
+    held = whole;
+    held_size = got;
     int8_t state = read_field<int8_t>(whole, A.gen_frame_state);
     if (state == A.gen_executing) return CoroState::kExecuting;
     if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
@@ -377,7 +415,9 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
   // SEND stays there while suspended). It is followed only when it is itself a coroutine or
   // generator (kind_of), so a frame suspended in a plain `yield` ends the chain.
   check(frame_addr + F.code, 8, field_code_raw_);
-  if (top_slot && batch_.read_value(top_slot, awaited)) {
+  const bool top_held = top_slot >= held_from && top_slot + 8 <= held_from + held_size;
+  if (top_held) awaited = read_field<uint64_t>(held, top_slot - held_from);
+  if (top_slot && (top_held || batch_.read_value(top_slot, awaited))) {
     check(top_slot, 8, awaited);
     if (A.stack_is_tagged) awaited &= ~uint64_t{7};
   } else {
@@ -445,7 +485,10 @@ size_t TaskReader::drop_changed(std::vector<TaskStack>& out, size_t count) {
 bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   const uint64_t coro_at = debug_.found ? debug_.task_coro : layout_.async.task_coro;
   uint64_t coro = 0;
-  if (!batch_.read_value(task + coro_at, coro)) {
+  size_t got = 0;
+  const uint8_t* bytes = object_bytes(task, object_span_, coro_at + 8, got);
+  if (bytes) coro = read_field<uint64_t>(bytes, coro_at);
+  if (!bytes) {
     ++stats_.unreadable;
     return false;
   }
@@ -548,6 +591,7 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
   }
   ++stats_.reads;
   pass_codes_.clear();
+  last_object_ = 0;  // bytes of the last pass
   batch_.begin();
   tasks_.clear();
   for (const Registry& r : registries_) read_set(r, tasks_);
@@ -585,6 +629,7 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
     }
   }
   batch_.end();
+  last_object_ = 0;  // what reconcile() reads is read from the process, after the walk
   // The footing of every chain that missed the batch read again from the live process, in
   // one batch.
   count = drop_changed(out, count);

@@ -94,6 +94,17 @@ class TaskReader {
   bool registries_valid();
   void find_asyncio_debug();
   TypeKind kind_of(uint64_t obj);
+  // At least `need` bytes of the object at `addr`, and up to `want` (within its page) in the
+  // same read: an object's type, then its fields, are one range of the batch, not one lookup
+  // each. The last object's bytes are kept, for the next ask about it (kind_of, then
+  // read_task or read_coroutine). nullptr when unreadable; `got` is how many there are.
+  const uint8_t* object_bytes(uint64_t addr, size_t want, size_t need, size_t& got);
+  size_t object_span_ = 0;  // what object_bytes reads of a task or coroutine (the constructor)
+  uint64_t last_object_ = 0;
+  const uint8_t* last_bytes_ = nullptr;
+  size_t last_got_ = 0;
+  std::array<uint8_t, 1024> scratch_{};   // object_bytes' copy outside a batch pass
+  std::array<uint8_t, 1024> scratch2_{};  // the frame object's (3.8-3.10), beside the generator's
   void read_set(const Registry& registry, std::vector<uint64_t>& tasks);
   void read_task_list(uint64_t head, std::vector<uint64_t>& tasks);
   // Reads one task's stack; false when it has no call in progress or is running.
