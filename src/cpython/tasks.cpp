@@ -605,9 +605,11 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
       read_task_list(interp + debug_.interp_tasks_head, tasks_);
     }
   }
-  seen_.clear();
+  // In address order, once each: neighbours in memory are read one after another (the batch's
+  // blocks in turn), and no node is allocated per task as a set would.
+  std::sort(tasks_.begin(), tasks_.end());
+  tasks_.erase(std::unique(tasks_.begin(), tasks_.end()), tasks_.end());
   for (uint64_t task : tasks_) {
-    if (!seen_.insert(task).second) continue;
     TypeKind kind = kind_of(task);
     if (kind == TypeKind::kNone) continue;  // a weak reference whose task is gone
     if (kind != TypeKind::kTask) {
