@@ -339,7 +339,8 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
     size_t size = std::max(header, std::min(scratch2_.size(), size_t(page_end - frame_addr)));
     if (header > scratch2_.size() || !plausible_pointer(frame_addr)) return CoroState::kUnreadable;
     const uint8_t* bytes = batch_.view_or_read(frame_addr, size, scratch2_.data());
-    if (!bytes && size > header) bytes = batch_.view_or_read(frame_addr, size = header, scratch2_.data());
+    if (!bytes && size > header)
+      bytes = batch_.view_or_read(frame_addr, size = header, scratch2_.data());
     if (!bytes) return CoroState::kUnreadable;
     held_from = frame_addr;
     held = bytes;
