@@ -65,10 +65,15 @@ TaskReader::TaskReader(pid_t pid, process::MemoryReader& memory, process::Memory
     : pid_(pid),
       memory_(memory),
       live_(live),
+      batch_(live),
       layout_(layout),
       codes_(codes),
       objects_(objects),
-      runtime_addr_(runtime_addr) {}
+      runtime_addr_(runtime_addr) {
+  // A task's fields and, from 3.11, a coroutine's state, frame header and the first few dozen
+  // slots of its frame (the awaited object among them) in one read.
+  object_span_ = layout.frame_model == FrameModel::kFrameObject ? 256 : 512;
+}
 
 TaskReader::~TaskReader() = default;
 
@@ -86,14 +91,42 @@ std::string TaskReader::describe() const {
   return where.empty() ? "asyncio not imported yet" : "read from " + where;
 }
 
-TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
-  uint64_t type = 0;
-  if (!plausible_pointer(obj) || !memory_.read_value(obj + layout_.ob_type, type) ||
-      !plausible_pointer(type)) {
-    return TypeKind::kUnknown;
+const uint8_t* TaskReader::object_bytes(uint64_t addr, size_t want, size_t need, size_t& got) {
+  if (addr == last_object_ && last_bytes_ && last_got_ >= need) {
+    got = last_got_;
+    return last_bytes_;
   }
-  if (auto it = types_.find(type); it != types_.end()) return it->second;
-  if (types_.size() > 4096) types_.clear();  // heap types come and go
+  last_object_ = 0;
+  last_bytes_ = nullptr;
+  if (!plausible_pointer(addr) || need > scratch_.size()) return nullptr;
+  // Within the object's page (a read past it might reach an unmapped page), at least `need`.
+  const uint64_t page_end = (addr | 4095) + 1;
+  size_t size = std::max(need, std::min({want, scratch_.size(), size_t(page_end - addr)}));
+  const uint8_t* bytes = batch_.view_or_read(addr, size, scratch_.data());
+  if (!bytes && size > need) bytes = batch_.view_or_read(addr, size = need, scratch_.data());
+  if (!bytes) return nullptr;
+  last_object_ = addr;
+  last_bytes_ = bytes;
+  last_got_ = got = size;
+  return bytes;
+}
+
+TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
+  size_t got = 0;
+  const uint8_t* bytes = object_bytes(obj, object_span_, layout_.ob_type + 8, got);
+  const uint64_t type = bytes ? read_field<uint64_t>(bytes, layout_.ob_type) : 0;
+  if (!plausible_pointer(type)) return TypeKind::kUnknown;
+  // The last types asked for first: a thousand tasks ask about three or four types.
+  auto& recent = recent_types_[(type >> 4) % recent_types_.size()];
+  if (recent.first == type) return recent.second;
+  if (auto it = types_.find(type); it != types_.end()) {
+    recent = *it;
+    return it->second;
+  }
+  if (types_.size() > 4096) {  // heap types come and go
+    types_.clear();
+    recent_types_.fill({});
+  }
   TypeKind kind = TypeKind::kOther;
   uint64_t t = type;
   for (int depth = 0; depth < 8 && plausible_pointer(t); ++depth) {
@@ -117,6 +150,7 @@ TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
     if (!memory_.read_value(t + kTypeBase, t)) break;
   }
   types_.emplace(type, kind);
+  recent = {type, kind};
   return kind;
 }
 
@@ -225,11 +259,11 @@ void TaskReader::find_asyncio_debug() {
 
 void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks) {
   uint64_t head[6] = {};
-  if (!memory_.read(registry.set, head, sizeof(head))) return;
+  if (!batch_.read(registry.set, head, sizeof(head))) return;
   const uint64_t entries = head[kSetMask / 8] + 1;
   if (entries > kMaxSetEntries) return;
   std::vector<uint64_t> table(entries * 2);
-  if (!memory_.read(head[kSetTable / 8], table.data(), entries * kSetEntrySize)) {
+  if (!batch_.read(head[kSetTable / 8], table.data(), entries * kSetEntrySize)) {
     ++stats_.cut_lists;
     return;
   }
@@ -251,7 +285,7 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
   for (size_t i = 0; i < keys.size(); ++i) {
     requests.push_back({keys[i] + kWeakrefObject, &referents[i], 8});
   }
-  size_t done = memory_.read_batch(requests);
+  size_t done = batch_.read_batch(requests);
   for (size_t i = 0; i < done; ++i) {
     if (plausible_pointer(referents[i])) tasks.push_back(referents[i]);
   }
@@ -260,14 +294,14 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
 void TaskReader::read_task_list(uint64_t head, std::vector<uint64_t>& tasks) {
   // A circular list of llist_node {next, prev}, each inside a task at task_node.
   uint64_t node = 0;
-  if (!memory_.read_value(head, node)) return;
+  if (!batch_.read_value(head, node)) return;
   for (size_t n = 0; node != head; ++n) {
     if (!plausible_pointer(node) || n >= kMaxTasks) {
       ++stats_.cut_lists;
       return;
     }
     tasks.push_back(node - debug_.task_node);
-    if (!memory_.read_value(node, node)) {
+    if (!batch_.read_value(node, node)) {
       ++stats_.cut_lists;
       return;
     }
@@ -285,23 +319,37 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
   uint64_t code = 0;
   int64_t offset = -1;
   uint64_t top_slot = 0;  // where the top of the value stack is, 0 when empty
+  // The object read last (the frame's, or the generator holding it): the top slot is read from
+  // it when it lies inside.
+  uint64_t held_from = 0;
+  const uint8_t* held = nullptr;
+  size_t held_size = 0;
   if (layout_.frame_model == FrameModel::kFrameObject) {
-    if (!memory_.read_value(coro + A.gen_frame, frame_addr)) return CoroState::kUnreadable;
+    size_t got = 0;
+    const size_t gen_need = static_cast<size_t>(std::max(A.gen_frame + 8, A.gen_running + 1));
+    const uint8_t* gen = object_bytes(coro, object_span_, gen_need, got);
+    if (!gen) return CoroState::kUnreadable;
+    frame_addr = read_field<uint64_t>(gen, A.gen_frame);
     if (frame_addr == 0) return CoroState::kNotSuspended;  // finished
     if (A.gen_running) {
-      int8_t running = 0;
-      if (!memory_.read_value(coro + A.gen_running, running)) return CoroState::kUnreadable;
+      const int8_t running = read_field<int8_t>(gen, A.gen_running);
       if (running) return CoroState::kExecuting;
       check(coro + A.gen_running, 1, 0);
     }
-    uint8_t bytes[512];
     size_t header = static_cast<size_t>(
         std::max({F.code + 8, F.lasti + 4, F.executing + 1, A.frame_stack_pointer + 8,
                   A.frame_value_stack + 8, A.frame_stack_depth + 4}));
-    if (header > sizeof(bytes) || !plausible_pointer(frame_addr) ||
-        !memory_.read(frame_addr, bytes, header)) {
-      return CoroState::kUnreadable;
-    }
+    // The frame object whole where it fits (its value stack is at its end): the top slot too.
+    const uint64_t page_end = (frame_addr | 4095) + 1;
+    size_t size = std::max(header, std::min(scratch2_.size(), size_t(page_end - frame_addr)));
+    if (header > scratch2_.size() || !plausible_pointer(frame_addr)) return CoroState::kUnreadable;
+    const uint8_t* bytes = batch_.view_or_read(frame_addr, size, scratch2_.data());
+    if (!bytes && size > header)
+      bytes = batch_.view_or_read(frame_addr, size = header, scratch2_.data());
+    if (!bytes) return CoroState::kUnreadable;
+    held_from = frame_addr;
+    held = bytes;
+    held_size = size;
     int32_t lasti = read_field<int32_t>(bytes, F.lasti);
     if (A.gen_suspended_first || A.gen_suspended_last) {  // 3.10: f_state
       int state = read_field<int8_t>(bytes, F.executing);
@@ -329,20 +377,26 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
       }
     }
   } else {
-    int8_t state = 0;
-    if (!memory_.read_value(coro + A.gen_frame_state, state)) return CoroState::kUnreadable;
+    // The generator's state and its frame's header (the frame is inside the generator) in
+    // one read: a range of the batch, not a lookup per field.
     frame_addr = coro + A.gen_iframe;
+    const size_t header = static_cast<size_t>(
+        std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
+    const size_t region =
+        static_cast<size_t>(std::max(A.gen_frame_state + 1, A.gen_iframe + header));
+    size_t got = 0;
+    const uint8_t* whole = object_bytes(coro, object_span_, region, got);
+    if (!whole) return CoroState::kUnreadable;
+    held_from = coro;
+    held = whole;
+    held_size = got;
+    int8_t state = read_field<int8_t>(whole, A.gen_frame_state);
     if (state == A.gen_executing) return CoroState::kExecuting;
     if (state < A.gen_suspended_first || state > A.gen_suspended_last) {
       return CoroState::kNotSuspended;
     }
     check(coro + A.gen_frame_state, 1, static_cast<uint8_t>(state));
-    uint8_t bytes[512];
-    size_t header = static_cast<size_t>(
-        std::max({F.code + 8, F.lasti + 8, A.frame_stack_pointer + 8, A.frame_stack_top + 4}));
-    if (header > sizeof(bytes) || !memory_.read(frame_addr, bytes, header)) {
-      return CoroState::kUnreadable;
-    }
+    const uint8_t* bytes = whole + A.gen_iframe;
     code = field_code_raw_ = read_field<uint64_t>(bytes, F.code);
     if (F.code_is_tagged) code &= ~uint64_t{7};
     uint64_t first_instr = code + layout_.code.code_adaptive;
@@ -360,23 +414,32 @@ TaskReader::CoroState TaskReader::read_coroutine(uint64_t coro, Frame& frame, ui
       }
     }
   }
-  const CodeInfo* info = layout_.frame_model == FrameModel::kFrameObject
-                             ? codes_.get_for_frame(code, frame_addr)
-                             : codes_.get(code);
-  if (!info && layout_.frame_model == FrameModel::kFrameObject) info = codes_.get(code);
+  const CodeInfo* info = code_info(code, frame_addr);
   if (!info) return CoroState::kUnreadable;
   frame = Frame{code, info, codes_.line(code, offset), frame_addr};
   // What the frame awaits is the top of its value stack (the receiver of `yield from` /
   // SEND stays there while suspended). It is followed only when it is itself a coroutine or
   // generator (kind_of), so a frame suspended in a plain `yield` ends the chain.
   check(frame_addr + F.code, 8, field_code_raw_);
-  if (top_slot && memory_.read_value(top_slot, awaited)) {
+  const bool top_held = top_slot >= held_from && top_slot + 8 <= held_from + held_size;
+  if (top_held) awaited = read_field<uint64_t>(held, top_slot - held_from);
+  if (top_slot && (top_held || batch_.read_value(top_slot, awaited))) {
     check(top_slot, 8, awaited);
     if (A.stack_is_tagged) awaited &= ~uint64_t{7};
   } else {
     awaited = 0;
   }
   return CoroState::kSuspended;
+}
+
+const CodeInfo* TaskReader::code_info(uint64_t code, uint64_t frame_addr) {
+  if (auto it = pass_codes_.find(code); it != pass_codes_.end()) return it->second;
+  const CodeInfo* info = layout_.frame_model == FrameModel::kFrameObject
+                             ? codes_.get_for_frame(code, frame_addr)
+                             : codes_.get(code);
+  if (!info && layout_.frame_model == FrameModel::kFrameObject) info = codes_.get(code);
+  if (info) pass_codes_.emplace(code, info);  // a failure is tried again with the next frame
+  return info;
 }
 
 void TaskReader::check(uint64_t addr, size_t size, uint64_t expected) {
@@ -428,7 +491,10 @@ size_t TaskReader::drop_changed(std::vector<TaskStack>& out, size_t count) {
 bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   const uint64_t coro_at = debug_.found ? debug_.task_coro : layout_.async.task_coro;
   uint64_t coro = 0;
-  if (!memory_.read_value(task + coro_at, coro)) {
+  size_t got = 0;
+  const uint8_t* bytes = object_bytes(task, object_span_, coro_at + 8, got);
+  if (bytes) coro = read_field<uint64_t>(bytes, coro_at);
+  if (!bytes) {
     ++stats_.unreadable;
     return false;
   }
@@ -440,7 +506,8 @@ bool TaskReader::read_task(uint64_t task, TaskStack& out, bool with_names) {
   out.frames.clear();
   out.truncated = false;
   out.awaits = 0;
-  std::vector<uint64_t> chain;  // coroutines, outermost first, against cycles
+  std::vector<uint64_t>& chain = chain_;  // coroutines, outermost first, against cycles
+  chain.clear();
   uint64_t current = coro;
   while (true) {
     Frame frame;
@@ -533,6 +600,9 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
     return false;
   }
   ++stats_.reads;
+  pass_codes_.clear();
+  last_object_ = 0;  // bytes of the last pass
+  batch_.begin();
   tasks_.clear();
   for (const Registry& r : registries_) read_set(r, tasks_);
   if (debug_.found) {
@@ -545,9 +615,11 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
       read_task_list(interp + debug_.interp_tasks_head, tasks_);
     }
   }
-  seen_.clear();
+  // In address order, once each: neighbours in memory are read one after another (the batch's
+  // blocks in turn), and no node is allocated per task as a set would.
+  std::sort(tasks_.begin(), tasks_.end());
+  tasks_.erase(std::unique(tasks_.begin(), tasks_.end()), tasks_.end());
   for (uint64_t task : tasks_) {
-    if (!seen_.insert(task).second) continue;
     TypeKind kind = kind_of(task);
     if (kind == TypeKind::kNone) continue;  // a weak reference whose task is gone
     if (kind != TypeKind::kTask) {
@@ -556,14 +628,22 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
     }
     if (count >= out.size()) out.emplace_back();
     const size_t mark = checks_.size();
+    const uint64_t misses = batch_.misses();
     check_owner_ = count;
     if (read_task(task, out[count], with_names)) {
+      // A chain read wholly from the batch was read at one instant; one that missed it was
+      // partly read later, from a process that may have changed meanwhile: its footing is
+      // checked (below).
+      if (batch_.misses() == misses) checks_.resize(mark);
       ++count;
     } else {
       checks_.resize(mark);
     }
   }
-  // Every chain's footing read again from the live process, in one batch.
+  batch_.end();
+  last_object_ = 0;  // what reconcile() reads is read from the process, after the walk
+  // The footing of every chain that missed the batch read again from the live process, in
+  // one batch.
   count = drop_changed(out, count);
   out.resize(count);
   return true;
@@ -603,9 +683,16 @@ void TaskReader::reconcile(const std::vector<ThreadStack>& threads, std::vector<
     std::vector<TaskStack> one(1);
     checks_.clear();
     check_owner_ = 0;
+    // Read from the live process (batch_ is outside its pass here): the prefetch, read before
+    // the tasks, would show it running again, and it was lost without a trace.
+    const size_t running_before = running_.size();
     if (read_task(r.task, one[0], with_names) && drop_changed(one, 1) == 1) {
       ++stats_.resumed;
       out.push_back(std::move(one[0]));
+    } else if (running_.size() > running_before) {
+      // Running again, on no thread the walk saw: its stack at the walk is unknown. Counted
+      // with the chains that could not be read whole, never silently dropped.
+      ++stats_.cut_chains;
     }
     checks_.clear();
   }

@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@
 
 #include "cpython/layout.h"
 #include "cpython/stack.h"
+#include "process/batched.h"
 
 namespace spyglass::process {
 class MemoryReader;
@@ -107,6 +109,17 @@ class TaskReader {
   bool registries_valid();
   void find_asyncio_debug();
   TypeKind kind_of(uint64_t obj);
+  // At least `need` bytes of the object at `addr`, and up to `want` (within its page) in the
+  // same read: an object's type, then its fields, are one range of the batch, not one lookup
+  // each. The last object's bytes are kept, for the next ask about it (kind_of, then
+  // read_task or read_coroutine). nullptr when unreadable; `got` is how many there are.
+  const uint8_t* object_bytes(uint64_t addr, size_t want, size_t need, size_t& got);
+  size_t object_span_ = 0;  // what object_bytes reads of a task or coroutine (the constructor)
+  uint64_t last_object_ = 0;
+  const uint8_t* last_bytes_ = nullptr;
+  size_t last_got_ = 0;
+  std::array<uint8_t, 1024> scratch_{};   // object_bytes' copy outside a batch pass
+  std::array<uint8_t, 1024> scratch2_{};  // the frame object's (3.8-3.10), beside the generator's
   void read_set(const Registry& registry, std::vector<uint64_t>& tasks);
   void read_task_list(uint64_t head, std::vector<uint64_t>& tasks);
   // Reads one task's stack; false when it has no call in progress or is running.
@@ -133,10 +146,17 @@ class TaskReader {
   std::vector<Check> checks_;
   size_t check_owner_ = 0;
   uint64_t field_code_raw_ = 0;  // the code word of the frame read last, as in memory
+  // A code object's entry, looked up once a pass (a thousand tasks share a few functions).
+  const CodeInfo* code_info(uint64_t code, uint64_t frame_addr);
+  std::unordered_map<uint64_t, const CodeInfo*> pass_codes_;
 
   pid_t pid_;
   process::MemoryReader& memory_;
   process::MemoryReader& live_;
+  // What the chains are read through: every task, coroutine and frame the last read touched,
+  // fetched again in one batch at the start of the next (see batched.h). Outside read() it
+  // reads the live process (reconcile reads tasks again after the walk).
+  process::BatchedMemory batch_;
   const Layout& layout_;
   CodeCache& codes_;
   ObjectReader& objects_;
@@ -156,7 +176,8 @@ class TaskReader {
   size_t maps_searched_ = 0;  // mappings seen by the last search for `_asyncio`
   std::unordered_set<std::string> searched_files_;  // path@inode of each file searched
   std::unordered_map<uint64_t, TypeKind> types_;
-  std::unordered_set<uint64_t> seen_;
+  std::array<std::pair<uint64_t, TypeKind>, 16> recent_types_{};  // cleared with types_
+  std::vector<uint64_t> chain_;                 // read_task's, kept for its capacity
   std::unordered_set<uint64_t> thread_frames_;  // frame addresses of the threads' walk
   struct Running {  // a task read running: its address and its coroutine's frame
     uint64_t task = 0;

@@ -141,6 +141,12 @@ class Profile {
 
   // The index of a thread, adding it when new.
   uint32_t thread_index(uint64_t thread_id, pid_t native_id, const std::string& name);
+  // The index of a thread seen before, or -1: spares building the name of each of a thousand
+  // asyncio tasks' pseudo-threads every sample.
+  int64_t known_thread(uint64_t thread_id, pid_t native_id) const {
+    auto it = thread_lookup_.find({thread_id, native_id});
+    return it == thread_lookup_.end() ? -1 : int64_t{it->second};
+  }
   // Credits one sample on `stack` to a thread: taken at `t` (seconds since start), it stands for
   // the `seconds` from there to the next sample.
   // `prefix` and `through_children`: how trees and exports draw it (see `drawn`).

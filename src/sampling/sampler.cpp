@@ -620,8 +620,10 @@ double Sampler::take_sample(double start, double lateness, double gap) {
     if (task.truncated) ++stats_.incomplete_stacks;
     if (task_prefixes_[i] != kRootStack) ++stats_.linked_task_samples;
     const cpython::CodeInfo& entry = *task.frames.back().code;
-    uint32_t thread = profile_.thread_index(kTaskThreadBit | task.task_addr, 0,
-                                            "asyncio task: " + entry.qualname);
+    const int64_t known = profile_.known_thread(kTaskThreadBit | task.task_addr, 0);
+    uint32_t thread = known >= 0 ? static_cast<uint32_t>(known)
+                                 : profile_.thread_index(kTaskThreadBit | task.task_addr, 0,
+                                                         "asyncio task: " + entry.qualname);
     // Counted on its own stack, as before; drawn under its awaiter (presentation only).
     profile_.add_sample(thread, task_stacks_[i], t, weight, task_prefixes_[i],
                         task_through_children_[i] != 0);
