@@ -229,6 +229,11 @@ void TaskLinker::from_awaiter(size_t index, const std::vector<TaskStack>& tasks,
 
 void TaskLinker::link(const std::vector<TaskStack>& tasks,
                       std::vector<std::vector<uint64_t>>& awaited_by) {
+  memory_.begin();
+  struct EndPass {
+    process::BatchedMemory& batch;
+    ~EndPass() { batch.end(); }
+  } end_pass{memory_};
   ++stats_.reads;
   awaited_by.assign(tasks.size(), {});
   index_.clear();

@@ -32,6 +32,7 @@
 
 #include "cpython/layout.h"
 #include "cpython/stack.h"
+#include "process/batched.h"
 
 namespace spyglass::process {
 class MemoryReader;
@@ -85,7 +86,10 @@ class TaskLinker {
   void gather_children(uint64_t gathering, int depth, std::vector<uint64_t>& children);
   void add(std::vector<uint64_t>& awaiters, uint64_t awaiter);
 
-  process::MemoryReader& memory_;
+  // Every read goes through a batch of the linker's own: what the last sample's links read is
+  // fetched in one call at the start of the next (as the task reader does), instead of
+  // thousands of scattered words a sample (1,000 tasks on 3.15: 1.1 ms of links a sample).
+  process::BatchedMemory memory_;
   const Layout& layout_;
   ObjectReader& objects_;
   const TaskReader& reader_;
