@@ -197,6 +197,7 @@ struct Layout {
     uint64_t set_table = 0;              // PySetObject.table
     uint64_t set_entry_size = 0;         // sizeof(setentry)
     uint64_t weakref_object = 0;         // PyWeakReference.wr_object
+    uint64_t list_items = 0;             // PyListObject.ob_item
     uint64_t dict_used = 0;              // PyDictObject.ma_used
     uint64_t dict_keys = 0;              // PyDictObject.ma_keys
     uint64_t dict_values = 0;            // PyDictObject.ma_values

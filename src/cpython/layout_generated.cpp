@@ -84,6 +84,7 @@ Layout layout_38() {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -162,6 +163,7 @@ Layout layout_39() {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -241,6 +243,7 @@ Layout layout_310() {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -329,6 +332,7 @@ Layout layout_311() {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -421,6 +425,7 @@ Layout layout_312() {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -545,6 +550,7 @@ void read_313(const DebugTable& t, Layout& l) {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -669,6 +675,7 @@ void read_314(const DebugTable& t, Layout& l) {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -793,6 +800,7 @@ void read_315(const DebugTable& t, Layout& l) {
   l.objects.set_table = 40;  // offsetof(PySetObject, table)
   l.objects.set_entry_size = 16;  // sizeof(setentry)
   l.objects.weakref_object = 16;  // offsetof(PyWeakReference, wr_object)
+  l.objects.list_items = 24;  // offsetof(PyListObject, ob_item)
   l.objects.dict_used = 16;  // offsetof(PyDictObject, ma_used)
   l.objects.dict_keys = 32;  // offsetof(PyDictObject, ma_keys)
   l.objects.dict_values = 40;  // offsetof(PyDictObject, ma_values)
@@ -905,6 +913,7 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"objects.set_table", static_cast<int64_t>(l.objects.set_table)},
       {"objects.set_entry_size", static_cast<int64_t>(l.objects.set_entry_size)},
       {"objects.weakref_object", static_cast<int64_t>(l.objects.weakref_object)},
+      {"objects.list_items", static_cast<int64_t>(l.objects.list_items)},
       {"objects.dict_used", static_cast<int64_t>(l.objects.dict_used)},
       {"objects.dict_keys", static_cast<int64_t>(l.objects.dict_keys)},
       {"objects.dict_values", static_cast<int64_t>(l.objects.dict_values)},

@@ -12,15 +12,9 @@ namespace spyglass::cpython {
 // anonymous namespace has constants of the same meaning.
 namespace task_links_detail {
 
-// Fixed in every supported version (checked against each version's headers like tasks.cpp's):
-// PyTypeObject.tp_base, PySetObject {.., mask, table}, setentry {key, hash}, PyListObject
-// {.., ob_size, ob_item}, and _asyncio's future iterator {PyObject_HEAD, FutureObj *future}
-// (Modules/_asynciomodule.c, futureiterobject, the same 3.8-3.15).
-constexpr uint64_t kLinkTypeBase = 256;
-constexpr uint64_t kLinkSetMask = 32;
-constexpr uint64_t kLinkSetTable = 40;
-constexpr uint64_t kListSize = 16;
-constexpr uint64_t kListItems = 24;
+// _asyncio's future iterator {PyObject_HEAD, FutureObj *future} (Modules/_asynciomodule.c,
+// futureiterobject, the same 3.8-3.15; no header has it). Types, sets and lists are read with
+// Layout::objects (versions.toml).
 constexpr uint64_t kFutureIterFuture = 16;
 // Bounds on what a damaged or hostile target could make us read.
 constexpr uint64_t kMaxLinkSetEntries = 1 << 14;
@@ -95,7 +89,7 @@ bool TaskLinker::is_task_type(uint64_t type) {
       task = true;
       break;
     }
-    if (!memory_.read_value(t + kLinkTypeBase, t)) break;
+    if (!memory_.read_value(t + layout_.objects.type_base, t)) break;
   }
   task_types_.emplace(type, task);
   return task;
@@ -103,9 +97,13 @@ bool TaskLinker::is_task_type(uint64_t type) {
 
 bool TaskLinker::read_set(uint64_t set, std::vector<uint64_t>& out) {
   if (type_of(set) != "set") return false;
+  const auto& o = layout_.objects;
   uint64_t head[6] = {};
-  if (!memory_.read(set, head, sizeof(head))) return false;
-  const uint64_t mask = head[kLinkSetMask / 8], table = head[kLinkSetTable / 8];
+  if (o.set_mask + 8 > sizeof(head) || o.set_table + 8 > sizeof(head) || o.set_entry_size != 16 ||
+      !memory_.read(set, head, sizeof(head))) {
+    return false;
+  }
+  const uint64_t mask = head[o.set_mask / 8], table = head[o.set_table / 8];
   if (mask + 1 > kMaxLinkSetEntries || ((mask + 1) & mask) != 0 || !plausible_pointer(table)) {
     return false;
   }
@@ -124,8 +122,8 @@ bool TaskLinker::read_list(uint64_t list, std::vector<uint64_t>& out) {
   if (type_of(list) != "list") return false;
   int64_t size = 0;
   uint64_t items = 0;
-  if (!memory_.read_value(list + kListSize, size) || size < 0 || size > kMaxListItems ||
-      !memory_.read_value(list + kListItems, items)) {
+  if (!memory_.read_value(list + layout_.objects.var_size, size) || size < 0 ||
+      size > kMaxListItems || !memory_.read_value(list + layout_.objects.list_items, items)) {
     return false;
   }
   if (size == 0) return true;

@@ -17,15 +17,6 @@
 namespace spyglass::cpython {
 namespace {
 
-// Fixed in every supported version (checked against each version's headers, as objects.cpp's):
-// PyTypeObject.tp_base, PySetObject {fill, used, mask, table}, setentry {key, hash},
-// PyWeakReference.wr_object, PyDictObject.ma_used.
-constexpr uint64_t kTypeBase = 256;
-constexpr uint64_t kSetMask = 32;
-constexpr uint64_t kSetTable = 40;
-constexpr uint64_t kSetEntrySize = 16;
-constexpr uint64_t kWeakrefObject = 16;
-constexpr uint64_t kDictUsedCount = 16;
 // The AsyncioDebug table of 3.14+ (Modules/_asynciomodule.c, Py_AsyncioModuleDebugOffsets):
 // the task object {size, task_name, task_awaited_by, task_is_task, task_awaited_by_is_set,
 // task_coro, task_node}, the interpreter state {size, asyncio_tasks_head} and the thread state
@@ -147,7 +138,7 @@ TaskReader::TypeKind TaskReader::kind_of(uint64_t obj) {
       kind = TypeKind::kTask;
       break;
     }
-    if (!memory_.read_value(t + kTypeBase, t)) break;
+    if (!memory_.read_value(t + layout_.objects.type_base, t)) break;
   }
   types_.emplace(type, kind);
   recent = {type, kind};
@@ -162,7 +153,8 @@ uint64_t TaskReader::modules_count() {
       !memory_.read_value(runtime_addr_ + layout_.runtime.interpreters_head, interp) ||
       !plausible_pointer(interp) ||
       !memory_.read_value(interp + layout_.async.interp_modules, modules) ||
-      !plausible_pointer(modules) || !memory_.read_value(modules + kDictUsedCount, used)) {
+      !plausible_pointer(modules) ||
+      !memory_.read_value(modules + layout_.objects.dict_used, used)) {
     return 0;
   }
   return used;
@@ -198,11 +190,19 @@ void TaskReader::find_registries() {
   }
 }
 
+bool TaskReader::set_head_fits(size_t bytes) const {
+  const auto& o = layout_.objects;
+  return o.set_mask + 8 <= bytes && o.set_table + 8 <= bytes && o.set_entry_size == 16;
+}
+
 bool TaskReader::registries_valid() {
   for (const Registry& r : registries_) {
     uint64_t head[6] = {};
-    if (!memory_.read(r.set, head, sizeof(head)) || head[1] != set_type_) return false;
-    uint64_t mask = head[kSetMask / 8], table = head[kSetTable / 8];
+    if (!set_head_fits(sizeof(head)) || !memory_.read(r.set, head, sizeof(head)) ||
+        head[1] != set_type_) {
+      return false;
+    }
+    uint64_t mask = head[layout_.objects.set_mask / 8], table = head[layout_.objects.set_table / 8];
     if (mask + 1 > kMaxSetEntries || ((mask + 1) & mask) != 0 || !plausible_pointer(table)) {
       return false;
     }
@@ -259,11 +259,12 @@ void TaskReader::find_asyncio_debug() {
 
 void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks) {
   uint64_t head[6] = {};
-  if (!batch_.read(registry.set, head, sizeof(head))) return;
-  const uint64_t entries = head[kSetMask / 8] + 1;
+  if (!set_head_fits(sizeof(head)) || !batch_.read(registry.set, head, sizeof(head))) return;
+  const uint64_t entries = head[layout_.objects.set_mask / 8] + 1;
   if (entries > kMaxSetEntries) return;
   std::vector<uint64_t> table(entries * 2);
-  if (!batch_.read(head[kSetTable / 8], table.data(), entries * kSetEntrySize)) {
+  if (!batch_.read(head[layout_.objects.set_table / 8], table.data(),
+                   entries * layout_.objects.set_entry_size)) {
     ++stats_.cut_lists;
     return;
   }
@@ -283,7 +284,7 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
   std::vector<process::ReadRequest> requests;
   requests.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    requests.push_back({keys[i] + kWeakrefObject, &referents[i], 8});
+    requests.push_back({keys[i] + layout_.objects.weakref_object, &referents[i], 8});
   }
   size_t done = batch_.read_batch(requests);
   for (size_t i = 0; i < done; ++i) {

@@ -107,6 +107,9 @@ class TaskReader {
   uint64_t modules_count();
   void find_registries();
   bool registries_valid();
+  // Whether a set's head, up to its table pointer, lies in the first `bytes` of a PySetObject,
+  // and its entries are {key, hash} pairs of words, as read_set takes them.
+  bool set_head_fits(size_t bytes) const;
   void find_asyncio_debug();
   TypeKind kind_of(uint64_t obj);
   // At least `need` bytes of the object at `addr`, and up to `want` (within its page) in the
