@@ -179,6 +179,12 @@ def main() -> int:
     options = TRUTH.start()
     TRUTH.program = "wsgi_server" if options.server == "waitress" else "algebra_server"
     TRUTH.declare("handle_algebra", "handle_status")
+    # How deep sympy recurses depends on what its cache holds, which the handler threads share
+    # and fill in whatever order they run: once in many runs (pyenv 3.8) a request went past
+    # Python's default limit of 1000 frames inside Pow/Rational._eval_power and failed with
+    # RecursionError. Servers that run sympy raise the limit; 4000 frames stay well inside a
+    # thread's 8 MB C stack.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4000))
     heavy_per_client = max(1, round(HEAVY_PER_CLIENT * options.scale))
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
