@@ -91,6 +91,12 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
   cmd.add_option("--config", opt.config,
                  "TOML config file (default: spyglass.toml or "
                  "[tool.spyglass] in pyproject.toml)");
+  cmd.add_flag("-s,--subprocesses", opt.subprocesses,
+               "Also every Python process it starts (and they start), found while profiling");
+  cmd.add_flag("--per-process", opt.per_process,
+               "With --subprocesses: each process's results too, after those of all together");
+  cmd.add_flag("--merge-processes", opt.merge_processes,
+               "With --subprocesses: exports draw processes with the same command line as one");
   cmd.add_flag("--per-thread", opt.per_thread, "Show a row per thread under each function");
   cmd.add_flag("--ascii", opt.ascii, "Plain ASCII table");
   cmd.add_option("--matches", opt.matches,
@@ -110,8 +116,9 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
 
 const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = {
-      "functions", "rate",   "interval", "mode",       "blocking", "no_realtime", "no_async",
-      "format",    "output", "duration", "per_thread", "ascii",    "tree",        "merge_lines"};
+      "functions", "rate",        "interval",     "mode",        "blocking",       "no_realtime",
+      "no_async",  "format",      "output",       "duration",    "per_thread",     "ascii",
+      "tree",      "merge_lines", "subprocesses", "per_process", "merge_processes"};
   return keys;
 }
 
@@ -154,6 +161,9 @@ void resolve(ProfileOptions& opt) {
   fill(opt.ascii, config, "ascii");
   fill(opt.tree, config, "tree");
   fill(opt.merge_lines, config, "merge_lines");
+  fill(opt.subprocesses, config, "subprocesses");
+  fill(opt.per_process, config, "per_process");
+  fill(opt.merge_processes, config, "merge_processes");
   if (!opt.matches && config.contains("matches")) {
     auto value = config["matches"].value<int64_t>();
     if (!value || *value < 1)

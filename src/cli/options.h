@@ -30,6 +30,11 @@ struct ProfileOptions {
   std::optional<bool> tree;
   std::optional<bool> merge_lines;
   std::optional<size_t> matches;  // functions listed under a pattern that matched several
+  // --subprocesses: the process's Python descendants too; --per-process: their results one
+  // by one as well; --merge-processes: exports draw identical workers as one.
+  std::optional<bool> subprocesses;
+  std::optional<bool> per_process;
+  std::optional<bool> merge_processes;
   std::string config;
   bool exact = false;  // attach --exact
 

@@ -1,5 +1,4 @@
 // One-shot forms for scripts: `spyglass record -p PID ...` and `spyglass run ... -- cmd args`.
-#include <dirent.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/syscall.h>
@@ -11,7 +10,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "cli/commands.h"
@@ -21,6 +19,7 @@
 #include "cli/signals.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "process/descendants.h"
 #include "process/maps.h"
 
 namespace spyglass::cli {
@@ -196,34 +195,6 @@ struct RunOptions {
   ProfileOptions profile;
 };
 
-// The processes `pid` started, and theirs, nearest first (/proc/PID/task/*/children).
-std::vector<pid_t> descendants(pid_t pid) {
-  std::vector<pid_t> out;
-  std::vector<pid_t> queue{pid};
-  for (size_t i = 0; i < queue.size() && queue.size() < 256; ++i) {
-    std::string tasks = fmt::format("/proc/{}/task", queue[i]);
-    DIR* dir = ::opendir(tasks.c_str());
-    if (!dir) continue;
-    while (dirent* entry = ::readdir(dir)) {
-      if (entry->d_name[0] == '.') continue;
-      std::ifstream children(tasks + "/" + entry->d_name + "/children");
-      for (pid_t child; children >> child;) {
-        queue.push_back(child);
-        out.push_back(child);
-      }
-    }
-    ::closedir(dir);
-  }
-  return out;
-}
-
-std::string command_name(pid_t pid) {
-  std::ifstream comm(fmt::format("/proc/{}/comm", pid));
-  std::string name;
-  std::getline(comm, name);
-  return name.empty() ? "?" : name;
-}
-
 // Attaching races the program's start: its interpreter appears a few milliseconds after exec,
 // or later still when a wrapper (a shell script, a launcher) starts Python as its child; then
 // the first Python process below it is profiled. Says within a second what it waits for.
@@ -237,7 +208,7 @@ std::unique_ptr<Session> attach_when_ready(pid_t child, const ProfileOptions& op
   while (true) {
     std::vector<pid_t> candidates{child};
     if (monotonic_seconds() > started + 0.05) {
-      for (pid_t p : descendants(child)) candidates.push_back(p);
+      for (pid_t p : process::descendants(child, 256)) candidates.push_back(p);
     }
     for (pid_t pid : candidates) {
       try {
@@ -246,7 +217,7 @@ std::unique_ptr<Session> attach_when_ready(pid_t child, const ProfileOptions& op
           fmt::print(stderr,
                      "spyglass: process {} ({}) started Python as process {}: profiling "
                      "that one\n",
-                     child, command_name(child), pid);
+                     child, process::command_name(child), pid);
         }
         return session;
       } catch (const Error& e) {
@@ -276,13 +247,13 @@ std::unique_ptr<Session> attach_when_ready(pid_t child, const ProfileOptions& op
                  "Ctrl-C to give up. A program that is not Python cannot be profiled; to profile "
                  "a Python program that some launcher starts, attach to it instead: spyglass "
                  "record -p PID\n",
-                 child, command_name(child), last_problem);
+                 child, process::command_name(child), last_problem);
     }
     if (now > give_up) {
       throw Error(ErrorKind::kNotPython,
                   fmt::format("no Python interpreter appeared in process {} ({}) or its children "
                               "within 30 s ({})",
-                              child, command_name(child), last_problem));
+                              child, process::command_name(child), last_problem));
     }
     // Every half millisecond while a program usually starts (a late attach misses the start
     // of the run), then no busier than 20 looks a second.

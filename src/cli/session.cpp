@@ -109,13 +109,9 @@ void check_writable(const std::string& path) {
 }
 
 Session::Session(pid_t pid, const ProfileOptions& options) : options_(options) {
-  target_ = std::make_unique<cpython::Target>(pid);
-  sampler_ = std::make_unique<sampling::Sampler>(*target_, options_.sampler);
+  processes_ = std::make_unique<sampling::ProcessSet>(pid, options_.sampler,
+                                                      options_.subprocesses.value_or(false));
   add_functions(options_.functions);
-}
-
-std::string Session::python_version() const {
-  return target_->runtime().layout.version.str();
 }
 
 std::vector<std::string> Session::add_functions(const std::vector<std::string>& patterns) {
@@ -125,7 +121,7 @@ std::vector<std::string> Session::add_functions(const std::vector<std::string>& 
     sampling::check_pattern(p);
     if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
     functions_.push_back(p);
-    if (!seen_so_far) seen_so_far = sampler_->snapshot();
+    if (!seen_so_far) seen_so_far = processes_->snapshot();
     std::optional<std::string> hint;  // set when functions were seen and none matches
     if (seen_so_far->frames.size() != 0) {  // nothing seen yet: no reason to warn
       report::ChosenSet chosen(*seen_so_far, {p});
@@ -156,8 +152,84 @@ std::vector<std::string> Session::remove_functions(const std::vector<std::string
 
 report::Results Session::results() const {
   // The status first, then the profile: the profile then holds at least the samples counted.
-  auto status = sampler_->status();
-  const sampling::Profile profile = sampler_->snapshot();
+  auto status = processes_->status();
+  const sampling::Profile profile = processes_->snapshot();
+  report::Results results = results_from(profile, status);
+  if (processes_->follow()) {
+    results.python_version = processes_->python_version();
+    const auto entries = processes_->processes();
+    size_t read = 0, exited = 0, late = 0;
+    double unseen = 0;
+    std::string unread;
+    for (const auto& e : entries) {
+      if (e.sampled) {
+        ++read;
+        if (e.found_after_seconds > 0) {
+          ++late;
+          unseen += e.found_after_seconds;
+        }
+        if (e.status.target_exited) ++exited;
+        if (!e.status.error.empty()) {
+          results.notes.push_back(fmt::format("process {} ({}): sampling stopped: {}", e.pid,
+                                              e.command, e.status.error));
+        }
+      } else if (e.state != "not Python" && e.state != "exited" &&
+                 e.state != "ran another program" && e.state != "starting") {
+        unread += fmt::format("; {} ({}): {}", e.pid, e.command, e.state);
+      }
+    }
+    results.notes.insert(
+        results.notes.begin(),
+        fmt::format("{} Python {} of process {} and its subprocesses together{}{}", read,
+                    read == 1 ? "process" : "processes", processes_->root(),
+                    exited ? fmt::format(" ({} exited, their results kept)", exited) : "",
+                    options_.per_process.value_or(false) ? "; each process's own follow"
+                                                         : "; --per-process shows each"));
+    if (!unread.empty()) {
+      results.notes.push_back("processes that could not be read" + unread);
+    }
+    if (late > 0) {
+      results.notes.push_back(fmt::format(
+          "{} {} started while profiling and {} found {:.0f} ms after {} start on average: "
+          "that time ({:.2f} s in all) is not in the results",
+          late, late == 1 ? "process" : "processes", late == 1 ? "was" : "were",
+          unseen / static_cast<double>(late) * 1000, late == 1 ? "its" : "their", unseen));
+    }
+  }
+  return results;
+}
+
+std::vector<ProcessResults> Session::process_results() const {
+  std::vector<ProcessResults> out;
+  for (auto& entry : processes_->processes()) {
+    ProcessResults one;
+    one.process = entry;
+    if (entry.sampled) {
+      if (auto profile = processes_->snapshot_of(entry.pid)) {
+        one.results = results_from(*profile, entry.status);
+      }
+    }
+    // A pid that ran several programs is listed once per program; its results are its own.
+    bool listed = std::any_of(out.begin(), out.end(), [&](const ProcessResults& r) {
+      return r.process.pid == entry.pid && r.process.sampled && entry.sampled;
+    });
+    if (!listed) out.push_back(std::move(one));
+  }
+  return out;
+}
+
+report::Results Session::results_of(pid_t pid) const {
+  auto status = processes_->status_of(pid);
+  auto profile = processes_->snapshot_of(pid);
+  if (!status || !profile) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("no Python process {} in this session ('processes' lists them)", pid));
+  }
+  return results_from(*profile, *status);
+}
+
+report::Results Session::results_from(const sampling::Profile& profile,
+                                      const sampling::SamplerStatus& status) const {
   report::Results results =
       sampling::chosen_function_results(profile, report::ChosenSet(profile, functions_), status);
   if (status.failed_walks) {
@@ -203,7 +275,7 @@ report::Results Session::results() const {
         status.unpaused_threads, status.unpaused_threads == 1 ? "time" : "times",
         sampling::ThreadPauser::kPauseSeconds * 1000));
   }
-  for (const auto& kept : sampler_->kept_runs()) {
+  for (const auto& kept : processes_->kept_runs()) {
     results.notes.push_back(fmt::format(
         "kept apart: {} samples over {:.2f} s in {} mode at {:g} Hz ('mode {}' and 'rate {:g}' "
         "show them)",
@@ -224,7 +296,48 @@ report::TableStyle Session::table_style() const {
   return style;
 }
 
+std::string Session::table_of(pid_t pid, const report::TableStyle& style) const {
+  return report::render_table(results_of(pid), style);
+}
+
+namespace {
+
+// A command line cut to what a terminal line holds.
+std::string short_command(const std::string& command, size_t width = 80) {
+  if (command.size() <= width) return command;
+  return command.substr(0, width - 3) + "...";
+}
+
+std::string process_heading(const sampling::ProcessEntry& e) {
+  std::string head = fmt::format("process {}: {}", e.pid, short_command(e.command));
+  if (e.sampled) {
+    head += fmt::format(
+        " (Python {}, {}, {} samples, {:.1f} µs a sample{})", e.python_version, e.state,
+        e.status.samples, e.status.mean_walk_us,
+        e.found_after_seconds > 0
+            ? fmt::format(", found {:.0f} ms after it started", e.found_after_seconds * 1000)
+            : "");
+  } else {
+    head += fmt::format(" ({})", e.state);
+  }
+  return head;
+}
+
+}  // namespace
+
 std::string Session::table(const report::TableStyle& style) const {
+  std::string per_process;
+  if (processes_->follow() && options_.per_process.value_or(false)) {
+    for (const auto& one : process_results()) {
+      if (!one.process.sampled) continue;
+      per_process += "\n" + process_heading(one.process) + "\n";
+      per_process += report::render_table(one.results, style);
+    }
+  }
+  return table_together(style) + per_process;
+}
+
+std::string Session::table_together(const report::TableStyle& style) const {
   report::Results r = results();
   if (!explained_late_ && (r.late_samples > 0 || r.missed_samples > 0)) {
     explained_late_ = true;
@@ -241,7 +354,7 @@ std::string Session::tree(const std::string& function) const {
   bool unicode = table_style().unicode;
   report::TreeOptions tree_options;
   if (!function.empty()) sampling::check_pattern(function);
-  const sampling::Profile profile = sampler_->snapshot();
+  const sampling::Profile profile = drawing_snapshot();
   std::vector<std::string> names = function.empty() ? functions_ : std::vector{function};
   if (names.empty()) {
     return report::render_tree(report::build_program_tree(profile, tree_options), unicode);
@@ -262,16 +375,40 @@ std::string Session::render(const OutputFormat& format) const {
   switch (format.kind) {
     case OutputFormat::Kind::kTable:
       return table(table_style());
-    case OutputFormat::Kind::kJson:
-      return report::to_json(results()).dump(2) + "\n";
+    case OutputFormat::Kind::kJson: {
+      nlohmann::json doc = report::to_json(results());
+      if (processes_->follow()) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& one : process_results()) {
+          const auto& e = one.process;
+          nlohmann::json entry = {{"pid", e.pid},
+                                  {"command", e.command},
+                                  {"state", e.state},
+                                  {"python_version", e.python_version},
+                                  {"samples", e.status.samples},
+                                  {"duration_seconds", e.status.profiled_seconds},
+                                  {"mean_walk_us", e.status.mean_walk_us},
+                                  {"sampler_cpu_seconds", e.status.sampler_cpu_seconds},
+                                  {"found_after_seconds", e.found_after_seconds}};
+          entry["functions"] =
+              e.sampled ? report::to_json(one.results)["functions"] : nlohmann::json::array();
+          list.push_back(std::move(entry));
+        }
+        doc["processes"] = std::move(list);
+      }
+      return doc.dump(2) + "\n";
+    }
     case OutputFormat::Kind::kExport:
       break;
   }
   std::ostringstream out;
   report::ExportOptions export_options;
   export_options.merge_lines = options_.merge_lines.value_or(false);
-  export_options.title = fmt::format("spyglass: process {}", target_->pid());
-  sampling::Profile profile = sampler_->snapshot();
+  export_options.title =
+      processes_->follow()
+          ? fmt::format("spyglass: process {} and its subprocesses", processes_->root())
+          : fmt::format("spyglass: process {}", processes_->root());
+  sampling::Profile profile = drawing_snapshot();
   profile.chosen = functions_;
   const report::ChosenSet chosen(profile, functions_);
   export_options.chosen = &chosen;
@@ -289,13 +426,17 @@ void Session::write(const std::string& path, const std::string& format) const {
   write_file(path, render(resolved));
 }
 
+sampling::Profile Session::drawing_snapshot() const {
+  return processes_->snapshot(processes_->follow(), options_.merge_processes.value_or(false));
+}
+
 std::vector<sampling::FunctionTotals> Session::function_totals(const std::string& pattern) const {
-  return sampling::function_totals(sampler_->snapshot(), pattern);
+  return sampling::function_totals(processes_->snapshot(), pattern);
 }
 
 std::vector<std::string> Session::function_names(const std::string& prefix) const {
   std::set<std::string> names;
-  const sampling::Profile profile = sampler_->snapshot();
+  const sampling::Profile profile = processes_->snapshot();
   for (sampling::FrameId f = 0; f < profile.frames.size(); ++f) {
     const auto& fn = profile.frames.get(f).function;
     if (fn.starts_with(prefix)) names.insert(fn);

@@ -112,7 +112,11 @@ ProfileView make_view(const sampling::Profile& profile, bool merge_lines, Drawin
     if (added) {
       StackId node = view.node_of[prefix];
       source.path(stack, path);
-      for (FrameId frame : path) node = view.stacks.child(node, frame_of[frame]);
+      for (FrameId frame : path) {
+        // Several processes in one profile: the prefix already opens with the process.
+        if (sampling::is_process_root(profile.frames.get(frame))) continue;
+        node = view.stacks.child(node, frame_of[frame]);
+      }
       it->second = node;
     }
     return it->second;

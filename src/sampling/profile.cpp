@@ -110,6 +110,61 @@ std::unordered_map<StackId, Weight> Profile::merged_weights() const {
   return merged;
 }
 
+std::string process_root_name(pid_t pid, const std::string& command) {
+  if (pid == 0) return "<process " + command + ">";
+  return "<process " + std::to_string(pid) + ": " + command + ">";
+}
+
+void Profile::merge(const Profile& other, const std::string& root, pid_t pid) {
+  std::vector<FrameId> frame_of(other.frames.size());
+  for (FrameId f = 0; f < other.frames.size(); ++f)
+    frame_of[f] = frames.intern(other.frames.get(f));
+  const StackId base = root.empty()
+                           ? kRootStack
+                           : stacks.child(kRootStack, frames.intern(FrameInfo{root, "", 0, 0}));
+  // Parents come before their children in a trie: one pass maps every node.
+  std::vector<StackId> stack_of(other.stacks.size(), base);
+  for (StackId id = 1; id < other.stacks.size(); ++id) {
+    const StackId parent = other.stacks.parent(id);
+    const FrameId frame = other.stacks.frame(id);
+    if (parent >= id || frame >= frame_of.size()) continue;  // not possible in a well-built trie
+    stack_of[id] = stacks.child(stack_of[parent], frame_of[frame]);
+  }
+  auto map_stack = [&](StackId id) { return id < stack_of.size() ? stack_of[id] : base; };
+  std::vector<uint32_t> thread_of(other.threads.size());
+  for (size_t t = 0; t < other.threads.size(); ++t) {
+    const ThreadInfo& info = other.threads[t];
+    thread_of[t] =
+        thread_index(info.thread_id, info.native_id != 0 ? info.native_id : pid, info.name);
+    if (t >= other.weights.size()) continue;
+    for (const auto& [stack, w] : other.weights[t]) {
+      Weight& into = weights[thread_of[t]][map_stack(stack)];
+      into.samples += w.samples;
+      into.seconds += w.seconds;
+    }
+    if (t >= other.drawn.size()) continue;
+    if (drawn.size() <= thread_of[t]) drawn.resize(thread_of[t] + 1);
+    for (const auto& [key, w] : other.drawn[t]) {
+      // A prefix that is the empty stack stays empty: the stack itself opens with the root.
+      const StackId prefix = drawn_prefix(key);
+      Weight& into = drawn[thread_of[t]][drawn_key(
+          map_stack(drawn_stack(key)), prefix == kRootStack ? kRootStack : map_stack(prefix),
+          drawn_through_children(key))];
+      into.samples += w.samples;
+      into.seconds += w.seconds;
+    }
+  }
+  for (const Span& span : other.timeline) {
+    if (timeline.size() >= timeline_limit) break;
+    if (span.thread >= thread_of.size()) continue;
+    Span copy = span;
+    copy.thread = thread_of[span.thread];
+    copy.stack = map_stack(span.stack);
+    copy.prefix = span.prefix == kRootStack ? kRootStack : map_stack(span.prefix);
+    timeline.push_back(copy);
+  }
+}
+
 size_t Profile::memory_bytes() const {
   size_t bytes = frames.memory_bytes() + stacks.memory_bytes() + timeline.capacity() * sizeof(Span);
   for (const auto& w : weights) bytes += w.size() * (sizeof(StackId) + sizeof(Weight) + 16);

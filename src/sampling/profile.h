@@ -31,6 +31,13 @@ inline bool is_task_marker(const FrameInfo& frame) {
   return frame.file.empty() && frame.function == "<task>";
 }
 
+// The frame that opens a process's stacks where several processes are drawn in one profile
+// (--subprocesses): "<process 1234: command line>"; no code object has such a name.
+inline bool is_process_root(const FrameInfo& frame) {
+  return frame.file.empty() && frame.function.starts_with("<process");
+}
+std::string process_root_name(pid_t pid, const std::string& command);  // pid 0: no pid
+
 struct FrameInfoHash {
   size_t operator()(const FrameInfo& f) const;
 };
@@ -154,6 +161,12 @@ class Profile {
                   StackId prefix = kRootStack, bool through_children = false);
   // Sum over threads.
   std::unordered_map<StackId, Weight> merged_weights() const;
+  // Adds another process's profile to this one (--subprocesses): its threads become threads
+  // of this one, its stacks open with a frame named `root` when one is given (see
+  // is_process_root), and its timeline joins this one's (both count from the same origin).
+  // Task pseudo-threads (native id 0) take the process's `pid` as their native id, so that
+  // two processes' tasks at the same address stay apart.
+  void merge(const Profile& other, const std::string& root, pid_t pid);
   size_t memory_bytes() const;
   void clear();
 

@@ -1,5 +1,5 @@
-// The sampling engine: a thread that walks the target's stacks at a set rate, with absolute
-// deadlines, crediting each sample with the real time since the previous one.
+// Sampling: a thread that walks the stacks of one or more processes at a set rate
+// (Sampler), and what each process's samples gathered (ProcessSampler).
 #pragma once
 
 #include <atomic>
@@ -40,6 +40,11 @@ struct SamplerOptions {
   bool link_tasks = true;
   size_t timeline_spans = 200'000;  // the timeline's bound (0: none; only timeline formats use it)
 };
+
+// Raises the calling thread's priority: SCHED_FIFO at `fifo_priority` when `realtime` and
+// permitted, else nice -20 when permitted. Returns what it got: "SCHED_FIFO", "nice -20" or
+// "normal".
+std::string raise_thread_priority(bool realtime, int fifo_priority);
 
 constexpr double kMinRateHz = 1;
 constexpr double kMaxRateHz = 1'000'000;
@@ -124,75 +129,80 @@ struct KeptRun {
   double profiled_seconds = 0;
 };
 
-class Sampler {
+// One process's side of sampling: what its samples gathered (profile and counts), its runs
+// kept apart by mode and rate, and the reading of its stacks. It has no thread of its own: a
+// Sampler drives it, alone or beside other processes (--subprocesses), so that one sampling
+// thread serves them all.
+class ProcessSampler {
  public:
-  Sampler(cpython::Target& target, SamplerOptions options);
-  ~Sampler();
-  Sampler(const Sampler&) = delete;
-  Sampler& operator=(const Sampler&) = delete;
+  // `origin`: the monotonic time the timeline counts from (shared by every process of a run).
+  ProcessSampler(cpython::Target& target, const SamplerOptions& options, double origin);
+  ProcessSampler(const ProcessSampler&) = delete;
+  ProcessSampler& operator=(const ProcessSampler&) = delete;
+  pid_t pid() const { return target_.pid(); }
+  cpython::Target& target() { return target_; }
 
-  void start();  // no-op when running
-  void stop();   // waits for the sampling thread; no-op when stopped
-  bool running() const { return running_; }
-  // Both take effect at the next sample, also while running.
-  RunSwitch set_rate(double hz);
-  RunSwitch set_mode(Mode mode);
-  // The runs of other modes or rates, kept apart.
+  // --- The sampling thread's side (Sampler) -----------------------------------------------
+  // Reads every stack of the process now, pausing its threads around the reading when
+  // `pauser` is given. Throws Error(kNoSuchProcess) when the process has gone.
+  void collect(ThreadPauser* pauser);
+  // Records what collect() read: a sample begun at `start`, standing for `weight` seconds
+  // (see Sampler::run), that took `walk_seconds` to read; `late`, `missed`: the round's own.
+  void record(double start, double weight, double walk_seconds, bool late, uint64_t missed);
+  // The sampling thread's CPU time spent on this process (its share of the thread's).
+  void add_cpu_seconds(double seconds);
+  void set_running(bool running, const std::string& scheduling);
+  void set_exited();
+  void set_error(const std::string& error);
+  bool exited() const;
+
+  // --- Everyone else's side (all safe while sampling runs) --------------------------------
+  RunSwitch switch_run(Mode mode, double rate_hz);
   std::vector<KeptRun> kept_runs() const;
-  void reset();  // forget everything gathered, kept runs too
+  void reset(double origin);
   SamplerStatus status() const;
-  // A copy of everything gathered, its run information filled in, taken under the lock: reports
-  // and exports render from it while sampling goes on.
   Profile snapshot() const;
-  // Every thread's stack now. While sampling, the sampling thread hands over its next walk
-  // (the target's reader is not shared between threads); stopped, the walk is made here.
-  // False when no consistent walk came within `timeout_seconds`.
+  // Every thread's stack now: handed over by the sampling thread while it runs (the target's
+  // reader is not shared between threads), read here when it does not.
   bool threads_now(std::vector<ThreadSnapshot>& out, double timeout_seconds);
-  // Called from the sampling thread once, when the target has exited.
-  void on_exit(std::function<void()> callback);
-  // Waits until the sampler stops by itself (target exit) or `seconds` pass; true if stopped.
-  bool wait_stopped(double seconds);
 
  private:
-  void run();
-  RunSwitch switch_run(Mode mode, double rate_hz);  // mutex_ held
-  // One sample, begun at `start`, woken `lateness` after its time. It stands for that lateness,
-  // its own reading time and `gap`, the sleep that follows it (drawn ahead, see run()). Returns
-  // the monotonic time its reading finished.
-  double take_sample(double start, double lateness, double gap);
-  // Under mutex_: the walk just made, for threads_now().
-  void hand_over_threads();
+  void hand_over_threads();  // mutex_ held
   // `path_key` names whose previous stack this one most likely shares (a thread state or task).
   StackId intern_stack(uint64_t path_key, const std::vector<cpython::Frame>& frames);
+  // Draws each task of tasks_ under its awaiter (fills task_prefixes_, task_through_children_).
+  void draw_tasks_under_awaiters();
 
   cpython::Target& target_;
-  SamplerOptions options_;  // rate_hz and mode as given; the live ones are below
-  // Read by the sampling loop at every sample without the lock, written by set_rate/set_mode.
-  std::atomic<double> rate_hz_;
+  const SamplerOptions options_;
+  // Read by collect() without the lock, written by switch_run.
   std::atomic<Mode> mode_;
-  std::atomic<bool> running_{false};
-  std::atomic<bool> stop_requested_{false};
-  std::thread thread_;
-  mutable std::mutex mutex_;  // guards profile_ and stats
-  std::condition_variable stopped_cv_;
-  // threads_now() while sampling: asks the sampling thread for its next walk.
-  std::atomic<bool> threads_wanted_{false};
+  std::atomic<double> rate_hz_;
+  mutable std::mutex mutex_;  // guards profile_, stats_ and the runs kept apart
   std::condition_variable threads_cv_;
+  std::atomic<bool> threads_wanted_{false};
   std::vector<ThreadSnapshot> threads_handed_;
   uint64_t threads_generation_ = 0;
   Profile profile_;
   SamplerStatus stats_;
   double walk_seconds_ = 0;
   double read_seconds_ = 0;
-  // The sampling thread's CPU clock minus what stats_.sampler_cpu_seconds already counts;
-  // only the sampling thread reads its clock, so reset() asks it to start afresh.
-  double thread_cpu_origin_ = 0;
-  bool thread_cpu_reset_ = false;
-  std::function<void()> on_exit_;
+  double origin_ = 0;
   ThreadStateReader thread_states_;
-  ThreadPauser* pauser_ = nullptr;  // set while sampling with --blocking
-  std::vector<int> running_tids_;
 
+  // What collect() read, for record().
+  struct Collected {
+    bool ok = false;
+    Mode mode = Mode::kWall;
+    bool with_tasks = false;
+    size_t unpaused = 0;
+    double read_seconds = 0;
+    uint64_t read_calls = 0, memory_reads = 0, prefetched_reads = 0;
+    uint64_t retries = 0, returned = 0, frames_again = 0, list_retries = 0, cut_lists = 0;
+    uint64_t unreadable_tasks = 0, cut_task_chains = 0, cut_task_lists = 0;
+    uint64_t unreadable_links = 0;
+  } collected_;
+  std::vector<int> running_tids_;
   // Frame interning: (code id, line) -> FrameId; per thread, the last stack seen.
   std::unordered_map<uint64_t, FrameId> frame_ids_;
   // Per thread state, the path of the last stack interned, root first: the next stack of that
@@ -210,8 +220,6 @@ class Sampler {
   std::vector<StackId> task_stacks_;
   std::vector<StackId> task_prefixes_;
   std::vector<char> task_through_children_;
-  // Draws each task of tasks_ under its awaiter (fills task_prefixes_, task_through_children_).
-  void draw_tasks_under_awaiters();
   std::vector<char> include_;  // per stack of stacks_: counted in this mode (kept: no malloc)
   std::unordered_map<int, std::string> names_by_tid_;
   // Runs of other modes or rates (see RunSwitch), with what status() needs of each.
@@ -221,7 +229,67 @@ class Sampler {
     double walk_seconds = 0, read_seconds = 0;
   };
   std::vector<Stash> kept_;
-  double run_started_ = 0;  // monotonic seconds of the first start
+};
+
+// The sampling engine: one thread that samples one or more processes at a set rate, with
+// absolute deadlines, crediting each sample with the real time since the previous one. The
+// processes are ProcessSamplers owned elsewhere; they can be added while sampling runs.
+class Sampler {
+ public:
+  explicit Sampler(SamplerOptions options);
+  ~Sampler();
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  // Sampled from the next round on. The process must outlive the sampler (or its removal
+  // by the sampler itself when the process exits).
+  void add(ProcessSampler& process);
+  // Whether an empty set of processes ends the run. Following a process's children, the set
+  // may be empty for a while (a shell starting Python); told when nothing more can come.
+  void set_more_may_come(bool more);
+
+  void start();  // no-op when running
+  void stop();   // waits for the sampling thread; no-op when stopped
+  bool running() const { return running_; }
+  // Both take effect at the next sample, also while running.
+  RunSwitch set_rate(double hz);
+  RunSwitch set_mode(Mode mode);
+  Mode mode() const { return mode_; }
+  double rate_hz() const { return rate_hz_; }
+  void reset();  // forget everything gathered, kept runs too
+  // The run's own figures: rounds, rate achieved, time profiled, the thread's scheduling.
+  // (Per-process figures come from each ProcessSampler.)
+  SamplerStatus status() const;
+  double origin() const { return origin_; }
+  // Called from the sampling thread once, when every process has exited and no more can come.
+  void on_exit(std::function<void()> callback);
+  // Waits until the sampler stops by itself (targets exited) or `seconds` pass; true if stopped.
+  bool wait_stopped(double seconds);
+
+ private:
+  void run();
+  struct Member {
+    ProcessSampler* process;
+    std::unique_ptr<ThreadPauser> pauser;  // --blocking: made and used by the sampling thread
+  };
+  SamplerOptions options_;
+  std::atomic<double> rate_hz_;
+  std::atomic<Mode> mode_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::thread thread_;
+  mutable std::mutex mutex_;  // guards the fields below and the set of processes
+  std::condition_variable stopped_cv_;
+  std::vector<ProcessSampler*> added_;  // taken in by the sampling thread at its next round
+  std::vector<ProcessSampler*> all_;    // every process ever added
+  bool more_may_come_ = false;
+  bool stopped_running_ = true;
+  bool all_exited_ = false;
+  SamplerStatus stats_;  // the run's own figures (see status())
+  std::string scheduling_;
+  double origin_ = 0;       // monotonic seconds the timeline counts from
+  double run_started_ = 0;  // monotonic seconds of the first start (0: not yet)
+  std::function<void()> on_exit_;
 };
 
 }  // namespace spyglass::sampling

@@ -1,0 +1,144 @@
+#include "process/descendants.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "process/maps.h"
+
+namespace spyglass::process {
+namespace {
+
+// Every process's parent, from /proc/*/stat (the field after the command's closing ')').
+std::unordered_multimap<pid_t, pid_t> children_by_parent() {
+  std::unordered_multimap<pid_t, pid_t> out;
+  DIR* dir = ::opendir("/proc");
+  if (!dir) return out;
+  while (dirent* entry = ::readdir(dir)) {
+    if (!std::isdigit(static_cast<unsigned char>(entry->d_name[0]))) continue;
+    std::ifstream stat(fmt::format("/proc/{}/stat", entry->d_name));
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(text.substr(close + 1));
+    std::string state;
+    long parent = 0;
+    if (rest >> state >> parent) out.emplace(static_cast<pid_t>(parent), std::stoi(entry->d_name));
+  }
+  ::closedir(dir);
+  return out;
+}
+
+bool has_children_files() {
+  static const bool has =
+      ::access(fmt::format("/proc/{}/task/{}/children", getpid(), getpid()).c_str(), R_OK) == 0;
+  return has;
+}
+
+}  // namespace
+
+std::vector<pid_t> descendants(pid_t pid, size_t limit) {
+  std::vector<pid_t> out;
+  std::vector<pid_t> queue{pid};
+  if (!has_children_files()) {
+    const auto children = children_by_parent();
+    for (size_t i = 0; i < queue.size() && out.size() < limit; ++i) {
+      auto [first, last] = children.equal_range(queue[i]);
+      for (auto it = first; it != last && out.size() < limit; ++it) {
+        queue.push_back(it->second);
+        out.push_back(it->second);
+      }
+    }
+    return out;
+  }
+  for (size_t i = 0; i < queue.size() && out.size() < limit; ++i) {
+    const std::string tasks = fmt::format("/proc/{}/task", queue[i]);
+    DIR* dir = ::opendir(tasks.c_str());
+    if (!dir) continue;
+    while (dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] == '.') continue;
+      std::ifstream children(tasks + "/" + entry->d_name + "/children");
+      for (pid_t child; children >> child && out.size() < limit;) {
+        queue.push_back(child);
+        out.push_back(child);
+      }
+    }
+    ::closedir(dir);
+  }
+  return out;
+}
+
+std::string command_name(pid_t pid) {
+  std::ifstream comm(fmt::format("/proc/{}/comm", pid));
+  std::string name;
+  std::getline(comm, name);
+  return name.empty() ? "?" : name;
+}
+
+std::string command_line(pid_t pid) {
+  std::ifstream file(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  while (!text.empty() && text.back() == '\0') text.pop_back();
+  for (char& c : text) {
+    if (c == '\0' || c == '\n' || c == '\t') c = ' ';
+  }
+  return text.empty() ? command_name(pid) : text;
+}
+
+uint64_t exec_identity(pid_t pid) {
+  const int fd = ::open(fmt::format("/proc/{}/auxv", pid).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  Elf64_auxv_t entries[64];
+  const ssize_t n = ::read(fd, entries, sizeof(entries));
+  ::close(fd);
+  if (n <= 0) return 0;
+  for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(Elf64_auxv_t); ++i) {
+    if (entries[i].a_type == AT_NULL) break;
+    if (entries[i].a_type == AT_RANDOM) return entries[i].a_un.a_val;
+  }
+  return 0;
+}
+
+bool maps_python(pid_t pid) {
+  std::ifstream maps(fmt::format("/proc/{}/maps", pid));
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.find('/');
+    if (slash != std::string::npos && line.find("python", slash) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::optional<double> seconds_since_start(pid_t pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  // Fields after the command, counted from 3 as in proc(5): the start time is field 22.
+  std::istringstream rest(text.substr(close + 1));
+  std::string field;
+  for (int i = 3; i < 22 && rest >> field; ++i) {
+  }
+  unsigned long long start_ticks = 0;
+  if (!(rest >> start_ticks)) return std::nullopt;
+  std::ifstream uptime_file("/proc/uptime");
+  double uptime = 0;
+  if (!(uptime_file >> uptime)) return std::nullopt;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  if (ticks <= 0) return std::nullopt;
+  return std::max(0.0, uptime - static_cast<double>(start_ticks) / static_cast<double>(ticks));
+}
+
+bool alive(pid_t pid) {
+  auto stat = read_thread_stat(pid, pid);
+  return stat && stat->state != 'Z' && stat->state != 'X';
+}
+
+}  // namespace spyglass::process
