@@ -11,12 +11,14 @@
 #include "common/error.h"
 #include "cpython/capture.h"
 #include "cpython/target.h"
+#include "process/descendants.h"
 
 namespace spyglass::cli {
 namespace {
 
 struct DumpOptions {
   int pid = 0;
+  bool subprocesses = false;  // every Python process the process started, and theirs, too
   bool json = false;
   bool locals = false;
   bool no_async = false;
@@ -140,11 +142,12 @@ nlohmann::json task_json(const cpython::TaskStack& task) {
           {"frames", std::move(frames)}};
 }
 
-int run_dump(const DumpOptions& opt) {
-  cpython::Target target(opt.pid);
+// One process's stacks: as text, or into `json` when given.
+std::string dump_process(const DumpOptions& opt, pid_t pid, nlohmann::json* json) {
+  cpython::Target target(pid);
   if (!opt.capture.empty()) {
     cpython::capture_target(target, opt.capture);
-    fmt::print(stderr, "spyglass: saved the memory image of process {} to {}\n", opt.pid,
+    fmt::print(stderr, "spyglass: saved the memory image of process {} to {}\n", pid,
                opt.capture);
   }
   std::vector<cpython::ThreadStack> stacks;
@@ -157,7 +160,7 @@ int run_dump(const DumpOptions& opt) {
     throw Error(ErrorKind::kCorrupt,
                 fmt::format("could not read the stacks of process {}: its memory changed or did "
                             "not check out; try again",
-                            opt.pid));
+                            pid));
   }
   std::vector<std::vector<FrameLocals>> locals;
   if (opt.locals) {
@@ -170,12 +173,12 @@ int run_dump(const DumpOptions& opt) {
   }
   auto names = target.thread_names(stacks);
   const auto& rt = target.runtime();
-  if (opt.json) {
+  if (json) {
     nlohmann::json threads = nlohmann::json::array();
     for (size_t i = 0; i < stacks.size(); ++i) {
       threads.push_back(thread_json(stacks[i], names[i], opt.locals ? &locals[i] : nullptr));
     }
-    nlohmann::json doc = {{"pid", opt.pid},
+    nlohmann::json doc = {{"pid", pid},
                           {"python",
                            {{"version", rt.layout.version.str()},
                             {"binary", rt.binary},
@@ -200,11 +203,11 @@ int run_dump(const DumpOptions& opt) {
       doc["task_links"] = {{"links", target.task_links().stats().links},
                            {"unreadable", target.task_links().stats().unreadable}};
     }
-    write_stdout(doc.dump(2) + "\n");
-    return 0;
+    *json = std::move(doc);
+    return "";
   }
   std::string out =
-      fmt::format("Process {}: Python {} ({})\n", opt.pid, rt.layout.version.str(), rt.binary);
+      fmt::format("Process {}: Python {} ({})\n", pid, rt.layout.version.str(), rt.binary);
   for (size_t i = 0; i < stacks.size(); ++i) {
     const auto& t = stacks[i];
     out += "\n";
@@ -260,7 +263,41 @@ int run_dump(const DumpOptions& opt) {
           target.task_links().stats().unreadable);
     }
   }
-  write_stdout(out);
+  return out;
+}
+
+int run_dump(const DumpOptions& opt) {
+  if (!opt.subprocesses) {
+    nlohmann::json doc;
+    std::string text = dump_process(opt, opt.pid, opt.json ? &doc : nullptr);
+    write_stdout(opt.json ? doc.dump(2) + "\n" : text);
+    return 0;
+  }
+  // The process and every process it started: each Python one dumped, the others named with
+  // why not (a shell, a process of another kind); never an error for all of them.
+  if (!process::alive(opt.pid)) {
+    throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", opt.pid));
+  }
+  std::vector<pid_t> family{opt.pid};
+  for (pid_t child : process::descendants(opt.pid)) family.push_back(child);
+  nlohmann::json list = nlohmann::json::array();
+  std::string text;
+  for (pid_t pid : family) {
+    const std::string command = process::command_line(pid);
+    nlohmann::json doc;
+    try {
+      std::string one = dump_process(opt, pid, opt.json ? &doc : nullptr);
+      doc["command"] = command;
+      text += (text.empty() ? "" : "\n") + one;
+    } catch (const Error& e) {
+      doc = {{"pid", pid}, {"command", command}, {"error", e.what()}};
+      text += fmt::format("{}Process {} ({}): {}\n", text.empty() ? "" : "\n", pid,
+                          command.size() > 80 ? command.substr(0, 77) + "..." : command,
+                          e.what());
+    }
+    list.push_back(std::move(doc));
+  }
+  write_stdout(opt.json ? nlohmann::json{{"processes", std::move(list)}}.dump(2) + "\n" : text);
   return 0;
 }
 
@@ -270,6 +307,8 @@ Runner add_dump_command(CLI::App& app) {
   auto opt = std::make_shared<DumpOptions>();
   auto* cmd = app.add_subcommand("dump", "Print each thread's current Python stack");
   add_pid_option(*cmd, opt->pid);
+  cmd->add_flag("-s,--subprocesses", opt->subprocesses,
+                "Also every process it started, and theirs (each Python one's stacks)");
   cmd->add_flag("--json", opt->json, "Print JSON instead of text");
   cmd->add_flag("--locals", opt->locals,
                 "Also show each frame's local variables (short values, at most 32 a frame)");

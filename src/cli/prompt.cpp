@@ -87,7 +87,9 @@ class Prompt {
 
   int run() {
     install_stop_signals();
-    say(fmt::format("Attached to process {} (Python {}). Type 'help' for commands.", session_.pid(),
+    say(fmt::format("Attached to process {}{} (Python {}). Type 'help' for commands.",
+                    session_.pid(),
+                    session_.follows_subprocesses() ? " and its subprocesses" : "",
                     session_.python_version()));
     if (!session_.functions().empty()) {
       say(fmt::format("Chosen: {}. Type 'start' to begin.", join(session_.functions())));
@@ -173,9 +175,20 @@ class Prompt {
                    kAny,
                    "stop showing these functions",
                    [this](const CommandArgs& a) { remove(a.list_and_positionals("--function")); }});
+    commands_.add({"processes",
+                   {"ps"},
+                   {},
+                   "",
+                   0,
+                   0,
+                   "the processes profiled (--subprocesses): pid, state, samples, command line",
+                   [this](const CommandArgs&) { processes(); }});
     commands_.add({"results",
                    {},
-                   {{"--json", Takes::kNothing, ""}, {"--per-thread", Takes::kNothing, ""}},
+                   {{"--json", Takes::kNothing, ""},
+                    {"--per-thread", Takes::kNothing, ""},
+                    {"--per-process", Takes::kNothing, ""},
+                    {"--pid", Takes::kValue, "PID"}},
                    "",
                    0,
                    0,
@@ -326,10 +339,39 @@ class Prompt {
   }
 
   void results(const CommandArgs& a) {
-    if (a.has("--json")) return write_stdout(session_.render("json")), void();
     report::TableStyle style = session_.table_style();
     style.per_thread = style.per_thread || a.has("--per-thread");
-    write_stdout(session_.table(style));
+    if (auto pid = a.value("--pid")) {
+      const double number = parse_number(*pid, "a process id");
+      if (a.has("--json")) {
+        return write_stdout(
+                   report::to_json(session_.results_of(static_cast<pid_t>(number))).dump(2) + "\n"),
+               void();
+      }
+      return write_stdout(session_.table_of(static_cast<pid_t>(number), style)), void();
+    }
+    if (a.has("--json")) return write_stdout(session_.render("json")), void();
+    write_stdout(a.has("--per-process") ? session_.table_per_process(style) : session_.table(style));
+  }
+  void processes() {
+    const auto list = session_.processes();
+    const bool unicode = session_.table_style().unicode;
+    std::string out = fmt::format("{:>8}  {:<22} {:>9} {:>10} {:>9}  {}\n", "PID", "state",
+                                  "samples", "walk", "found", "command");
+    for (const auto& p : list) {
+      std::string state = p.state.size() > 22 ? p.state.substr(0, 21) + "~" : p.state;
+      out += fmt::format(
+          "{:>8}  {:<22} {:>9} {:>10} {:>9}  {}\n", p.pid, state,
+          p.sampled ? std::to_string(p.status.samples) : "-",
+          p.sampled ? fmt::format("{:.1f} {}s", p.status.mean_walk_us, unicode ? "µ" : "u") : "-",
+          p.found_after_seconds > 0 ? fmt::format("+{:.0f} ms", p.found_after_seconds * 1000)
+                                    : "-",
+          p.command.size() > 100 ? p.command.substr(0, 97) + "..." : p.command);
+    }
+    if (!session_.follows_subprocesses()) {
+      out += "(one process: attach with -s/--subprocesses to follow the processes it starts)\n";
+    }
+    write_stdout(out);
   }
 
   void export_to(const CommandArgs& a) {
@@ -423,6 +465,20 @@ class Prompt {
         st.memory_reads ? 100.0 * static_cast<double>(st.prefetched_reads) /
                               static_cast<double>(st.memory_reads)
                         : 0.0);
+    if (session_.follows_subprocesses()) {
+      for (const auto& p : session_.processes()) {
+        if (!p.sampled) continue;
+        out += fmt::format(
+            "process:    {} {}: {} samples, {:.1f} µs per sample, {:.2f}% of a core{}\n", p.pid,
+            p.state, p.status.samples, p.status.mean_walk_us,
+            p.status.profiled_seconds > 0
+                ? 100.0 * p.status.sampler_cpu_seconds / p.status.profiled_seconds
+                : 0.0,
+            p.found_after_seconds > 0
+                ? fmt::format(", found {:.0f} ms after it started", p.found_after_seconds * 1000)
+                : "");
+      }
+    }
     out += fmt::format("functions:  {}\n",
                        session_.functions().empty() ? "(none)" : join(session_.functions()));
     write_stdout(out);

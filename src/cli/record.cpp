@@ -57,8 +57,10 @@ std::string start_line(const char* what, Session& session, const ProfileOptions&
                           : std::string("until Ctrl-C");
   if (std::string(what) == "profiling" && !opt.duration)
     until = "until it exits (Ctrl-C to stop earlier)";
-  return fmt::format("spyglass: {} process {} (Python {}) at {:g} Hz, {} mode, {}, {}\n", what,
-                     session.pid(), session.python_version(), st.rate_hz,
+  const std::string family =
+      session.follows_subprocesses() ? " and its subprocesses" : std::string();
+  return fmt::format("spyglass: {} process {}{} (Python {}) at {:g} Hz, {} mode, {}, {}\n", what,
+                     session.pid(), family, session.python_version(), st.rate_hz,
                      sampling::mode_name(st.mode), functions, until);
 }
 

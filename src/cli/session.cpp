@@ -326,8 +326,15 @@ std::string process_heading(const sampling::ProcessEntry& e) {
 }  // namespace
 
 std::string Session::table(const report::TableStyle& style) const {
-  std::string per_process;
   if (processes_->follow() && options_.per_process.value_or(false)) {
+    return table_per_process(style);
+  }
+  return table_together(style);
+}
+
+std::string Session::table_per_process(const report::TableStyle& style) const {
+  std::string per_process;
+  if (processes_->follow()) {
     for (const auto& one : process_results()) {
       if (!one.process.sampled) continue;
       per_process += "\n" + process_heading(one.process) + "\n";

@@ -91,6 +91,8 @@ class Session {
   // The results table, with the explanations a first reader needs (and with --per-process,
   // each process's table after it).
   std::string table(const report::TableStyle& style) const;
+  // The table with each process's after it, whatever --per-process says.
+  std::string table_per_process(const report::TableStyle& style) const;
   // One process's table (`results --pid N`).
   std::string table_of(pid_t pid, const report::TableStyle& style) const;
   // The results as a table, JSON, or an export format (flamegraph, speedscope, ...).

@@ -97,9 +97,17 @@ class TopView {
                      const std::vector<sampling::ThreadSnapshot>& threads) {
     const char* dash = unicode_ ? "—" : "-";
     const char* dot = unicode_ ? "·" : "-";
+    std::string family;
+    if (session_.follows_subprocesses()) {
+      const auto processes = session_.processes();
+      const auto read = std::count_if(processes.begin(), processes.end(), [](const auto& p) {
+        return p.sampled && p.state == "profiling";
+      });
+      family = fmt::format(" and its subprocesses ({} Python processes read)", read);
+    }
     std::string out = fmt::format(
-        "spyglass top {} process {} (Python {}), {} mode, {:.0f} Hz, {:.1f} s, {} samples\n", dash,
-        session_.pid(), session_.python_version(), sampling::mode_name(st.mode),
+        "spyglass top {} process {}{} (Python {}), {} mode, {:.0f} Hz, {:.1f} s, {} samples\n",
+        dash, session_.pid(), family, session_.python_version(), sampling::mode_name(st.mode),
         st.achieved_rate_hz, st.profiled_seconds, st.samples);
     size_t running = 0;
     std::string gil = "none seen";
