@@ -1,0 +1,242 @@
+"""Worker pools (issue 16): `--subprocesses` follows a process's Python descendants, found at
+the start and while profiling, and times the chosen functions over all of them and per process,
+against the programs' own timing.
+
+- gunicorn from PyPI with 4 sync workers under load from client threads: spyglass attaches to
+  the master; one worker is killed mid-run, gunicorn replaces it, and the new worker is picked
+  up. `handle_request` summed and per worker within the bound of the workers' own timing.
+- multiprocessing.Pool under each start method (fork, spawn, forkserver: its workers are
+  grandchildren), through `spyglass run -s`.
+- a worker started through a shell that stays between it and its Python parent.
+
+Each figure may be off by twice its reported bound (support.BOUND_FACTOR), plus the time before
+spyglass found the process, which it reports for every process that started while it profiled
+(`found_after_seconds`), plus one call for a worker killed in the middle of a call.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import support
+
+REALPROGRAMS = support.REPO_ROOT / "tests" / "realprograms"
+POOL_PROGRAM = REALPROGRAMS / "pool_work.py"
+
+
+def processes_by_pid(document):
+    """{pid: process entry} of the JSON's `processes` (a pid that ran several programs: the
+    one read as Python)."""
+    out = {}
+    for entry in document.get("processes", []):
+        if entry["functions"] or entry["pid"] not in out:
+            out[entry["pid"]] = entry
+    return out
+
+
+def function_of(entry, name):
+    for item in entry["functions"]:
+        if item["name"] == name:
+            return item
+    return None
+
+
+def check_figure(label, measured, error, truth, allowance, problems):
+    allowed = support.BOUND_FACTOR * error + allowance
+    line = "%s: measured %.3f s, truth %.3f s (%+.1f%%), allowed %.3f s" % (
+        label, measured, truth, 100 * (measured / truth - 1) if truth else 0, allowed)
+    print(line)
+    if abs(measured - truth) > allowed:
+        problems.append(line)
+
+
+def check_against_truth(document, function, truth_by_pid, problems, margin_per_process=0.0):
+    """The chosen function's figure over all processes and per process, against the truth."""
+    by_pid = processes_by_pid(document)
+    late = 0.0
+    for pid, truth in sorted(truth_by_pid.items()):
+        entry = by_pid.get(pid)
+        if entry is None:
+            problems.append("process %d (truth %.3f s) is not among the processes read: %s" % (
+                pid, truth, sorted(by_pid)))
+            continue
+        found_after = entry.get("found_after_seconds", 0.0)
+        late += found_after
+        item = function_of(entry, function)
+        measured = item["seconds"] or 0.0 if item else 0.0
+        error = item["error_seconds"] if item else 0.0
+        check_figure("process %d %s" % (pid, function), measured, error, truth,
+                     found_after + margin_per_process, problems)
+    total = support.function_rows(document)[function]
+    check_figure("all processes %s" % function, total["seconds"] or 0.0, total["error_seconds"],
+                 sum(truth_by_pid.values()),
+                 late + margin_per_process * len(truth_by_pid), problems)
+
+
+# --- multiprocessing.Pool and a shell wrapper ---------------------------------------------------
+
+@pytest.mark.parametrize("how,tasks", [("fork", 600), ("spawn", 600), ("forkserver", 600),
+                                       ("shell", 300)])
+def test_pool_workers(spyglass_bin, interpreter, tmp_path, how, tasks):
+    out_file = tmp_path / "results.json"
+    result = support.run_command(
+        [spyglass_bin, "run", "-s", "-f", "crunch", "--format", "json", "-o", str(out_file),
+         "--", interpreter.path, str(POOL_PROGRAM), how, str(tasks)], timeout=180)
+    support.assert_success(result)
+    truth = {int(pid): seconds for pid, seconds in
+             json.loads(result.stdout.strip().splitlines()[-1])["crunch"].items()}
+    document = support.json_document(out_file.read_text())
+    by_pid = processes_by_pid(document)
+    print("\n%s %s: %s" % (interpreter.test_id, how, ", ".join(
+        "%d %s %s (+%.0f ms)" % (e["pid"], e["state"], e["command"][:40],
+                                 1000 * e.get("found_after_seconds", 0)) for e in by_pid.values())))
+    problems = []
+    # A worker may be killed by the pool's end in the middle of nothing: no margin needed but
+    # one call for the rounding of a call cut by the end of profiling.
+    check_against_truth(document, "crunch", truth, problems, margin_per_process=0.01)
+    assert len(truth) == (1 if how == "shell" else 4), truth
+    if how == "shell":
+        # The shell between them is listed, and not as an error.
+        shells = [e for e in document["processes"] if e["state"] == "not Python"]
+        assert shells, document["processes"]
+    assert not problems, "\n".join(problems)
+
+
+# --- gunicorn -----------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def read_truth(folder):
+    out = {}
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    out[int(name[:-5])] = json.load(f)["handle_request"]
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def load(port, seconds, clients, failures, counts):
+    deadline = time.monotonic() + seconds
+
+    def client(index):
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request("GET", "/")
+                connection.getresponse().read()
+                connection.close()
+                counts[index] += 1
+            except (OSError, http.client.HTTPException) as error:
+                # A request the killed worker was serving fails: expected, once per client.
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+# The application's handler, by its module: gunicorn's own SyncWorker.handle_request answers to
+# the bare name too (a pattern names every function it matches).
+HANDLER = "wsgi_workers.handle_request"
+
+
+def test_gunicorn_workers(spyglass_bin, interpreter, environment, tmp_path):
+    truth_dir = tmp_path / "truth"
+    truth_dir.mkdir()
+    port = free_port()
+    env = environment.env()
+    env["TRUTH_DIR"] = str(truth_dir)
+    server = subprocess.Popen(
+        [interpreter.path, "-m", "gunicorn", "-w", "4", "-b", "127.0.0.1:%d" % port,
+         "--chdir", str(REALPROGRAMS), "--graceful-timeout", "2", "wsgi_workers:app"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spyglass = None
+    try:
+        workers = wait_for(lambda: len(children_of(server.pid)) >= 4 and children_of(server.pid),
+                           60, "gunicorn's 4 workers")
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+                 30, "gunicorn to listen")
+        # Requests made while waiting wrote truth; profiling starts from what is there now.
+        out_file = tmp_path / "results.json"
+        spyglass = subprocess.Popen(
+            [spyglass_bin, "record", "-p", str(server.pid), "-s", "-f", HANDLER,
+             "--format", "json", "-o", str(out_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = spyglass.stderr.readline()
+        assert "recording process %d and its subprocesses" % server.pid in line, line
+        before = read_truth(truth_dir)
+        failures, counts = [], [0] * 8
+        threads = load(port, 6.0, 8, failures, counts)
+        time.sleep(2.5)
+        killed = workers[0]
+        os.kill(killed, signal.SIGKILL)
+        replacement = wait_for(
+            lambda: [p for p in children_of(server.pid) if p not in workers], 10,
+            "gunicorn to replace the killed worker")[0]
+        for thread in threads:
+            thread.join()
+        time.sleep(0.3)
+        after = read_truth(truth_dir)
+        spyglass.send_signal(signal.SIGINT)
+        out, err = spyglass.communicate(timeout=30)
+        assert spyglass.returncode == 0, err
+        document = support.json_document(out_file.read_text())
+    finally:
+        if spyglass and spyglass.poll() is None:
+            spyglass.kill()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    truth = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()
+             if seconds - before.get(pid, 0.0) > 0}
+    print("\n%s gunicorn: %d requests, %d failed; truth %s" % (
+        interpreter.test_id, sum(counts), len(failures),
+        {pid: round(s, 3) for pid, s in truth.items()}))
+    by_pid = processes_by_pid(document)
+    assert replacement in by_pid and by_pid[replacement]["functions"], (
+        "the replacement worker %d was not picked up: %s" % (replacement, sorted(by_pid)))
+    assert by_pid[killed]["state"] == "exited", by_pid[killed]
+    assert replacement in truth, "the replacement worker served nothing: %s" % truth
+    problems = []
+    # The killed worker may die inside a request: spyglass saw that part of it, its own timing
+    # did not finish it. One request is a few milliseconds; 20 ms allows for a slow one.
+    check_against_truth(document, HANDLER, truth, problems, margin_per_process=0.02)
+    assert len(failures) <= 8, failures[:5]
+    assert not problems, "\n".join(problems)
