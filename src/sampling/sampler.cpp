@@ -447,6 +447,13 @@ void Sampler::run() {
     const double mean_gap = std::max(period - overhead, period / 10);
     const double gap = exponential(rng) * mean_gap;
     for (Sampled& s : sampled) {
+      // Marked exited from outside: it ran another program (ProcessSet), whose memory its
+      // reader must not go on reading as the old one's.
+      if (s.process->exited()) {
+        s.gone = true;
+        s.walk = 0;
+        continue;
+      }
       const double t0 = monotonic_seconds();
       try {
         if (options_.blocking && !s.pauser) {

@@ -119,11 +119,19 @@ def free_port():
 
 
 def children_of(pid):
+    """Every thread's children (gunicorn 27 forks its workers from a thread of its own)."""
+    out = []
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
+        tasks = os.listdir("/proc/%d/task" % pid)
     except OSError:
-        return []
+        return out
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return out
 
 
 def wait_for(predicate, timeout, what):
