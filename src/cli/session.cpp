@@ -24,6 +24,12 @@
 namespace spyglass::cli {
 namespace {
 
+// A command line cut to what a terminal line holds.
+std::string short_command(const std::string& command, size_t width = 80) {
+  if (command.size() <= width) return command;
+  return command.substr(0, width - 3) + "...";
+}
+
 std::string folder_of(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -188,6 +194,12 @@ report::Results Session::results() const {
     if (!unread.empty()) {
       results.notes.push_back("processes that could not be read" + unread);
     }
+    if (read == 0) {
+      results.notes.push_back(fmt::format(
+          "no Python process was found: process {} ({}) is not Python{}", processes_->root(),
+          entries.empty() ? std::string("?") : short_command(entries.front().command, 60),
+          entries.size() > 1 ? ", nor are the processes it started" : " and started none"));
+    }
     if (late > 0) {
       results.notes.push_back(fmt::format(
           "{} {} started while profiling and {} found {:.0f} ms after {} start on average: "
@@ -301,12 +313,6 @@ std::string Session::table_of(pid_t pid, const report::TableStyle& style) const 
 }
 
 namespace {
-
-// A command line cut to what a terminal line holds.
-std::string short_command(const std::string& command, size_t width = 80) {
-  if (command.size() <= width) return command;
-  return command.substr(0, width - 3) + "...";
-}
 
 std::string process_heading(const sampling::ProcessEntry& e) {
   std::string head = fmt::format("process {}: {}", e.pid, short_command(e.command));
