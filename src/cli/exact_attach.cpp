@@ -4,8 +4,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <optional>
+
 #include "cli/command_table.h"
 #include "cli/commands.h"
+#include "cli/exact_inject.h"
 #include "cli/line_reader.h"
 #include "cli/output.h"
 #include "cli/signals.h"
@@ -16,6 +20,18 @@
 
 namespace spyglass::cli {
 namespace {
+
+// How long to wait for the target to run the injected script: $SPYGLASS_INJECT_TIMEOUT
+// seconds, else 5.
+double inject_timeout() {
+  const char* text = std::getenv("SPYGLASS_INJECT_TIMEOUT");
+  if (text != nullptr && *text != '\0') {
+    char* end = nullptr;
+    double value = std::strtod(text, &end);
+    if (end != text && *end == '\0' && value > 0 && value <= 3600) return value;
+  }
+  return 5.0;
+}
 
 using Takes = CommandOption::Takes;
 
@@ -38,6 +54,21 @@ class ExactPrompt {
       throw Error(ErrorKind::kUsage, reply.value("error", std::string("request refused")));
     }
     return reply;
+  }
+
+  // Turns exact mode off completely in a target it was started in (close: timing stopped, the
+  // choice cleared, the socket closed and removed), then removes the injection's files.
+  void close_injected(const Injection& injection) {
+    try {
+      auto reply = client_->request({{"command", "close"}});
+      if (!reply.value("ok", false)) {
+        fmt::print(stderr, "spyglass: process {} did not close exact mode: {}\n", pid_,
+                   reply.value("error", std::string("?")));
+      }
+    } catch (const std::exception&) {
+      // The process exited, or the connection ended: nothing is left to turn off.
+    }
+    remove_injection_files(injection);
   }
 
   int run(const std::vector<std::string>& functions) {
@@ -183,19 +214,51 @@ int run_exact_attach(int pid, const ProfileOptions& options) {
   }
   long uid = exact::process_uid(pid);
   if (uid < 0) throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
+  const std::string path = exact::control_socket_path(pid, static_cast<unsigned>(uid));
   std::unique_ptr<exact::ControlClient> client;
+  std::optional<Injection> injection;
   try {
-    client = std::make_unique<exact::ControlClient>(
-        exact::control_socket_path(pid, static_cast<unsigned>(uid)));
+    client = std::make_unique<exact::ControlClient>(path);
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kNotPython,
-                fmt::format("process {} has no exact-mode socket ({}); in the program call "
-                            "spyglass.listen() or run it with SPYGLASS_LISTEN=1",
-                            pid, e.what()));
+    const std::string no_socket = fmt::format(
+        "process {} has no exact-mode socket ({}); in the program call "
+        "spyglass.listen() or run it with SPYGLASS_LISTEN=1",
+        pid, e.what());
+    // No socket: start exact mode in the target (CPython 3.14+, docs/exact.md).
+    install_stop_signals();
+    try {
+      injection = inject_exact_mode(pid, static_cast<unsigned>(uid), path, inject_timeout());
+    } catch (const Error& inject_error) {
+      if (inject_error.kind() == ErrorKind::kNotPython)
+        throw Error(ErrorKind::kNotPython, no_socket);
+      throw;
+    }
+    try {
+      client = std::make_unique<exact::ControlClient>(injection->socket_path);
+    } catch (const std::exception& connect_error) {
+      remove_injection_files(*injection);
+      throw Error(ErrorKind::kIo, fmt::format("process {} opened its exact-mode socket but it "
+                                              "refused the connection: {}",
+                                              pid, connect_error.what()));
+    }
   }
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
   ExactPrompt prompt(pid, std::move(client), unicode);
-  return prompt.run(options.functions);
+  if (injection) {
+    write_stdout(
+        fmt::format("Started exact mode in process {} through PEP 768 in {:.3f} s "
+                    "(spyglass from {}); leaving turns it off.\n",
+                    pid, injection->seconds, injection->package_folder));
+  }
+  int code = 0;
+  try {
+    code = prompt.run(options.functions);
+  } catch (...) {
+    if (injection) prompt.close_injected(*injection);
+    throw;
+  }
+  if (injection) prompt.close_injected(*injection);
+  return code;
 }
 
 }  // namespace spyglass::cli
