@@ -4,14 +4,19 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <thread>
 
 #include "cli/command_table.h"
 #include "cli/commands.h"
 #include "cli/exact_inject.h"
 #include "cli/line_reader.h"
+#include "cli/options.h"
 #include "cli/output.h"
+#include "cli/session.h"
 #include "cli/signals.h"
 #include "common/error.h"
 #include "extension/protocol_client.h"
@@ -208,17 +213,26 @@ class ExactPrompt {
 
 }  // namespace
 
-int run_exact_attach(int pid, const ProfileOptions& options) {
+namespace {
+
+// A connection to the target's control socket; when it had none, exact mode is started in it
+// first (`injection`, CPython 3.14+: exact_inject.h).
+struct Connection {
+  std::unique_ptr<exact::ControlClient> client;
+  std::optional<Injection> injection;
+};
+
+Connection connect_or_inject(int pid) {
   if (!process::process_exists(pid)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
   }
   long uid = exact::process_uid(pid);
   if (uid < 0) throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
   const std::string path = exact::control_socket_path(pid, static_cast<unsigned>(uid));
-  std::unique_ptr<exact::ControlClient> client;
-  std::optional<Injection> injection;
+  Connection out;
   try {
-    client = std::make_unique<exact::ControlClient>(path);
+    out.client = std::make_unique<exact::ControlClient>(path);
+    return out;
   } catch (const std::exception& e) {
     const std::string no_socket = fmt::format(
         "process {} has no exact-mode socket ({}); in the program call "
@@ -227,29 +241,45 @@ int run_exact_attach(int pid, const ProfileOptions& options) {
     // No socket: start exact mode in the target (CPython 3.14+, docs/exact.md).
     install_stop_signals();
     try {
-      injection = inject_exact_mode(pid, static_cast<unsigned>(uid), path, inject_timeout());
+      out.injection = inject_exact_mode(pid, static_cast<unsigned>(uid), path, inject_timeout());
     } catch (const Error& inject_error) {
-      if (inject_error.kind() == ErrorKind::kNotPython)
+      if (inject_error.kind() == ErrorKind::kNotPython) {
         throw Error(ErrorKind::kNotPython, no_socket);
+      }
       throw;
     }
-    try {
-      client = std::make_unique<exact::ControlClient>(injection->socket_path);
-    } catch (const std::exception& connect_error) {
-      remove_injection_files(*injection);
-      throw Error(ErrorKind::kIo, fmt::format("process {} opened its exact-mode socket but it "
-                                              "refused the connection: {}",
-                                              pid, connect_error.what()));
-    }
   }
+  try {
+    out.client = std::make_unique<exact::ControlClient>(out.injection->socket_path);
+  } catch (const std::exception& connect_error) {
+    remove_injection_files(*out.injection);
+    throw Error(ErrorKind::kIo, fmt::format("process {} opened its exact-mode socket but it "
+                                            "refused the connection: {}",
+                                            pid, connect_error.what()));
+  }
+  return out;
+}
+
+void announce(int pid, const Injection& injection, bool to_stderr) {
+  const std::string text = fmt::format(
+      "Started exact mode in process {} through PEP 768 in {:.3f} s (spyglass from {}); "
+      "leaving turns it off.\n",
+      pid, injection.seconds, injection.package_folder);
+  if (to_stderr) {
+    fmt::print(stderr, "{}", text);
+  } else {
+    write_stdout(text);
+  }
+}
+
+}  // namespace
+
+int run_exact_attach(int pid, const ProfileOptions& options) {
+  Connection connection = connect_or_inject(pid);
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
-  ExactPrompt prompt(pid, std::move(client), unicode);
-  if (injection) {
-    write_stdout(
-        fmt::format("Started exact mode in process {} through PEP 768 in {:.3f} s "
-                    "(spyglass from {}); leaving turns it off.\n",
-                    pid, injection->seconds, injection->package_folder));
-  }
+  std::optional<Injection> injection = std::move(connection.injection);
+  ExactPrompt prompt(pid, std::move(connection.client), unicode);
+  if (injection) announce(pid, *injection, false);
   int code = 0;
   try {
     code = prompt.run(options.functions);
@@ -259,6 +289,58 @@ int run_exact_attach(int pid, const ProfileOptions& options) {
   }
   if (injection) prompt.close_injected(*injection);
   return code;
+}
+
+int run_exact_record(int pid, ProfileOptions& options) {
+  resolve(options);
+  if (options.functions.empty()) {
+    throw Error(ErrorKind::kUsage, "record --exact: choose the functions to time with -f FUNC...");
+  }
+  const std::string output = options.output.value_or("");
+  const OutputFormat format = resolve_output_format(options.format.value_or(""), output);
+  if (format.kind == OutputFormat::Kind::kExport) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("record --exact writes the table or JSON, not {}", format.name()));
+  }
+  if (!output.empty()) check_writable(output);
+  Connection connection = connect_or_inject(pid);
+  const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
+  std::optional<Injection> injection = std::move(connection.injection);
+  ExactPrompt prompt(pid, std::move(connection.client), unicode);
+  if (injection) announce(pid, *injection, true);
+  std::string text;
+  try {
+    prompt.call({{"command", "start"}, {"functions", options.functions}});
+    install_stop_signals();
+    fmt::print(stderr, "spyglass: timing {} in process {} exactly{}; Ctrl-C to stop\n",
+               nlohmann::json(options.functions).dump(), pid,
+               options.duration ? fmt::format(" for {:g} s", *options.duration) : "");
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration<double>(options.duration.value_or(1e9));
+    while (!stop_requested() && std::chrono::steady_clock::now() < until) {
+      if (!process::process_exists(pid)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const bool json = format.kind == OutputFormat::Kind::kJson;
+    auto reply = prompt.call({{"command", "stop"},
+                              {"table", !json},
+                              {"unicode", unicode},
+                              {"per_thread", options.per_thread.value_or(false)}});
+    text = json ? reply["results"].dump(2) + "\n" : reply.value("table", std::string());
+  } catch (...) {
+    if (injection) prompt.close_injected(*injection);
+    throw;
+  }
+  if (injection) prompt.close_injected(*injection);
+  if (output.empty()) {
+    write_stdout(text);
+  } else {
+    std::ofstream out(output, std::ios::binary);
+    out << text;
+    if (!out) throw Error(ErrorKind::kIo, fmt::format("cannot write {}", output));
+    fmt::print(stderr, "spyglass: wrote {}\n", output);
+  }
+  return 0;
 }
 
 }  // namespace spyglass::cli
