@@ -160,12 +160,27 @@ bool is_package(const fs::path& folder, const std::string& tag) {
          fs::is_regular_file(package / "_control.py", ec);
 }
 
-std::vector<std::string> target_prefixes(int pid, const std::string& runtime_binary) {
+// The folders the target's environment lives in (or, with `executables`, the paths of its
+// interpreter they come from, best first).
+std::vector<std::string> target_prefixes(int pid, const std::string& runtime_binary,
+                                         bool executables = false) {
   std::vector<std::string> exes;
   // argv[0] as the target was started (a virtual environment's bin/python is a link to the
   // base interpreter: /proc/PID/exe names the base, argv[0] the environment).
+  // An interpreter run through the dynamic loader (ld.so --argv0 PATH python ...) names itself
+  // with --argv0.
+  std::vector<std::string> args;
   std::string cmdline = read_file(fmt::format("/proc/{}/cmdline", pid));
-  std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  for (size_t at = 0; at < cmdline.size() && args.size() < 64;) {
+    size_t end = cmdline.find('\0', at);
+    if (end == std::string::npos) end = cmdline.size();
+    args.push_back(cmdline.substr(at, end - at));
+    at = end + 1;
+  }
+  std::string argv0 = args.empty() ? std::string() : args[0];
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--argv0") argv0 = args[i + 1];
+  }
   if (!argv0.empty() && argv0.find('/') != std::string::npos) {
     if (argv0[0] != '/') {
       std::error_code ec;
@@ -189,16 +204,23 @@ std::vector<std::string> target_prefixes(int pid, const std::string& runtime_bin
   fs::path exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
   if (!ec) exes.push_back(exe.string());
   if (!runtime_binary.empty()) exes.push_back(runtime_binary);  // libpython's lib/ folder
+  if (executables) return exes;
   std::vector<std::string> prefixes;
   for (const auto& path : exes) {
     std::string prefix = fs::path(path).parent_path().parent_path().string();
     if (prefix.empty()) continue;
-    std::string in_root = process::path_in_process_root(pid, prefix);
-    for (const auto& p : {in_root, prefix}) {
-      if (std::find(prefixes.begin(), prefixes.end(), p) == prefixes.end()) prefixes.push_back(p);
+    if (std::find(prefixes.begin(), prefixes.end(), prefix) == prefixes.end()) {
+      prefixes.push_back(prefix);
     }
   }
   return prefixes;
+}
+
+// The target's interpreter as a command: its argv[0] (or --argv0) when a path, else its exe.
+std::string target_python(int pid, const cpython::PythonVersion& version) {
+  std::vector<std::string> exes = target_prefixes(pid, "", true);
+  if (!exes.empty()) return exes[0];
+  return fmt::format("python{}.{}", version.major, version.minor);
 }
 
 std::string python_literal(const std::string& text) {
@@ -383,7 +405,7 @@ double wall_seconds() {
 
 }  // namespace
 
-std::string find_extension_folder(const std::vector<std::string>& prefixes, int minor,
+std::string find_extension_folder(int pid, const std::vector<std::string>& prefixes, int minor,
                                   const std::string& tag) {
   const std::string py = fmt::format("python3.{}", minor);
   std::vector<fs::path> folders;
@@ -395,6 +417,7 @@ std::string find_extension_folder(const std::vector<std::string>& prefixes, int 
       folders.push_back(p / sub);
     }
   }
+  const size_t env_folders = folders.size();
   // Builds for this interpreter: `make python` (build-python/py3.X-*/package, or under
   // $SPYGLASS_PYTHON_BUILD), then the per-user cache.
   std::vector<fs::path> roots;
@@ -423,8 +446,13 @@ std::string find_extension_folder(const std::vector<std::string>& prefixes, int 
   } else if (home && *home) {
     folders.push_back(fs::path(home) / ".cache" / "spyglass" / "python" / tag);
   }
-  for (const auto& folder : folders) {
-    if (is_package(folder, tag)) return folder.string();
+  // The target's own environment, as the target sees it (through /proc/PID/root: a container's
+  // files); the builds, as spyglass sees them.
+  for (size_t i = 0; i < folders.size(); ++i) {
+    const bool targets = i < env_folders;
+    const fs::path seen =
+        targets ? fs::path(process::path_in_process_root(pid, folders[i].string())) : folders[i];
+    if (is_package(seen, tag)) return folders[i].string();
   }
   return "";
 }
@@ -462,12 +490,9 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
   const std::string tag =
       fmt::format("cpython-{}{}-{}", version.major, version.minor, machine_triplet());
   const std::string folder =
-      find_extension_folder(target_prefixes(pid, target.runtime().binary), version.minor, tag);
+      find_extension_folder(pid, target_prefixes(pid, target.runtime().binary), version.minor, tag);
   if (folder.empty()) {
-    std::error_code ec;
-    fs::path exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
-    const std::string python =
-        ec ? fmt::format("python{}.{}", version.major, version.minor) : exe.string();
+    const std::string python = target_python(pid, version);
     throw Error(ErrorKind::kUnsupported,
                 fmt::format("no spyglass extension built for process {}'s CPython {} ({}): "
                             "install spyglass in its environment ({} -m pip install spyglass) "

@@ -26,11 +26,12 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
 // Removes the files an injection left (its script, claim and result); never throws.
 void remove_injection_files(const Injection& injection);
 
-// The extension's folder for a target interpreter: `tag` is its SOABI
-// ("cpython-314-x86_64-linux-gnu"), `minor` its minor version; `prefixes` are the folders its
-// environment lives in (site-packages are looked for under each). Empty when none is found.
-// Exposed for the tests.
-std::string find_extension_folder(const std::vector<std::string>& prefixes, int minor,
+// The folder holding the spyglass package to load into process `pid`: `tag` is its interpreter's
+// SOABI ("cpython-314-x86_64-linux-gnu"), `minor` its minor version; `prefixes` are the folders
+// its environment lives in, as the target sees them (site-packages are looked for under each,
+// then the `make python` builds and the per-user cache). Only a package whose extension carries
+// exactly `tag` is a candidate. Empty when none is found.
+std::string find_extension_folder(int pid, const std::vector<std::string>& prefixes, int minor,
                                   const std::string& tag);
 
 }  // namespace spyglass::cli

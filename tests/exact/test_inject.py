@@ -8,6 +8,7 @@ interpreter: after the first, a cycle takes some 30 ms)."""
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -312,6 +313,35 @@ def test_record_exact_json(python314, tmp_path):
         assert functions[0]["name"] == "work"
         assert functions[0]["calls"] == int(done.split()[1]) == 15000
         check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_spyglass_of_the_targets_environment_first(python314, tmp_path):
+    """A spyglass installed in the target's virtual environment is the one loaded; a build for
+    another interpreter (a wrong ABI tag) never is."""
+    python, package = python314
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = [p for p in (venv / "lib").glob("python3.*/site-packages")][0]
+    shutil.copytree(os.path.join(package, "spyglass"), str(site / "spyglass"))
+    # A build folder whose only extension is for another interpreter: not a candidate.
+    wrong = tmp_path / "builds" / ("py3.%d-0" % sys.version_info[1]) / "package" / "spyglass"
+    shutil.copytree(os.path.join(package, "spyglass"), str(wrong))
+    for so in wrong.glob("_spyglass.*.so"):
+        so.rename(wrong / "_spyglass.cpython-39-x86_64-linux-gnu.so")
+    env = dict(os.environ, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path),
+               SPYGLASS_PYTHON_BUILD=str(tmp_path / "builds"), HOME=str(tmp_path),
+               XDG_CACHE_HOME=str(tmp_path))
+    target, out = start_target(str(venv / "bin" / "python"))
+    try:
+        got = subprocess.run([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                             input="status\nexit\n", capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert got.returncode == 0, got.stderr
+        assert "spyglass from %s" % site in got.stdout, got.stdout
+        assert target_command(target, out, "burst 10") == "done 30"
     finally:
         target.kill()
         target.wait()
