@@ -112,9 +112,10 @@ def handle(request):
         if command == "close":
             # Exact mode off completely: timing stopped (hooks and tool id released), the choice
             # cleared, then (once this reply is sent) the socket closed and removed.
-            if spyglass.is_running():
-                spyglass.stop()
-            spyglass._core.clear()
+            if not request.get("keep_timing", False):
+                if spyglass.is_running():
+                    spyglass.stop()
+                spyglass._core.clear()
             return {"ok": True, "closing": True}
         raise ValueError("unknown command %r" % (command,))
     except Exception as error:  # a bad request must never reach the program
@@ -151,10 +152,13 @@ def _serve_client(conn):
                         _send(conn, {"ok": False, "error": "bad JSON: %s" % error})
                         continue
                     reply = handle(request)
-                    _send(conn, reply)
                     if reply.get("closing"):
+                        # The listening socket goes first (its file removed, the accept thread
+                        # ended): when the client reads the reply, nothing of it is left.
                         close()
+                        _send(conn, reply)
                         return
+                    _send(conn, reply)
                 if len(buffer) > MAX_REQUEST:
                     _send(conn, {"ok": False, "error": "request longer than 64 KiB"})
                     return

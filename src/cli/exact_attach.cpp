@@ -65,7 +65,9 @@ class ExactPrompt {
   // choice cleared, the socket closed and removed), then removes the injection's files.
   void close_injected(const Injection& injection) {
     try {
-      auto reply = client_->request({{"command", "close"}});
+      nlohmann::json request = {{"command", "close"}};
+      if (injection.program_imported_spyglass) request["keep_timing"] = true;
+      auto reply = client_->request(request);
       if (!reply.value("ok", false)) {
         fmt::print(stderr, "spyglass: process {} did not close exact mode: {}\n", pid_,
                    reply.value("error", std::string("?")));

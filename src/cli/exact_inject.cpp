@@ -259,6 +259,9 @@ def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline):
         return
     try:
         module = sys.modules.get("spyglass")
+        # "imported": by the program itself (an earlier injection marks the module it loads).
+        own = "imported" if module is not None and not getattr(module, "_injected", False) \
+            else "loaded"
         if module is None:
             sys.path.insert(0, folder)
             try:
@@ -268,6 +271,8 @@ def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline):
                     sys.path.remove(folder)
                 except ValueError:
                     pass
+        if own == "loaded":
+            module._injected = True
         core = getattr(module, "_core", None)
         if not getattr(core, "__file__", "").endswith("." + tag + ".so"):
             raise ImportError("spyglass's extension %r is not built for %s" %
@@ -279,7 +284,8 @@ def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline):
             if hasattr(_control, "close"):
                 _control.close()
             return
-        answer("ok\n" + path + "\n" + os.path.dirname(os.path.dirname(module.__file__)) + "\n")
+        answer("ok\n%s\n%s\n%s\n" % (path, os.path.dirname(os.path.dirname(module.__file__)),
+                                    own))
     except BaseException as error:
         try:
             answer("error\n%s: %s\n" % (type(error).__name__, error))
@@ -551,10 +557,11 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
                             pid, timeout_seconds));
     }
     std::istringstream lines(answer);
-    std::string status, first, second;
+    std::string status, first, second, third;
     std::getline(lines, status);
     std::getline(lines, first);
     std::getline(lines, second);
+    std::getline(lines, third);
     if (status != "ok") {
       throw Error(ErrorKind::kUnsupported,
                   fmt::format("exact mode could not be started in process {}: {}", pid, first));
@@ -564,6 +571,7 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
     }
     out.socket_path = first;
     out.package_folder = second;
+    out.program_imported_spyglass = third == "imported";
     out.seconds = now_seconds() - started;
     return out;
   } catch (const Error& e) {

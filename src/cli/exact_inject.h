@@ -14,6 +14,9 @@ struct Injection {
   std::string package_folder;      // the folder of the spyglass package it loaded
   std::vector<std::string> files;  // ours, to remove when the session ends
   double seconds = 0;              // from the request to the socket being ready
+  // The program had imported spyglass itself (and may time functions of its own): leaving
+  // closes the socket but keeps the program's own timing.
+  bool program_imported_spyglass = false;
 };
 
 // Makes process `pid` (run by `uid`) open exact mode's control socket at `socket_path`.

@@ -345,3 +345,36 @@ def test_spyglass_of_the_targets_environment_first(python314, tmp_path):
     finally:
         target.kill()
         target.wait()
+
+
+def test_program_that_imported_spyglass_keeps_its_timing(python314, tmp_path):
+    """A program that imported spyglass and times a function itself, without a socket: the
+    injection uses its module, and leaving closes the socket only."""
+    python, package = python314
+    program = ("import sys, threading, spyglass\n"
+               "def spin(x):\n    return x + 1\n"
+               "spyglass.start(['spin'])\n"
+               "def load():\n    x = 0\n    while True:\n        x = spin(x)\n"
+               "threading.Thread(target=load, daemon=True).start()\n"
+               "print('ready', flush=True)\n"
+               "for line in sys.stdin:\n"
+               "    print('running', spyglass.is_running(), spyglass.functions(), flush=True)\n")
+    sockets = socket_dir(tmp_path)
+    target = subprocess.Popen([python, "-c", program], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=clean_env(PYTHONPATH=package))
+    out = Lines(target.stdout)
+    try:
+        out.until(lambda line: line == "ready")
+        got = subprocess.run([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                             input="status\nexit\n", capture_output=True, text=True,
+                             timeout=60, env=dict(os.environ, SPYGLASS_SOCKET_DIR=sockets))
+        assert got.returncode == 0, got.stderr
+        assert "through PEP 768" in got.stdout and "running: true" in got.stdout
+        assert os.listdir(sockets) == []
+        target.stdin.write(b"check\n")
+        target.stdin.flush()
+        assert out.until(lambda line: line.startswith("running")) == "running True ['spin']"
+    finally:
+        target.kill()
+        target.wait()
