@@ -345,4 +345,48 @@ int run_exact_record(int pid, ProfileOptions& options) {
   return 0;
 }
 
+int run_exact_top(int pid, ProfileOptions& options, double refresh, bool once) {
+  resolve(options);
+  if (options.functions.empty()) {
+    throw Error(ErrorKind::kUsage, "top --exact: choose the functions to time with -f FUNC...");
+  }
+  if (!(refresh >= 0.05 && refresh <= 3600)) {
+    throw Error(ErrorKind::kUsage, "the refresh period must be 0.05 to 3600 seconds");
+  }
+  Connection connection = connect_or_inject(pid);
+  const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
+  std::optional<Injection> injection = std::move(connection.injection);
+  ExactPrompt prompt(pid, std::move(connection.client), unicode);
+  if (injection) announce(pid, *injection, true);
+  const bool tty = isatty(STDOUT_FILENO) != 0 && !once;
+  bool was_running = false;
+  try {
+    was_running = prompt.call({{"command", "status"}}).value("running", false);
+    prompt.call({{"command", "start"}, {"functions", options.functions}});
+    install_stop_signals();
+    while (!stop_requested()) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(refresh);
+      while (!stop_requested() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (stop_requested() || !process::process_exists(pid)) break;
+      auto reply = prompt.call({{"command", "results"},
+                                {"unicode", unicode},
+                                {"per_thread", options.per_thread.value_or(false)}});
+      std::string screen = tty ? "\033[H\033[2J" : "";
+      screen += reply.value("table", std::string());
+      if (!write_stdout(screen) || once) break;
+    }
+    // Timing this command started ends with it.
+    if (!injection && !was_running && process::process_exists(pid)) {
+      prompt.call({{"command", "stop"}, {"table", false}});
+    }
+  } catch (...) {
+    if (injection) prompt.close_injected(*injection);
+    throw;
+  }
+  if (injection) prompt.close_injected(*injection);
+  return 0;
+}
+
 }  // namespace spyglass::cli

@@ -378,3 +378,20 @@ def test_program_that_imported_spyglass_keeps_its_timing(python314, tmp_path):
     finally:
         target.kill()
         target.wait()
+
+
+def test_top_exact_once(python314, tmp_path):
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    target, out = start_target(python)
+    try:
+        before_fds, before_tasks = fds(target.pid), tasks(target.pid)
+        got = subprocess.run([spyglass_bin(), "top", "-p", str(target.pid), "--exact", "-f",
+                              "spin", "--once", "--refresh", "0.3"], capture_output=True,
+                             text=True, timeout=60, env=dict(os.environ, SPYGLASS_SOCKET_DIR=sockets))
+        assert got.returncode == 0, got.stderr
+        assert "spin" in got.stdout and "Calls" in got.stdout
+        check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+    finally:
+        target.kill()
+        target.wait()
