@@ -183,6 +183,7 @@ class _Server(object):
         os.chmod(path, 0o600)
         self.sock.listen(8)
         self.clients = threading.BoundedSemaphore(MAX_CLIENTS)
+        self.on_disconnect = None  # a request handled when a client leaves without `close`
         self.thread = threading.Thread(target=self._accept_loop, name="spyglass-control",
                                        daemon=True)
         self.thread.start()
@@ -208,6 +209,11 @@ class _Server(object):
             _serve_client(conn)
         finally:
             self.clients.release()
+            # A socket spyglass opened from outside (attach --exact on a program that never
+            # imported spyglass) closes when its client goes without closing (killed).
+            if self.on_disconnect is not None and _server is self:
+                if handle(dict(self.on_disconnect)).get("closing"):
+                    close()
 
     def close(self):
         if os.getpid() != self.pid:

@@ -240,7 +240,7 @@ std::string injected_script(const std::string& script, const std::string& claim,
   return fmt::format(
       R"(# Written by `spyglass attach --exact` (PEP 768): loads spyglass's exact mode and opens
 # its control socket. Runs once (the claim), and never after its deadline.
-def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline):
+def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline, tool):
     import os, sys, time
     def answer(text):
         fd = os.open(result + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -279,7 +279,16 @@ def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline):
                               (getattr(core, "__file__", None), tag))
         from spyglass import _control
         _control._private_dir(os.path.dirname(socket_path))
+        try:
+            os.kill(tool, 0)  # spyglass gone (killed while waiting): nobody will connect
+        except ProcessLookupError:
+            return
+        except OSError:
+            pass
         path = _control.listen(socket_path)
+        server = getattr(_control, "_server", None)
+        if hasattr(server, "on_disconnect"):
+            server.on_disconnect = dict(command="close", keep_timing=own == "imported")
         if time.time() > deadline:  # spyglass gave up waiting: nobody will connect
             if hasattr(_control, "close"):
                 _control.close()
@@ -291,10 +300,10 @@ def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline):
             answer("error\n%s: %s\n" % (type(error).__name__, error))
         except BaseException:
             pass
-_spyglass_inject({}, {}, {}, {}, {}, {}, {:.3f})
+_spyglass_inject({}, {}, {}, {}, {}, {}, {:.3f}, {})
 )",
       python_literal(script), python_literal(claim), python_literal(result), python_literal(folder),
-      python_literal(socket_path), python_literal(tag), deadline);
+      python_literal(socket_path), python_literal(tag), deadline, static_cast<long>(getpid()));
 }
 
 void private_folder(const std::string& folder, unsigned uid) {

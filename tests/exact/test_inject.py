@@ -395,3 +395,35 @@ def test_top_exact_once(python314, tmp_path):
     finally:
         target.kill()
         target.wait()
+
+
+def test_killed_client_turns_it_off_too(python314, tmp_path):
+    """spyglass killed (SIGKILL) in the middle of a session: the program closes what spyglass
+    opened when the connection drops; the next attach works."""
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    env = dict(os.environ, SPYGLASS_SOCKET_DIR=sockets)
+    target, out = start_target(python)
+    try:
+        before_fds, before_tasks = fds(target.pid), tasks(target.pid)
+        attach = subprocess.Popen([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        attach.stdin.write(b"start work\n")
+        attach.stdin.flush()
+        Lines(attach.stdout).until(lambda line: line.startswith("start: chosen"))
+        attach.kill()
+        attach.wait()
+        deadline = time.time() + 5
+        while time.time() < deadline and any(n.endswith(".sock") for n in os.listdir(sockets)):
+            time.sleep(0.05)
+        assert not any(n.endswith(".sock") for n in os.listdir(sockets))
+        # The script, claim and result files are spyglass's to remove: the next attach works
+        # all the same, and the figures start from zero.
+        for name in os.listdir(sockets):
+            os.unlink(os.path.join(sockets, name))
+        one_cycle(target, out, env, 1000)
+        check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+    finally:
+        target.kill()
+        target.wait()
