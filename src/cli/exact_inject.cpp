@@ -557,10 +557,12 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
       throw Error(
           ErrorKind::kIo,
           arming.taken == 0
-              ? fmt::format("process {} did not reach a safe point within {:g} s: none of its {} "
-                            "threads ran Python code (the main thread blocked in a C call?); "
-                            "nothing was left pending in it, retry when it runs Python code",
-                            pid, timeout_seconds, arming.armed)
+              ? fmt::format("process {} did not reach a safe point within {:g} s: {} ran Python "
+                            "code (the main thread blocked in a C call?); nothing was left "
+                            "pending in it, retry when it runs Python code",
+                            pid, timeout_seconds,
+                            arming.armed == 1 ? std::string("its only thread never")
+                                              : fmt::format("none of its {} threads", arming.armed))
               : fmt::format("process {} started exact mode's script but it did not answer within "
                             "{:g} s; it closes what it opened by itself once past its deadline",
                             pid, timeout_seconds));
