@@ -17,7 +17,7 @@ SPEC_PATH = REPO_ROOT / "src" / "cpython" / "versions.toml"
 
 # The groups of Layout (src/cpython/layout.h); `object` is Layout's top level.
 GROUPS = ("runtime", "interp", "thread", "frame", "code", "unicode", "bytes", "chunk", "async",
-          "objects", "object")
+          "objects", "object", "debugger")
 FRAME_MODELS = {"frame_object": "FrameModel::kFrameObject",
                 "interpreter_frame": "FrameModel::kInterpreterFrame"}
 LINE_TABLES = {"lnotab": "LineTableFormat::kLnotab",
@@ -43,6 +43,7 @@ class Field:
     why: Optional[str] = None     # instead of `c`: why no header states it
     width: Optional[int] = None   # bytes of the field at that offset
     max: Optional[int] = None     # for a size read from the target: its upper bound
+    within: Optional[str] = None  # the debug section whose size bounds it (default: its own)
 
     @property
     def key(self) -> str:
@@ -135,7 +136,8 @@ def _field(version: str, group: str, name: str, raw) -> Optional[Field]:
         return None
     if not isinstance(raw, dict):
         raise SpecError("%s: expected a table or \"absent\", got %r" % (where, raw))
-    unknown = set(raw) - {"value", "debug", "relative_to", "c", "why", "width", "max"}
+    unknown = set(raw) - {"value", "debug", "relative_to", "c", "why", "width", "max",
+                       "within"}
     if unknown:
         raise SpecError("%s: unknown keys %s" % (where, ", ".join(sorted(unknown))))
     field = Field(group, name, **raw)
@@ -149,6 +151,8 @@ def _field(version: str, group: str, name: str, raw) -> Optional[Field]:
         raise SpecError("%s: `width` only goes with an offsetof expression" % where)
     if field.relative_to and not field.debug:
         raise SpecError("%s: `relative_to` only goes with `debug`" % where)
+    if field.within and not field.debug:
+        raise SpecError("%s: `within` only goes with `debug`" % where)
     if field.max is not None and not (field.debug or "").endswith(".size"):
         raise SpecError("%s: `max` only goes with a struct size read from the target" % where)
     return field
@@ -220,8 +224,8 @@ def load(path: Path = SPEC_PATH) -> Spec:
                 if name not in words:
                     raise SpecError("%s %s: %s is not in its debug_offsets shape" % (
                         text, field.key, name))
-                section = name.split(".")[0]
-                if field.width is not None and section + ".size" not in words:
+                section = field.within or name.split(".")[0]
+                if (field.width is not None or field.within) and section + ".size" not in words:
                     raise SpecError("%s %s: section %s has no size to check the offset "
                                     "against" % (text, field.key, section))
         versions[minor] = version

@@ -69,7 +69,7 @@ def debug_reader(version, spec) -> list:
     sections = []
     for field in fields:
         if field.debug and not field.debug.endswith(".size"):
-            section = field.debug.split(".")[0]
+            section = field.within or field.debug.split(".")[0]
             if section not in sections:
                 sections.append(section)
     by_debug = {field.debug: field for field in fields
@@ -93,16 +93,16 @@ def debug_reader(version, spec) -> list:
                 field.member, field.debug, words[field.debug],
                 ", %d" % field.max if field.max else "")
         elif field.width is None:
-            section = field.debug.split(".")[0]
+            section = field.within or field.debug.split(".")[0]
             code = 'l.%s = t.size_within("%s", %d, %d)' % (
                 field.member, field.debug, words[field.debug], words[section + ".size"])
         elif field.relative_to:
-            section = field.debug.split(".")[0]
+            section = field.within or field.debug.split(".")[0]
             code = 'l.%s = t.relative("%s", %d, %d, %d, %d)' % (
                 field.member, field.debug, words[field.debug], words[field.relative_to],
                 words[section + ".size"], field.width)
         else:
-            section = field.debug.split(".")[0]
+            section = field.within or field.debug.split(".")[0]
             code = 'l.%s = t.offset("%s", %d, %d, %d)' % (
                 field.member, field.debug, words[field.debug], words[section + ".size"],
                 field.width)

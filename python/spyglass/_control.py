@@ -5,7 +5,7 @@ A Unix stream socket at ``<dir>/<pid>.sock``, where ``<dir>`` is ``$SPYGLASS_SOC
 open to others); the socket itself is 0600. Each connection is checked with SO_PEERCRED: only the
 same user is served. Requests and replies are JSON objects, one per line (docs/protocol.md);
 a request is at most 64 KiB. No command runs code: only start, stop, add, remove, results,
-reset, status.
+reset, status, and close (turns exact mode off and closes the socket).
 """
 
 import atexit
@@ -109,6 +109,14 @@ def handle(request):
         if command == "reset":
             spyglass.reset()
             return {"ok": True}
+        if command == "close":
+            # Exact mode off completely: timing stopped (hooks and tool id released), the choice
+            # cleared, then (once this reply is sent) the socket closed and removed.
+            if not request.get("keep_timing", False):
+                if spyglass.is_running():
+                    spyglass.stop()
+                spyglass._core.clear()
+            return {"ok": True, "closing": True}
         raise ValueError("unknown command %r" % (command,))
     except Exception as error:  # a bad request must never reach the program
         return {"ok": False, "error": str(error)}
@@ -143,7 +151,14 @@ def _serve_client(conn):
                     except (ValueError, RecursionError) as error:  # RecursionError: deep nesting
                         _send(conn, {"ok": False, "error": "bad JSON: %s" % error})
                         continue
-                    _send(conn, handle(request))
+                    reply = handle(request)
+                    if reply.get("closing"):
+                        # The listening socket goes first (its file removed, the accept thread
+                        # ended): when the client reads the reply, nothing of it is left.
+                        close()
+                        _send(conn, reply)
+                        return
+                    _send(conn, reply)
                 if len(buffer) > MAX_REQUEST:
                     _send(conn, {"ok": False, "error": "request longer than 64 KiB"})
                     return
@@ -168,6 +183,7 @@ class _Server(object):
         os.chmod(path, 0o600)
         self.sock.listen(8)
         self.clients = threading.BoundedSemaphore(MAX_CLIENTS)
+        self.on_disconnect = None  # a request handled when a client leaves without `close`
         self.thread = threading.Thread(target=self._accept_loop, name="spyglass-control",
                                        daemon=True)
         self.thread.start()
@@ -193,17 +209,41 @@ class _Server(object):
             _serve_client(conn)
         finally:
             self.clients.release()
+            # A socket spyglass opened from outside (attach --exact on a program that never
+            # imported spyglass) closes when its client goes without closing (killed).
+            if self.on_disconnect is not None and _server is self:
+                if handle(dict(self.on_disconnect)).get("closing"):
+                    close()
 
     def close(self):
         if os.getpid() != self.pid:
             return  # a forked child must not remove its parent's socket
         try:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept loop
+            except OSError:
+                pass
             self.sock.close()
         finally:
             try:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+def close():
+    """Closes the control socket (and removes it); the accept thread ends. listen() may open it
+    again."""
+    global _server
+    server, _server = _server, None
+    if server is not None:
+        try:
+            atexit.unregister(server.close)
+        except Exception:
+            pass
+        server.close()
+        if server.thread is not threading.current_thread():
+            server.thread.join(2)
 
 
 def listen(path=None):

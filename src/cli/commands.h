@@ -18,5 +18,10 @@ Runner add_top_command(CLI::App& app);
 
 // `attach --exact`: the same prompt, driving exact mode in the target over its socket.
 int run_exact_attach(int pid, const ProfileOptions& options);
+// `record -p PID --exact -f FUNC... [-d S] [--format json -o F]`: times the functions exactly
+// through the control socket (starting exact mode in the target when it has none).
+int run_exact_record(int pid, ProfileOptions& options);
+// `top -p PID --exact -f FUNC... [--refresh S] [--once]`: the exact table, refreshed.
+int run_exact_top(int pid, ProfileOptions& options, double refresh, bool once);
 
 }  // namespace spyglass::cli

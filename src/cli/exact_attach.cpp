@@ -4,10 +4,19 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <thread>
+
 #include "cli/command_table.h"
 #include "cli/commands.h"
+#include "cli/exact_inject.h"
 #include "cli/line_reader.h"
+#include "cli/options.h"
 #include "cli/output.h"
+#include "cli/session.h"
 #include "cli/signals.h"
 #include "common/error.h"
 #include "extension/protocol_client.h"
@@ -16,6 +25,18 @@
 
 namespace spyglass::cli {
 namespace {
+
+// How long to wait for the target to run the injected script: $SPYGLASS_INJECT_TIMEOUT
+// seconds, else 5.
+double inject_timeout() {
+  const char* text = std::getenv("SPYGLASS_INJECT_TIMEOUT");
+  if (text != nullptr && *text != '\0') {
+    char* end = nullptr;
+    double value = std::strtod(text, &end);
+    if (end != text && *end == '\0' && value > 0 && value <= 3600) return value;
+  }
+  return 5.0;
+}
 
 using Takes = CommandOption::Takes;
 
@@ -38,6 +59,23 @@ class ExactPrompt {
       throw Error(ErrorKind::kUsage, reply.value("error", std::string("request refused")));
     }
     return reply;
+  }
+
+  // Turns exact mode off completely in a target it was started in (close: timing stopped, the
+  // choice cleared, the socket closed and removed), then removes the injection's files.
+  void close_injected(const Injection& injection) {
+    try {
+      nlohmann::json request = {{"command", "close"}};
+      if (injection.program_imported_spyglass) request["keep_timing"] = true;
+      auto reply = client_->request(request);
+      if (!reply.value("ok", false)) {
+        fmt::print(stderr, "spyglass: process {} did not close exact mode: {}\n", pid_,
+                   reply.value("error", std::string("?")));
+      }
+    } catch (const std::exception&) {
+      // The process exited, or the connection ended: nothing is left to turn off.
+    }
+    remove_injection_files(injection);
   }
 
   int run(const std::vector<std::string>& functions) {
@@ -177,25 +215,178 @@ class ExactPrompt {
 
 }  // namespace
 
-int run_exact_attach(int pid, const ProfileOptions& options) {
+namespace {
+
+// A connection to the target's control socket; when it had none, exact mode is started in it
+// first (`injection`, CPython 3.14+: exact_inject.h).
+struct Connection {
+  std::unique_ptr<exact::ControlClient> client;
+  std::optional<Injection> injection;
+};
+
+Connection connect_or_inject(int pid) {
   if (!process::process_exists(pid)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
   }
   long uid = exact::process_uid(pid);
   if (uid < 0) throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
-  std::unique_ptr<exact::ControlClient> client;
+  const std::string path = exact::control_socket_path(pid, static_cast<unsigned>(uid));
+  Connection out;
   try {
-    client = std::make_unique<exact::ControlClient>(
-        exact::control_socket_path(pid, static_cast<unsigned>(uid)));
+    out.client = std::make_unique<exact::ControlClient>(path);
+    return out;
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kNotPython,
-                fmt::format("process {} has no exact-mode socket ({}); in the program call "
-                            "spyglass.listen() or run it with SPYGLASS_LISTEN=1",
-                            pid, e.what()));
+    const std::string no_socket = fmt::format(
+        "process {} has no exact-mode socket ({}); in the program call "
+        "spyglass.listen() or run it with SPYGLASS_LISTEN=1",
+        pid, e.what());
+    // No socket: start exact mode in the target (CPython 3.14+, docs/exact.md).
+    install_stop_signals();
+    try {
+      out.injection = inject_exact_mode(pid, static_cast<unsigned>(uid), path, inject_timeout());
+    } catch (const Error& inject_error) {
+      if (inject_error.kind() == ErrorKind::kNotPython) {
+        throw Error(ErrorKind::kNotPython, no_socket);
+      }
+      throw;
+    }
   }
+  try {
+    out.client = std::make_unique<exact::ControlClient>(out.injection->socket_path);
+  } catch (const std::exception& connect_error) {
+    remove_injection_files(*out.injection);
+    throw Error(ErrorKind::kIo, fmt::format("process {} opened its exact-mode socket but it "
+                                            "refused the connection: {}",
+                                            pid, connect_error.what()));
+  }
+  return out;
+}
+
+void announce(int pid, const Injection& injection, bool to_stderr) {
+  const std::string text = fmt::format(
+      "Started exact mode in process {} through PEP 768 in {:.3f} s (spyglass from {}); "
+      "leaving turns it off.\n",
+      pid, injection.seconds, injection.package_folder);
+  if (to_stderr) {
+    fmt::print(stderr, "{}", text);
+  } else {
+    write_stdout(text);
+  }
+}
+
+}  // namespace
+
+int run_exact_attach(int pid, const ProfileOptions& options) {
+  Connection connection = connect_or_inject(pid);
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
-  ExactPrompt prompt(pid, std::move(client), unicode);
-  return prompt.run(options.functions);
+  std::optional<Injection> injection = std::move(connection.injection);
+  ExactPrompt prompt(pid, std::move(connection.client), unicode);
+  if (injection) announce(pid, *injection, false);
+  int code = 0;
+  try {
+    code = prompt.run(options.functions);
+  } catch (...) {
+    if (injection) prompt.close_injected(*injection);
+    throw;
+  }
+  if (injection) prompt.close_injected(*injection);
+  return code;
+}
+
+int run_exact_record(int pid, ProfileOptions& options) {
+  resolve(options);
+  if (options.functions.empty()) {
+    throw Error(ErrorKind::kUsage, "record --exact: choose the functions to time with -f FUNC...");
+  }
+  const std::string output = options.output.value_or("");
+  const OutputFormat format = resolve_output_format(options.format.value_or(""), output);
+  if (format.kind == OutputFormat::Kind::kExport) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("record --exact writes the table or JSON, not {}", format.name()));
+  }
+  if (!output.empty()) check_writable(output);
+  Connection connection = connect_or_inject(pid);
+  const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
+  std::optional<Injection> injection = std::move(connection.injection);
+  ExactPrompt prompt(pid, std::move(connection.client), unicode);
+  if (injection) announce(pid, *injection, true);
+  std::string text;
+  try {
+    prompt.call({{"command", "start"}, {"functions", options.functions}});
+    install_stop_signals();
+    fmt::print(stderr, "spyglass: timing {} in process {} exactly{}; Ctrl-C to stop\n",
+               nlohmann::json(options.functions).dump(), pid,
+               options.duration ? fmt::format(" for {:g} s", *options.duration) : "");
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration<double>(options.duration.value_or(1e9));
+    while (!stop_requested() && std::chrono::steady_clock::now() < until) {
+      if (!process::process_exists(pid)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const bool json = format.kind == OutputFormat::Kind::kJson;
+    auto reply = prompt.call({{"command", "stop"},
+                              {"table", !json},
+                              {"unicode", unicode},
+                              {"per_thread", options.per_thread.value_or(false)}});
+    text = json ? reply["results"].dump(2) + "\n" : reply.value("table", std::string());
+  } catch (...) {
+    if (injection) prompt.close_injected(*injection);
+    throw;
+  }
+  if (injection) prompt.close_injected(*injection);
+  if (output.empty()) {
+    write_stdout(text);
+  } else {
+    std::ofstream out(output, std::ios::binary);
+    out << text;
+    if (!out) throw Error(ErrorKind::kIo, fmt::format("cannot write {}", output));
+    fmt::print(stderr, "spyglass: wrote {}\n", output);
+  }
+  return 0;
+}
+
+int run_exact_top(int pid, ProfileOptions& options, double refresh, bool once) {
+  resolve(options);
+  if (options.functions.empty()) {
+    throw Error(ErrorKind::kUsage, "top --exact: choose the functions to time with -f FUNC...");
+  }
+  if (!(refresh >= 0.05 && refresh <= 3600)) {
+    throw Error(ErrorKind::kUsage, "the refresh period must be 0.05 to 3600 seconds");
+  }
+  Connection connection = connect_or_inject(pid);
+  const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
+  std::optional<Injection> injection = std::move(connection.injection);
+  ExactPrompt prompt(pid, std::move(connection.client), unicode);
+  if (injection) announce(pid, *injection, true);
+  const bool tty = isatty(STDOUT_FILENO) != 0 && !once;
+  bool was_running = false;
+  try {
+    was_running = prompt.call({{"command", "status"}}).value("running", false);
+    prompt.call({{"command", "start"}, {"functions", options.functions}});
+    install_stop_signals();
+    while (!stop_requested()) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(refresh);
+      while (!stop_requested() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (stop_requested() || !process::process_exists(pid)) break;
+      auto reply = prompt.call({{"command", "results"},
+                                {"unicode", unicode},
+                                {"per_thread", options.per_thread.value_or(false)}});
+      std::string screen = tty ? "\033[H\033[2J" : "";
+      screen += reply.value("table", std::string());
+      if (!write_stdout(screen) || once) break;
+    }
+    // Timing this command started ends with it.
+    if (!injection && !was_running && process::process_exists(pid)) {
+      prompt.call({{"command", "stop"}, {"table", false}});
+    }
+  } catch (...) {
+    if (injection) prompt.close_injected(*injection);
+    throw;
+  }
+  if (injection) prompt.close_injected(*injection);
+  return 0;
 }
 
 }  // namespace spyglass::cli

@@ -184,6 +184,7 @@ void keep_timeline_only_if_needed(ProfileOptions& opt, const OutputFormat& forma
 }
 
 int run_record(RecordOptions& opt) {
+  if (opt.profile.exact) return run_exact_record(opt.pid, opt.profile);
   resolve(opt.profile);
   OutputFormat format = check_output(opt.profile);
   keep_timeline_only_if_needed(opt.profile, format);
@@ -349,6 +350,9 @@ Runner add_record_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("record", "Profile a running process and print the results");
   add_pid_option(*cmd, opt->pid);
   add_profile_options(*cmd, opt->profile, true);
+  cmd->add_flag("--exact", opt->profile.exact,
+                "Time the chosen functions exactly inside the target (its control socket; "
+                "started by spyglass on CPython 3.14+)");
   return [opt] { return run_record(*opt); };
 }
 

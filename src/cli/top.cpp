@@ -189,6 +189,7 @@ class RawKeys {
 };
 
 int run_top(TopOptions& opt) {
+  if (opt.profile.exact) return run_exact_top(opt.pid, opt.profile, opt.refresh, opt.once);
   resolve(opt.profile);
   // Like py-spy: threads asleep do not count unless asked (--idle, or a mode named).
   if (!opt.profile.mode) {
@@ -249,6 +250,9 @@ Runner add_top_command(CLI::App& app) {
   cmd->add_flag("--idle", opt->idle, "Count threads that sleep or wait too (wall mode)");
   cmd->add_flag("--full-paths", opt->full_paths, "Show whole file paths");
   add_profile_options(*cmd, opt->profile, false);
+  cmd->add_flag("--exact", opt->profile.exact,
+                "The chosen functions timed exactly inside the target (its control socket; "
+                "started by spyglass on CPython 3.14+)");
   return [opt] { return run_top(*opt); };
 }
 

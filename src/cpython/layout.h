@@ -205,6 +205,17 @@ struct Layout {
     uint64_t code_localspluskinds = 0;   // 3.11+: PyCodeObject.co_localspluskinds
   } objects;
 
+  // 3.14+ (PEP 768): a remote debugger's script request, in every thread state. 0 before.
+  struct Debugger {
+    uint64_t eval_breaker = 0;      // PyThreadState.eval_breaker (uintptr_t)
+    uint64_t support = 0;           // PyThreadState.remote_debugger_support
+    uint64_t pending_call = 0;      // its debugger_pending_call (int32), inside `support`
+    uint64_t script_path = 0;       // its debugger_script_path (char[]), inside `support`
+    uint64_t script_path_size = 0;  // _Py_MAX_SCRIPT_PATH_SIZE
+    uint64_t remote_debug = 0;      // PyInterpreterState.config.remote_debug (int)
+    uint64_t please_stop_bit = 0;   // _PY_EVAL_PLEASE_STOP_BIT of eval_breaker
+  } debugger;
+
   uint64_t ob_type = 8;
   uint64_t type_name = 24;    // PyTypeObject.tp_name (char*), every version
   uint64_t tuple_items = 24;  // PyTupleObject.ob_item, every version

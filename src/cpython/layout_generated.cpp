@@ -686,6 +686,19 @@ void read_314(const DebugTable& t, Layout& l) {
   l.ob_type = t.offset("pyobject.ob_type", 51, 50, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 53, 52, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 57, 56, 8);  // offsetof(PyTupleObject, ob_item)
+  // offsetof(PyThreadState, eval_breaker)
+  l.debugger.eval_breaker = t.offset("debugger_support.eval_breaker", 89, 22, 8);
+  // offsetof(PyThreadState, remote_debugger_support)
+  l.debugger.support = t.offset("debugger_support.remote_debugger_support", 90, 22, 516);
+  // offsetof(_PyRemoteDebuggerSupport, debugger_pending_call)
+  l.debugger.pending_call = t.offset("debugger_support.debugger_pending_call", 92, 22, 4);
+  // offsetof(_PyRemoteDebuggerSupport, debugger_script_path)
+  l.debugger.script_path = t.offset("debugger_support.debugger_script_path", 93, 22, 512);
+  // _Py_MAX_SCRIPT_PATH_SIZE
+  l.debugger.script_path_size = t.size_within("debugger_support.debugger_script_path_size", 94, 22);
+  // offsetof(PyInterpreterState, config.remote_debug)
+  l.debugger.remote_debug = t.offset("debugger_support.remote_debugging_enabled", 91, 6, 4);
+  l.debugger.please_stop_bit = 32;  // _PY_EVAL_PLEASE_STOP_BIT
 }
 
 // CPython 3.15: its _Py_DebugOffsets is 111 words (888 bytes); what the table does not
@@ -811,6 +824,19 @@ void read_315(const DebugTable& t, Layout& l) {
   l.ob_type = t.offset("pyobject.ob_type", 59, 58, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 61, 60, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 69, 68, 8);  // offsetof(PyTupleObject, ob_item)
+  // offsetof(PyThreadState, eval_breaker)
+  l.debugger.eval_breaker = t.offset("debugger_support.eval_breaker", 105, 22, 8);
+  // offsetof(PyThreadState, remote_debugger_support)
+  l.debugger.support = t.offset("debugger_support.remote_debugger_support", 106, 22, 516);
+  // offsetof(_PyRemoteDebuggerSupport, debugger_pending_call)
+  l.debugger.pending_call = t.offset("debugger_support.debugger_pending_call", 108, 22, 4);
+  // offsetof(_PyRemoteDebuggerSupport, debugger_script_path)
+  l.debugger.script_path = t.offset("debugger_support.debugger_script_path", 109, 22, 512);
+  // _Py_MAX_SCRIPT_PATH_SIZE
+  l.debugger.script_path_size = t.size_within("debugger_support.debugger_script_path_size", 110, 22);
+  // offsetof(PyInterpreterState, config.remote_debug)
+  l.debugger.remote_debug = t.offset("debugger_support.remote_debugging_enabled", 107, 6, 4);
+  l.debugger.please_stop_bit = 32;  // _PY_EVAL_PLEASE_STOP_BIT
 }
 
 }  // namespace
@@ -951,6 +977,13 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"frame.code_is_tagged", static_cast<int64_t>(l.frame.code_is_tagged)},
       {"frame.instr_is_next", static_cast<int64_t>(l.frame.instr_is_next)},
       {"frame.owner_interpreter", static_cast<int64_t>(l.frame.owner_interpreter)},
+      {"debugger.eval_breaker", static_cast<int64_t>(l.debugger.eval_breaker)},
+      {"debugger.support", static_cast<int64_t>(l.debugger.support)},
+      {"debugger.pending_call", static_cast<int64_t>(l.debugger.pending_call)},
+      {"debugger.script_path", static_cast<int64_t>(l.debugger.script_path)},
+      {"debugger.script_path_size", static_cast<int64_t>(l.debugger.script_path_size)},
+      {"debugger.remote_debug", static_cast<int64_t>(l.debugger.remote_debug)},
+      {"debugger.please_stop_bit", static_cast<int64_t>(l.debugger.please_stop_bit)},
   };
 }
 

@@ -148,3 +148,21 @@ def test_other_user_refused(target):
     assert reply.get("ok") is False and "permission denied" in reply["error"], second.stdout
     # The owner is still served.
     assert request(target["path"], {"command": "status"})["ok"]
+
+
+def test_close_turns_everything_off(target):
+    """`close`: timing stopped, the choice cleared, the socket closed and removed, the accept
+    thread ended (what `attach --exact` sends when it started exact mode itself)."""
+    path, pid = target["path"], target["pid"]
+    assert request(path, {"command": "start", "functions": ["work"]})["ok"]
+    time.sleep(0.1)
+    reply = request(path, {"command": "close"})
+    assert reply == {"ok": True, "closing": True}
+    deadline = time.time() + 5
+    while time.time() < deadline and (os.path.exists(path) or
+                                      len(os.listdir("/proc/%d/task" % pid)) > 1):
+        time.sleep(0.05)
+    assert not os.path.exists(path)
+    assert len(os.listdir("/proc/%d/task" % pid)) == 1  # the program's own thread only
+    with pytest.raises(OSError):
+        request(path, {"command": "status"})

@@ -1,0 +1,429 @@
+"""`spyglass attach PID --exact` on a program that never imported spyglass (CPython 3.14+, PEP
+768): spyglass makes it load exact mode and open its control socket at a safe point, and turns
+it all off again on leaving (docs/exact.md, "Starting exact mode in a running program").
+
+The attach/detach cycle test runs $SPYGLASS_INJECT_CYCLES cycles, 50 by default (about 5 s an
+interpreter: after the first, a cycle takes some 30 ms)."""
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import HERE, build_package, interpreters
+
+INJECTABLE = ["3.%d" % minor for minor in interpreters.SUPPORTED_MINORS if minor >= 14]
+OLDER = ["3.%d" % minor for minor in interpreters.SUPPORTED_MINORS if minor < 14]
+TARGET = os.path.join(HERE, "inject_target.py")
+
+
+def spyglass_bin():
+    path = os.environ.get("SPYGLASS_BIN") or os.path.join(HERE, "..", "..", "build", "spyglass")
+    if not os.path.exists(path):
+        pytest.skip("the spyglass command is not built (%s): run make build" % path)
+    return os.path.abspath(path)
+
+
+@pytest.fixture(params=INJECTABLE or ["none"])
+def python314(request):
+    if request.param == "none":
+        pytest.skip("no CPython 3.14+ in the supported range")
+    python, package = build_package(request.param)  # `make python`: the build spyglass finds
+    return python, package
+
+
+def clean_env(**extra):
+    """The target's environment: no PYTHONPATH to spyglass, no SPYGLASS_LISTEN."""
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "SPYGLASS_LISTEN"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+class Lines(object):
+    """Reads a pipe line by line with a timeout."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.buffer = b""
+        self.seen = []
+
+    def until(self, predicate, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                text = line.decode("utf-8", "replace")
+                self.seen.append(text)
+                if predicate(text):
+                    return text
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("timed out; seen: %r" % self.seen[-20:])
+            ready, _, _ = select.select([self.stream], [], [], left)
+            if ready:
+                chunk = os.read(self.stream.fileno(), 65536)
+                if not chunk:
+                    raise AssertionError("stream ended; seen: %r" % self.seen[-20:])
+                self.buffer += chunk
+
+
+def start_target(python, *args, **env):
+    target = subprocess.Popen([python] + list(args) + [TARGET], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=clean_env(**env))
+    out = Lines(target.stdout)
+    out.until(lambda line: line == "ready")
+    return target, out
+
+
+def target_command(target, out, text):
+    target.stdin.write((text + "\n").encode())
+    target.stdin.flush()
+    return out.until(lambda line: line.startswith("done") or line == "bye")
+
+
+def fds(pid):
+    return sorted(os.listdir("/proc/%d/fd" % pid))
+
+
+def tasks(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def socket_dir(tmp_path):
+    folder = tmp_path / "sockets"
+    return str(folder)
+
+
+def one_cycle(target, out, env, calls):
+    """Attach (injecting), time `work` over one burst, check the counts, leave."""
+    started = time.time()
+    attach = subprocess.Popen([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env)
+    reply = Lines(attach.stdout)
+    try:
+        attach.stdin.write(b"start work\n")
+        attach.stdin.flush()
+        reply.until(lambda line: line.startswith("start: chosen"), timeout=30)
+        first = time.time() - started
+        done = target_command(target, out, "burst %d" % calls)
+        attach.stdin.write(b"results --json\nexit\n")
+        attach.stdin.close()
+        rest = attach.stdout.read().decode()
+        assert attach.wait(30) == 0, attach.stderr.read().decode()
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    text = "\n".join(reply.seen) + "\n" + reply.buffer.decode() + rest
+    assert "through PEP 768" in text, text
+    results = json.loads(text[text.index("\n{", text.index("start: chosen")) + 1:
+                              text.rindex("}") + 1])
+    work = [f for f in results["functions"] if f["name"] == "work"]
+    assert work and work[0]["calls"] == int(done.split()[1]), (work, done)
+    assert attach.stderr.read() == b""
+    return first
+
+
+def check_nothing_left(pid, sockets, before_fds, before_tasks):
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if fds(pid) == before_fds and tasks(pid) == before_tasks:
+            break
+        time.sleep(0.05)
+    assert fds(pid) == before_fds
+    assert tasks(pid) == before_tasks
+    left = os.listdir(sockets) if os.path.isdir(sockets) else []
+    assert left == [], left  # socket, script, claim, result: all removed
+
+
+def test_attach_detach_cycles(python314, tmp_path):
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    env = dict(os.environ, SPYGLASS_SOCKET_DIR=sockets)
+    target, out = start_target(python)
+    try:
+        before_fds, before_tasks = fds(target.pid), tasks(target.pid)
+        cycles = int(os.environ.get("SPYGLASS_INJECT_CYCLES", "50"))
+        firsts = []
+        for cycle in range(cycles):
+            firsts.append(one_cycle(target, out, env, 2000 + cycle))
+            check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+        sys.stderr.write("attach --exact by injection, command to first result: %s\n" %
+                         ", ".join("%.3f s" % f for f in firsts[:5]))
+        assert target_command(target, out, "quit") == "bye"
+        assert target.wait(30) == 0
+        assert target.stderr.read() == b""  # the program's own output is its own
+        own = [line for line in out.seen if line != "ready"]
+        assert own == ["done %d" % (3 * (2000 + c)) for c in range(cycles)] + ["bye"]
+    finally:
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+
+
+def attach_once(pid, **env):
+    return subprocess.run([spyglass_bin(), "attach", str(pid), "--exact"], input="exit\n",
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, **env))
+
+
+def one_line(out):
+    assert out.returncode != 0, out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spyglass: "), out.stderr
+    return lines[0]
+
+
+def test_opt_out_is_honoured(python314, tmp_path):
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    for args, env in ((["-X", "disable-remote-debug"], {}),
+                      ([], {"PYTHON_DISABLE_REMOTE_DEBUG": "1"})):
+        target, out = start_target(python, *args, **env)
+        try:
+            line = one_line(attach_once(target.pid, SPYGLASS_SOCKET_DIR=sockets))
+            assert "remote debugging turned off" in line
+            assert not os.path.exists(sockets) or os.listdir(sockets) == []
+            assert target_command(target, out, "burst 10") == "done 30"  # still running
+        finally:
+            target.kill()
+            target.wait()
+
+
+def test_no_matching_build(python314, tmp_path):
+    python, _ = python314
+    target, out = start_target(python)
+    try:
+        line = one_line(attach_once(target.pid, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path),
+                                    SPYGLASS_PYTHON_BUILD=str(tmp_path / "no-builds"),
+                                    HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path)))
+        assert "no spyglass extension built for" in line and "make " in line
+        assert "python PYTHON=" in line and "cpython-3" in line
+        assert target_command(target, out, "burst 10") == "done 30"
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_no_permission(python314, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run spyglass as another user")
+    python, _ = python314
+    target, out = start_target(python)
+    try:
+        out_ = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               spyglass_bin(), "attach", str(target.pid), "--exact"],
+                              input="exit\n", capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, SPYGLASS_SOCKET_DIR="/tmp/spyglass-nobody"))
+        line = one_line(out_)
+        assert "permission" in line.lower() or "not permitted" in line.lower(), line
+        assert target_command(target, out, "burst 10") == "done 30"
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_main_thread_blocked_in_c(python314, tmp_path):
+    """A single-threaded program in time.sleep (a C call that never looks at the eval breaker):
+    one line after the timeout, and nothing of ours runs when the call returns."""
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    program = ("import sys, time\nprint('ready', flush=True)\ntime.sleep(3)\n"
+               "print('awake', flush=True)\nsum(range(1000))\ntime.sleep(0.5)\n")
+    target = subprocess.Popen([python, "-c", program], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=clean_env())
+    try:
+        Lines(target.stdout).until(lambda line: line == "ready")
+        started = time.time()
+        line = one_line(attach_once(target.pid, SPYGLASS_SOCKET_DIR=sockets,
+                                    SPYGLASS_INJECT_TIMEOUT="1"))
+        assert time.time() - started < 2.8
+        assert "did not reach a safe point within 1 s" in line, line
+        assert "nothing was left pending" in line
+        assert target.poll() is None  # still running
+        assert os.listdir(sockets) == []
+        stdout, stderr = target.communicate(timeout=30)
+        assert target.returncode == 0
+        assert stdout == b"awake\n" and stderr == b""  # the script did not run late
+    finally:
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+
+
+def test_target_exits_during_injection(python314, tmp_path):
+    python, _ = python314
+    target = subprocess.Popen([python, "-c", "import time; print('ready', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, env=clean_env())
+    Lines(target.stdout).until(lambda line: line == "ready")
+    attach = subprocess.Popen([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path),
+                                       SPYGLASS_INJECT_TIMEOUT="20"))
+    time.sleep(1.0)
+    target.send_signal(signal.SIGTERM)
+    target.wait()
+    stdout, stderr = attach.communicate("exit\n", timeout=30)
+    lines = stderr.strip().splitlines()
+    assert attach.returncode != 0
+    assert len(lines) == 1 and "exited during the injection" in lines[0], stderr
+
+
+@pytest.mark.parametrize("version", OLDER[-1:])
+def test_older_python_says_what_to_do(version, tmp_path):
+    python, package = build_package(version)
+    target = subprocess.Popen([python, "-c", "import time; print('ready', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, env=clean_env())
+    try:
+        Lines(target.stdout).until(lambda line: line == "ready")
+        line = one_line(attach_once(target.pid, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path)))
+        assert "needs CPython 3.14+" in line and "spyglass.listen()" in line
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_record_exact_json(python314, tmp_path):
+    """`record -p PID --exact -f work -d S -o F.json`: exact counts, then everything off."""
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    target, out = start_target(python)
+    try:
+        before_fds, before_tasks = fds(target.pid), tasks(target.pid)
+        result = tmp_path / "r.json"
+        record = subprocess.Popen([spyglass_bin(), "record", "-p", str(target.pid), "--exact",
+                                   "-f", "work", "-d", "2", "-o", str(result)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=dict(os.environ, SPYGLASS_SOCKET_DIR=sockets))
+        Lines(record.stderr).until(lambda line: "exactly for 2 s" in line)
+        done = target_command(target, out, "burst 5000")
+        assert record.wait(30) == 0
+        functions = json.loads(result.read_text())["functions"]
+        assert functions[0]["name"] == "work"
+        assert functions[0]["calls"] == int(done.split()[1]) == 15000
+        check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_spyglass_of_the_targets_environment_first(python314, tmp_path):
+    """A spyglass installed in the target's virtual environment is the one loaded; a build for
+    another interpreter (a wrong ABI tag) never is."""
+    python, package = python314
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = [p for p in (venv / "lib").glob("python3.*/site-packages")][0]
+    shutil.copytree(os.path.join(package, "spyglass"), str(site / "spyglass"))
+    # A build folder whose only extension is for another interpreter: not a candidate.
+    wrong = tmp_path / "builds" / ("py3.%d-0" % sys.version_info[1]) / "package" / "spyglass"
+    shutil.copytree(os.path.join(package, "spyglass"), str(wrong))
+    for so in wrong.glob("_spyglass.*.so"):
+        so.rename(wrong / "_spyglass.cpython-39-x86_64-linux-gnu.so")
+    env = dict(os.environ, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path),
+               SPYGLASS_PYTHON_BUILD=str(tmp_path / "builds"), HOME=str(tmp_path),
+               XDG_CACHE_HOME=str(tmp_path))
+    target, out = start_target(str(venv / "bin" / "python"))
+    try:
+        got = subprocess.run([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                             input="status\nexit\n", capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert got.returncode == 0, got.stderr
+        assert "spyglass from %s" % site in got.stdout, got.stdout
+        assert target_command(target, out, "burst 10") == "done 30"
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_program_that_imported_spyglass_keeps_its_timing(python314, tmp_path):
+    """A program that imported spyglass and times a function itself, without a socket: the
+    injection uses its module, and leaving closes the socket only."""
+    python, package = python314
+    program = ("import sys, threading, spyglass\n"
+               "def spin(x):\n    return x + 1\n"
+               "spyglass.start(['spin'])\n"
+               "def load():\n    x = 0\n    while True:\n        x = spin(x)\n"
+               "threading.Thread(target=load, daemon=True).start()\n"
+               "print('ready', flush=True)\n"
+               "for line in sys.stdin:\n"
+               "    print('running', spyglass.is_running(), spyglass.functions(), flush=True)\n")
+    sockets = socket_dir(tmp_path)
+    target = subprocess.Popen([python, "-c", program], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=clean_env(PYTHONPATH=package))
+    out = Lines(target.stdout)
+    try:
+        out.until(lambda line: line == "ready")
+        got = subprocess.run([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                             input="status\nexit\n", capture_output=True, text=True,
+                             timeout=60, env=dict(os.environ, SPYGLASS_SOCKET_DIR=sockets))
+        assert got.returncode == 0, got.stderr
+        assert "through PEP 768" in got.stdout and "running: true" in got.stdout
+        assert os.listdir(sockets) == []
+        target.stdin.write(b"check\n")
+        target.stdin.flush()
+        assert out.until(lambda line: line.startswith("running")) == "running True ['spin']"
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_top_exact_once(python314, tmp_path):
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    target, out = start_target(python)
+    try:
+        before_fds, before_tasks = fds(target.pid), tasks(target.pid)
+        got = subprocess.run([spyglass_bin(), "top", "-p", str(target.pid), "--exact", "-f",
+                              "spin", "--once", "--refresh", "0.3"], capture_output=True,
+                             text=True, timeout=60, env=dict(os.environ, SPYGLASS_SOCKET_DIR=sockets))
+        assert got.returncode == 0, got.stderr
+        assert "spin" in got.stdout and "Calls" in got.stdout
+        check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_killed_client_turns_it_off_too(python314, tmp_path):
+    """spyglass killed (SIGKILL) in the middle of a session: the program closes what spyglass
+    opened when the connection drops; the next attach works."""
+    python, _ = python314
+    sockets = socket_dir(tmp_path)
+    env = dict(os.environ, SPYGLASS_SOCKET_DIR=sockets)
+    target, out = start_target(python)
+    try:
+        before_fds, before_tasks = fds(target.pid), tasks(target.pid)
+        attach = subprocess.Popen([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        attach.stdin.write(b"start work\n")
+        attach.stdin.flush()
+        Lines(attach.stdout).until(lambda line: line.startswith("start: chosen"))
+        attach.kill()
+        attach.wait()
+        deadline = time.time() + 5
+        while time.time() < deadline and any(n.endswith(".sock") for n in os.listdir(sockets)):
+            time.sleep(0.05)
+        assert not any(n.endswith(".sock") for n in os.listdir(sockets))
+        # The script, claim and result files are spyglass's to remove: the next attach works
+        # all the same, and the figures start from zero.
+        for name in os.listdir(sockets):
+            os.unlink(os.path.join(sockets, name))
+        one_cycle(target, out, env, 1000)
+        check_nothing_left(target.pid, sockets, before_fds, before_tasks)
+    finally:
+        target.kill()
+        target.wait()
