@@ -248,3 +248,54 @@ def test_gunicorn_workers(spyglass_bin, interpreter, environment, tmp_path):
     check_against_truth(document, HANDLER, truth, problems, margin_per_process=0.02)
     assert len(failures) <= 8, failures[:5]
     assert not problems, "\n".join(problems)
+
+
+# --- The other commands -------------------------------------------------------------------------
+
+def test_dump_top_and_prompt_follow_the_family(spyglass_bin, tmp_path):
+    """dump -s lists every process's stacks, top -s counts the family, and the prompt's
+    `processes` and `results --pid N` show each process."""
+    pool = subprocess.Popen([support.runner_python(), str(POOL_PROGRAM), "fork", "3000"],
+                            stdout=subprocess.DEVNULL)
+    try:
+        workers = wait_for(lambda: len(children_of(pool.pid)) >= 4 and children_of(pool.pid), 30,
+                           "the pool's 4 workers")
+        dump = support.run_command([spyglass_bin, "dump", "-s", "--json", str(pool.pid)], 60)
+        support.assert_success(dump)
+        listed = {entry["pid"]: entry for entry in json.loads(dump.stdout)["processes"]}
+        assert set(workers) | {pool.pid} <= set(listed), listed.keys()
+        assert all(listed[pid]["threads"] for pid in workers), listed
+
+        top = support.run_command([spyglass_bin, "top", "-s", "--once", str(pool.pid)], 60)
+        support.assert_success(top)
+        assert "process %d and its subprocesses (" % pool.pid in top.stdout, top.stdout
+
+        commands = "processes\nstart\nresults --pid %d\nexit\n" % workers[0]
+        prompt = subprocess.run([spyglass_bin, "attach", str(pool.pid), "-s", "-f", "crunch"],
+                                input=commands, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, timeout=60)
+        assert prompt.returncode == 0, prompt.stderr
+        assert "and its subprocesses" in prompt.stdout, prompt.stdout
+        for pid in workers:
+            assert "\n%8d  " % pid in prompt.stdout, prompt.stdout
+        assert "pid %d" % workers[0] in prompt.stdout, prompt.stdout
+    finally:
+        pool.kill()
+        pool.wait()
+
+
+def test_a_family_without_python_says_so(spyglass_bin):
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        result = support.run_command(
+            [spyglass_bin, "record", "-s", "-d", "0.3", "-f", "anything", "-p", str(sleeper.pid)],
+            30)
+        support.assert_success(result)
+        assert "no Python process was found: process %d (sleep 30) is not Python" % sleeper.pid \
+            in result.stdout, result.stdout
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    gone = support.run_command([spyglass_bin, "record", "-s", "-d", "0.3", "-p",
+                                str(sleeper.pid)], 30)
+    support.assert_clean_failure(gone)
