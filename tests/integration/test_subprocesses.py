@@ -83,8 +83,8 @@ def check_against_truth(document, function, truth_by_pid, problems, margin_per_p
 
 # --- multiprocessing.Pool and a shell wrapper ---------------------------------------------------
 
-@pytest.mark.parametrize("how,tasks", [("fork", 600), ("spawn", 600), ("forkserver", 600),
-                                       ("shell", 300)])
+@pytest.mark.parametrize("how,tasks", [("fork", 400), ("spawn", 400), ("forkserver", 400),
+                                       ("shell", 200)])
 def test_pool_workers(spyglass_bin, interpreter, tmp_path, how, tasks):
     out_file = tmp_path / "results.json"
     result = support.run_command(
