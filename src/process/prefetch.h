@@ -53,9 +53,9 @@ class PrefetchingMemory : public MemoryReader {
   static constexpr size_t kMaxMissPages = 64;
   // The plan covers what the last few distinct walks read, not only the last one: a program that
   // alternates between a shallow and a deep stack finds the other one in the prefetch too.
-  static constexpr size_t kPlanWalks = 16;
+  static constexpr size_t kPlanWalks = 4;
   // ... as long as the plan stays within this many blocks (the newest walk is always whole).
-  static constexpr size_t kPlanBlocks = 256;
+  static constexpr size_t kPlanBlocks = 64;
 
  private:
   struct Range {
