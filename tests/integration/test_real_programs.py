@@ -31,7 +31,15 @@ import corpus  # noqa: E402
 SCALE = float(os.environ.get("SPYGLASS_REAL_SCALE", "1"))
 
 
+# Run with the program and spyglass on two separate CPUs (when there are two): on one, the
+# sampler preempts the program while it reads and a 3.8-3.10 recursion is rarely caught
+# mid-change, so its tears came and went with the scheduler; apart, every run has them.
+PINNED = ("recursion",)
+
+
 def measure(spyglass_bin, interpreter, environment, program, scale, **options):
+    if program in PINNED:
+        options.setdefault("cores", corpus.separate_cores())
     measurement = corpus.measure(spyglass_bin, interpreter.path, interpreter.test_id,
                                  environment, corpus.PROGRAMS[program], scale=scale * SCALE,
                                  **options)
@@ -78,8 +86,11 @@ def disagreements(non_blocking, blocking) -> list:
 # inner ones up to 30 % low; --blocking agrees with the truth everywhere, and is asserted.
 # Tears happen only when the target and spyglass run on different cores (on one, the sampler
 # preempts the target while it reads), so runs differ; `taskset` the two apart to see them.
-# The recursion program's `evaluate` is now within 3 % there (docs/accuracy.md), its
-# `parse_expression` still 6-25 % low.
+# The recursion program (run on two cores, see PINNED) at 10 kHz is now within its bound on
+# 3.8-3.10 (parse_expression -2.4 % -> +0.3 %, nine interleaved runs, docs/accuracy.md); at
+# 1 kHz, where the prefetch holds the stack of a millisecond before, parse_expression still
+# reads about 11 % low on average (-13 % before; single runs -1 to -22 %, its bound 7-8 %), so
+# it stays a known gap there.
 FRAME_OBJECT_ERA = (3, 11)
 
 
