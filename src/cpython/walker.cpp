@@ -256,9 +256,13 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
   // that had returned by the time its copy was made, and its caller was lost with it (a freed
   // frame's f_back is the free list's link). Read after them, it names a frame whose copy is at
   // worst older than its call: such a frame looks finished and is read again alone, and its
-  // caller, running since before, is in the copy (see walk_frame_objects).
+  // caller, running since before, is in the copy (see walk_frame_objects). Only the thread
+  // that holds the GIL runs Python code: the others' frames stay as the copy has them, and a
+  // server's many waiting threads cost no system call each.
   uint64_t now = 0;
-  if (frame_objects && memory_.read_now(tstate + L.thread.frame, &now, sizeof now)) frame = now;
+  if (frame_objects && (!out.gil_known || out.holds_gil) &&
+      memory_.read_now(tstate + L.thread.frame, &now, sizeof now))
+    frame = now;
   int chases = 0;
   for (int attempt = 0;; ++attempt) {
     out.frames.clear();

@@ -107,6 +107,12 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   image.put<uint64_t>(interp, L.interp.threads_head, tstate);
   image.put<uint64_t>(tstate, L.thread.interp, interp);
   image.put<uint64_t>(tstate, L.thread.thread_id, 0x7f00aa000000);
+  // The thread holds the GIL (3.8-3.10 read its current frame live only then).
+  if (L.runtime.gilstate_tstate_current) {
+    image.put<uint64_t>(scene.runtime, L.runtime.gilstate_tstate_current, tstate);
+    if (L.runtime.ceval_gil_locked)
+      image.put<int32_t>(scene.runtime, L.runtime.ceval_gil_locked, 1);
+  }
 
   uint64_t numbers = image.code(L, "numbers", 10, true);
   uint64_t consume = image.code(L, "consume", 20, false);
@@ -452,6 +458,28 @@ TEST_P(WalkerFreedFrame, CurrentFrameIsReadFromTheLiveProcess) {
   EXPECT_FALSE(walk.threads[0].truncated);
   EXPECT_EQ(walk.walker.stats().torn_retries, 0u);
   EXPECT_EQ(walk.memory.refreshes, 0);
+}
+
+// A thread that does not hold the GIL runs no Python code: its stack is read from the copy
+// alone, with no system call for its current frame (here, the copy's stale one: torn).
+TEST_P(WalkerFreedFrame, ThreadWithoutTheGilIsReadFromTheCopy) {
+  Scene scene = make_scene(GetParam(), Tear::kCurrentFrameFreed);
+  const Layout& L = scene.layout;
+  if (!L.runtime.gilstate_tstate_current) GTEST_SKIP() << "no GIL holder in the runtime";
+  uint64_t none = 0;
+  for (auto* image : {&scene.whole, &scene.torn}) {
+    image->add_region(scene.runtime + L.runtime.gilstate_tstate_current,
+                      std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&none),
+                                           reinterpret_cast<uint8_t*>(&none) + 8));
+  }
+  StaleCopyMemory memory(scene);
+  memory.stale_reads_now = 1;  // the frame's own live read: still freed
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  EXPECT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_FALSE(threads[0].holds_gil);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);  // the copy's frame was freed: chased
 }
 
 // The live current frame, too, is a freed frame with no caller (the thread returned from it
