@@ -101,8 +101,13 @@ FRAME_OBJECT_ERA = (3, 11)
 SERVERS = ("algebra_server", "wsgi_server")
 
 
-def expect_known_gap(interpreter, non_blocking_problems, program=None):
-    known = interpreter.minor < FRAME_OBJECT_ERA or (
+# ... where they are no longer known: (program, rate) read within their bound on 3.8-3.10 too.
+CLOSED_IN_FRAME_OBJECT_ERA = (("recursion", 10000),)
+
+
+def expect_known_gap(interpreter, non_blocking_problems, program=None, rate=None):
+    known = (interpreter.minor < FRAME_OBJECT_ERA and
+             (program, rate) not in CLOSED_IN_FRAME_OBJECT_ERA) or (
         program in SERVERS and interpreter.minor in ((3, 12), (3, 13)))
     if non_blocking_problems and known:
         pytest.xfail("non-blocking on %s, known gap (issue 12):\n%s" % (
@@ -119,7 +124,7 @@ def test_real_program(spyglass_bin, interpreter, environment, program, rate, sca
     blocking_problems = problems_of(blocking)
     assert not blocking_problems, "\n".join(blocking_problems + [blocking.table()])
     problems = problems_of(non_blocking) + disagreements(non_blocking, blocking)
-    expect_known_gap(interpreter, problems, program)
+    expect_known_gap(interpreter, problems, program, rate)
     assert not problems, "\n".join(problems + [non_blocking.table(), blocking.table()])
 
 
@@ -128,9 +133,9 @@ def test_real_program(spyglass_bin, interpreter, environment, program, rate, sca
     for program, rate, with_blocking, scale in corpus.MATRIX if not with_blocking])
 def test_real_program_non_blocking(spyglass_bin, interpreter, environment, program, rate,
                                    scale):
-    """The server, the issue's case, at 10 kHz: ten times the samples make the bound about
-    three times tighter, so a bias of 2 % cannot hide in it."""
+    """The server, the issue's case, and the recursion program at 10 kHz: ten times the
+    samples make the bound about three times tighter, so a bias of 2 % cannot hide in it."""
     measurement = measure(spyglass_bin, interpreter, environment, program, scale, rate=rate)
     problems = problems_of(measurement)
-    expect_known_gap(interpreter, problems, program)
+    expect_known_gap(interpreter, problems, program, rate)
     assert not problems, "\n".join(problems + [measurement.table()])
