@@ -86,6 +86,8 @@ class StackWalker {
   // Each returns false when the stack it read cannot be whole (a generator's frame with no
   // caller, an unreadable link, 3.12+ a chain not ending at the entry frame): a torn read.
   bool walk_frame_objects(uint64_t frame, ThreadStack& out);
+  // 3.8-3.10: whether the freed frame `frame` is its code's spare (see walker.cpp).
+  bool is_zombie_frame(uint64_t code, uint64_t frame);
   // `bottom` is set to the address of the outermost Python frame reached.
   bool walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint64_t& bottom);
   // 3.11+: whether a stack read from `frame` (0: none) down to `bottom` can be the thread's

@@ -31,7 +31,15 @@ import corpus  # noqa: E402
 SCALE = float(os.environ.get("SPYGLASS_REAL_SCALE", "1"))
 
 
+# Run with the program and spyglass on two separate CPUs (when there are two): on one, the
+# sampler preempts the program while it reads and a 3.8-3.10 recursion is rarely caught
+# mid-change, so its tears came and went with the scheduler; apart, every run has them.
+PINNED = ("recursion",)
+
+
 def measure(spyglass_bin, interpreter, environment, program, scale, **options):
+    if program in PINNED:
+        options.setdefault("cores", corpus.separate_cores())
     measurement = corpus.measure(spyglass_bin, interpreter.path, interpreter.test_id,
                                  environment, corpus.PROGRAMS[program], scale=scale * SCALE,
                                  **options)
@@ -78,8 +86,11 @@ def disagreements(non_blocking, blocking) -> list:
 # inner ones up to 30 % low; --blocking agrees with the truth everywhere, and is asserted.
 # Tears happen only when the target and spyglass run on different cores (on one, the sampler
 # preempts the target while it reads), so runs differ; `taskset` the two apart to see them.
-# The recursion program's `evaluate` is now within 3 % there (docs/accuracy.md), its
-# `parse_expression` still 6-25 % low.
+# The recursion program (run on two cores, see PINNED) at 10 kHz is now within its bound on
+# 3.8-3.10 (parse_expression -2.4 % -> +0.3 %, nine interleaved runs, docs/accuracy.md); at
+# 1 kHz, where the prefetch holds the stack of a millisecond before, parse_expression still
+# reads about 11 % low on average (-13 % before; single runs -1 to -22 %, its bound 7-8 %), so
+# it stays a known gap there.
 FRAME_OBJECT_ERA = (3, 11)
 
 
@@ -90,8 +101,13 @@ FRAME_OBJECT_ERA = (3, 11)
 SERVERS = ("algebra_server", "wsgi_server")
 
 
-def expect_known_gap(interpreter, non_blocking_problems, program=None):
-    known = interpreter.minor < FRAME_OBJECT_ERA or (
+# ... where they are no longer known: (program, rate) read within their bound on 3.8-3.10 too.
+CLOSED_IN_FRAME_OBJECT_ERA = (("recursion", 10000),)
+
+
+def expect_known_gap(interpreter, non_blocking_problems, program=None, rate=None):
+    known = (interpreter.minor < FRAME_OBJECT_ERA and
+             (program, rate) not in CLOSED_IN_FRAME_OBJECT_ERA) or (
         program in SERVERS and interpreter.minor in ((3, 12), (3, 13)))
     if non_blocking_problems and known:
         pytest.xfail("non-blocking on %s, known gap (issue 12):\n%s" % (
@@ -108,7 +124,7 @@ def test_real_program(spyglass_bin, interpreter, environment, program, rate, sca
     blocking_problems = problems_of(blocking)
     assert not blocking_problems, "\n".join(blocking_problems + [blocking.table()])
     problems = problems_of(non_blocking) + disagreements(non_blocking, blocking)
-    expect_known_gap(interpreter, problems, program)
+    expect_known_gap(interpreter, problems, program, rate)
     assert not problems, "\n".join(problems + [non_blocking.table(), blocking.table()])
 
 
@@ -117,9 +133,9 @@ def test_real_program(spyglass_bin, interpreter, environment, program, rate, sca
     for program, rate, with_blocking, scale in corpus.MATRIX if not with_blocking])
 def test_real_program_non_blocking(spyglass_bin, interpreter, environment, program, rate,
                                    scale):
-    """The server, the issue's case, at 10 kHz: ten times the samples make the bound about
-    three times tighter, so a bias of 2 % cannot hide in it."""
+    """The server, the issue's case, and the recursion program at 10 kHz: ten times the
+    samples make the bound about three times tighter, so a bias of 2 % cannot hide in it."""
     measurement = measure(spyglass_bin, interpreter, environment, program, scale, rate=rate)
     problems = problems_of(measurement)
-    expect_known_gap(interpreter, problems, program)
+    expect_known_gap(interpreter, problems, program, rate)
     assert not problems, "\n".join(problems + [measurement.table()])

@@ -90,6 +90,9 @@ enum class Tear {
   // 3.8-3.10: `numbers` and `consume` both read no longer running: the second is most likely
   // on the frame free list, its f_back the list's link.
   kTwoReturned,
+  // 3.8-3.10: the same, but `consume`'s frame is its code's spare (co_zombieframe), which
+  // keeps its f_back: the caller it returned to.
+  kTwoReturnedZombie,
 };
 
 Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
@@ -104,6 +107,12 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   image.put<uint64_t>(interp, L.interp.threads_head, tstate);
   image.put<uint64_t>(tstate, L.thread.interp, interp);
   image.put<uint64_t>(tstate, L.thread.thread_id, 0x7f00aa000000);
+  // The thread holds the GIL (3.8-3.10 read its current frame live only then).
+  if (L.runtime.gilstate_tstate_current) {
+    image.put<uint64_t>(scene.runtime, L.runtime.gilstate_tstate_current, tstate);
+    if (L.runtime.ceval_gil_locked)
+      image.put<int32_t>(scene.runtime, L.runtime.ceval_gil_locked, 1);
+  }
 
   uint64_t numbers = image.code(L, "numbers", 10, true);
   uint64_t consume = image.code(L, "consume", 20, false);
@@ -176,7 +185,10 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   } else if (tear == Tear::kNewestReturned) {
     image.put<int8_t>(generator, L.frame.executing,
                       static_cast<int8_t>(L.frame.executing_state + 1));
-  } else if (tear == Tear::kTwoReturned) {
+  } else if (tear == Tear::kTwoReturned || tear == Tear::kTwoReturnedZombie) {
+    if (tear == Tear::kTwoReturnedZombie) {
+      image.put<uint64_t>(consume, L.code.linetable + 8, caller);  // co_zombieframe
+    }
     image.put<int8_t>(generator, L.frame.executing,
                       static_cast<int8_t>(L.frame.executing_state + 1));
     image.put<int8_t>(caller, L.frame.executing, static_cast<int8_t>(L.frame.executing_state + 1));
@@ -372,6 +384,18 @@ TEST_P(WalkerFreedFrame, TwoReturnedFramesInARowAreReadAgain) {
   expect_whole_after_one_reread(GetParam(), Tear::kTwoReturned, true);
 }
 
+// Past the first, a returned frame that is its code's spare is left out too: its f_back is
+// the caller it returned to, and the walk goes on down to the first frame still running, at
+// once (read again instead, a recursive parser's samples kept landing in shallower moments).
+TEST_P(WalkerFreedFrame, ReturnedSpareFramesAreLeftOutAndTheRunningCallerRead) {
+  OneWalk walk(GetParam(), Tear::kTwoReturnedZombie, 100);  // torn for good
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"<module>"}));
+  EXPECT_FALSE(walk.threads[0].truncated);
+  EXPECT_EQ(walk.walker.stats().torn_retries, 0u);
+  EXPECT_EQ(walk.walker.stats().returned_frames, 2u);
+}
+
 // The walk reads a prefetch: copies of the target's memory made over tens of microseconds
 // while it runs, some older and some newer than the links that lead to them. Only the live
 // process, read again for the one value out of step, tells what runs now.
@@ -382,20 +406,26 @@ class StaleCopyMemory : public process::MemoryReader {
     return scene_.torn.read(addr, out, size);  // the copy: a refresh() brings no newer one
   }
   bool read_now(process::RemoteAddr addr, void* out, size_t size) override {
+    if (stale_reads_now > 0) {  // the process caught, too, before it moved on
+      --stale_reads_now;
+      return scene_.torn.read(addr, out, size);
+    }
     return scene_.whole.read(addr, out, size);
   }
   void refresh() override { ++refreshes; }
   int refreshes = 0;
+  int stale_reads_now = 0;
 
  private:
   Scene& scene_;
 };
 
 struct StaleWalk {
-  StaleWalk(int minor, Tear tear)
+  StaleWalk(int minor, Tear tear, int stale_reads_now = 0)
       : scene(make_scene(minor, tear)),
         memory(scene),
         walker(memory, WalkerConfig{scene.layout, scene.runtime}) {
+    memory.stale_reads_now = stale_reads_now;
     EXPECT_TRUE(walker.walk(threads));
   }
   Scene scene;
@@ -418,11 +448,45 @@ TEST_P(WalkerFreedFrame, FrameCopiedFinishedButRunningIsReadAgainAloneNow) {
   EXPECT_EQ(walk.memory.refreshes, 0);
 }
 
-// The current frame's copy is a freed frame with no caller: the walk is torn, and starts again
-// at once from the thread's current frame read anew (counted as a re-read), not from a whole
-// new prefetch.
-TEST_P(WalkerFreedFrame, TornWalkChasesTheCurrentFrame) {
+// The thread's current frame is read from the live process, after the prefetch copied the
+// frames: the copy's thread state names a frame freed since, with no caller, the live one the
+// frame the thread runs, whose caller the copy holds. Whole at once, no re-read.
+TEST_P(WalkerFreedFrame, CurrentFrameIsReadFromTheLiveProcess) {
   StaleWalk walk(GetParam(), Tear::kCurrentFrameFreed);
+  ASSERT_EQ(walk.threads.size(), 1u);
+  EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_FALSE(walk.threads[0].truncated);
+  EXPECT_EQ(walk.walker.stats().torn_retries, 0u);
+  EXPECT_EQ(walk.memory.refreshes, 0);
+}
+
+// A thread that does not hold the GIL runs no Python code: its stack is read from the copy
+// alone, with no system call for its current frame (here, the copy's stale one: torn).
+TEST_P(WalkerFreedFrame, ThreadWithoutTheGilIsReadFromTheCopy) {
+  Scene scene = make_scene(GetParam(), Tear::kCurrentFrameFreed);
+  const Layout& L = scene.layout;
+  if (!L.runtime.gilstate_tstate_current) GTEST_SKIP() << "no GIL holder in the runtime";
+  uint64_t none = 0;
+  for (auto* image : {&scene.whole, &scene.torn}) {
+    image->add_region(scene.runtime + L.runtime.gilstate_tstate_current,
+                      std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&none),
+                                           reinterpret_cast<uint8_t*>(&none) + 8));
+  }
+  StaleCopyMemory memory(scene);
+  memory.stale_reads_now = 1;  // the frame's own live read: still freed
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  EXPECT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_FALSE(threads[0].holds_gil);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);  // the copy's frame was freed: chased
+}
+
+// The live current frame, too, is a freed frame with no caller (the thread returned from it
+// between the two reads): the walk is torn, and starts again at once from the thread's current
+// frame read anew (counted as a re-read), not from a whole new prefetch.
+TEST_P(WalkerFreedFrame, TornWalkChasesTheCurrentFrame) {
+  StaleWalk walk(GetParam(), Tear::kCurrentFrameFreed, 2);
   ASSERT_EQ(walk.threads.size(), 1u);
   EXPECT_EQ(names(walk.threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
   EXPECT_FALSE(walk.threads[0].truncated);
