@@ -303,29 +303,26 @@ bool Sampler::wait_stopped(double seconds) {
 RunSwitch Sampler::set_rate(double hz) {
   check_rate(hz);
   std::lock_guard lock(mutex_);
-  RunSwitch outcome;
-  for (ProcessSampler* p : all_) {
-    const RunSwitch one = p->switch_run(mode_.load(), hz);
-    outcome.changed = outcome.changed || one.changed;
-    outcome.kept_samples = std::max(outcome.kept_samples, one.kept_samples);
-    outcome.resumed_samples = std::max(outcome.resumed_samples, one.resumed_samples);
-  }
-  outcome.changed = outcome.changed || hz != rate_hz_.load();
-  rate_hz_ = stats_.rate_hz = hz;
-  return outcome;
+  return switch_all(mode_.load(), hz);
 }
 
 RunSwitch Sampler::set_mode(Mode mode) {
   std::lock_guard lock(mutex_);
+  return switch_all(mode, rate_hz_.load());
+}
+
+RunSwitch Sampler::switch_all(Mode mode, double rate_hz) {
+  // Every process switches; what is said of it is the process with the most samples'.
   RunSwitch outcome;
   for (ProcessSampler* p : all_) {
-    const RunSwitch one = p->switch_run(mode, rate_hz_.load());
+    const RunSwitch one = p->switch_run(mode, rate_hz);
     outcome.changed = outcome.changed || one.changed;
     outcome.kept_samples = std::max(outcome.kept_samples, one.kept_samples);
     outcome.resumed_samples = std::max(outcome.resumed_samples, one.resumed_samples);
   }
-  outcome.changed = outcome.changed || mode != mode_.load();
+  outcome.changed = outcome.changed || mode != mode_.load() || rate_hz != rate_hz_.load();
   mode_ = stats_.mode = mode;
+  rate_hz_ = stats_.rate_hz = rate_hz;
   return outcome;
 }
 

@@ -268,10 +268,7 @@ class Sampler {
 
  private:
   void run();
-  struct Member {
-    ProcessSampler* process;
-    std::unique_ptr<ThreadPauser> pauser;  // --blocking: made and used by the sampling thread
-  };
+  RunSwitch switch_all(Mode mode, double rate_hz);  // mutex_ held
   SamplerOptions options_;
   std::atomic<double> rate_hz_;
   std::atomic<Mode> mode_;
