@@ -107,12 +107,15 @@ uint64_t exec_identity(pid_t pid) {
   return 0;
 }
 
-bool maps_python(pid_t pid) {
+std::optional<bool> maps_python(pid_t pid) {
   std::ifstream maps(fmt::format("/proc/{}/maps", pid));
+  bool any = false;
   for (std::string line; std::getline(maps, line);) {
+    any = true;
     const auto slash = line.find('/');
     if (slash != std::string::npos && line.find("python", slash) != std::string::npos) return true;
   }
+  if (!any) return std::nullopt;
   return false;
 }
 

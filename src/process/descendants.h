@@ -26,7 +26,8 @@ std::string command_name(pid_t pid);
 uint64_t exec_identity(pid_t pid);
 // Whether any file the process has mapped has "python" in its name (the interpreter, its
 // library, or an extension of a program embedding it): without one it cannot be Python.
-bool maps_python(pid_t pid);
+// nullopt when no mapping could be read (the process is gone, or in the middle of an exec).
+std::optional<bool> maps_python(pid_t pid);
 // How long ago the process started (its start time in /proc/PID/stat against /proc/uptime,
 // both in clock ticks of 10 ms); nullopt when it has gone.
 std::optional<double> seconds_since_start(pid_t pid);

@@ -66,7 +66,13 @@ const ProcessSet::Member* ProcessSet::first_sampled() const {
 }
 
 void ProcessSet::try_attach(Member& member, double now) {
-  if (!process::maps_python(member.pid)) {
+  const std::optional<bool> python = process::maps_python(member.pid);
+  if (!python) {
+    // No mapping to read: gone, or in the middle of an exec. Looked at again for a while.
+    if (now - member.first_seen > kStartupSeconds) member.not_read = "its memory map is unreadable";
+    return;
+  }
+  if (!*python) {
     member.not_read = "not Python";
     return;
   }
@@ -118,6 +124,12 @@ void ProcessSet::scan() {
     {
       std::lock_guard lock(mutex_);
       member = find(pid);
+      if (member && identity != 0 && member->identity == 0) {
+        // First seen while its auxiliary vector could not be read (an exec under way): what
+        // was judged of it then is judged again.
+        member->identity = identity;
+        if (!member->sampler) member->not_read.clear();
+      }
       if (member && identity != 0 && member->identity != 0 && identity != member->identity) {
         // The same pid now runs another program (a shell's exec, multiprocessing's spawn):
         // what it ran keeps its results, and the new program is a process of its own.
