@@ -147,8 +147,7 @@ std::string dump_process(const DumpOptions& opt, pid_t pid, nlohmann::json* json
   cpython::Target target(pid);
   if (!opt.capture.empty()) {
     cpython::capture_target(target, opt.capture);
-    fmt::print(stderr, "spyglass: saved the memory image of process {} to {}\n", pid,
-               opt.capture);
+    fmt::print(stderr, "spyglass: saved the memory image of process {} to {}\n", pid, opt.capture);
   }
   std::vector<cpython::ThreadStack> stacks;
   std::vector<cpython::TaskStack> tasks;
@@ -292,8 +291,7 @@ int run_dump(const DumpOptions& opt) {
     } catch (const Error& e) {
       doc = {{"pid", pid}, {"command", command}, {"error", e.what()}};
       text += fmt::format("{}Process {} ({}): {}\n", text.empty() ? "" : "\n", pid,
-                          command.size() > 80 ? command.substr(0, 77) + "..." : command,
-                          e.what());
+                          command.size() > 80 ? command.substr(0, 77) + "..." : command, e.what());
     }
     list.push_back(std::move(doc));
   }

@@ -88,8 +88,7 @@ class Prompt {
   int run() {
     install_stop_signals();
     say(fmt::format("Attached to process {}{} (Python {}). Type 'help' for commands.",
-                    session_.pid(),
-                    session_.follows_subprocesses() ? " and its subprocesses" : "",
+                    session_.pid(), session_.follows_subprocesses() ? " and its subprocesses" : "",
                     session_.python_version()));
     if (!session_.functions().empty()) {
       say(fmt::format("Chosen: {}. Type 'start' to begin.", join(session_.functions())));
@@ -351,7 +350,8 @@ class Prompt {
       return write_stdout(session_.table_of(static_cast<pid_t>(number), style)), void();
     }
     if (a.has("--json")) return write_stdout(session_.render("json")), void();
-    write_stdout(a.has("--per-process") ? session_.table_per_process(style) : session_.table(style));
+    write_stdout(a.has("--per-process") ? session_.table_per_process(style)
+                                        : session_.table(style));
   }
   void processes() {
     const auto list = session_.processes();
@@ -364,8 +364,7 @@ class Prompt {
           "{:>8}  {:<22} {:>9} {:>10} {:>9}  {}\n", p.pid, state,
           p.sampled ? std::to_string(p.status.samples) : "-",
           p.sampled ? fmt::format("{:.1f} {}s", p.status.mean_walk_us, unicode ? "µ" : "u") : "-",
-          p.found_after_seconds > 0 ? fmt::format("+{:.0f} ms", p.found_after_seconds * 1000)
-                                    : "-",
+          p.found_after_seconds > 0 ? fmt::format("+{:.0f} ms", p.found_after_seconds * 1000) : "-",
           p.command.size() > 100 ? p.command.substr(0, 97) + "..." : p.command);
     }
     if (!session_.follows_subprocesses()) {
