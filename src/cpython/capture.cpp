@@ -32,6 +32,22 @@ void capture_target(Target& target, const std::string& path) {
   process::save_snapshot(recording.snapshot(), path, meta.dump());
 }
 
+namespace {
+
+// An address or number of the metadata: an unsigned integer, nothing else. (nlohmann's
+// get<uint64_t>() converts a float such as 5e84 too, which is undefined behaviour: found by
+// the fuzzer.)
+uint64_t unsigned_field(const nlohmann::json& meta, const char* key) {
+  const nlohmann::json& value = meta.at(key);
+  if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
+    throw Error(ErrorKind::kCorrupt,
+                fmt::format("bad capture metadata: {} is not an unsigned integer", key));
+  }
+  return value.get<uint64_t>();
+}
+
+}  // namespace
+
 WalkerConfig config_from_metadata(process::MemoryReader& memory, const std::string& metadata) {
   nlohmann::json meta = nlohmann::json::parse(metadata, nullptr, false);
   if (meta.is_discarded() || !meta.is_object() ||
@@ -40,11 +56,11 @@ WalkerConfig config_from_metadata(process::MemoryReader& memory, const std::stri
   }
   try {
     WalkerConfig config;
-    config.runtime_addr = meta.at("runtime_addr").get<uint64_t>();
-    config.code_type = meta.at("code_type").get<uint64_t>();
-    config.unicode_type = meta.at("unicode_type").get<uint64_t>();
-    config.bytes_type = meta.at("bytes_type").get<uint64_t>();
-    const auto v = PythonVersion::from_hex(meta.at("version_hex").get<uint64_t>());
+    config.runtime_addr = unsigned_field(meta, "runtime_addr");
+    config.code_type = unsigned_field(meta, "code_type");
+    config.unicode_type = unsigned_field(meta, "unicode_type");
+    config.bytes_type = unsigned_field(meta, "bytes_type");
+    const auto v = PythonVersion::from_hex(unsigned_field(meta, "version_hex"));
     config.layout = layout_for(memory, v, config.runtime_addr);
     return config;
   } catch (const nlohmann::json::exception& e) {
