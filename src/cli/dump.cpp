@@ -274,7 +274,7 @@ int run_dump(const DumpOptions& opt) {
   }
   // The process and every process it started: each Python one dumped, the others named with
   // why not (a shell, a process of another kind); never an error for all of them.
-  if (!process::alive(opt.pid)) {
+  if (!process::process_alive(opt.pid)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", opt.pid));
   }
   std::vector<pid_t> family{opt.pid};

@@ -34,6 +34,7 @@
 #include "common/error.h"
 #include "cpython/layout.h"
 #include "cpython/target.h"
+#include "process/descendants.h"
 #include "process/maps.h"
 #include "sampling/thread_pauser.h"
 
@@ -169,14 +170,7 @@ std::vector<std::string> target_prefixes(int pid, const std::string& runtime_bin
   // base interpreter: /proc/PID/exe names the base, argv[0] the environment).
   // An interpreter run through the dynamic loader (ld.so --argv0 PATH python ...) names itself
   // with --argv0.
-  std::vector<std::string> args;
-  std::string cmdline = read_file(fmt::format("/proc/{}/cmdline", pid));
-  for (size_t at = 0; at < cmdline.size() && args.size() < 64;) {
-    size_t end = cmdline.find('\0', at);
-    if (end == std::string::npos) end = cmdline.size();
-    args.push_back(cmdline.substr(at, end - at));
-    at = end + 1;
-  }
+  const std::vector<std::string> args = process::command_arguments(pid);
   std::string argv0 = args.empty() ? std::string() : args[0];
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     if (args[i] == "--argv0") argv0 = args[i + 1];

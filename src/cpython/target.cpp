@@ -6,20 +6,10 @@
 #include "process/maps.h"
 
 namespace spyglass::cpython {
-namespace {
-
-// A zombie still has /proc/PID but no memory to read: it has exited all the same.
-bool process_alive(pid_t pid) {
-  if (!process::process_exists(pid)) return false;
-  auto stat = process::read_thread_stat(pid, pid);
-  return !stat || (stat->state != 'Z' && stat->state != 'X');
-}
-
-}  // namespace
 
 Target::Target(pid_t pid) : pid_(pid) {
   if (pid <= 0) throw Error(ErrorKind::kUsage, fmt::format("{} is not a valid process id", pid));
-  if (!process_alive(pid)) {
+  if (!process::process_alive(pid)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
   }
   try {
@@ -34,7 +24,7 @@ Target::Target(pid_t pid) : pid_(pid) {
     runtime_ = locate_runtime(pid, *memory_, maps);
   } catch (const Error& e) {
     // Whatever failed, a process that exited meanwhile is reported as exited.
-    if (e.kind() != ErrorKind::kNoSuchProcess && !process_alive(pid)) {
+    if (e.kind() != ErrorKind::kNoSuchProcess && !process::process_alive(pid)) {
       throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid));
     }
     throw;
@@ -72,7 +62,7 @@ bool Target::walk(std::vector<ThreadStack>& out) {
   prefetch_->begin_walk();
   bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
   prefetch_->end_walk();
-  if (!ok && !process_alive(pid_)) {
+  if (!ok && !process::process_alive(pid_)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
   }
   return ok;
@@ -100,7 +90,7 @@ bool Target::walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStac
     tasks.clear();
   }
   prefetch_->end_walk();
-  if (!ok && !process_alive(pid_)) {
+  if (!ok && !process::process_alive(pid_)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
   }
   return ok;

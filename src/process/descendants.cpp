@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include "process/maps.h"
@@ -17,21 +16,15 @@
 namespace spyglass::process {
 namespace {
 
-// Every process's parent, from /proc/*/stat (the field after the command's closing ')').
+// Every process's parent, from /proc/*/stat.
 std::unordered_multimap<pid_t, pid_t> children_by_parent() {
   std::unordered_multimap<pid_t, pid_t> out;
   DIR* dir = ::opendir("/proc");
   if (!dir) return out;
   while (dirent* entry = ::readdir(dir)) {
     if (!std::isdigit(static_cast<unsigned char>(entry->d_name[0]))) continue;
-    std::ifstream stat(fmt::format("/proc/{}/stat", entry->d_name));
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = text.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(text.substr(close + 1));
-    std::string state;
-    long parent = 0;
-    if (rest >> state >> parent) out.emplace(static_cast<pid_t>(parent), std::stoi(entry->d_name));
+    const pid_t pid = std::stoi(entry->d_name);
+    if (auto stat = read_thread_stat(pid, pid)) out.emplace(static_cast<pid_t>(stat->ppid), pid);
   }
   ::closedir(dir);
   return out;
@@ -77,18 +70,30 @@ std::vector<pid_t> descendants(pid_t pid, size_t limit) {
 }
 
 std::string command_name(pid_t pid) {
-  std::ifstream comm(fmt::format("/proc/{}/comm", pid));
-  std::string name;
-  std::getline(comm, name);
+  const std::string name = read_thread_name(pid, pid);  // the main thread's is the process's
   return name.empty() ? "?" : name;
 }
 
-std::string command_line(pid_t pid) {
+std::vector<std::string> command_arguments(pid_t pid) {
   std::ifstream file(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  while (!text.empty() && text.back() == '\0') text.pop_back();
+  std::vector<std::string> out;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\0', at);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+std::string command_line(pid_t pid) {
+  std::string text;
+  for (const std::string& argument : command_arguments(pid)) {
+    text += (text.empty() ? "" : " ") + argument;
+  }
   for (char& c : text) {
-    if (c == '\0' || c == '\n' || c == '\t') c = ' ';
+    if (c == '\n' || c == '\t') c = ' ';
   }
   return text.empty() ? command_name(pid) : text;
 }
@@ -120,28 +125,15 @@ std::optional<bool> maps_python(pid_t pid) {
 }
 
 std::optional<double> seconds_since_start(pid_t pid) {
-  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  // Fields after the command, counted from 3 as in proc(5): the start time is field 22.
-  std::istringstream rest(text.substr(close + 1));
-  std::string field;
-  for (int i = 3; i < 22 && rest >> field; ++i) {
-  }
-  unsigned long long start_ticks = 0;
-  if (!(rest >> start_ticks)) return std::nullopt;
+  auto stat = read_thread_stat(pid, pid);
+  if (!stat || stat->start_ticks == 0) return std::nullopt;
   std::ifstream uptime_file("/proc/uptime");
   double uptime = 0;
   if (!(uptime_file >> uptime)) return std::nullopt;
   const long ticks = ::sysconf(_SC_CLK_TCK);
   if (ticks <= 0) return std::nullopt;
-  return std::max(0.0, uptime - static_cast<double>(start_ticks) / static_cast<double>(ticks));
-}
-
-bool alive(pid_t pid) {
-  auto stat = read_thread_stat(pid, pid);
-  return stat && stat->state != 'Z' && stat->state != 'X';
+  return std::max(0.0,
+                  uptime - static_cast<double>(stat->start_ticks) / static_cast<double>(ticks));
 }
 
 }  // namespace spyglass::process

@@ -15,6 +15,8 @@ namespace spyglass::process {
 // /proc/PID/task/*/children (every thread's own children), or when the kernel lacks those
 // files, from every process's parent in /proc/*/stat.
 std::vector<pid_t> descendants(pid_t pid, size_t limit = 4096);
+// /proc/PID/cmdline: the program's arguments, argv[0] first (empty when gone or a kernel thread).
+std::vector<std::string> command_arguments(pid_t pid);
 // /proc/PID/cmdline with its arguments joined by spaces (a program that rewrote its title, as
 // gunicorn's workers do, shows that); the command's name (comm) when empty; "?" when gone.
 std::string command_line(pid_t pid);
@@ -31,7 +33,5 @@ std::optional<bool> maps_python(pid_t pid);
 // How long ago the process started (its start time in /proc/PID/stat against /proc/uptime,
 // both in clock ticks of 10 ms); nullopt when it has gone.
 std::optional<double> seconds_since_start(pid_t pid);
-// Whether the process exists (a zombie does not count).
-bool alive(pid_t pid);
 
 }  // namespace spyglass::process

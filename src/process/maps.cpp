@@ -134,13 +134,18 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
   size_t close_paren = text.rfind(')');
   if (close_paren == std::string_view::npos || text.find('(') > close_paren) return std::nullopt;
   std::string_view rest = text.substr(close_paren + 1);
-  // Fields after comm, counted from 3 as in proc(5): state(3) ppid(4) ... utime(14) stime(15).
-  constexpr int kStateField = 3, kPpidField = 4, kUtimeField = 14, kStimeField = 15;
+  // Fields after comm, counted from 3 as in proc(5): state(3) ppid(4) ... utime(14) stime(15)
+  // ... starttime(22). Those up to stime must be there; the start time may not.
+  constexpr int kStateField = 3, kPpidField = 4, kUtimeField = 14, kStimeField = 15,
+                kStartField = 22;
   ThreadStat stat;
   int field = kStateField;
-  while (field <= kStimeField) {
+  while (field <= kStartField) {
     size_t start = rest.find_first_not_of(' ');
-    if (start == std::string_view::npos) return std::nullopt;
+    if (start == std::string_view::npos || rest[start] == '\n') {
+      if (field > kStimeField) break;
+      return std::nullopt;
+    }
     rest.remove_prefix(start);
     size_t end = rest.find_first_of(" \n");
     std::string_view token = rest.substr(0, end);
@@ -153,6 +158,8 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
       return std::nullopt;
     } else if (field == kStimeField && !parse_number(token, stat.stime_ticks, 10)) {
       return std::nullopt;
+    } else if (field == kStartField && !parse_number(token, stat.start_ticks, 10)) {
+      stat.start_ticks = 0;
     }
     rest.remove_prefix(token.size());
     ++field;
@@ -210,6 +217,12 @@ bool process_exists(pid_t pid) {
   if (pid <= 0) return false;
   struct stat info;
   return stat(fmt::format("/proc/{}", pid).c_str(), &info) == 0;
+}
+
+bool process_alive(pid_t pid) {
+  if (!process_exists(pid)) return false;
+  auto stat = read_thread_stat(pid, pid);
+  return !stat || (stat->state != 'Z' && stat->state != 'X');
 }
 
 std::string path_in_process_root(pid_t pid, const std::string& path) {

@@ -35,6 +35,9 @@ struct ThreadStat {
   char state = '?';  // R running, S sleeping, D disk, T stopped, Z zombie ...
   uint64_t ppid = 0;  // the process's parent (the same for all its threads)
   uint64_t utime_ticks = 0, stime_ticks = 0;
+  // When the process started, in clock ticks after boot (field 22); 0 when the text stops
+  // before it.
+  uint64_t start_ticks = 0;
 };
 // Parses /proc/PID/task/TID/stat (the comm field may contain spaces and parentheses).
 std::optional<ThreadStat> parse_stat(std::string_view text);
@@ -48,6 +51,9 @@ std::string thread_name_as_utf8(std::string_view name);
 
 // True when /proc/PID exists.
 bool process_exists(pid_t pid);
+// True when the process exists and has not exited: a zombie still has /proc/PID but no memory
+// to read.
+bool process_alive(pid_t pid);
 // A path inside the process's mount namespace, through /proc/PID/root, so a process in a
 // container is read from its own files.
 std::string path_in_process_root(pid_t pid, const std::string& path);

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <set>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -24,11 +23,11 @@ ProcessSet::ProcessSet(pid_t root, const SamplerOptions& options, bool follow)
     members_.push_back(std::move(member));
     return;
   }
-  if (!process::alive(root)) {
+  if (!process::process_alive(root)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} does not exist", root));
   }
   sampler_.set_more_may_come(true);
-  scan();
+  scan(true);
   started_ = monotonic_seconds();  // what the first look found was there at the start
   {
     // The process itself must be ours to read, whatever it runs.
@@ -111,9 +110,9 @@ void ProcessSet::try_attach(Member& member, double now) {
   }
 }
 
-void ProcessSet::scan() {
+void ProcessSet::scan(bool root_alive) {
   std::vector<pid_t> family{root_};
-  if (process::alive(root_)) {
+  if (root_alive) {
     for (pid_t pid : process::descendants(root_)) family.push_back(pid);
   }
   const double now = monotonic_seconds();
@@ -140,7 +139,7 @@ void ProcessSet::scan() {
       if (member && (member->sampler || !member->not_read.empty())) continue;
     }
     if (!member) {
-      if (!process::alive(pid)) continue;
+      if (!process::process_alive(pid)) continue;
       fresh = std::make_unique<Member>();
       fresh->pid = pid;
       fresh->identity = identity;
@@ -179,8 +178,8 @@ void ProcessSet::watch() {
                        [this] { return stop_watching_; });
     if (stop_watching_) break;
     lock.unlock();
-    const bool root_alive = process::alive(root_);
-    scan();
+    const bool root_alive = process::process_alive(root_);
+    scan(root_alive);
     // Once the process is gone, its orphans are no longer its descendants: no more can come,
     // and the run ends when those already read have exited.
     if (!root_alive) sampler_.set_more_may_come(false);
@@ -201,11 +200,6 @@ std::string ProcessSet::python_version() const {
   std::string out;
   for (const auto& v : versions) out += (out.empty() ? "" : ", ") + v;
   return out;
-}
-
-bool ProcessSet::any_python() const {
-  std::lock_guard lock(mutex_);
-  return first_sampled() != nullptr;
 }
 
 SamplerStatus ProcessSet::status() const {

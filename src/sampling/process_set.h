@@ -78,8 +78,6 @@ class ProcessSet {
   std::optional<SamplerStatus> status_of(pid_t pid) const;
   // Every thread's stack now, of process `pid` (0: the first process read).
   bool threads_now(pid_t pid, std::vector<ThreadSnapshot>& out, double timeout_seconds);
-  // Whether any process is read (following, none may be yet).
-  bool any_python() const;
 
   // How often a followed family is looked at for new processes.
   static constexpr double kScanSeconds = 0.02;
@@ -98,8 +96,9 @@ class ProcessSet {
     double found_after = 0;  // see ProcessEntry::found_after_seconds
     bool replaced = false;   // it ran another program since: a new member has the pid
   };
-  // Looks for new processes in the family, and for members that ran another program.
-  void scan();
+  // Looks for new processes in the family (the process's own children only while it lives),
+  // and for members that ran another program.
+  void scan(bool root_alive);
   void watch();
   // Tries to read `member` as Python; the member is not yet in members_.
   void try_attach(Member& member, double now);

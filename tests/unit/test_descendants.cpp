@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "process/descendants.h"
+#include "process/maps.h"
 
 namespace spyglass::process {
 namespace {
@@ -40,7 +41,8 @@ TEST(Descendants, FindsChildrenAndTheirPrograms) {
   EXPECT_NE(std::find(family.begin(), family.end(), waiting), family.end());
   EXPECT_NE(std::find(family.begin(), family.end(), sleeping), family.end());
   EXPECT_EQ(command_line(sleeping), "sleep 30");
-  EXPECT_TRUE(alive(sleeping));
+  EXPECT_EQ(command_arguments(sleeping), (std::vector<std::string>{"sleep", "30"}));
+  EXPECT_TRUE(process_alive(sleeping));
   EXPECT_TRUE(seconds_since_start(sleeping).has_value());
 
   // A fork runs the same program (same auxiliary vector); an exec, another.
@@ -53,7 +55,7 @@ TEST(Descendants, FindsChildrenAndTheirPrograms) {
   EXPECT_EQ(maps_python(sleeping), std::optional<bool>(false));
   stop(waiting);
   stop(sleeping);
-  EXPECT_FALSE(alive(sleeping));
+  EXPECT_FALSE(process_alive(sleeping));
   // Gone: nothing to read is not "not Python".
   EXPECT_EQ(maps_python(sleeping), std::nullopt);
   EXPECT_EQ(exec_identity(sleeping), 0u);

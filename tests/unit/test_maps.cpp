@@ -152,6 +152,7 @@ TEST(ParseStat, UsesTheLastParenthesis) {
   EXPECT_EQ(stat->ppid, 1u);
   EXPECT_EQ(stat->utime_ticks, 11u);
   EXPECT_EQ(stat->stime_ticks, 12u);
+  EXPECT_EQ(stat->start_ticks, 100u);
 
   auto spaces = parse_stat("7 ( ) S 1 1 1 0 -1 4194560 5 0 0 0 123 456 0 0 20 0 1 0 9 0 0");
   ASSERT_TRUE(spaces.has_value());
@@ -159,10 +160,12 @@ TEST(ParseStat, UsesTheLastParenthesis) {
   EXPECT_EQ(spaces->ppid, 1u);
   EXPECT_EQ(spaces->utime_ticks, 123u);
   EXPECT_EQ(spaces->stime_ticks, 456u);
+  EXPECT_EQ(spaces->start_ticks, 9u);
 
   auto empty_comm = parse_stat("7 () Z 1 1 1 0 -1 4194560 5 0 0 0 0 0");
   ASSERT_TRUE(empty_comm.has_value());
   EXPECT_EQ(empty_comm->state, 'Z');
+  EXPECT_EQ(empty_comm->start_ticks, 0u);  // the text stops before the start time
 }
 
 TEST(ParseStat, RejectsMalformedText) {
