@@ -212,20 +212,16 @@ report::Results Session::results() const {
 }
 
 std::vector<ProcessResults> Session::process_results() const {
+  // A pid that ran several programs (an exec) is one process to the user: listed once, with
+  // its newest program's state, and the results of all it ran, as `results --pid` gives them.
   std::vector<ProcessResults> out;
   for (auto& entry : processes_->processes()) {
-    ProcessResults one;
-    one.process = entry;
-    if (entry.sampled) {
-      if (auto profile = processes_->snapshot_of(entry.pid)) {
-        one.results = results_from(*profile, entry.status);
-      }
-    }
-    // A pid that ran several programs is listed once per program; its results are its own.
-    bool listed = std::any_of(out.begin(), out.end(), [&](const ProcessResults& r) {
+    auto listed = std::find_if(out.begin(), out.end(), [&](const ProcessResults& r) {
       return r.process.pid == entry.pid && r.process.sampled && entry.sampled;
     });
-    if (!listed) out.push_back(std::move(one));
+    ProcessResults& one = listed != out.end() ? *listed : out.emplace_back();
+    one.process = entry;
+    if (entry.sampled) one.results = results_of(entry.pid);
   }
   return out;
 }

@@ -256,7 +256,7 @@ void Sampler::add(ProcessSampler& process) {
   std::lock_guard lock(mutex_);
   all_.push_back(&process);
   added_.push_back(&process);
-  if (stats_.running) process.set_running(true, scheduling_);
+  if (stats_.running) process.set_running(true, stats_.scheduling);
 }
 
 void Sampler::set_more_may_come(bool more) {
@@ -278,7 +278,6 @@ void Sampler::start() {
     }
     stats_.running = true;
     stats_.target_exited = false;
-    if (run_started_ == 0) run_started_ = monotonic_seconds();
   }
   stop_requested_ = false;
   running_ = true;
@@ -360,7 +359,7 @@ void Sampler::run() {
   std::vector<Sampled> sampled;
   {
     std::lock_guard lock(mutex_);
-    scheduling_ = stats_.scheduling = scheduling;
+    stats_.scheduling = scheduling;
     added_.clear();
     for (ProcessSampler* p : all_) {
       if (p->exited()) continue;

@@ -257,8 +257,8 @@ class Sampler {
   Mode mode() const { return mode_; }
   double rate_hz() const { return rate_hz_; }
   void reset();  // forget everything gathered, kept runs too
-  // The run's own figures: rounds, rate achieved, time profiled, the thread's scheduling.
-  // (Per-process figures come from each ProcessSampler.)
+  // The run's own figures: running, exited, rate and mode asked, the thread's scheduling and
+  // CPU time. (Samples, time profiled and the rest come from each ProcessSampler.)
   SamplerStatus status() const;
   double origin() const { return origin_; }
   // Called from the sampling thread once, when every process has exited and no more can come.
@@ -280,12 +280,8 @@ class Sampler {
   std::vector<ProcessSampler*> added_;  // taken in by the sampling thread at its next round
   std::vector<ProcessSampler*> all_;    // every process ever added
   bool more_may_come_ = false;
-  bool stopped_running_ = true;
-  bool all_exited_ = false;
   SamplerStatus stats_;  // the run's own figures (see status())
-  std::string scheduling_;
-  double origin_ = 0;       // monotonic seconds the timeline counts from
-  double run_started_ = 0;  // monotonic seconds of the first start (0: not yet)
+  double origin_ = 0;    // monotonic seconds the timeline counts from
   std::function<void()> on_exit_;
 };
 
