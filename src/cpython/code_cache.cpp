@@ -195,15 +195,27 @@ std::optional<std::string> CodeCache::class_of_first_argument(uint64_t code, uin
   std::string arg_name;
   if (!read_string(first_name, arg_name, 16) || (arg_name != "self" && arg_name != "cls"))
     return std::nullopt;
-  // A frame that is returning has cleared its locals: worth another look. Past this point a
-  // failure is the class's own (a name too long or not an identifier): the plain name stays.
-  if (!memory_.read_value(frame + L.frame.localsplus, first_arg) || !plausible_pointer(first_arg))
-    return std::string();
+  // The frame is read as it is now, and read again after its first argument: between the
+  // walk's read of its code and this one it may have returned and been reused by another
+  // function, whose `self` would name the wrong class (CI read Cart.total as "Worker.total" on
+  // 3.8). A frame whose code changed, or that is returning and has cleared its locals, is worth
+  // another look. Past this point a failure is the class's own (a name too long or not an
+  // identifier): the plain name stays.
+  auto frame_runs = [&](uint64_t& argument) {
+    uint64_t now_code = 0;
+    return memory_.read_now(frame + L.frame.code, &now_code, sizeof now_code) && now_code == code &&
+           memory_.read_now(frame + L.frame.localsplus, &argument, sizeof argument) &&
+           plausible_pointer(argument);
+  };
+  if (!frame_runs(first_arg)) return std::string();
   uint64_t type = first_arg;
-  if (arg_name == "self" && !memory_.read_value(first_arg + L.ob_type, type)) return std::nullopt;
+  if (arg_name == "self" && !memory_.read_now(first_arg + L.ob_type, &type, sizeof type))
+    return std::nullopt;
   uint64_t tp_name = 0;
   if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) || tp_name < 4096)
     return std::nullopt;
+  uint64_t first_arg_after = 0;
+  if (!frame_runs(first_arg_after) || first_arg_after != first_arg) return std::string();
   // tp_name is a C string of unknown length: read a little, shrinking near unmapped memory.
   char buf[128] = {};
   size_t got = 0;

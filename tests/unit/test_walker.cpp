@@ -59,6 +59,7 @@ class Image {
 struct Scene {
   Layout layout;
   uint64_t runtime = 0;
+  uint64_t method_frame = 0;  // `consume`'s frame
   process::SnapshotMemory whole, torn;  // consistent, and caught mid-change (see Tear)
 };
 
@@ -80,6 +81,9 @@ enum class Tear {
   // 3.8-3.10: `consume` is a method (`self` first) of class Parser; the torn image has its
   // frame's locals cleared, as a frame that is returning leaves them, so `self` is NULL.
   kSelfCleared,
+  // 3.8-3.10: as kSelfCleared's whole image, but in the torn one `consume`'s frame has
+  // returned and been reused by `numbers`, whose `self` is an instance of class Other.
+  kFrameReused,
   // 3.8-3.10: the newest frame (`numbers`) has returned (f_back kept): the thread is in
   // `consume` now.
   kNewestReturned,
@@ -152,7 +156,8 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
   } else {
     image.put<uint64_t>(tstate, L.thread.frame, generator);
   }
-  if (tear == Tear::kSelfCleared) {
+  scene.method_frame = caller;
+  if (tear == Tear::kSelfCleared || tear == Tear::kFrameReused) {
     uint64_t varnames = image.allocate(L.tuple_items + 8);
     image.put<uint64_t>(varnames, L.tuple_items, image.str(L, "self"));
     image.put<int32_t>(consume, L.code.argcount, 1);
@@ -166,6 +171,16 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(self, L.ob_type, type);
     image.put<uint64_t>(caller, L.frame.localsplus, self);
   }
+  uint64_t other = 0;  // 3.8-3.10, kFrameReused: an instance of class Other
+  if (tear == Tear::kFrameReused) {
+    uint64_t type = image.allocate(L.type_name + 8 + 16);
+    image.put<uint64_t>(type, L.type_name, type + L.type_name + 8);
+    uint64_t tp_name = 0;
+    std::memcpy(&tp_name, "Other", 6);
+    image.put<uint64_t>(type, L.type_name + 8, tp_name);
+    other = image.allocate(32);
+    image.put<uint64_t>(other, L.ob_type, type);
+  }
   uint64_t freed = 0;
   if (tear == Tear::kCurrentFrameFreed) {
     freed = frame(numbers, 0, 0);
@@ -176,6 +191,9 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(tstate, L.thread.frame, freed);
   } else if (tear == Tear::kSelfCleared) {
     image.put<uint64_t>(caller, L.frame.localsplus, 0);
+  } else if (tear == Tear::kFrameReused) {
+    image.put<uint64_t>(caller, L.frame.code, numbers);
+    image.put<uint64_t>(caller, L.frame.localsplus, other);
   } else if (tear == Tear::kCycle) {
     image.put<uint64_t>(base, L.frame.previous, caller);
   } else if (tear == Tear::kCallerUnlinked) {
@@ -364,6 +382,37 @@ TEST_P(WalkerFreedFrame, MethodWithItsSelfClearedIsReadAgainAndNamedWithItsClass
   ASSERT_EQ(walk.threads[0].frames.size(), 3u);
   EXPECT_EQ(walk.threads[0].frames[1].code->qualname, "Parser.consume");
   EXPECT_EQ(walk.walker.stats().torn_retries, 1u);
+}
+
+// The process moves on between the walk's read of a frame's code and the read of its `self`:
+// the frame returned and another method's call reused it. The class is not taken from the
+// other call's `self` (CI named Cart.total "Worker.total" on 3.8): the walk is read again.
+class ReusedWhileReadMemory : public process::MemoryReader {
+ public:
+  explicit ReusedWhileReadMemory(Scene& scene) : scene_(scene) {}
+  bool read(process::RemoteAddr addr, void* out, size_t size) override {
+    // The first look at the frame's first local finds the frame reused, until a re-read.
+    if (!reused_ && !was_reused_ && addr == scene_.method_frame + scene_.layout.frame.localsplus)
+      reused_ = was_reused_ = true;
+    return (reused_ ? scene_.torn : scene_.whole).read(addr, out, size);
+  }
+  void refresh() override { reused_ = false; }
+
+ private:
+  Scene& scene_;
+  bool reused_ = false, was_reused_ = false;
+};
+
+TEST_P(WalkerFreedFrame, MethodFrameReusedWhileItsClassIsReadIsReadAgain) {
+  Scene scene = make_scene(GetParam(), Tear::kFrameReused);
+  ReusedWhileReadMemory memory(scene);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  ASSERT_EQ(threads[0].frames.size(), 3u);
+  EXPECT_EQ(threads[0].frames[1].code->qualname, "Parser.consume");
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
 }
 
 // A newest frame that has just returned is left out, and counted: the stack is its caller's,
