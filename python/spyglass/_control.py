@@ -246,6 +246,35 @@ def close():
             server.thread.join(2)
 
 
+def _after_fork_in_child():
+    """A process forked from one with the socket open opens its own, at its own pid's path, so
+    that `spyglass record --exact -s` reaches every worker of a pre-fork server or a pool. The
+    child's figures start from zero: they are its own, not its parent's."""
+    global _server
+    server, _server = _server, None
+    if server is None:
+        return
+    try:
+        server.sock.close()  # the parent's socket: its accept thread did not survive the fork
+    except OSError:
+        pass
+    try:
+        import spyglass
+
+        # A lock held by another thread at the fork would stay held in the child for good.
+        spyglass._lock = threading.RLock()
+        spyglass._core.reset()
+        listen()
+        _server.on_disconnect = server.on_disconnect
+    except Exception as error:  # never break the program being observed
+        sys.stderr.write("spyglass: control socket not opened in process %d: %s\n"
+                         % (os.getpid(), error))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def listen(path=None):
     """Opens the control socket once per process; returns its path."""
     global _server

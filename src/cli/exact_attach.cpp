@@ -12,6 +12,8 @@
 
 #include "cli/command_table.h"
 #include "cli/commands.h"
+#include "cli/exact_connection.h"
+#include "cli/exact_family.h"
 #include "cli/exact_inject.h"
 #include "cli/line_reader.h"
 #include "cli/options.h"
@@ -25,18 +27,6 @@
 
 namespace spyglass::cli {
 namespace {
-
-// How long to wait for the target to run the injected script: $SPYGLASS_INJECT_TIMEOUT
-// seconds, else 5.
-double inject_timeout() {
-  const char* text = std::getenv("SPYGLASS_INJECT_TIMEOUT");
-  if (text != nullptr && *text != '\0') {
-    char* end = nullptr;
-    double value = std::strtod(text, &end);
-    if (end != text && *end == '\0' && value > 0 && value <= 3600) return value;
-  }
-  return 5.0;
-}
 
 using Takes = CommandOption::Takes;
 
@@ -61,22 +51,7 @@ class ExactPrompt {
     return reply;
   }
 
-  // Turns exact mode off completely in a target it was started in (close: timing stopped, the
-  // choice cleared, the socket closed and removed), then removes the injection's files.
-  void close_injected(const Injection& injection) {
-    try {
-      nlohmann::json request = {{"command", "close"}};
-      if (injection.program_imported_spyglass) request["keep_timing"] = true;
-      auto reply = client_->request(request);
-      if (!reply.value("ok", false)) {
-        fmt::print(stderr, "spyglass: process {} did not close exact mode: {}\n", pid_,
-                   reply.value("error", std::string("?")));
-      }
-    } catch (const std::exception&) {
-      // The process exited, or the connection ended: nothing is left to turn off.
-    }
-    remove_injection_files(injection);
-  }
+  void close_injected(const Injection& injection) { close_injection(*client_, pid_, injection); }
 
   int run(const std::vector<std::string>& functions) {
     auto status = call({{"command", "status"}});
@@ -217,66 +192,28 @@ class ExactPrompt {
 
 namespace {
 
-// A connection to the target's control socket; when it had none, exact mode is started in it
-// first (`injection`, CPython 3.14+: exact_inject.h).
-struct Connection {
-  std::unique_ptr<exact::ControlClient> client;
-  std::optional<Injection> injection;
-};
-
-Connection connect_or_inject(int pid) {
-  if (!process::process_exists(pid)) {
-    throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
-  }
-  long uid = exact::process_uid(pid);
-  if (uid < 0) throw Error(ErrorKind::kNoSuchProcess, fmt::format("no process with id {}", pid));
-  const std::string path = exact::control_socket_path(pid, static_cast<unsigned>(uid));
-  Connection out;
-  try {
-    out.client = std::make_unique<exact::ControlClient>(path);
-    return out;
-  } catch (const std::exception& e) {
-    const std::string no_socket = fmt::format(
-        "process {} has no exact-mode socket ({}); in the program call "
-        "spyglass.listen() or run it with SPYGLASS_LISTEN=1",
-        pid, e.what());
-    // No socket: start exact mode in the target (CPython 3.14+, docs/exact.md).
-    install_stop_signals();
-    try {
-      out.injection = inject_exact_mode(pid, static_cast<unsigned>(uid), path, inject_timeout());
-    } catch (const Error& inject_error) {
-      if (inject_error.kind() == ErrorKind::kNotPython) {
-        throw Error(ErrorKind::kNotPython, no_socket);
-      }
-      throw;
-    }
-  }
-  try {
-    out.client = std::make_unique<exact::ControlClient>(out.injection->socket_path);
-  } catch (const std::exception& connect_error) {
-    remove_injection_files(*out.injection);
-    throw Error(ErrorKind::kIo, fmt::format("process {} opened its exact-mode socket but it "
-                                            "refused the connection: {}",
-                                            pid, connect_error.what()));
-  }
-  return out;
-}
-
-void announce(int pid, const Injection& injection, bool to_stderr) {
-  const std::string text = fmt::format(
-      "Started exact mode in process {} through PEP 768 in {:.3f} s (spyglass from {}); "
-      "leaving turns it off.\n",
-      pid, injection.seconds, injection.package_folder);
-  if (to_stderr) {
-    fmt::print(stderr, "{}", text);
-  } else {
+// The table or JSON on stdout, or in `output` when given.
+int write_results(const std::string& text, const std::string& output) {
+  if (output.empty()) {
     write_stdout(text);
+    return 0;
   }
+  std::ofstream out(output, std::ios::binary);
+  out << text;
+  if (!out) throw Error(ErrorKind::kIo, fmt::format("cannot write {}", output));
+  fmt::print(stderr, "spyglass: wrote {}\n", output);
+  return 0;
 }
 
 }  // namespace
 
 int run_exact_attach(int pid, const ProfileOptions& options) {
+  if (options.subprocesses.value_or(false)) {
+    throw Error(ErrorKind::kUsage,
+                "attach --exact drives one process; for a process and its subprocesses use "
+                "'spyglass record -p PID --exact -s -f FUNC...' or 'spyglass top -p PID --exact -s "
+                "-f FUNC...'");
+  }
   Connection connection = connect_or_inject(pid);
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
   std::optional<Injection> injection = std::move(connection.injection);
@@ -305,6 +242,11 @@ int run_exact_record(int pid, ProfileOptions& options) {
                 fmt::format("record --exact writes the table or JSON, not {}", format.name()));
   }
   if (!output.empty()) check_writable(output);
+  const bool json = format.kind == OutputFormat::Kind::kJson;
+  if (options.subprocesses.value_or(false)) {
+    const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
+    return write_results(record_exact_family(pid, options, json, unicode), output);
+  }
   Connection connection = connect_or_inject(pid);
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
   std::optional<Injection> injection = std::move(connection.injection);
@@ -323,7 +265,6 @@ int run_exact_record(int pid, ProfileOptions& options) {
       if (!process::process_exists(pid)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    const bool json = format.kind == OutputFormat::Kind::kJson;
     auto reply = prompt.call({{"command", "stop"},
                               {"table", !json},
                               {"unicode", unicode},
@@ -334,15 +275,7 @@ int run_exact_record(int pid, ProfileOptions& options) {
     throw;
   }
   if (injection) prompt.close_injected(*injection);
-  if (output.empty()) {
-    write_stdout(text);
-  } else {
-    std::ofstream out(output, std::ios::binary);
-    out << text;
-    if (!out) throw Error(ErrorKind::kIo, fmt::format("cannot write {}", output));
-    fmt::print(stderr, "spyglass: wrote {}\n", output);
-  }
-  return 0;
+  return write_results(text, output);
 }
 
 int run_exact_top(int pid, ProfileOptions& options, double refresh, bool once) {
@@ -353,8 +286,11 @@ int run_exact_top(int pid, ProfileOptions& options, double refresh, bool once) {
   if (!(refresh >= 0.05 && refresh <= 3600)) {
     throw Error(ErrorKind::kUsage, "the refresh period must be 0.05 to 3600 seconds");
   }
-  Connection connection = connect_or_inject(pid);
   const bool unicode = !options.ascii.value_or(false) && report::terminal_is_utf8();
+  if (options.subprocesses.value_or(false)) {
+    return top_exact_family(pid, options, refresh, once, unicode);
+  }
+  Connection connection = connect_or_inject(pid);
   std::optional<Injection> injection = std::move(connection.injection);
   ExactPrompt prompt(pid, std::move(connection.client), unicode);
   if (injection) announce(pid, *injection, true);

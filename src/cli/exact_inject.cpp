@@ -343,6 +343,7 @@ class Injector {
       : pid_(pid), L_(layout), runtime_(runtime), memory_(memory) {}
 
   uint64_t interp() { return main_interpreter(memory_, L_, runtime_); }
+  size_t armed() const { return armed_.size(); }
 
   // Asks every thread state to run `path`. The target's threads are stopped meanwhile.
   void arm(const std::string& path) {
@@ -466,10 +467,24 @@ std::string find_extension_folder(int pid, const std::vector<std::string>& prefi
   return "";
 }
 
-Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_path,
-                            double timeout_seconds) {
+struct PendingInjection::State {
+  explicit State(int pid) : target(pid) {}
+  cpython::Target target;
+  std::unique_ptr<Injector> injector;
+  Injection out;
+  double started = 0;
+  bool answered = false;
+  bool withdrawn = false;
+  size_t taken = 0;  // requests a thread took: its script may still answer, and removes itself
+};
+
+PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& socket_path,
+                                   double deadline_seconds)
+    : pid_(pid) {
   const double started = now_seconds();
-  cpython::Target target(pid);
+  state_ = std::make_unique<State>(pid);
+  state_->started = started;
+  cpython::Target& target = state_->target;
   const cpython::Layout& L = target.runtime().layout;
   const cpython::PythonVersion& version = L.version;
   if (L.debugger.support == 0) {
@@ -481,7 +496,9 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
   }
   check_debugger_layout(L);
   process::MemoryReader& memory = target.memory();
-  Injector injector(pid, L, target.runtime().runtime_addr, memory);
+  state_->injector =
+      std::make_unique<Injector>(pid, L, target.runtime().runtime_addr, memory);
+  Injector& injector = *state_->injector;
   const uint64_t interp = injector.interp();
   if (L.interp.size != 0 && L.debugger.remote_debug + 4 > L.interp.size) {
     throw Error(ErrorKind::kCorrupt, "the remote debugging flag lies outside the interpreter");
@@ -515,7 +532,7 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
   const std::string dir = fs::path(socket_path).parent_path().string();
   private_folder(dir, uid);
   const std::string base = fmt::format("{}/{}.inject-{}", dir, pid, random_token());
-  Injection out;
+  Injection& out = state_->out;
   out.files = {base + ".py", base + ".claim", base + ".result", base + ".result.tmp"};
   const std::string& script = out.files[0];
   if (script.size() + 1 > L.debugger.script_path_size) {
@@ -524,75 +541,107 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
                             "SPYGLASS_SOCKET_DIR to a shorter folder",
                             script, L.debugger.script_path_size - 1));
   }
-  const double deadline = wall_seconds() + timeout_seconds;
+  const double deadline = wall_seconds() + deadline_seconds;
   write_private_file(
       script,
       injected_script(script, out.files[1], out.files[2], folder, socket_path, tag, deadline), uid);
-  bool late = false;  // a thread took the request but the script did not answer in time
   try {
     injector.arm(script);
-    std::string answer;
-    const double until = now_seconds() + timeout_seconds;
-    while (now_seconds() < until) {
-      if (access(out.files[2].c_str(), F_OK) == 0) {
-        answer = read_file(out.files[2]);
-        break;
-      }
-      if (!process::process_exists(pid)) {
-        throw Error(ErrorKind::kNoSuchProcess,
-                    fmt::format("process {} exited during the injection", pid));
-      }
-      if (stop_requested()) throw Error(ErrorKind::kUsage, "interrupted");
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    const Arming arming = injector.disarm();
-    if (answer.empty()) {
-      late = arming.taken != 0;
-      throw Error(
-          ErrorKind::kIo,
-          arming.taken == 0
-              ? fmt::format("process {} did not reach a safe point within {:g} s: {} ran Python "
-                            "code (the main thread blocked in a C call?); nothing was left "
-                            "pending in it, retry when it runs Python code",
-                            pid, timeout_seconds,
-                            arming.armed == 1 ? std::string("its only thread never")
-                                              : fmt::format("none of its {} threads", arming.armed))
-              : fmt::format("process {} started exact mode's script but it did not answer within "
-                            "{:g} s; it closes what it opened by itself once past its deadline",
-                            pid, timeout_seconds));
-    }
-    std::istringstream lines(answer);
-    std::string status, first, second, third;
-    std::getline(lines, status);
-    std::getline(lines, first);
-    std::getline(lines, second);
-    std::getline(lines, third);
-    if (status != "ok") {
-      throw Error(ErrorKind::kUnsupported,
-                  fmt::format("exact mode could not be started in process {}: {}", pid, first));
-    }
-    if (first.empty() || first[0] != '/') {
-      throw Error(ErrorKind::kCorrupt, fmt::format("process {} answered a bad socket path", pid));
-    }
-    out.socket_path = first;
-    out.package_folder = second;
-    out.program_imported_spyglass = third == "imported";
-    out.seconds = now_seconds() - started;
-    return out;
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kNoSuchProcess || !process::process_exists(pid)) {
-      remove_injection_files(out);
-      throw Error(ErrorKind::kNoSuchProcess,
-                  fmt::format("process {} exited during the injection", pid));
-    }
+  } catch (...) {
+    size_t taken = 0;
     try {
-      injector.disarm();  // nothing of ours may stay pending (a no-op once disarmed)
+      taken = withdraw();
     } catch (const Error&) {
     }
-    // A taken request (a late answer) still needs its script: it removes it itself.
-    if (!late) remove_injection_files(out);
+    if (taken == 0) remove_injection_files(out);
     throw;
   }
+}
+
+PendingInjection::~PendingInjection() {
+  if (!state_ || state_->answered) return;
+  try {
+    withdraw();  // nothing of ours may stay pending (a no-op once withdrawn)
+  } catch (const Error&) {
+  }
+  // A taken request (a late answer) still needs its script: it removes it itself.
+  if (state_->taken == 0 || !process::process_exists(pid_)) remove_injection_files(state_->out);
+}
+
+size_t PendingInjection::armed() const {
+  return state_->injector ? state_->injector->armed() : 0;
+}
+
+size_t PendingInjection::withdraw() {
+  if (!state_->withdrawn) {
+    state_->withdrawn = true;
+    state_->taken = state_->injector ? state_->injector->disarm().taken : 0;
+  }
+  return state_->taken;
+}
+
+std::optional<Injection> PendingInjection::answer() {
+  const Injection& out = state_->out;
+  if (out.files.size() < 3 || access(out.files[2].c_str(), F_OK) != 0) {
+    if (!process::process_exists(pid_)) {
+      throw Error(ErrorKind::kNoSuchProcess,
+                  fmt::format("process {} exited during the injection", pid_));
+    }
+    return std::nullopt;
+  }
+  const std::string text = read_file(out.files[2]);
+  state_->answered = true;
+  try {
+    withdraw();  // the other threads' requests: untaken, withdrawn
+  } catch (const Error&) {
+  }
+  std::istringstream lines(text);
+  std::string status, first, second, third;
+  std::getline(lines, status);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  std::getline(lines, third);
+  if (status != "ok") {
+    remove_injection_files(out);
+    throw Error(ErrorKind::kUnsupported,
+                fmt::format("exact mode could not be started in process {}: {}", pid_, first));
+  }
+  if (first.empty() || first[0] != '/') {
+    remove_injection_files(out);
+    throw Error(ErrorKind::kCorrupt, fmt::format("process {} answered a bad socket path", pid_));
+  }
+  Injection done = out;
+  done.socket_path = first;
+  done.package_folder = second;
+  done.program_imported_spyglass = third == "imported";
+  done.seconds = now_seconds() - state_->started;
+  return done;
+}
+
+Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_path,
+                            double timeout_seconds) {
+  PendingInjection pending(pid, uid, socket_path, timeout_seconds);
+  const double until = now_seconds() + timeout_seconds;
+  while (now_seconds() < until) {
+    if (auto done = pending.answer()) return *done;
+    if (stop_requested()) throw Error(ErrorKind::kUsage, "interrupted");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (auto done = pending.answer()) return *done;
+  const size_t armed = pending.armed();
+  if (pending.withdraw() != 0) {
+    throw Error(ErrorKind::kIo,
+                fmt::format("process {} started exact mode's script but it did not answer within "
+                            "{:g} s; it closes what it opened by itself once past its deadline",
+                            pid, timeout_seconds));
+  }
+  throw Error(ErrorKind::kIo,
+              fmt::format("process {} did not reach a safe point within {:g} s: {} ran Python "
+                          "code (the main thread blocked in a C call?); nothing was left "
+                          "pending in it, retry when it runs Python code",
+                          pid, timeout_seconds,
+                          armed == 1 ? std::string("its only thread never")
+                                     : fmt::format("none of its {} threads", armed)));
 }
 
 void remove_injection_files(const Injection& injection) {

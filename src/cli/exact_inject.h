@@ -4,6 +4,8 @@
 // the control socket. docs/exact.md ("Starting exact mode in a running process").
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,32 @@ struct Injection {
 // the script within `timeout_seconds` (nothing is then left pending in the target).
 Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_path,
                             double timeout_seconds);
+
+// An injection under way: the request written into every thread of process `pid` (run by
+// `uid`), the answer not in yet. A process blocked in C (a worker waiting for work) takes it
+// when it next runs Python code; meanwhile nothing waits for it. Its script gives up after
+// `deadline_seconds`, or when spyglass has gone. Destroyed unanswered, it withdraws the requests
+// no thread has taken. Throws Error as inject_exact_mode does for what is checked up front.
+class PendingInjection {
+ public:
+  PendingInjection(int pid, unsigned uid, const std::string& socket_path, double deadline_seconds);
+  ~PendingInjection();
+  PendingInjection(const PendingInjection&) = delete;
+  PendingInjection& operator=(const PendingInjection&) = delete;
+  // The injection once the target has run the script; nullopt while pending. Throws Error when
+  // the script answered a failure or the process exited.
+  std::optional<Injection> answer();
+  // Withdraws the requests no thread has taken yet; returns how many were taken.
+  size_t withdraw();
+  // Thread states asked (before withdraw()).
+  size_t armed() const;
+  int pid() const { return pid_; }
+
+ private:
+  struct State;
+  int pid_;
+  std::unique_ptr<State> state_;
+};
 
 // Removes the files an injection left (its script, claim and result); never throws.
 void remove_injection_files(const Injection& injection);

@@ -30,7 +30,7 @@ double LatencyHistogram::quantile(double quantile, uint64_t total) const {
   for (int i = 0; i < kBuckets; ++i) {
     seen += counts_[i];
     if (static_cast<double>(seen) >= wanted) {
-      return i < kSubBuckets ? bucket_low(i) : bucket_low(i) + bucket_width(i) / 2;
+      return representative(i);
     }
   }
   return bucket_low(kBuckets - 1);

@@ -26,6 +26,17 @@ class LatencyHistogram {
     int sub = static_cast<int>((ticks >> (exponent - kSubBucketBits)) & (kSubBuckets - 1));
     return kSubBuckets + (exponent - kSubBucketBits) * kSubBuckets + sub;
   }
+  // Each bucket holding values, as the value quantile() gives for it and its count, lowest
+  // first: what a client merging several processes' histograms needs.
+  template <typename Visit>
+  void for_each_bucket(Visit&& visit) const {
+    for (int i = 0; i < kBuckets; ++i) {
+      if (counts_[i] != 0) visit(representative(i), counts_[i]);
+    }
+  }
+  static double representative(int bucket) {
+    return bucket < kSubBuckets ? bucket_low(bucket) : bucket_low(bucket) + bucket_width(bucket) / 2;
+  }
   static double bucket_low(int bucket);
   static double bucket_width(int bucket);
 

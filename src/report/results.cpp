@@ -397,6 +397,7 @@ nlohmann::json figures_json(const Figures& f) {
   if (f.latency) {
     j["latency"] = {{"mean", f.latency->mean}, {"min", f.latency->min}, {"max", f.latency->max},
                     {"p50", f.latency->p50},   {"p90", f.latency->p90}, {"p99", f.latency->p99}};
+    if (!f.latency->histogram.empty()) j["latency"]["histogram"] = f.latency->histogram;
   }
   if (f.coroutine_wall_seconds) j["coroutine_wall_seconds"] = *f.coroutine_wall_seconds;
   return j;

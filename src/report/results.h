@@ -6,12 +6,16 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace spyglass::report {
 
 struct Latency {                                                 // exact mode only
   double mean = 0, min = 0, max = 0, p50 = 0, p90 = 0, p99 = 0;  // seconds
+  // The calls' latency histogram, lowest first: (seconds, calls) per bucket holding calls (1/16
+  // of a power of two wide). What merging several processes' percentiles takes.
+  std::vector<std::pair<double, uint64_t>> histogram;
 };
 
 // One function's figures, for one thread or merged over threads.
