@@ -81,7 +81,8 @@ struct Member {
   std::unique_ptr<exact::ControlClient> client;
   std::unique_ptr<PendingInjection> pending;  // exact mode asked for, not started yet (3.14+)
   std::optional<Injection> injection;         // exact mode started by spyglass
-  std::optional<report::Results> figures;  // the last read
+  bool started_by_spyglass = false;           // (injection is let go of at the end)
+  std::optional<report::Results> figures;     // the last read
   Clock::time_point read_at, ended_at;
 };
 
@@ -164,19 +165,21 @@ class ExactFamily {
       if (member.figures) ++timed;
       if (member.state == MemberState::kNotPython) ++not_python;
     }
-    notes.push_back(fmt::format("exact mode in {} Python {} of process {} and its subprocesses, "
-                                "added up{}",
-                                timed, timed == 1 ? "process" : "processes", root_,
-                                not_python ? fmt::format(" ({} not Python)", not_python) : ""));
+    notes.push_back(
+        fmt::format("exact mode in {} Python {} of process {} and its subprocesses, "
+                    "added up{}",
+                    timed, timed == 1 ? "process" : "processes", root_,
+                    not_python ? fmt::format(" ({} not Python)", not_python) : ""));
     for (const auto& [pid, member] : members_) {
       if (member.state == MemberState::kExited && member.figures) {
         notes.push_back(fmt::format(
-            "process {} ({}) exited during the run: its figures are those read {} before",
-            pid, shortened(member.command), report::format_seconds(std::max(0.0, seconds_between(
-                                                             member.read_at, member.ended_at)))));
+            "process {} ({}) exited during the run: its figures are those read {} before", pid,
+            shortened(member.command),
+            report::format_seconds(
+                std::max(0.0, seconds_between(member.read_at, member.ended_at)))));
       } else if (member.state == MemberState::kNotTimed) {
-        notes.push_back(fmt::format("process {} ({}) not timed: {}", pid,
-                                    shortened(member.command), member.reason));
+        notes.push_back(fmt::format("process {} ({}) not timed: {}", pid, shortened(member.command),
+                                    member.reason));
       } else if (member.state == MemberState::kGone) {
         notes.push_back(fmt::format("process {} ({}) exited before it could be timed", pid,
                                     shortened(member.command)));
@@ -197,7 +200,7 @@ class ExactFamily {
                               {"command", member.command},
                               {"state", label(member.state)},
                               {"found_after_seconds", seconds_between(started_, member.found_at)},
-                              {"exact_mode_started_by_spyglass", member.injection.has_value()}};
+                              {"exact_mode_started_by_spyglass", member.started_by_spyglass}};
       if (!member.reason.empty()) entry["reason"] = member.reason;
       if (member.figures) {
         entry["python_version"] = member.figures->python_version;
@@ -264,6 +267,7 @@ class ExactFamily {
         if (!injection) return;
         member.pending.reset();
         member.injection = std::move(injection);
+        member.started_by_spyglass = true;
         member.client = std::make_unique<exact::ControlClient>(member.injection->socket_path,
                                                                kReplyTimeoutSeconds);
       } catch (const std::exception& e) {
@@ -303,8 +307,8 @@ class ExactFamily {
     try {
       auto reply = member.client->request({{"command", command}, {"table", false}});
       if (!reply.value("ok", false)) {
-        member.reason = fmt::format("'{}' refused: {}", command,
-                                    reply.value("error", std::string("?")));
+        member.reason =
+            fmt::format("'{}' refused: {}", command, reply.value("error", std::string("?")));
         return;
       }
       auto it = reply.find("results");
@@ -346,7 +350,8 @@ class ExactFamily {
               "in a C call)";
         }
       }
-      if (member.injection && member.client) close_injection(*member.client, pid, *member.injection);
+      if (member.injection && member.client)
+        close_injection(*member.client, pid, *member.injection);
       member.injection.reset();
       member.client.reset();
     }
@@ -404,9 +409,9 @@ std::string record_exact_family(int pid, const ProfileOptions& options, bool jso
              nlohmann::json(options.functions).dump(), pid,
              options.duration ? fmt::format(" for {:g} s", *options.duration) : "");
   start_family(family, pid);
-  follow_until(family, Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                          std::chrono::duration<double>(
-                                              options.duration.value_or(1e9))));
+  follow_until(family,
+               Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(options.duration.value_or(1e9))));
   family.poll();
   family.stop();
   report::Results results = family.merged();
@@ -429,9 +434,9 @@ int top_exact_family(int pid, const ProfileOptions& options, double refresh, boo
   const bool tty = isatty(STDOUT_FILENO) != 0 && !once;
   const report::TableStyle style = style_of(options, unicode);
   while (true) {
-    const bool going = follow_until(
-        family, Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(refresh)));
+    const bool going =
+        follow_until(family, Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(refresh)));
     if (stop_requested()) break;
     family.poll();
     std::string screen = tty ? "\033[H\033[2J" : "";

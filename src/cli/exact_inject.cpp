@@ -496,8 +496,7 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
   }
   check_debugger_layout(L);
   process::MemoryReader& memory = target.memory();
-  state_->injector =
-      std::make_unique<Injector>(pid, L, target.runtime().runtime_addr, memory);
+  state_->injector = std::make_unique<Injector>(pid, L, target.runtime().runtime_addr, memory);
   Injector& injector = *state_->injector;
   const uint64_t interp = injector.interp();
   if (L.interp.size != 0 && L.debugger.remote_debug + 4 > L.interp.size) {

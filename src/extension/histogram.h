@@ -35,7 +35,8 @@ class LatencyHistogram {
     }
   }
   static double representative(int bucket) {
-    return bucket < kSubBuckets ? bucket_low(bucket) : bucket_low(bucket) + bucket_width(bucket) / 2;
+    return bucket < kSubBuckets ? bucket_low(bucket)
+                                : bucket_low(bucket) + bucket_width(bucket) / 2;
   }
   static double bucket_low(int bucket);
   static double bucket_width(int bucket);

@@ -522,9 +522,8 @@ report::Figures to_figures(const EntryStats& stats, double seconds_per_tick) {
     latency.p50 = clamp(stats.latency.quantile(0.50, stats.calls));
     latency.p90 = clamp(stats.latency.quantile(0.90, stats.calls));
     latency.p99 = clamp(stats.latency.quantile(0.99, stats.calls));
-    stats.latency.for_each_bucket([&](double ticks, uint64_t count) {
-      latency.histogram.emplace_back(clamp(ticks), count);
-    });
+    stats.latency.for_each_bucket(
+        [&](double ticks, uint64_t count) { latency.histogram.emplace_back(clamp(ticks), count); });
   }
   figures.latency = latency;
   if (stats.coroutine_calls > 0) {

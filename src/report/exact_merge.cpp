@@ -12,7 +12,9 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument(what); }
+[[noreturn]] void bad(const std::string& what) {
+  throw std::invalid_argument(what);
+}
 
 double number(const json& object, const char* key) {
   auto it = object.find(key);
@@ -93,8 +95,8 @@ void add_figures(Figures& total, const Figures& part) {
   total.self_seconds += part.self_seconds;
   if (part.calls) total.calls = calls_before + *part.calls;
   if (part.coroutine_wall_seconds) {
-    total.coroutine_wall_seconds = total.coroutine_wall_seconds.value_or(0) +
-                                   *part.coroutine_wall_seconds;
+    total.coroutine_wall_seconds =
+        total.coroutine_wall_seconds.value_or(0) + *part.coroutine_wall_seconds;
   }
   const uint64_t part_calls = part.calls.value_or(0);
   if (!part.latency || part_calls == 0) return;

@@ -73,9 +73,9 @@ TEST(ExactMerge, JsonReadsBackWhatWasWritten) {
 // Calls and times add up; percentiles are those of all the calls together, not an average of
 // each process's.
 TEST(ExactMerge, FiguresAddUpAndPercentilesComeFromAllCalls) {
-  const Results merged = merge_exact_results({worker(1, {0.001, 0.001, 0.001, 0.001}),
-                                              worker(2, {0.010, 0.010, 0.010, 0.010, 0.010,
-                                                         0.010})});
+  const Results merged =
+      merge_exact_results({worker(1, {0.001, 0.001, 0.001, 0.001}),
+                           worker(2, {0.010, 0.010, 0.010, 0.010, 0.010, 0.010})});
   ASSERT_EQ(merged.functions.size(), 1u);
   const FunctionResult& f = merged.functions[0];
   EXPECT_TRUE(f.has_data);

@@ -59,7 +59,7 @@ class Image {
 struct Scene {
   Layout layout;
   uint64_t runtime = 0;
-  uint64_t method_frame = 0;  // `consume`'s frame
+  uint64_t method_frame = 0;            // `consume`'s frame
   process::SnapshotMemory whole, torn;  // consistent, and caught mid-change (see Tear)
 };
 
