@@ -436,8 +436,10 @@ class Prompt {
     }
     out += fmt::format(
         "stacks:     {} read again (caught mid-change), {} left incomplete, {} read from the "
-        "caller of a newest frame that had just returned, {} frames read again alone\n",
-        st.reread_stacks, st.incomplete_stacks, st.returned_frames, st.frames_read_again);
+        "caller of a newest frame that had just returned, {} frames read again alone, {} "
+        "caught returning (freeing their locals) and counted to them\n",
+        st.reread_stacks, st.incomplete_stacks, st.returned_frames, st.frames_read_again,
+        st.returning_frames);
     out += fmt::format(
         "threads:    thread list read again {} times (a thread ended under us), "
         "cut short {} times, not paused {} (--blocking: exiting or ended, or slow to stop)\n",

@@ -74,7 +74,8 @@ CodeCache::CodeCache(process::MemoryReader& memory, const Layout& layout, uint64
       bytes_type_(bytes_type) {
   const auto& c = layout.code;
   uint64_t end = std::max({layout.ob_type + 8, c.filename + 8, c.name + 8, c.qualname + 8,
-                           c.linetable + 8, c.firstlineno + 4, c.flags + 4});
+                           c.linetable + 8, c.firstlineno + 4, c.flags + 4, c.framesize + 4, c.stacksize + 4,
+                           c.nlocalsplus + 4});
   header_size_ = static_cast<size_t>(end);
 }
 
@@ -154,6 +155,17 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
     constexpr uint32_t kGeneratorFlags = 0x20 | 0x80 | 0x100 | 0x200;
     entry.info.generator = (load<uint32_t>(header, layout_.code.flags) & kGeneratorFlags) != 0;
   }
+  // The words a frame of this code takes on the data stack (3.11+).
+  int64_t words = 0;
+  if (layout_.code.framesize) {
+    words = load<int32_t>(header, layout_.code.framesize);
+  } else if (layout_.code.stacksize && layout_.code.nlocalsplus) {
+    const int32_t stack = load<int32_t>(header, layout_.code.stacksize);
+    const int32_t locals = load<int32_t>(header, layout_.code.nlocalsplus);
+    if (stack >= 0 && locals >= 0)
+      words = int64_t{stack} + locals + static_cast<int64_t>(layout_.code.frame_specials);
+  }
+  if (words > 0 && words < (1 << 20)) entry.info.framesize = static_cast<uint32_t>(words);
   entry.info.id = next_id_++;
   if (plausible_pointer(id.linetable)) read_bytes(id.linetable, entry.linetable, 1 << 20);
 

@@ -90,6 +90,7 @@ struct Layout {
     uint64_t thread_id = 0;         // pthread_t
     uint64_t native_thread_id = 0;  // 3.11+: the kernel TID
     uint64_t datastack_chunk = 0;   // 3.11+
+    uint64_t datastack_top = 0;     // 3.11+: the data stack's first free word
   } thread;
 
   struct Frame {
@@ -123,6 +124,11 @@ struct Layout {
     uint64_t flags = 0;      // 3.8-3.10: co_flags, to tell generator frames (see owner_generator)
     uint64_t linetable = 0;  // co_lnotab (3.8, 3.9) or co_linetable
     uint64_t code_adaptive = 0;  // 3.11+: offset of the instructions inside the code object
+    uint64_t framesize = 0;      // 3.12+: co_framesize, the words a frame of it takes
+    // 3.11: a frame takes co_nlocalsplus + co_stacksize + frame_specials words.
+    uint64_t stacksize = 0;
+    uint64_t nlocalsplus = 0;
+    uint64_t frame_specials = 0;
     // 3.8-3.10 have no co_qualname: a method's class is found from its first argument, which
     // needs co_argcount and co_varnames.
     uint64_t argcount = 0;

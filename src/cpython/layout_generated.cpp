@@ -275,6 +275,7 @@ Layout layout_311() {
   l.thread.thread_id = 152;  // offsetof(PyThreadState, thread_id)
   l.thread.native_thread_id = 160;  // offsetof(PyThreadState, native_thread_id)
   l.thread.datastack_chunk = 296;  // offsetof(PyThreadState, datastack_chunk)
+  l.thread.datastack_top = 304;  // offsetof(PyThreadState, datastack_top)
   l.thread.root_cframe = 336;  // offsetof(PyThreadState, root_cframe)
   l.frame.size = 80;  // sizeof(_PyInterpreterFrame)
   l.frame.code = 32;  // offsetof(_PyInterpreterFrame, f_code)
@@ -290,6 +291,9 @@ Layout layout_311() {
   l.code.qualname = 128;  // offsetof(PyCodeObject, co_qualname)
   l.code.linetable = 136;  // offsetof(PyCodeObject, co_linetable)
   l.code.code_adaptive = 184;  // offsetof(PyCodeObject, co_code_adaptive)
+  l.code.stacksize = 68;  // offsetof(PyCodeObject, co_stacksize)
+  l.code.nlocalsplus = 76;  // offsetof(PyCodeObject, co_nlocalsplus)
+  l.code.frame_specials = 9;  // FRAME_SPECIALS_SIZE
   l.unicode.length = 16;  // offsetof(PyASCIIObject, length)
   l.unicode.state = 32;  // offsetof(PyASCIIObject, state)
   l.unicode.ascii_data = 48;  // sizeof(PyASCIIObject)
@@ -367,6 +371,7 @@ Layout layout_312() {
   l.thread.thread_id = 136;  // offsetof(PyThreadState, thread_id)
   l.thread.native_thread_id = 144;  // offsetof(PyThreadState, native_thread_id)
   l.thread.datastack_chunk = 232;  // offsetof(PyThreadState, datastack_chunk)
+  l.thread.datastack_top = 240;  // offsetof(PyThreadState, datastack_top)
   l.thread.root_cframe = 272;  // offsetof(PyThreadState, root_cframe)
   l.frame.size = 80;  // sizeof(_PyInterpreterFrame)
   l.frame.code = 0;  // offsetof(_PyInterpreterFrame, f_code)
@@ -383,6 +388,7 @@ Layout layout_312() {
   l.code.qualname = 128;  // offsetof(PyCodeObject, co_qualname)
   l.code.linetable = 136;  // offsetof(PyCodeObject, co_linetable)
   l.code.code_adaptive = 192;  // offsetof(PyCodeObject, co_code_adaptive)
+  l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
   l.unicode.length = 16;  // offsetof(PyASCIIObject, length)
   l.unicode.state = 32;  // offsetof(PyASCIIObject, state)
   l.unicode.ascii_data = 40;  // sizeof(PyASCIIObject)
@@ -476,6 +482,7 @@ void read_313(const DebugTable& t, Layout& l) {
   l.thread.native_thread_id = t.offset("thread_state.native_thread_id", 25, 19, 8);
   // offsetof(PyThreadState, datastack_chunk)
   l.thread.datastack_chunk = t.offset("thread_state.datastack_chunk", 26, 19, 8);
+  l.thread.datastack_top = 240;  // offsetof(PyThreadState, datastack_top)
   // offsetof(_PyInterpreterFrame, previous)
   l.frame.previous = t.offset("interpreter_frame.previous", 29, 28, 8);
   // offsetof(_PyInterpreterFrame, f_executable)
@@ -503,6 +510,7 @@ void read_313(const DebugTable& t, Layout& l) {
   l.code.firstlineno = t.offset("code_object.firstlineno", 39, 34, 4);
   // offsetof(PyCodeObject, co_code_adaptive)
   l.code.code_adaptive = t.offset("code_object.co_code_adaptive", 43, 34, 1);
+  l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
   l.unicode.state = t.offset("unicode_object.state", 68, 67, 4);  // offsetof(PyASCIIObject, state)
   // offsetof(PyASCIIObject, length)
   l.unicode.length = t.offset("unicode_object.length", 69, 67, 8);
@@ -603,6 +611,7 @@ void read_314(const DebugTable& t, Layout& l) {
   l.thread.native_thread_id = t.offset("thread_state.native_thread_id", 28, 22, 8);
   // offsetof(PyThreadState, datastack_chunk)
   l.thread.datastack_chunk = t.offset("thread_state.datastack_chunk", 29, 22, 8);
+  l.thread.datastack_top = 240;  // offsetof(PyThreadState, datastack_top)
   // offsetof(_PyInterpreterFrame, previous)
   l.frame.previous = t.offset("interpreter_frame.previous", 32, 31, 8);
   // offsetof(_PyInterpreterFrame, f_executable)
@@ -631,6 +640,7 @@ void read_314(const DebugTable& t, Layout& l) {
   l.code.firstlineno = t.offset("code_object.firstlineno", 44, 39, 4);
   // offsetof(PyCodeObject, co_code_adaptive)
   l.code.code_adaptive = t.offset("code_object.co_code_adaptive", 48, 39, 1);
+  l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
   l.unicode.state = t.offset("unicode_object.state", 78, 77, 4);  // offsetof(PyASCIIObject, state)
   // offsetof(PyASCIIObject, length)
   l.unicode.length = t.offset("unicode_object.length", 79, 77, 8);
@@ -741,6 +751,7 @@ void read_315(const DebugTable& t, Layout& l) {
   l.thread.native_thread_id = t.offset("thread_state.native_thread_id", 31, 22, 8);
   // offsetof(PyThreadState, datastack_chunk)
   l.thread.datastack_chunk = t.offset("thread_state.datastack_chunk", 32, 22, 8);
+  l.thread.datastack_top = 264;  // offsetof(PyThreadState, datastack_top)
   // offsetof(_PyInterpreterFrame, previous)
   l.frame.previous = t.offset("interpreter_frame.previous", 40, 39, 8);
   // offsetof(_PyInterpreterFrame, f_executable)
@@ -768,6 +779,7 @@ void read_315(const DebugTable& t, Layout& l) {
   l.code.firstlineno = t.offset("code_object.firstlineno", 52, 47, 4);
   // offsetof(PyCodeObject, co_code_adaptive)
   l.code.code_adaptive = t.offset("code_object.co_code_adaptive", 56, 47, 1);
+  l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
   l.unicode.state = t.offset("unicode_object.state", 90, 89, 4);  // offsetof(PyASCIIObject, state)
   // offsetof(PyASCIIObject, length)
   l.unicode.length = t.offset("unicode_object.length", 91, 89, 8);
@@ -955,11 +967,15 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"thread.cframe_current_frame", static_cast<int64_t>(l.thread.cframe_current_frame)},
       {"thread.native_thread_id", static_cast<int64_t>(l.thread.native_thread_id)},
       {"thread.datastack_chunk", static_cast<int64_t>(l.thread.datastack_chunk)},
+      {"thread.datastack_top", static_cast<int64_t>(l.thread.datastack_top)},
       {"thread.root_cframe", static_cast<int64_t>(l.thread.root_cframe)},
       {"frame.owner", static_cast<int64_t>(l.frame.owner)},
       {"frame.owner_generator", static_cast<int64_t>(l.frame.owner_generator)},
       {"code.qualname", static_cast<int64_t>(l.code.qualname)},
       {"code.code_adaptive", static_cast<int64_t>(l.code.code_adaptive)},
+      {"code.stacksize", static_cast<int64_t>(l.code.stacksize)},
+      {"code.nlocalsplus", static_cast<int64_t>(l.code.nlocalsplus)},
+      {"code.frame_specials", static_cast<int64_t>(l.code.frame_specials)},
       {"chunk.previous", static_cast<int64_t>(l.chunk.previous)},
       {"chunk.size", static_cast<int64_t>(l.chunk.size)},
       {"chunk.top", static_cast<int64_t>(l.chunk.top)},
@@ -974,6 +990,7 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"interp.gil_holder", static_cast<int64_t>(l.interp.gil_holder)},
       {"interp.gil_locked", static_cast<int64_t>(l.interp.gil_locked)},
       {"frame.owner_cstack", static_cast<int64_t>(l.frame.owner_cstack)},
+      {"code.framesize", static_cast<int64_t>(l.code.framesize)},
       {"frame.code_is_tagged", static_cast<int64_t>(l.frame.code_is_tagged)},
       {"frame.instr_is_next", static_cast<int64_t>(l.frame.instr_is_next)},
       {"frame.owner_interpreter", static_cast<int64_t>(l.frame.owner_interpreter)},

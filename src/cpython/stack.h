@@ -17,6 +17,7 @@ struct CodeInfo {
   std::string filename;  // co_filename
   int firstlineno = 0;
   bool generator = false;  // 3.8-3.10: a generator's or coroutine's code (from co_flags)
+  uint32_t framesize = 0;  // 3.11+: words a frame of this code takes on the data stack
 };
 
 struct Frame {

@@ -48,6 +48,10 @@ struct WalkStats {
   // 3.8-3.10: frames read again from the live process because their copy showed them no
   // longer running (see walk_frame_objects), and found running: not a loss, no re-read.
   uint64_t frames_read_again = 0;
+  // 3.12+: samples that caught the newest function returning: unlinked from the thread's
+  // chain but still on its data stack, its locals being freed. Counted in its name (see
+  // walker.cpp), not its caller's.
+  uint64_t returning_frames = 0;
   uint64_t thread_list_retries = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... and still cut after the last retry: threads lost
 };
@@ -90,6 +94,9 @@ class StackWalker {
   bool is_zombie_frame(uint64_t code, uint64_t frame);
   // `bottom` is set to the address of the outermost Python frame reached.
   bool walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint64_t& bottom);
+  // 3.12+: a frame still on the data stack above the newest one the thread runs, returning to
+  // `current`: put first in `out` (see walker.cpp).
+  void add_returning_frame(uint64_t tstate, uint64_t current, ThreadStack& out);
   // 3.11+: whether a stack read from `frame` (0: none) down to `bottom` can be the thread's
   // whole stack (see walker.cpp).
   bool ends_at_thread_root(uint64_t tstate, uint64_t frame, uint64_t bottom);
@@ -102,6 +109,10 @@ class StackWalker {
   WalkStats stats_;
   std::vector<uint8_t> scratch_;
   std::vector<uint8_t> fresh_;  // a frame header read again from the live process
+  // The last walk_interpreter_frames: its newest frame on the thread's data stack (not a
+  // generator's, nor a shim), and that frame's code.
+  uint64_t newest_owned_ = 0;
+  const CodeInfo* newest_owned_code_ = nullptr;
 };
 
 }  // namespace spyglass::cpython

@@ -601,6 +601,7 @@ nlohmann::json to_json(const Results& results) {
                         {"reread_stacks", results.reread_stacks},
                         {"returned_frames", results.returned_frames},
                         {"frames_read_again", results.frames_read_again},
+                        {"returning_frames", results.returning_frames},
                         {"incomplete_stacks", results.incomplete_stacks},
                         {"unreadable_samples", results.unreadable_samples},
                         {"reread_thread_lists", results.reread_thread_lists},

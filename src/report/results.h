@@ -71,6 +71,7 @@ struct Results {
   uint64_t reread_stacks = 0;      // thread stacks read again after catching them mid-change
   uint64_t returned_frames = 0;    // 3.8-3.10: newest frames already returned, read from caller
   uint64_t frames_read_again = 0;  // 3.8-3.10: frames whose copy looked finished, read live
+  uint64_t returning_frames = 0;   // 3.12+: newest functions caught returning, counted to them
   uint64_t incomplete_stacks = 0;  // thread stacks that stayed incomplete
   uint64_t unreadable_samples = 0;   // samples whose walk failed: dropped whole
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change

@@ -31,6 +31,7 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.reread_stacks = status.reread_stacks;
   results.returned_frames = status.returned_frames;
   results.frames_read_again = status.frames_read_again;
+  results.returning_frames = status.returning_frames;
   results.incomplete_stacks = status.incomplete_stacks;
   results.unreadable_samples = status.failed_walks;
   results.reread_thread_lists = status.reread_thread_lists;

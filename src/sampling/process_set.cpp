@@ -233,6 +233,7 @@ SamplerStatus ProcessSet::status() const {
     total.incomplete_stacks += s.incomplete_stacks;
     total.returned_frames += s.returned_frames;
     total.frames_read_again += s.frames_read_again;
+    total.returning_frames += s.returning_frames;
     total.reread_thread_lists += s.reread_thread_lists;
     total.cut_thread_lists += s.cut_thread_lists;
     total.unpaused_threads += s.unpaused_threads;

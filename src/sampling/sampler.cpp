@@ -682,6 +682,7 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   c.retries = after.torn_retries - before.torn_retries;
   c.returned = after.returned_frames - before.returned_frames;
   c.frames_again = after.frames_read_again - before.frames_read_again;
+  c.returning = after.returning_frames - before.returning_frames;
   c.list_retries = after.thread_list_retries - before.thread_list_retries;
   c.cut_lists = after.cut_thread_lists - before.cut_thread_lists;
   c.read_seconds = prefetch.read_seconds() - read_before;
@@ -727,6 +728,7 @@ void ProcessSampler::record(double start, double weight, double walk_seconds, bo
   stats_.reread_stacks += c.retries;
   stats_.returned_frames += c.returned;
   stats_.frames_read_again += c.frames_again;
+  stats_.returning_frames += c.returning;
   stats_.reread_thread_lists += c.list_retries;
   stats_.cut_thread_lists += c.cut_lists;
   stats_.unpaused_threads += c.unpaused;

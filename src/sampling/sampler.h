@@ -66,6 +66,7 @@ struct SamplerStatus {
   uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
   uint64_t returned_frames = 0;    // 3.8-3.10: newest frames already returned, read from caller
   uint64_t frames_read_again = 0;  // 3.8-3.10: frames whose copy looked finished, read live
+  uint64_t returning_frames = 0;   // 3.12+: newest functions caught returning, counted to them
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut after the last retry: later threads lost
   // --blocking: threads a sample could not pause (exiting: ESRCH or EPERM; or not stopped in
@@ -198,7 +199,8 @@ class ProcessSampler {
     size_t unpaused = 0;
     double read_seconds = 0;
     uint64_t read_calls = 0, memory_reads = 0, prefetched_reads = 0;
-    uint64_t retries = 0, returned = 0, frames_again = 0, list_retries = 0, cut_lists = 0;
+    uint64_t retries = 0, returned = 0, frames_again = 0, returning = 0, list_retries = 0,
+             cut_lists = 0;
     uint64_t unreadable_tasks = 0, cut_task_chains = 0, cut_task_lists = 0;
     uint64_t unreadable_links = 0;
   } collected_;

@@ -60,6 +60,7 @@ struct Scene {
   Layout layout;
   uint64_t runtime = 0;
   uint64_t method_frame = 0;            // `consume`'s frame
+  uint64_t tstate = 0, method_code = 0, generator_frame = 0;
   process::SnapshotMemory whole, torn;  // consistent, and caught mid-change (see Tear)
 };
 
@@ -157,6 +158,9 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<uint64_t>(tstate, L.thread.frame, generator);
   }
   scene.method_frame = caller;
+  scene.tstate = tstate;
+  scene.method_code = consume;
+  scene.generator_frame = generator;
   if (tear == Tear::kSelfCleared || tear == Tear::kFrameReused) {
     uint64_t varnames = image.allocate(L.tuple_items + 8);
     image.put<uint64_t>(varnames, L.tuple_items, image.str(L, "self"));
@@ -603,6 +607,70 @@ TEST(WalkerThreadList, ListBrokenOffIsReadAgainThenCounted) {
   EXPECT_TRUE(threads.empty());
   EXPECT_EQ(walker.stats().cut_thread_lists, 1u);
 }
+
+// 3.12+: a function returning (unlinked, its locals being freed) is still on the data stack
+// above the newest frame there; a sample then is counted to it, not to its caller.
+class WalkerReturningFrame : public ::testing::TestWithParam<int> {};
+
+TEST_P(WalkerReturningFrame, FrameAboveTheNewestOnTheDataStackIsCountedToItself) {
+  Scene scene = make_scene(GetParam());
+  const Layout& L = scene.layout;
+  auto word = [](uint64_t value) {
+    std::vector<uint8_t> bytes(8);
+    std::memcpy(bytes.data(), &value, 8);
+    return bytes;
+  };
+  // `numbers` (a generator: its frame is the generator's) runs, called by `consume`, the newest
+  // frame on the data stack. `helper`, which `numbers` called, is returning: right above
+  // `consume` by its code's frame size, below the data stack's top, returning to `numbers`.
+  const uint32_t words = 64;
+  const uint64_t above = scene.method_frame + words * 8;
+  const uint64_t helper_code = scene.method_code;  // any valid code object will do
+  std::vector<uint8_t> frame(L.frame.size, 0);
+  std::memcpy(frame.data() + L.frame.code, &helper_code, 8);
+  std::memcpy(frame.data() + L.frame.previous, &scene.generator_frame, 8);
+  for (auto* image : {&scene.whole, &scene.torn}) {
+    if (L.code.framesize) {
+      image->add_region(scene.method_code + L.code.framesize,
+                        std::vector<uint8_t>{words, 0, 0, 0});
+    } else {  // 3.11: co_nlocalsplus + co_stacksize + FRAME_SPECIALS_SIZE
+      const auto stack = static_cast<uint8_t>(words - L.code.frame_specials);
+      image->add_region(scene.method_code + L.code.stacksize, std::vector<uint8_t>{stack, 0, 0, 0});
+      image->add_region(scene.method_code + L.code.nlocalsplus, std::vector<uint8_t>{0, 0, 0, 0});
+    }
+    image->add_region(above, frame);
+  }
+  auto walk_with_top = [&](uint64_t top) {
+    for (auto* image : {&scene.whole, &scene.torn}) {
+      image->add_region(scene.tstate + L.thread.datastack_top, word(top));
+    }
+    TearingMemory memory(scene, 0);
+    StackWalker walker(memory, WalkerConfig{L, scene.runtime});
+    std::vector<ThreadStack> threads;
+    EXPECT_TRUE(walker.walk(threads));
+    return std::make_pair(threads.empty() ? std::vector<std::string>{} : names(threads[0]),
+                          walker.stats().returning_frames);
+  };
+  auto [returning, counted] = walk_with_top(above + 256);
+  EXPECT_EQ(returning,
+            (std::vector<std::string>{"consume", "numbers", "consume", "<module>"}));
+  EXPECT_EQ(counted, 1u);
+  // The top right at `consume`'s end: nothing above it is alive.
+  auto [plain, none] = walk_with_top(above);
+  EXPECT_EQ(plain, (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_EQ(none, 0u);
+  // A frame above that returns elsewhere (another thread's chain, stale memory) is not taken.
+  const uint64_t elsewhere = 0x1230;
+  for (auto* image : {&scene.whole, &scene.torn}) {
+    image->add_region(above + L.frame.previous, word(elsewhere));
+  }
+  auto [stale, stale_counted] = walk_with_top(above + 256);
+  EXPECT_EQ(stale, (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_EQ(stale_counted, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, WalkerReturningFrame, ::testing::Values(11, 12),
+                         [](const auto& info) { return "Python3_" + std::to_string(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerChainEnd, ::testing::Values(11, 12),
                          [](const auto& info) { return "Python3_" + std::to_string(info.param); });
