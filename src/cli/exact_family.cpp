@@ -63,9 +63,15 @@ const char* label(MemberState state) {
   return "?";
 }
 
-// A command line as notes show it: its first 60 characters (the JSON has it whole).
-std::string shortened(const std::string& command) {
+// A command line as notes show it: the program without its folder, the first 60 characters
+// (the JSON has it whole).
+std::string shortened(std::string command) {
   constexpr size_t kShown = 60;
+  const size_t first_space = command.find(' ');
+  const size_t slash = command.rfind('/', first_space);
+  if (!command.empty() && command[0] == '/' && slash != std::string::npos) {
+    command.erase(0, slash + 1);
+  }
   if (command.size() <= kShown) return command;
   size_t cut = kShown;
   while (cut > 0 && (static_cast<unsigned char>(command[cut]) & 0xC0) == 0x80) --cut;
