@@ -12,7 +12,6 @@ calls: the counts must be equal, per process and in all.
 - bad cases: attach --exact -s, a family with no Python in it.
 """
 
-import http.client
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ import time
 import pytest
 
 from conftest import HERE, REPO, build_package, child_env, interpreters
+from servers import children_of, free_port, load, read_truth, wait_for
 
 REALPROGRAMS = os.path.join(REPO, "tests", "realprograms")
 POOL = os.path.join(HERE, "pool_target.py")
@@ -36,16 +36,6 @@ def spyglass_bin():
     if not os.path.exists(path):
         pytest.skip("the spyglass command is not built (%s): run make build" % path)
     return os.path.abspath(path)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 class Record(object):
@@ -193,59 +183,6 @@ def test_pool_never_importing_spyglass_counted_exactly(python314, tmp_path):
 
 # --- gunicorn -----------------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children_of(pid):
-    out = []
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(p) for p in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def read_truth(folder):
-    out = {}
-    for name in os.listdir(folder):
-        if name.endswith(".json"):
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    out[int(name[:-5])] = json.load(f)["calls"]
-            except (OSError, ValueError):
-                pass
-    return out
-
-
-def load(port, seconds, clients, counts, failures):
-    deadline = time.monotonic() + seconds
-
-    def client(index):
-        while time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                connection.request("GET", "/")
-                connection.getresponse().read()
-                connection.close()
-                counts[index] += 1
-            except (OSError, http.client.HTTPException) as error:
-                failures.append(repr(error))  # the killed worker's request
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
 def gunicorn_environment(python, package):
     if REALPROGRAMS not in sys.path:
         sys.path.insert(0, REALPROGRAMS)
@@ -284,9 +221,9 @@ def test_gunicorn_workers_counted_exactly(interpreter, tmp_path):
                  30, "gunicorn to listen")
         record = Record(server.pid, [HANDLER], tmp_path / "exact.json")
         record.wait_timing([server.pid] + workers)
-        before = read_truth(truth_dir)
+        before = read_truth(truth_dir, "calls")
         counts, failures = [0] * 6, []
-        threads = load(port, 4.0, 6, counts, failures)
+        threads = load(port, 4.0, 6, failures, counts)
         time.sleep(1.5)
         killed = workers[0]
         os.kill(killed, signal.SIGKILL)
@@ -296,7 +233,7 @@ def test_gunicorn_workers_counted_exactly(interpreter, tmp_path):
         for thread in threads:
             thread.join()
         record.wait_timing([replacement])
-        after = read_truth(truth_dir)
+        after = read_truth(truth_dir, "calls")
         document = record.finish()
         record = None
     finally:

@@ -14,19 +14,17 @@ spyglass found the process, which it reports for every process that started whil
 (`found_after_seconds`), plus one call for a worker killed in the middle of a call.
 """
 
-import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
 import support
+from servers import children_of, free_port, load, read_truth, wait_for
 
 REALPROGRAMS = support.REPO_ROOT / "tests" / "realprograms"
 POOL_PROGRAM = REALPROGRAMS / "pool_work.py"
@@ -112,71 +110,6 @@ def test_pool_workers(spyglass_bin, interpreter, tmp_path, how, tasks):
 
 # --- gunicorn -----------------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children_of(pid):
-    """Every thread's children (gunicorn 27 forks its workers from a thread of its own)."""
-    out = []
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(p) for p in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def read_truth(folder):
-    out = {}
-    for name in os.listdir(folder):
-        if name.endswith(".json"):
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    out[int(name[:-5])] = json.load(f)["handle_request"]
-            except (OSError, ValueError):
-                pass
-    return out
-
-
-def load(port, seconds, clients, failures, counts):
-    deadline = time.monotonic() + seconds
-
-    def client(index):
-        while time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                connection.request("GET", "/")
-                connection.getresponse().read()
-                connection.close()
-                counts[index] += 1
-            except (OSError, http.client.HTTPException) as error:
-                # A request the killed worker was serving fails: expected, once per client.
-                failures.append(repr(error))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
 # The application's handler, by its module: gunicorn's own SyncWorker.handle_request answers to
 # the bare name too (a pattern names every function it matches).
 HANDLER = "wsgi_workers.handle_request"
@@ -206,7 +139,7 @@ def test_gunicorn_workers(spyglass_bin, interpreter, environment, tmp_path):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = spyglass.stderr.readline()
         assert "recording process %d and its subprocesses" % server.pid in line, line
-        before = read_truth(truth_dir)
+        before = read_truth(truth_dir, "handle_request")
         failures, counts = [], [0] * 8
         threads = load(port, 6.0, 8, failures, counts)
         time.sleep(2.5)
@@ -218,7 +151,7 @@ def test_gunicorn_workers(spyglass_bin, interpreter, environment, tmp_path):
         for thread in threads:
             thread.join()
         time.sleep(0.3)
-        after = read_truth(truth_dir)
+        after = read_truth(truth_dir, "handle_request")
         spyglass.send_signal(signal.SIGINT)
         out, err = spyglass.communicate(timeout=30)
         assert spyglass.returncode == 0, err
