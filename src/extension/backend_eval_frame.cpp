@@ -49,6 +49,9 @@ PyObject* evaluate_generator(PyThreadState* tstate, compat::EvalFrame* frame, in
 
 PyObject* evaluate(PyThreadState* tstate, compat::EvalFrame* frame, int throwflag) {
   PyObject* code = compat::eval_frame_code(frame);
+  if (marked_unchosen(code)) [[likely]] {
+    return compat::eval_frame_default(tstate, frame, throwflag);
+  }
   PyFrameObject* object = compat::eval_frame_object(frame);
   if (object == nullptr && (compat::code_flags(code) & kGeneratorFlags) != 0) [[unlikely]] {
     return evaluate_generator(tstate, frame, throwflag, code);

@@ -141,6 +141,13 @@ struct State {
 };
 
 State g;
+
+// g_unchosen_mark follows g.extra_index and g.generation.
+void publish_unchosen_mark() {
+  g_unchosen_mark.extra_index = g.extra_index;
+  g_unchosen_mark.value = (static_cast<uintptr_t>(g.generation) << 1) | 1u;
+}
+
 thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // ---- helpers on Python objects (slow path only) ----
@@ -463,6 +470,7 @@ void close_open_frames(Ticks now) {
 // drop shadow frames of code no longer chosen (their end will not be reported).
 void rejudge_known_codes() {
   ++g.generation;
+  publish_unchosen_mark();
   for (auto it = g.known.begin(); it != g.known.end();) {
     KnownCode& known = it->second;
     bool still = false;
@@ -549,6 +557,8 @@ void merge_into(EntryStats& total, const EntryStats& part) {
 }
 
 }  // namespace
+
+UnchosenMark g_unchosen_mark;
 
 Verdict on_event(Event event, PyObject* code, const FrameRef& frame) {
   if (!g.active) return Verdict::kIgnored;
@@ -659,6 +669,7 @@ bool tracer_initialize() {
     return false;
   }
   g.instances.reset(new Instance[kInstanceSlots]);
+  publish_unchosen_mark();
   return true;
 }
 
@@ -669,6 +680,7 @@ bool tracer_start() {
     return false;
   }
   ++g.generation;  // everything judged before is judged again (patterns may have changed)
+  publish_unchosen_mark();
   g.running = true;
   g.active = true;
   if (!backend::install()) {

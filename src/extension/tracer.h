@@ -40,6 +40,20 @@ Verdict on_event(Event event, PyObject* code, const FrameRef& frame);
 Verdict on_start(PyObject* code, const FrameRef& frame);
 Verdict on_return(PyObject* code, const FrameRef& frame);
 
+// The eval-frame backend's first test on every call, inlined there: true when `code` was judged
+// not chosen for the current chosen set (its co_extra holds that generation's mark). Code never
+// judged, judged for an older set, or chosen, answers false and goes to on_start/on_event.
+struct UnchosenMark {
+  Py_ssize_t extra_index = -1;
+  uintptr_t value = 0;  // (generation << 1) | 1
+};
+extern UnchosenMark g_unchosen_mark;
+
+inline bool marked_unchosen(PyObject* code) {
+  return reinterpret_cast<uintptr_t>(compat::code_extra_fast(code, g_unchosen_mark.extra_index)) ==
+         g_unchosen_mark.value;
+}
+
 // Control, called from the module's functions (GIL held, never from inside a callback).
 bool tracer_initialize();  // once, at import; false with a Python error set
 bool tracer_start();       // installs the backend; false with a Python error set
