@@ -229,3 +229,33 @@ def test_unknown_backend_name_warns(tmp_path):
     if PRE_312:
         assert "SPYGLASS_EXACT_BACKEND=bogus" in proc.stderr
         assert proc.stdout.strip() == EVAL_FRAME
+
+
+SPECIALISED = r"""
+import json, spyglass
+class Box:
+    def __getitem__(self, i):
+        return i
+def plain(x):
+    return x + 1
+def caller(n):
+    b = Box(); s = 0
+    for i in range(n):
+        s += plain(i) + b[i]
+    return s
+caller(5000)  # call sites specialised (3.11: inlined Python-to-Python calls) before start()
+spyglass.start(["plain", "Box.__getitem__"])
+caller(10)
+r = spyglass.results().to_dict()
+spyglass.stop()
+print(json.dumps({f["name"]: f["calls"] for f in r["functions"]}))
+"""
+
+
+@pytest.mark.parametrize("version", PRE_312)
+def test_call_sites_specialised_before_start(version):
+    python, package = build_package(version)
+    proc = run_python(python, package, ["-c", SPECIALISED], SPYGLASS_EXACT_BACKEND="eval_frame")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"plain": 10,
+                                                                "Box.__getitem__": 10}
