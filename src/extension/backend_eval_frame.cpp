@@ -96,18 +96,20 @@ Kind g_installed = Kind::kNone;
 Kind g_last = Kind::kNone;  // for status after stop
 bool g_eval_frame_taken = false;
 
-// SPYGLASS_EXACT_BACKEND=profile|eval_frame, read at each start; the eval-frame function by
-// default (docs/exact.md, "Cost").
-Kind wanted_kind() {
+// SPYGLASS_EXACT_BACKEND=profile|eval_frame, read at each start (`warn`: an unknown name is
+// reported); the eval-frame function by default (docs/exact.md, "Cost").
+Kind wanted_kind(bool warn) {
   const char* name = std::getenv("SPYGLASS_EXACT_BACKEND");
   if (name == nullptr || *name == '\0') return Kind::kEvalFrame;
   if (std::strcmp(name, "profile") == 0) return Kind::kProfileHook;
   if (std::strcmp(name, "eval_frame") == 0 || std::strcmp(name, "eval-frame") == 0) {
     return Kind::kEvalFrame;
   }
-  PySys_WriteStderr(
-      "spyglass: SPYGLASS_EXACT_BACKEND=%.100s is not profile or eval_frame: eval_frame used\n",
-      name);
+  if (warn) {
+    PySys_WriteStderr(
+        "spyglass: SPYGLASS_EXACT_BACKEND=%.100s is not profile or eval_frame: eval_frame used\n",
+        name);
+  }
   return Kind::kEvalFrame;
 }
 
@@ -115,7 +117,7 @@ Kind wanted_kind() {
 
 bool install() {
   if (g_installed != Kind::kNone) return true;
-  Kind kind = wanted_kind();
+  Kind kind = wanted_kind(true);
   g_eval_frame_taken = false;
   if (kind == Kind::kEvalFrame) {
     if (eval_frame::install()) {
@@ -149,7 +151,8 @@ std::string describe() {
     case Kind::kNone:
       break;
   }
-  return wanted_kind() == Kind::kProfileHook ? "profile hook" : "eval-frame function (PEP 523)";
+  return wanted_kind(false) == Kind::kProfileHook ? "profile hook"
+                                                  : "eval-frame function (PEP 523)";
 }
 
 }  // namespace spyglass::exact::backend

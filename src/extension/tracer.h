@@ -1,6 +1,6 @@
 // The exact-mode core: which code objects are chosen, per-thread shadow stacks of the chosen calls
-// in flight, and the per-thread figures. Backends (sys.monitoring on 3.12+, a C profile hook
-// before) feed it events; everything here runs with the GIL held.
+// in flight, and the per-thread figures. Backends (sys.monitoring on 3.12+, a PEP 523 eval-frame
+// function or a C profile hook before) feed it events; everything here runs with the GIL held.
 #pragma once
 
 #include "extension/compat.h"
