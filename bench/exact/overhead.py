@@ -8,6 +8,9 @@ installs yappi and line_profiler from PyPI into a private venv (build-bench/venv
 DIR/venv-<version> with --build-root; skipped for interpreters without venv/pip), then measures
 in one child process:
 
+Before 3.12 spyglass is measured with each backend (spyglass/eval_frame, the default, and
+spyglass/profile, the profile hook), chosen through SPYGLASS_EXACT_BACKEND at each start().
+
   chosen    ns added per call of a chosen function (`def hot(x): return x + 1`)
   unchosen  % slowdown of a call-heavy benchmark (recursive fib) whose functions are NOT chosen
             (another function is): what timing a few functions costs the rest of the program
@@ -79,20 +82,27 @@ def unchosen_pct(enable, disable):
 out = {"python": sys.version.split()[0]}
 nothing = lambda: None
 
-# spyglass
-import spyglass
-out["spyglass_backend"] = None
+# spyglass; before 3.12 with each of its backends (SPYGLASS_EXACT_BACKEND, read at start())
+import os, spyglass
+rows = {}
+out["spyglass_backend"] = {}
 def sg_hot():
     spyglass.start(["hot"])
 def sg_cold():
     spyglass.start(["cold"])
 def sg_stop():
     spyglass.stop()
-rows = {}
-rows["spyglass"] = {"chosen_ns": chosen_ns(sg_hot, sg_stop),
-                    "unchosen_pct": unchosen_pct(sg_cold, sg_stop)}
-spyglass.start(["hot"]); out["spyglass_backend"] = spyglass.info()["backend"]; spyglass.stop()
-rows["spyglass"]["stopped_pct"] = unchosen_pct(nothing, nothing)  # after start/stop: nothing left
+backends = ["eval_frame", "profile"] if sys.version_info < (3, 12) else [None]
+for backend in backends:
+    name = "spyglass" if backend is None else "spyglass/" + backend
+    if backend is not None:
+        os.environ["SPYGLASS_EXACT_BACKEND"] = backend
+    rows[name] = {"chosen_ns": chosen_ns(sg_hot, sg_stop),
+                  "unchosen_pct": unchosen_pct(sg_cold, sg_stop)}
+    spyglass.start(["hot"]); out["spyglass_backend"][name] = spyglass.info()["backend"]
+    spyglass.stop()
+    rows[name]["stopped_pct"] = unchosen_pct(nothing, nothing)  # after start/stop: nothing left
+os.environ.pop("SPYGLASS_EXACT_BACKEND", None)
 
 # cProfile (profiles everything)
 import cProfile
@@ -205,14 +215,14 @@ def main():
             continue
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
 
-    print("%-8s %-14s %12s %14s %10s" % ("python", "tool", "chosen ns/call", "unchosen fib",
+    print("%-8s %-19s %12s %14s %10s" % ("python", "tool", "chosen ns/call", "unchosen fib",
                                            "stopped"))
     for result in results:
         for tool, row in result["rows"].items():
             if row is None:
-                print("%-8s %-14s %12s" % (result["python"], tool, "not installed"))
+                print("%-8s %-19s %12s" % (result["python"], tool, "not installed"))
                 continue
-            print("%-8s %-14s %12s %14s %10s" % (
+            print("%-8s %-19s %12s %14s %10s" % (
                 result["python"], tool, fmt(row["chosen_ns"], "ns"),
                 fmt(row["unchosen_pct"], "%"), fmt(row["stopped_pct"], "%")))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -161,7 +161,7 @@ def functions():
 
 
 def info():
-    """Backend (sys.monitoring tool id or profile hook) and clock in use."""
+    """Backend (sys.monitoring tool id, eval-frame function or profile hook) and clock in use."""
     return _core.info()
 
 

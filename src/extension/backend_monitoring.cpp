@@ -35,27 +35,27 @@ PyObject* answer(Verdict verdict, bool may_disable) {
 // objects of our own type (below) whose vectorcall slot is the callback itself.
 PyObject* on_py_start(PyObject*, PyObject* const* args, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) < 1) Py_RETURN_NONE;
-  return answer(on_start(args[0], nullptr), true);
+  return answer(on_start(args[0], FrameRef{}), true);
 }
 PyObject* on_py_resume(PyObject*, PyObject* const* args, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) < 1) Py_RETURN_NONE;
-  return answer(on_event(Event::kResume, args[0], nullptr), true);
+  return answer(on_event(Event::kResume, args[0], FrameRef{}), true);
 }
 PyObject* on_py_return(PyObject*, PyObject* const* args, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) < 1) Py_RETURN_NONE;
-  return answer(on_return(args[0], nullptr), true);
+  return answer(on_return(args[0], FrameRef{}), true);
 }
 PyObject* on_py_yield(PyObject*, PyObject* const* args, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) < 1) Py_RETURN_NONE;
-  return answer(on_event(Event::kYield, args[0], nullptr), true);
+  return answer(on_event(Event::kYield, args[0], FrameRef{}), true);
 }
 PyObject* on_py_unwind(PyObject*, PyObject* const* args, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) < 1) Py_RETURN_NONE;
-  return answer(on_event(Event::kUnwind, args[0], nullptr), false);
+  return answer(on_event(Event::kUnwind, args[0], FrameRef{}), false);
 }
 PyObject* on_py_throw(PyObject*, PyObject* const* args, size_t nargsf, PyObject*) {
   if (PyVectorcall_NARGS(nargsf) < 1) Py_RETURN_NONE;
-  return answer(on_event(Event::kThrow, args[0], nullptr), false);
+  return answer(on_event(Event::kThrow, args[0], FrameRef{}), false);
 }
 
 // A callable holding one callback. A builtin function (PyCFunction) would put its own layer in

@@ -1,15 +1,18 @@
-// Before 3.12: a C profile hook on every thread. Existing threads get it directly; threads
-// started later through `threading` get a tiny shim (threading.setprofile) that replaces itself
-// with the C hook on the thread's first event. Unchosen code costs one co_extra read per call.
+// Before 3.12, the fallback of the eval-frame backend (backend_eval_frame.cpp picks one): a C
+// profile hook on every thread. Existing threads get it directly; threads started later through
+// `threading` get a tiny shim (threading.setprofile) that replaces itself with the C hook on the
+// thread's first event. Unchosen code costs one co_extra read per call, but CPython's own cost
+// of a profile hook (frame objects on 3.11, call_trace on every call) is paid by all code.
 #include "extension/compat.h"
 
 #if !SPYGLASS_HAS_MONITORING
 
 #include <string>
 
+#include "extension/backend_legacy.h"
 #include "extension/tracer.h"
 
-namespace spyglass::exact::backend {
+namespace spyglass::exact::backend::profile_hook {
 namespace {
 
 bool g_installed = false;
@@ -17,9 +20,9 @@ PyObject* g_shim = nullptr;  // the builtin handed to threading.setprofile
 
 int profile_hook(PyObject*, PyFrameObject* frame, int what, PyObject*) {
   if (what == PyTrace_CALL) {
-    on_start(compat::frame_code(frame), frame);
+    on_start(compat::frame_code(frame), FrameRef{frame});
   } else if (what == PyTrace_RETURN) {
-    on_return(compat::frame_code(frame), frame);  // yields are told apart later
+    on_return(compat::frame_code(frame), FrameRef{frame});  // yields are told apart later
   }
   return 0;
 }
@@ -31,7 +34,7 @@ PyObject* profile_shim(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (g_installed && nargs >= 2 && PyFrame_Check(args[0]) && PyUnicode_Check(args[1]) &&
       PyUnicode_CompareWithASCIIString(args[1], "call") == 0) {
     PyFrameObject* frame = reinterpret_cast<PyFrameObject*>(args[0]);
-    on_event(Event::kStart, compat::frame_code(frame), frame);
+    on_event(Event::kStart, compat::frame_code(frame), FrameRef{frame});
   }
   Py_RETURN_NONE;
 }
@@ -78,12 +81,6 @@ void uninstall() {
   if (!set_threading_profile(Py_None)) PyErr_Clear();
 }
 
-void code_chosen(PyObject*) {}
-void code_dropped(PyObject*) {}
-void chosen_set_changed(bool) {}
-
-std::string describe() { return "profile hook"; }
-
-}  // namespace spyglass::exact::backend
+}  // namespace spyglass::exact::backend::profile_hook
 
 #endif  // !SPYGLASS_HAS_MONITORING

@@ -10,6 +10,22 @@
 
 #include <cstdint>
 
+// PEP 523 (the eval-frame backend, before 3.12) needs two private structures: 3.8's
+// PyInterpreterState (its eval_frame field; 3.9+ have setter and getter functions) and 3.11's
+// _PyInterpreterFrame. Their headers want Py_BUILD_CORE; 3.8's pull in pycore_atomic.h, whose
+// C11 <stdatomic.h> branch is not C++: the GCC-builtin branch is taken instead.
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#include <opcode.h>  // RETURN_GENERATOR
+#undef Py_BUILD_CORE
+#elif PY_VERSION_HEX < 0x03090000
+#define Py_BUILD_CORE 1
+#undef HAVE_STD_ATOMIC
+#include <internal/pycore_pystate.h>
+#undef Py_BUILD_CORE
+#endif
+
 // 3.12+ has sys.monitoring (PEP 669): per-code-object local events. Before it, a C profile hook.
 #if PY_VERSION_HEX >= 0x030C0000
 #define SPYGLASS_HAS_MONITORING 1
@@ -161,5 +177,120 @@ inline Py_tracefunc profile_func_of(PyThreadState* tstate) {
   return tstate->c_profilefunc;
 #endif
 }
+
+// ---- PEP 523: a frame-evaluation function of our own (3.8-3.11) ----
+#if !SPYGLASS_HAS_MONITORING
+
+// What CPython hands an eval-frame function: a frame object before 3.11, the interpreter's own
+// frame from 3.11.
+#if PY_VERSION_HEX >= 0x030B0000
+using EvalFrame = _PyInterpreterFrame;
+#else
+using EvalFrame = PyFrameObject;
+#endif
+// The version's eval-frame function type, and ours in one shape (tstate is null on 3.8, which
+// does not pass it and whose default evaluator does not take it).
+using EvalFrameHook = _PyFrameEvalFunction;
+using EvalFrameBody = PyObject* (*)(PyThreadState* tstate, EvalFrame* frame, int throwflag);
+
+// An EvalFrameHook that calls `Body`.
+template <EvalFrameBody Body>
+#if PY_VERSION_HEX >= 0x03090000
+PyObject* eval_frame_adapter(PyThreadState* tstate, EvalFrame* frame, int throwflag) {
+  return Body(tstate, frame, throwflag);
+}
+#else
+PyObject* eval_frame_adapter(PyFrameObject* frame, int throwflag) {
+  return Body(nullptr, frame, throwflag);
+}
+#endif
+
+inline PyObject* eval_frame_default(PyThreadState* tstate, EvalFrame* frame, int throwflag) {
+#if PY_VERSION_HEX >= 0x03090000
+  return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+#else
+  (void)tstate;
+  return _PyEval_EvalFrameDefault(frame, throwflag);
+#endif
+}
+
+// The interpreter's eval-frame function (3.11 stores null for the default; it is read back as
+// the default).
+inline EvalFrameHook eval_frame_get() {
+#if PY_VERSION_HEX >= 0x03090000
+  return _PyInterpreterState_GetEvalFrameFunc(PyInterpreterState_Get());
+#else
+  return PyThreadState_Get()->interp->eval_frame;
+#endif
+}
+
+inline void eval_frame_set(EvalFrameHook hook) {
+#if PY_VERSION_HEX >= 0x03090000
+  _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), hook);
+#else
+  PyThreadState_Get()->interp->eval_frame = hook;
+#endif
+}
+
+inline bool eval_frame_is_default(EvalFrameHook hook) {
+  return hook == nullptr || hook == reinterpret_cast<EvalFrameHook>(&_PyEval_EvalFrameDefault);
+}
+
+// The code object an eval-frame frame runs (borrowed: the frame holds it).
+inline PyObject* eval_frame_code(EvalFrame* frame) {
+  return reinterpret_cast<PyObject*>(frame->f_code);
+}
+
+// The frame object to hand the core, as the profile hook would (before 3.11); null on 3.11,
+// where none exists unless something asked for one (making it would cost every chosen call).
+inline PyFrameObject* eval_frame_object(EvalFrame* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+  (void)frame;
+  return nullptr;
+#else
+  return frame;
+#endif
+}
+
+inline PyObject* eval_frame_globals(EvalFrame* frame) {
+  return frame->f_globals;
+}
+
+// 3.11 only (before, the frame object tells the core everything): where a generator, coroutine
+// or async generator's frame is when the eval-frame function is called, and after it returns.
+enum class GeneratorStep {
+  kCreating,  // the call that makes the generator object (RETURN_GENERATOR): no event
+  kFirst,     // its first run
+  kLater,     // a resume (send, next, throw)
+};
+
+inline GeneratorStep eval_frame_generator_step(EvalFrame* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+  if (frame->owner != FRAME_OWNED_BY_GENERATOR) return GeneratorStep::kCreating;
+  // A generator that never ran is still after its RETURN_GENERATOR (copied into the generator
+  // by the creating call); a resumed one is after a YIELD_VALUE.
+  return _Py_OPCODE(*frame->prev_instr) == RETURN_GENERATOR ? GeneratorStep::kFirst
+                                                            : GeneratorStep::kLater;
+#else
+  (void)frame;
+  return GeneratorStep::kFirst;
+#endif
+}
+
+// After the default evaluator returned: true when the generator's frame is suspended at a
+// yield/await (YIELD_VALUE sets FRAME_SUSPENDED; a return or an exception leaves it executing
+// until gen_send_ex2 clears it).
+inline bool eval_frame_suspended(EvalFrame* frame) {
+#if PY_VERSION_HEX >= 0x030B0000
+  if (frame->owner != FRAME_OWNED_BY_GENERATOR) return false;
+  auto* gen = reinterpret_cast<PyGenObject*>(reinterpret_cast<char*>(frame) -
+                                             offsetof(PyGenObject, gi_iframe));
+  return gen->gi_frame_state == FRAME_SUSPENDED;
+#else
+  return frame_is_suspending(frame);
+#endif
+}
+
+#endif  // !SPYGLASS_HAS_MONITORING
 
 }  // namespace spyglass::exact::compat

@@ -141,6 +141,13 @@ struct State {
 };
 
 State g;
+
+// g_unchosen_mark follows g.extra_index and g.generation.
+void publish_unchosen_mark() {
+  g_unchosen_mark.extra_index = g.extra_index;
+  g_unchosen_mark.value = (static_cast<uintptr_t>(g.generation) << 1) | 1u;
+}
+
 thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // ---- helpers on Python objects (slow path only) ----
@@ -193,14 +200,14 @@ std::optional<std::string> qualname_if_code(PyObject* candidate, PyObject* code)
 
 // Before 3.11 code objects carry no qualified name: find the function through the module's
 // globals, or through the class of the first argument for methods. Falls back to co_name.
-std::string recover_qualname(PyObject* code, PyObject* globals, PyFrameObject* frame,
+std::string recover_qualname(PyObject* code, PyObject* globals, const FrameRef& frame,
                              const std::string& name) {
   if (globals != nullptr && PyDict_Check(globals)) {
     PyObject* candidate = PyDict_GetItemString(globals, name.c_str());  // borrowed
     if (auto found = qualname_if_code(candidate, code)) return *found;
   }
-  PyObject* first = frame != nullptr && compat::code_argcount(code) > 0
-                        ? compat::frame_first_argument(frame)
+  PyObject* first = frame.object != nullptr && compat::code_argcount(code) > 0
+                        ? compat::frame_first_argument(frame.object)
                         : nullptr;
   if (first != nullptr) {
     PyTypeObject* type = PyType_Check(first) ? reinterpret_cast<PyTypeObject*>(first)
@@ -219,11 +226,13 @@ std::string recover_qualname(PyObject* code, PyObject* globals, PyFrameObject* f
   return name;
 }
 
-CodeIdentity identify(PyObject* code, PyFrameObject* frame) {
+CodeIdentity identify(PyObject* code, const FrameRef& frame) {
   CodeIdentity identity;
   identity.filename = string_attribute(code, "co_filename");
   identity.first_line = compat::code_first_line(code);
-  PyObject* globals = frame != nullptr ? compat::frame_globals(frame) : compat::current_globals();
+  PyObject* globals = frame.object != nullptr    ? compat::frame_globals(frame.object)
+                      : frame.globals != nullptr ? frame.globals
+                                                 : compat::current_globals();
   if (globals != nullptr && PyDict_Check(globals)) {
     identity.module = utf8_of(PyDict_GetItemString(globals, "__name__"));
   }
@@ -257,7 +266,7 @@ void mark_not_chosen(PyObject* code) {
 }
 
 // Judges a code object for the current generation; returns its record, null when not chosen.
-const CodeRecord* classify(PyObject* code, PyFrameObject* frame) {
+const CodeRecord* classify(PyObject* code, const FrameRef& frame) {
   PyObject *type, *value, *traceback;
   PyErr_Fetch(&type, &value, &traceback);
   auto known = g.known.find(code);
@@ -347,7 +356,7 @@ int32_t instance_begin(void* key, Ticks now) {
 // ---- the shadow stack ----
 
 void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& record,
-          PyFrameObject* frame, Ticks now) {
+          const FrameRef& frame, Ticks now) {
   if (thread.depth >= kShadowStackDepth) {
     ++thread.overflow;
     return;
@@ -355,11 +364,13 @@ void push(ThreadState& thread, Event event, PyObject* code, const CodeRecord& re
   ShadowFrame& shadow = thread.stack[thread.depth++];
   shadow = {code, &record, now, 0, nullptr, -1};
   if (record.kind != CodeKind::kFunction) {
-    void* key = frame != nullptr ? static_cast<void*>(frame) : compat::current_instance_key();
+    void* key = frame.object != nullptr         ? static_cast<void*>(frame.object)
+                : frame.instance_key != nullptr ? frame.instance_key
+                                                : compat::current_instance_key();
     shadow.instance_key = key;
     if (key != nullptr) {
       // The profile hook reports every entry as a call: an instance already known is resuming.
-      bool fresh = event == Event::kStart && (frame == nullptr || instance_find(key) < 0);
+      bool fresh = event == Event::kStart && (frame.object == nullptr || instance_find(key) < 0);
       shadow.instance = fresh ? instance_begin(key, now) : instance_find(key);
     }
   }
@@ -459,6 +470,7 @@ void close_open_frames(Ticks now) {
 // drop shadow frames of code no longer chosen (their end will not be reported).
 void rejudge_known_codes() {
   ++g.generation;
+  publish_unchosen_mark();
   for (auto it = g.known.begin(); it != g.known.end();) {
     KnownCode& known = it->second;
     bool still = false;
@@ -546,7 +558,9 @@ void merge_into(EntryStats& total, const EntryStats& part) {
 
 }  // namespace
 
-Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
+UnchosenMark g_unchosen_mark;
+
+Verdict on_event(Event event, PyObject* code, const FrameRef& frame) {
   if (!g.active) return Verdict::kIgnored;
   uintptr_t mark = reinterpret_cast<uintptr_t>(compat::code_extra_fast(code, g.extra_index));
   if ((mark & 1u) && (mark >> 1) == g.generation) return Verdict::kNotChosen;
@@ -589,8 +603,8 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
       push(*thread, event, code, *record, frame, judged_at != 0 ? judged_at : now);
       break;
     case Event::kReturn: {
-      bool suspending = frame != nullptr && record->kind != CodeKind::kFunction &&
-                        compat::frame_is_suspending(frame);
+      bool suspending = frame.object != nullptr && record->kind != CodeKind::kFunction &&
+                        compat::frame_is_suspending(frame.object);
       pop(*thread, code, now, !suspending);
       break;
     }
@@ -604,7 +618,7 @@ Verdict on_event(Event event, PyObject* code, PyFrameObject* frame) {
   return Verdict::kChosen;
 }
 
-Verdict on_start(PyObject* code, PyFrameObject* frame) {
+Verdict on_start(PyObject* code, const FrameRef& frame) {
   uintptr_t mark = reinterpret_cast<uintptr_t>(compat::code_extra_fast(code, g.extra_index));
   ThreadState* thread = tls_thread;
   // The common case: a plain function already judged chosen for this generation, entered on a
@@ -630,7 +644,7 @@ Verdict on_start(PyObject* code, PyFrameObject* frame) {
   return on_event(Event::kStart, code, frame);
 }
 
-Verdict on_return(PyObject* code, PyFrameObject* frame) {
+Verdict on_return(PyObject* code, const FrameRef& frame) {
   ThreadState* thread = tls_thread;
   // The common case: the end of the plain call on top of this thread's stack.
   if (thread != nullptr && thread->depth > 0 && g.active && !thread->busy && thread->overflow == 0)
@@ -655,6 +669,7 @@ bool tracer_initialize() {
     return false;
   }
   g.instances.reset(new Instance[kInstanceSlots]);
+  publish_unchosen_mark();
   return true;
 }
 
@@ -665,6 +680,7 @@ bool tracer_start() {
     return false;
   }
   ++g.generation;  // everything judged before is judged again (patterns may have changed)
+  publish_unchosen_mark();
   g.running = true;
   g.active = true;
   if (!backend::install()) {
