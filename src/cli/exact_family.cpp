@@ -186,6 +186,11 @@ class ExactFamily {
       } else if (member.state == MemberState::kNotTimed) {
         notes.push_back(fmt::format("process {} ({}) not timed: {}", pid, shortened(member.command),
                                     member.reason));
+      } else if (member.state == MemberState::kStarting) {
+        notes.push_back(fmt::format(
+            "process {} ({}) not timed: it opened no exact-mode socket while timed{}", pid,
+            shortened(member.command),
+            member.pending ? " (exact mode asked for, not taken yet)" : ""));
       } else if (member.state == MemberState::kGone) {
         notes.push_back(fmt::format("process {} ({}) exited before it could be timed", pid,
                                     shortened(member.command)));
