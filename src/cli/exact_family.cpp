@@ -188,9 +188,9 @@ class ExactFamily {
                                     member.reason));
       } else if (member.state == MemberState::kStarting) {
         notes.push_back(fmt::format(
-            "process {} ({}) not timed: it opened no exact-mode socket while timed{}", pid,
+            "process {} ({}) not timed (yet): it has opened no exact-mode socket{}", pid,
             shortened(member.command),
-            member.pending ? " (exact mode asked for, not taken yet)" : ""));
+            member.pending ? "; exact mode is asked for, to start at its next Python code" : ""));
       } else if (member.state == MemberState::kGone) {
         notes.push_back(fmt::format("process {} ({}) exited before it could be timed", pid,
                                     shortened(member.command)));
