@@ -80,10 +80,18 @@ for stage in "${stages[@]}"; do
   esac
 done
 
-# Exact mode is left out: its extension runs inside the user's interpreter, which would have to
+# Exact mode's extension is left out: it runs inside the user's interpreter, which would have to
 # be started with LD_PRELOAD=libasan.so for every interpreter the exact tests use, and ASan then
 # reports CPython's own allocations at exit (leaks by design) and its custom allocator's reads.
-echo "sanitize: exact-mode tests not run under sanitizers (the extension runs inside CPython," \
+# Its client is not: `record --exact -s` reads every worker's results (untrusted JSON), merges
+# them and starts exact mode from outside (3.14+); the pools on one interpreter of each kind run
+# with the sanitized spyglass (the extension as `make python` built it).
+if [[ " ${stages[*]} " == *" integration "* ]]; then
+  echo "sanitize: exact mode across workers (the client) on pyenv 3.12 and Debian 3.15"
+  SPYGLASS_BIN=$build/spyglass "$python" -m pytest -q tests/exact/test_family.py \
+    -k "(3.12 or 3.15) and not gunicorn" ${PYTEST_ARGS:-} | tail -1
+fi
+echo "sanitize: exact mode's extension not run under sanitizers (it runs inside CPython," \
      "which is not built with ASan; see tests/robustness/sanitize.sh)"
 
 shopt -s nullglob
