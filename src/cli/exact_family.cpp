@@ -100,8 +100,9 @@ class ExactFamily {
   ExactFamily& operator=(const ExactFamily&) = delete;
   ~ExactFamily() { close(); }
 
-  // Finds new members and reaches each one still starting: its socket, or exact mode started
-  // in it (3.14+, once it is kSocketGraceSeconds old), then timing started.
+  // Finds new members and reaches each one still starting: its socket, or exact mode asked for
+  // in it (3.14+; before, a process without a socket is judged once kSocketGraceSeconds old),
+  // then timing started.
   void look() {
     std::vector<pid_t> pids{root_};
     for (pid_t child : process::descendants(root_)) pids.push_back(child);
