@@ -449,6 +449,25 @@ bool StackWalker::is_zombie_frame(uint64_t code, uint64_t frame) {
          zombie == frame;
 }
 
+namespace {
+
+// 3.11+: the bytes of an interpreter frame a walk reads (its links, code, instruction, owner).
+size_t interpreter_frame_header(const Layout::Frame& F) {
+  return static_cast<size_t>(
+      std::max({F.previous + 8, F.code + 8, F.lasti + 8, F.owner ? F.owner + 1 : 0}));
+}
+
+// 3.11+: a frame's instruction pointer as an offset in code units into its code, -1 when it
+// does not point inside the code object.
+int64_t instruction_offset(const Layout& L, uint64_t code, uint64_t instr) {
+  const uint64_t first_instr = code + L.code.code_adaptive;
+  const int64_t offset =
+      instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
+  return offset > (1 << 24) ? -1 : offset;
+}
+
+}  // namespace
+
 // A returning function is unlinked from the thread's chain before its frame is cleared (CPython's
 // RETURN_VALUE sets the current frame to the caller, then clears and pops the frame, GH-99729):
 // while its locals are freed, which runs their destructors (a request's documents, a parser's
@@ -472,8 +491,7 @@ void StackWalker::add_returning_frame(uint64_t tstate, uint64_t current, ThreadS
   const uint64_t above = newest_owned_ + uint64_t{newest_owned_code_->framesize} * 8;
   // A frame header must fit below the top (one in another chunk is not looked for).
   if (top < above + F.size || top - above > (uint64_t{1} << 24)) return;
-  const size_t header = static_cast<size_t>(
-      std::max({F.previous + 8, F.code + 8, F.lasti + 8, F.owner ? F.owner + 1 : 0}));
+  const size_t header = interpreter_frame_header(F);
   scratch_.resize(header);
   const uint8_t* bytes = memory_.view_or_read(above, header, scratch_.data());
   if (!bytes || field<uint64_t>(bytes, F.previous) != current) return;
@@ -483,10 +501,8 @@ void StackWalker::add_returning_frame(uint64_t tstate, uint64_t current, ThreadS
   const uint64_t instr = field<uint64_t>(bytes, F.lasti);
   const CodeInfo* info = codes_->get(code);
   if (!info) return;
-  const uint64_t first_instr = code + L.code.code_adaptive;
-  int64_t offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
-  if (offset > (1 << 24)) offset = -1;
-  out.frames.insert(out.frames.begin(), Frame{code, info, codes_->line(code, offset), above});
+  out.frames.insert(out.frames.begin(),
+                    Frame{code, info, codes_->line(code, instruction_offset(L, code, instr)), above});
   ++stats_.frames;
   ++stats_.returning_frames;
 }
@@ -494,8 +510,7 @@ void StackWalker::add_returning_frame(uint64_t tstate, uint64_t current, ThreadS
 bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint64_t& bottom) {
   const Layout& L = config_.layout;
   const auto& F = L.frame;
-  size_t header = static_cast<size_t>(
-      std::max({F.previous + 8, F.code + 8, F.lasti + 8, F.owner ? F.owner + 1 : 0}));
+  const size_t header = interpreter_frame_header(F);
   size_t visited = 0;
   const size_t max_visits = config_.max_depth * 2 + 16;  // shim frames do not count as depth
   // 3.12+ begin every thread's stack with a shim frame (the C entry frame, or 3.14's base
@@ -531,10 +546,8 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint
       // chain that is really broken.
       ++stats_.bad_frames;
     } else if (!shim) {
-      uint64_t first_instr = code + L.code.code_adaptive;
-      int64_t offset = instr >= first_instr ? static_cast<int64_t>((instr - first_instr) / 2) : -1;
-      if (offset > (1 << 24)) offset = -1;  // not inside this code object
-      out.frames.push_back(Frame{code, info, codes_->line(code, offset), frame});
+      out.frames.push_back(
+          Frame{code, info, codes_->line(code, instruction_offset(L, code, instr)), frame});
       ++stats_.frames;
       if (!newest_owned_ && (!F.owner || owner == 0)) {  // FRAME_OWNED_BY_THREAD
         newest_owned_ = frame;
