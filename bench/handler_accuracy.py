@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "realprograms"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "lib"))
 import corpus  # noqa: E402
-from servers import children_of, free_port, load, read_truth, wait_for  # noqa: E402
+from servers import free_port, load, read_truth, wait_listening, workers_of  # noqa: E402
 
 HANDLER = "wsgi_workers.handle_request"
 
@@ -47,8 +47,8 @@ def one_run(spyglass, python, rate, seconds, clients):
              str(REPO_ROOT / "tests" / "realprograms"), "wsgi_workers:app"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            worker = wait_for(lambda: children_of(server.pid), 60, "gunicorn's worker")[0]
-            wait_for(lambda: _connects(port), 30, "gunicorn to listen")
+            worker = workers_of(server.pid, 1)[0]
+            wait_listening(port)
             out = os.path.join(folder, "results.json")
             record = subprocess.Popen(
                 [spyglass, "record", "-p", str(worker), "-r", str(rate), "-f", HANDLER,
@@ -73,16 +73,6 @@ def one_run(spyglass, python, rate, seconds, clients):
             "error": row["seconds"] / truth - 1 if truth else 0.0,
             "bound": row["error_seconds"], "returning_frames": document.get("returning_frames"),
             "samples": document["samples"], "requests": sum(counts)}
-
-
-def _connects(port):
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def main():

@@ -15,7 +15,6 @@ calls: the counts must be equal, per process and in all.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,8 @@ import time
 import pytest
 
 from conftest import HERE, REPO, build_package, child_env, interpreters
-from servers import children_of, free_port, load, read_truth, wait_for
+from servers import (free_port, load, read_truth, replacement_of, wait_for, wait_listening,
+                     workers_of)
 
 REALPROGRAMS = os.path.join(REPO, "tests", "realprograms")
 POOL = os.path.join(HERE, "pool_target.py")
@@ -215,10 +215,8 @@ def test_gunicorn_workers_counted_exactly(interpreter, tmp_path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     record = None
     try:
-        workers = wait_for(lambda: len(children_of(server.pid)) >= 4 and children_of(server.pid),
-                           60, "gunicorn's 4 workers")
-        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
-                 30, "gunicorn to listen")
+        workers = workers_of(server.pid, 4)
+        wait_listening(port)
         record = Record(server.pid, [HANDLER], tmp_path / "exact.json")
         record.wait_timing([server.pid] + workers)
         before = read_truth(truth_dir, "calls")
@@ -227,9 +225,7 @@ def test_gunicorn_workers_counted_exactly(interpreter, tmp_path):
         time.sleep(1.5)
         killed = workers[0]
         os.kill(killed, signal.SIGKILL)
-        replacement = wait_for(
-            lambda: [p for p in children_of(server.pid) if p not in workers], 15,
-            "gunicorn to replace the killed worker")[0]
+        replacement = replacement_of(server.pid, workers, 15)
         for thread in threads:
             thread.join()
         record.wait_timing([replacement])

@@ -17,14 +17,13 @@ spyglass found the process, which it reports for every process that started whil
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
 import support
-from servers import children_of, free_port, load, read_truth, wait_for
+from servers import free_port, load, read_truth, replacement_of, wait_listening, workers_of
 
 REALPROGRAMS = support.REPO_ROOT / "tests" / "realprograms"
 POOL_PROGRAM = REALPROGRAMS / "pool_work.py"
@@ -127,10 +126,8 @@ def test_gunicorn_workers(spyglass_bin, interpreter, environment, tmp_path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     spyglass = None
     try:
-        workers = wait_for(lambda: len(children_of(server.pid)) >= 4 and children_of(server.pid),
-                           60, "gunicorn's 4 workers")
-        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
-                 30, "gunicorn to listen")
+        workers = workers_of(server.pid, 4)
+        wait_listening(port)
         # Requests made while waiting wrote truth; profiling starts from what is there now.
         out_file = tmp_path / "results.json"
         spyglass = subprocess.Popen(
@@ -145,9 +142,7 @@ def test_gunicorn_workers(spyglass_bin, interpreter, environment, tmp_path):
         time.sleep(2.5)
         killed = workers[0]
         os.kill(killed, signal.SIGKILL)
-        replacement = wait_for(
-            lambda: [p for p in children_of(server.pid) if p not in workers], 10,
-            "gunicorn to replace the killed worker")[0]
+        replacement = replacement_of(server.pid, workers, 10)
         for thread in threads:
             thread.join()
         time.sleep(0.3)
@@ -191,8 +186,7 @@ def test_dump_top_and_prompt_follow_the_family(spyglass_bin, tmp_path):
     pool = subprocess.Popen([support.runner_python(), str(POOL_PROGRAM), "fork", "3000"],
                             stdout=subprocess.DEVNULL)
     try:
-        workers = wait_for(lambda: len(children_of(pool.pid)) >= 4 and children_of(pool.pid), 30,
-                           "the pool's 4 workers")
+        workers = workers_of(pool.pid, 4, 30)
         dump = support.run_command([spyglass_bin, "dump", "-s", "--json", str(pool.pid)], 60)
         support.assert_success(dump)
         listed = {entry["pid"]: entry for entry in json.loads(dump.stdout)["processes"]}

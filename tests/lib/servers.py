@@ -44,6 +44,32 @@ def wait_for(predicate, timeout, what):
     raise AssertionError("timed out waiting for %s" % what)
 
 
+def workers_of(master, count, timeout=60):
+    """The first `count` or more children of a pre-fork server's master, once it has them."""
+    return wait_for(lambda: len(children_of(master)) >= count and children_of(master), timeout,
+                    "%d workers of process %d" % (count, master))
+
+
+def wait_listening(port, timeout=30):
+    """Returns once something accepts connections on 127.0.0.1:`port`."""
+
+    def connects():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(connects, timeout, "a server to listen on port %d" % port)
+
+
+def replacement_of(master, workers, timeout):
+    """The first child of `master` not among `workers` (the one a server started for one that
+    was killed)."""
+    return wait_for(lambda: [p for p in children_of(master) if p not in workers], timeout,
+                    "process %d to replace a killed worker" % master)[0]
+
+
 def read_truth(folder, key):
     """{pid: figure `key`} of the files wsgi_workers.py writes per worker in `folder`."""
     out = {}
