@@ -17,7 +17,7 @@ SPEC_PATH = REPO_ROOT / "src" / "cpython" / "versions.toml"
 
 # The groups of Layout (src/cpython/layout.h); `object` is Layout's top level.
 GROUPS = ("runtime", "interp", "thread", "frame", "code", "unicode", "bytes", "chunk", "async",
-          "objects", "object", "debugger")
+          "objects", "object", "debugger", "pending")
 FRAME_MODELS = {"frame_object": "FrameModel::kFrameObject",
                 "interpreter_frame": "FrameModel::kInterpreterFrame"}
 LINE_TABLES = {"lnotab": "LineTableFormat::kLnotab",

@@ -83,9 +83,10 @@ void close_injection(exact::ControlClient& client, int pid, const Injection& inj
 
 void announce(int pid, const Injection& injection, bool to_stderr) {
   const std::string text = fmt::format(
-      "Started exact mode in process {} through PEP 768 in {:.3f} s (spyglass from {}); "
+      "Started exact mode in process {} through {} in {:.3f} s (spyglass from {}); "
       "leaving turns it off.\n",
-      pid, injection.seconds, injection.package_folder);
+      pid, injection.how.empty() ? "PEP 768" : injection.how, injection.seconds,
+      injection.package_folder);
   if (to_stderr) {
     fmt::print(stderr, "{}", text);
   } else {

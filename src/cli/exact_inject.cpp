@@ -1,18 +1,11 @@
-// Starting exact mode in a running CPython 3.14+ that never imported spyglass, through PEP 768
-// (the protocol sys.remote_exec speaks): each thread state carries a request a debugger may fill
-// in (a script path and a pending flag) and an eval-breaker bit that makes the thread look at it
-// the next time it checks for pending work, a point where running Python code is safe. The
-// script (ours, written here, 0600, in the private socket folder) loads the extension matching
-// the target's interpreter and opens the control socket; then `attach --exact` proceeds as for
-// a program that opened it itself.
-//
-// Every thread of the target is stopped (ptrace, as --blocking samples) while its thread states
-// are read and written: no thread can change an eval breaker between our read and our write,
-// and the thread list cannot change under us. All threads are asked (the first to reach a safe
-// point runs the script; a claim file makes it run once): a main thread waiting in join() or
-// blocked in C does not stop a worker thread from answering. Once the script has answered, or
-// the wait timed out, the requests not taken yet are withdrawn (again with the threads
-// stopped), so nothing of ours runs later unexpectedly.
+// Starting exact mode in a running CPython that never imported spyglass: a request left in the
+// target (src/cli/safe_point.h: PEP 768 on 3.14+, the pending-call queue on 3.8-3.13) makes it
+// run, at its next safe point, a script of ours (written here, 0600, in the private socket
+// folder) that loads the extension matching the target's interpreter and opens the control
+// socket; then `attach --exact` proceeds as for a program that opened it itself. The script
+// runs once (a claim file), answers in a result file, and gives up past its deadline. Once it
+// has answered, or the wait timed out, the requests not taken yet are withdrawn, so nothing of
+// ours runs later unexpectedly.
 #include "cli/exact_inject.h"
 
 #include <fcntl.h>
@@ -30,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/safe_point.h"
 #include "cli/signals.h"
 #include "common/error.h"
 #include "cpython/layout.h"
@@ -46,9 +40,6 @@ namespace spyglass::cli {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr size_t kMaxThreads = 4096;
-constexpr size_t kMaxInterpreters = 256;
-
 std::string machine_triplet() {
 #if defined(__x86_64__)
   return "x86_64-linux-gnu";
@@ -57,19 +48,6 @@ std::string machine_triplet() {
 #else
   return "";
 #endif
-}
-
-bool write_memory(pid_t pid, uint64_t addr, const void* data, size_t size) {
-  iovec local{const_cast<void*>(data), size};
-  iovec remote{reinterpret_cast<void*>(addr), size};
-  ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
-  if (n == static_cast<ssize_t>(size)) return true;
-  // process_vm_writev refuses read-only pages only; /proc/PID/mem is the same permission check.
-  int fd = open(fmt::format("/proc/{}/mem", pid).c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  n = pwrite(fd, data, size, static_cast<off_t>(addr));
-  close(fd);
-  return n == static_cast<ssize_t>(size);
 }
 
 template <typename T>
@@ -100,57 +78,6 @@ std::string random_token() {
   std::string out;
   for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
   return out + fmt::format("{:x}", static_cast<unsigned>(getpid()));
-}
-
-// The main interpreter: the last of the runtime's list (new interpreters are pushed at its
-// head). Every pointer is checked to be readable as an interpreter state.
-uint64_t main_interpreter(process::MemoryReader& memory, const cpython::Layout& L,
-                          uint64_t runtime) {
-  uint64_t interp = read_or_throw<uint64_t>(memory, runtime + L.runtime.interpreters_head,
-                                            "the interpreter list");
-  if (interp == 0) throw Error(ErrorKind::kNotPython, "the interpreter is not running");
-  std::set<uint64_t> seen;
-  for (size_t i = 0; i < kMaxInterpreters; ++i) {
-    if (interp % 8 != 0 || !seen.insert(interp).second) {
-      throw Error(ErrorKind::kCorrupt, "the interpreter list does not check out");
-    }
-    uint64_t next = read_or_throw<uint64_t>(memory, interp + L.interp.next, "an interpreter");
-    if (next == 0) return interp;
-    interp = next;
-  }
-  throw Error(ErrorKind::kCorrupt, "the interpreter list is longer than 256");
-}
-
-// The interpreter's thread states, each checked to name `interp` as its interpreter.
-std::vector<uint64_t> thread_states(process::MemoryReader& memory, const cpython::Layout& L,
-                                    uint64_t interp) {
-  std::vector<uint64_t> out;
-  std::set<uint64_t> seen;
-  uint64_t t = read_or_throw<uint64_t>(memory, interp + L.interp.threads_head, "thread list");
-  while (t != 0) {
-    if (out.size() >= kMaxThreads || t % 8 != 0 || !seen.insert(t).second ||
-        read_or_throw<uint64_t>(memory, t + L.thread.interp, "a thread state") != interp) {
-      throw Error(ErrorKind::kCorrupt, "the thread list does not check out");
-    }
-    out.push_back(t);
-    t = read_or_throw<uint64_t>(memory, t + L.thread.next, "a thread state");
-  }
-  return out;
-}
-
-// The offsets of PEP 768's fields came from the target: they must lie inside the thread state.
-void check_debugger_layout(const cpython::Layout& L) {
-  const auto& d = L.debugger;
-  const uint64_t size = L.thread.size;
-  bool ok = d.script_path_size >= 64 && d.script_path_size <= 4096 && d.please_stop_bit != 0 &&
-            d.please_stop_bit < 256 && d.eval_breaker + 8 <= size && d.support < size &&
-            d.pending_call + 4 <= size - d.support && d.script_path <= size - d.support &&
-            d.script_path_size <= size - d.support - d.script_path;
-  if (!ok) {
-    throw Error(ErrorKind::kCorrupt,
-                "the remote debugger fields of the debug offsets do not check out; the process "
-                "memory may be corrupt");
-  }
 }
 
 bool is_package(const fs::path& folder, const std::string& tag) {
@@ -232,7 +159,7 @@ std::string injected_script(const std::string& script, const std::string& claim,
                             const std::string& socket_path, const std::string& tag,
                             double deadline) {
   return fmt::format(
-      R"(# Written by `spyglass attach --exact` (PEP 768): loads spyglass's exact mode and opens
+      R"(# Written by `spyglass attach --exact`: loads spyglass's exact mode and opens
 # its control socket. Runs once (the claim), and never after its deadline.
 def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline, tool):
     import os, sys, time
@@ -331,80 +258,6 @@ void write_private_file(const std::string& path, const std::string& text, unsign
   }
 }
 
-struct Arming {
-  size_t armed = 0;      // thread states asked
-  size_t withdrawn = 0;  // requests not taken, withdrawn
-  size_t taken = 0;      // requests a thread took (ran, or is running, the script)
-};
-
-class Injector {
- public:
-  Injector(int pid, const cpython::Layout& layout, uint64_t runtime, process::MemoryReader& memory)
-      : pid_(pid), L_(layout), runtime_(runtime), memory_(memory) {}
-
-  uint64_t interp() { return main_interpreter(memory_, L_, runtime_); }
-  size_t armed() const { return armed_.size(); }
-
-  // Asks every thread state to run `path`. The target's threads are stopped meanwhile.
-  void arm(const std::string& path) {
-    sampling::ThreadPauser pauser(pid_);
-    pauser.pause();
-    const uint64_t interp_addr = interp();
-    for (uint64_t t : thread_states(memory_, L_, interp_addr)) {
-      const uint64_t support = t + L_.debugger.support;
-      std::vector<char> bytes(path.begin(), path.end());
-      bytes.push_back('\0');
-      const int32_t one = 1;
-      const uint64_t breaker =
-          read_or_throw<uint64_t>(memory_, t + L_.debugger.eval_breaker, "an eval breaker");
-      const uint8_t low = static_cast<uint8_t>(breaker | L_.debugger.please_stop_bit);
-      // The low byte only: the rest of the word (the instrumentation version) is not ours.
-      if (!write_memory(pid_, support + L_.debugger.script_path, bytes.data(), bytes.size()) ||
-          !write_memory(pid_, support + L_.debugger.pending_call, &one, sizeof(one)) ||
-          !write_memory(pid_, t + L_.debugger.eval_breaker, &low, 1)) {
-        throw Error(ErrorKind::kPermission, fmt::format("cannot write to process {}'s memory: {}",
-                                                        pid_, std::strerror(errno)));
-      }
-      armed_.insert(t);
-    }
-    pauser.resume();
-  }
-
-  // Withdraws the requests no thread has taken yet (threads stopped meanwhile).
-  Arming disarm() {
-    Arming out;
-    out.armed = armed_.size();
-    if (armed_.empty()) return out;
-    sampling::ThreadPauser pauser(pid_);
-    pauser.pause();
-    for (uint64_t t : thread_states(memory_, L_, interp())) {
-      if (!armed_.count(t)) continue;  // a thread state born since: never asked
-      const uint64_t support = t + L_.debugger.support;
-      int32_t pending = read_or_throw<int32_t>(memory_, support + L_.debugger.pending_call,
-                                               "a pending call flag");
-      if (pending == 1) {
-        const int32_t zero = 0;
-        const char nul = '\0';
-        write_memory(pid_, support + L_.debugger.pending_call, &zero, sizeof(zero));
-        write_memory(pid_, support + L_.debugger.script_path, &nul, 1);
-        ++out.withdrawn;
-      } else {
-        ++out.taken;
-      }
-    }
-    pauser.resume();
-    armed_.clear();
-    return out;
-  }
-
- private:
-  int pid_;
-  const cpython::Layout& L_;
-  uint64_t runtime_;
-  process::MemoryReader& memory_;
-  std::set<uint64_t> armed_;
-};
-
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -470,7 +323,7 @@ std::string find_extension_folder(int pid, const std::vector<std::string>& prefi
 struct PendingInjection::State {
   explicit State(int pid) : target(pid) {}
   cpython::Target target;
-  std::unique_ptr<Injector> injector;
+  std::unique_ptr<SafePointRequest> request;
   Injection out;
   double started = 0;
   bool answered = false;
@@ -487,30 +340,25 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
   cpython::Target& target = state_->target;
   const cpython::Layout& L = target.runtime().layout;
   const cpython::PythonVersion& version = L.version;
-  if (L.debugger.support == 0) {
-    throw Error(ErrorKind::kUnsupported,
-                fmt::format("process {} (CPython {}) has no exact-mode socket, and starting exact "
-                            "mode in a running program needs CPython 3.14+ (PEP 768): in the "
-                            "program call spyglass.listen() or run it with SPYGLASS_LISTEN=1",
-                            pid, version.str()));
-  }
-  check_debugger_layout(L);
   process::MemoryReader& memory = target.memory();
-  state_->injector = std::make_unique<Injector>(pid, L, target.runtime().runtime_addr, memory);
-  Injector& injector = *state_->injector;
-  const uint64_t interp = injector.interp();
-  if (L.interp.size != 0 && L.debugger.remote_debug + 4 > L.interp.size) {
-    throw Error(ErrorKind::kCorrupt, "the remote debugging flag lies outside the interpreter");
-  }
-  const int32_t enabled =
-      read_or_throw<int32_t>(memory, interp + L.debugger.remote_debug, "the remote debug flag");
-  if (enabled != 1) {
-    throw Error(ErrorKind::kPermission,
-                fmt::format("process {} has remote debugging turned off "
-                            "(PYTHON_DISABLE_REMOTE_DEBUG or -X disable-remote-debug): exact mode "
-                            "cannot be started in it from outside; in the program call "
-                            "spyglass.listen() instead",
-                            pid));
+  const uint64_t runtime = target.runtime().runtime_addr;
+  state_->request =
+      make_safe_point_request(pid, L, runtime, target.runtime().binary, memory);
+  if (L.debugger.support != 0) {
+    const uint64_t interp = main_interpreter(memory, L, runtime);
+    if (L.interp.size != 0 && L.debugger.remote_debug + 4 > L.interp.size) {
+      throw Error(ErrorKind::kCorrupt, "the remote debugging flag lies outside the interpreter");
+    }
+    const int32_t enabled =
+        read_or_throw<int32_t>(memory, interp + L.debugger.remote_debug, "the remote debug flag");
+    if (enabled != 1) {
+      throw Error(ErrorKind::kPermission,
+                  fmt::format("process {} has remote debugging turned off "
+                              "(PYTHON_DISABLE_REMOTE_DEBUG or -X disable-remote-debug): exact "
+                              "mode cannot be started in it from outside; in the program call "
+                              "spyglass.listen() instead",
+                              pid));
+    }
   }
   const std::string tag =
       fmt::format("cpython-{}{}-{}", version.major, version.minor, machine_triplet());
@@ -534,18 +382,12 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
   Injection& out = state_->out;
   out.files = {base + ".py", base + ".claim", base + ".result", base + ".result.tmp"};
   const std::string& script = out.files[0];
-  if (script.size() + 1 > L.debugger.script_path_size) {
-    throw Error(ErrorKind::kUsage,
-                fmt::format("the script path {} is longer than CPython takes ({} bytes): set "
-                            "SPYGLASS_SOCKET_DIR to a shorter folder",
-                            script, L.debugger.script_path_size - 1));
-  }
   const double deadline = wall_seconds() + deadline_seconds;
   write_private_file(
       script,
       injected_script(script, out.files[1], out.files[2], folder, socket_path, tag, deadline), uid);
   try {
-    injector.arm(script);
+    state_->request->arm(script);
   } catch (...) {
     size_t taken = 0;
     try {
@@ -567,14 +409,19 @@ PendingInjection::~PendingInjection() {
   if (state_->taken == 0 || !process::process_exists(pid_)) remove_injection_files(state_->out);
 }
 
+std::string PendingInjection::not_taken(double seconds) const {
+  return state_->request ? state_->request->not_taken(pid_, seconds)
+                         : fmt::format("process {} did not answer within {:g} s", pid_, seconds);
+}
+
 size_t PendingInjection::armed() const {
-  return state_->injector ? state_->injector->armed() : 0;
+  return state_->request ? state_->request->armed() : 0;
 }
 
 size_t PendingInjection::withdraw() {
   if (!state_->withdrawn) {
     state_->withdrawn = true;
-    state_->taken = state_->injector ? state_->injector->disarm().taken : 0;
+    state_->taken = state_->request ? state_->request->disarm().taken : 0;
   }
   return state_->taken;
 }
@@ -592,6 +439,7 @@ std::optional<Injection> PendingInjection::answer() {
   state_->answered = true;
   try {
     withdraw();  // the other threads' requests: untaken, withdrawn
+    if (state_->request) state_->request->answered();
   } catch (const Error&) {
   }
   std::istringstream lines(text);
@@ -610,6 +458,7 @@ std::optional<Injection> PendingInjection::answer() {
     throw Error(ErrorKind::kCorrupt, fmt::format("process {} answered a bad socket path", pid_));
   }
   Injection done = out;
+  done.how = state_->request ? state_->request->how() : "";
   done.socket_path = first;
   done.package_folder = second;
   done.program_imported_spyglass = third == "imported";
@@ -627,20 +476,13 @@ Injection inject_exact_mode(int pid, unsigned uid, const std::string& socket_pat
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   if (auto done = pending.answer()) return *done;
-  const size_t armed = pending.armed();
   if (pending.withdraw() != 0) {
     throw Error(ErrorKind::kIo,
                 fmt::format("process {} started exact mode's script but it did not answer within "
                             "{:g} s; it closes what it opened by itself once past its deadline",
                             pid, timeout_seconds));
   }
-  throw Error(ErrorKind::kIo,
-              fmt::format("process {} did not reach a safe point within {:g} s: {} ran Python "
-                          "code (the main thread blocked in a C call?); nothing was left "
-                          "pending in it, retry when it runs Python code",
-                          pid, timeout_seconds,
-                          armed == 1 ? std::string("its only thread never")
-                                     : fmt::format("none of its {} threads", armed)));
+  throw Error(ErrorKind::kIo, pending.not_taken(timeout_seconds));
 }
 
 void remove_injection_files(const Injection& injection) {

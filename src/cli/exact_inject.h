@@ -1,7 +1,7 @@
-// `spyglass attach PID --exact` on a process that never imported spyglass: on CPython 3.14+ the
-// target is asked, through PEP 768's remote debugger support, to run a small script of ours at
-// its next safe point (an eval-breaker check), which loads exact mode's extension and opens
-// the control socket. docs/exact.md ("Starting exact mode in a running process").
+// `spyglass attach PID --exact` on a process that never imported spyglass: the target is asked
+// to run a small script of ours at its next safe point (an eval-breaker check: PEP 768 on 3.14+,
+// its pending-call queue before, src/cli/safe_point.h), which loads exact mode's extension and
+// opens the control socket. docs/exact.md ("Starting exact mode in a running process").
 #pragma once
 
 #include <memory>
@@ -16,6 +16,7 @@ struct Injection {
   std::string package_folder;      // the folder of the spyglass package it loaded
   std::vector<std::string> files;  // ours, to remove when the session ends
   double seconds = 0;              // from the request to the socket being ready
+  std::string how;                 // how the request reached it ("PEP 768")
   // The program had imported spyglass itself (and may time functions of its own): leaving
   // closes the socket but keeps the program's own timing.
   bool program_imported_spyglass = false;
@@ -44,8 +45,10 @@ class PendingInjection {
   std::optional<Injection> answer();
   // Withdraws the requests no thread has taken yet; returns how many were taken.
   size_t withdraw();
-  // Thread states asked (before withdraw()).
+  // Thread states asked, or queue entries left (before withdraw()).
   size_t armed() const;
+  // One line: why nothing took the request within `seconds`, and what to do.
+  std::string not_taken(double seconds) const;
   int pid() const { return pid_; }
 
  private:

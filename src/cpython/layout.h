@@ -222,6 +222,28 @@ struct Layout {
     uint64_t please_stop_bit = 0;   // _PY_EVAL_PLEASE_STOP_BIT of eval_breaker
   } debugger;
 
+  // Before 3.14: the interpreter's pending-call queue (Py_AddPendingCall), which the eval loop
+  // runs at an eval-breaker check; `attach --exact` queues its request there
+  // (src/cli/pending_call.cpp). `queue` is 0 from 3.14 (PEP 768 instead).
+  struct PendingCalls {
+    bool in_runtime = false;           // 3.8: queue and eval breaker in _PyRuntimeState
+    uint64_t queue = 0;                // (runtime or interpreter).ceval.pending
+    uint64_t eval_breaker = 0;         // (runtime or interpreter).ceval.eval_breaker, 3.8-3.12
+    uint64_t thread_eval_breaker = 0;  // 3.13: PyThreadState.eval_breaker (uintptr_t)
+    uint64_t calls_to_do_bit = 0;      // 3.13: _PY_CALLS_TO_DO_BIT of it
+    bool mutex = false;                // 3.13: a PyMutex; before, a PyThread_type_lock (sem_t*)
+    uint64_t lock = 0;                 // the queue's lock, inside the queue
+    uint64_t calls_to_do = 0;          // 3.8-3.12: its request flag (int)
+    uint64_t npending = 0;             // 3.13: calls queued (int32)
+    uint64_t max = 0;                  // 3.13: the most it takes (int32)
+    uint64_t calls = 0;                // the ring of {func, arg[, flags]}
+    uint64_t call_size = 0;            // one entry of it
+    uint64_t capacity = 0;             // entries in the ring
+    uint64_t first = 0;                // the next to run (int)
+    uint64_t last = 0;                 // where the next queued goes (int; 3.13's `next`)
+    bool main_thread_only = false;     // 3.8-3.11: only the main thread runs the queue
+  } pending;
+
   uint64_t ob_type = 8;
   uint64_t type_name = 24;    // PyTypeObject.tp_name (char*), every version
   uint64_t tuple_items = 24;  // PyTupleObject.ob_item, every version

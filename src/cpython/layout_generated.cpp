@@ -91,6 +91,19 @@ Layout layout_38() {
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
+  // 3.8 keeps the queue in _PyRuntimeState.ceval, later versions in PyInterpreterState.ceval (the headers)
+  l.pending.in_runtime = true;
+  l.pending.queue = 600;  // offsetof(_PyRuntimeState, ceval.pending)
+  l.pending.eval_breaker = 592;  // offsetof(_PyRuntimeState, ceval.eval_breaker)
+  l.pending.lock = 8;  // offsetof(struct _pending_calls, lock)
+  l.pending.calls_to_do = 16;  // offsetof(struct _pending_calls, calls_to_do)
+  l.pending.calls = 24;  // offsetof(struct _pending_calls, calls)
+  l.pending.call_size = 16;  // sizeof(((struct _pending_calls *)0)->calls[0])
+  l.pending.capacity = 32;  // NPENDINGCALLS
+  l.pending.first = 536;  // offsetof(struct _pending_calls, first)
+  l.pending.last = 540;  // offsetof(struct _pending_calls, last)
+  // make_pending_calls returns at once in any other thread (Python/ceval.c, 3.8-3.11)
+  l.pending.main_thread_only = true;
   return l;
 }
 
@@ -170,6 +183,18 @@ Layout layout_39() {
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
+  l.pending.in_runtime = false;  // PyInterpreterState.ceval from 3.9 (the headers)
+  l.pending.queue = 80;  // offsetof(PyInterpreterState, ceval.pending)
+  l.pending.eval_breaker = 72;  // offsetof(PyInterpreterState, ceval.eval_breaker)
+  l.pending.lock = 0;  // offsetof(struct _pending_calls, lock)
+  l.pending.calls_to_do = 8;  // offsetof(struct _pending_calls, calls_to_do)
+  l.pending.calls = 16;  // offsetof(struct _pending_calls, calls)
+  l.pending.call_size = 16;  // sizeof(((struct _pending_calls *)0)->calls[0])
+  l.pending.capacity = 32;  // NPENDINGCALLS
+  l.pending.first = 528;  // offsetof(struct _pending_calls, first)
+  l.pending.last = 532;  // offsetof(struct _pending_calls, last)
+  // make_pending_calls returns at once in any other thread (Python/ceval.c, 3.8-3.11)
+  l.pending.main_thread_only = true;
   return l;
 }
 
@@ -250,6 +275,18 @@ Layout layout_310() {
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
+  l.pending.in_runtime = false;  // PyInterpreterState.ceval from 3.9 (the headers)
+  l.pending.queue = 80;  // offsetof(PyInterpreterState, ceval.pending)
+  l.pending.eval_breaker = 68;  // offsetof(PyInterpreterState, ceval.eval_breaker)
+  l.pending.lock = 0;  // offsetof(struct _pending_calls, lock)
+  l.pending.calls_to_do = 8;  // offsetof(struct _pending_calls, calls_to_do)
+  l.pending.calls = 16;  // offsetof(struct _pending_calls, calls)
+  l.pending.call_size = 16;  // sizeof(((struct _pending_calls *)0)->calls[0])
+  l.pending.capacity = 32;  // NPENDINGCALLS
+  l.pending.first = 528;  // offsetof(struct _pending_calls, first)
+  l.pending.last = 532;  // offsetof(struct _pending_calls, last)
+  // make_pending_calls returns at once in any other thread (Python/ceval.c, 3.8-3.11)
+  l.pending.main_thread_only = true;
   return l;
 }
 
@@ -345,6 +382,18 @@ Layout layout_311() {
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
+  l.pending.in_runtime = false;  // PyInterpreterState.ceval from 3.9 (the headers)
+  l.pending.queue = 112;  // offsetof(PyInterpreterState, ceval.pending)
+  l.pending.eval_breaker = 100;  // offsetof(PyInterpreterState, ceval.eval_breaker)
+  l.pending.lock = 0;  // offsetof(struct _pending_calls, lock)
+  l.pending.calls_to_do = 8;  // offsetof(struct _pending_calls, calls_to_do)
+  l.pending.calls = 16;  // offsetof(struct _pending_calls, calls)
+  l.pending.call_size = 16;  // sizeof(((struct _pending_calls *)0)->calls[0])
+  l.pending.capacity = 32;  // NPENDINGCALLS
+  l.pending.first = 528;  // offsetof(struct _pending_calls, first)
+  l.pending.last = 532;  // offsetof(struct _pending_calls, last)
+  // make_pending_calls returns at once in any other thread (Python/ceval.c, 3.8-3.11)
+  l.pending.main_thread_only = true;
   return l;
 }
 
@@ -440,6 +489,18 @@ Layout layout_312() {
   l.ob_type = 8;  // offsetof(PyObject, ob_type)
   l.type_name = 24;  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = 24;  // offsetof(PyTupleObject, ob_item)
+  l.pending.in_runtime = false;  // PyInterpreterState.ceval from 3.9 (the headers)
+  l.pending.queue = 400;  // offsetof(PyInterpreterState, ceval.pending)
+  l.pending.eval_breaker = 368;  // offsetof(PyInterpreterState, ceval.eval_breaker)
+  l.pending.lock = 8;  // offsetof(struct _pending_calls, lock)
+  l.pending.calls_to_do = 16;  // offsetof(struct _pending_calls, calls_to_do)
+  l.pending.calls = 24;  // offsetof(struct _pending_calls, calls)
+  l.pending.call_size = 16;  // sizeof(((struct _pending_calls *)0)->calls[0])
+  l.pending.capacity = 32;  // NPENDINGCALLS
+  l.pending.first = 536;  // offsetof(struct _pending_calls, first)
+  l.pending.last = 540;  // offsetof(struct _pending_calls, last)
+  // make_pending_calls runs the interpreter's queue in any of its threads (Python/ceval_gil.c, 3.12+)
+  l.pending.main_thread_only = false;
   return l;
 }
 
@@ -569,6 +630,22 @@ void read_313(const DebugTable& t, Layout& l) {
   l.ob_type = t.offset("pyobject.ob_type", 45, 44, 8);  // offsetof(PyObject, ob_type)
   l.type_name = t.offset("type_object.tp_name", 47, 46, 8);  // offsetof(PyTypeObject, tp_name)
   l.tuple_items = t.offset("tuple_object.ob_item", 51, 50, 8);  // offsetof(PyTupleObject, ob_item)
+  l.pending.in_runtime = false;  // PyInterpreterState.ceval from 3.9 (the headers)
+  l.pending.queue = 32;  // offsetof(PyInterpreterState, ceval.pending)
+  l.pending.thread_eval_breaker = 24;  // offsetof(PyThreadState, eval_breaker)
+  l.pending.calls_to_do_bit = 4;  // _PY_CALLS_TO_DO_BIT
+  // __builtin_types_compatible_p(__typeof__(((struct _pending_calls *)0)->mutex), PyMutex)
+  l.pending.mutex = true;
+  l.pending.lock = 8;  // offsetof(struct _pending_calls, mutex)
+  l.pending.npending = 12;  // offsetof(struct _pending_calls, npending)
+  l.pending.max = 16;  // offsetof(struct _pending_calls, max)
+  l.pending.calls = 24;  // offsetof(struct _pending_calls, calls)
+  l.pending.call_size = 24;  // sizeof(struct _pending_call)
+  l.pending.capacity = 300;  // PENDINGCALLSARRAYSIZE
+  l.pending.first = 7224;  // offsetof(struct _pending_calls, first)
+  l.pending.last = 7228;  // offsetof(struct _pending_calls, next)
+  // make_pending_calls runs the interpreter's queue in any of its threads (Python/ceval_gil.c, 3.12+)
+  l.pending.main_thread_only = false;
 }
 
 // CPython 3.14: its _Py_DebugOffsets is 95 words (760 bytes); what the table does not
@@ -958,6 +1035,17 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"ob_type", static_cast<int64_t>(l.ob_type)},
       {"type_name", static_cast<int64_t>(l.type_name)},
       {"tuple_items", static_cast<int64_t>(l.tuple_items)},
+      {"pending.in_runtime", static_cast<int64_t>(l.pending.in_runtime)},
+      {"pending.queue", static_cast<int64_t>(l.pending.queue)},
+      {"pending.eval_breaker", static_cast<int64_t>(l.pending.eval_breaker)},
+      {"pending.lock", static_cast<int64_t>(l.pending.lock)},
+      {"pending.calls_to_do", static_cast<int64_t>(l.pending.calls_to_do)},
+      {"pending.calls", static_cast<int64_t>(l.pending.calls)},
+      {"pending.call_size", static_cast<int64_t>(l.pending.call_size)},
+      {"pending.capacity", static_cast<int64_t>(l.pending.capacity)},
+      {"pending.first", static_cast<int64_t>(l.pending.first)},
+      {"pending.last", static_cast<int64_t>(l.pending.last)},
+      {"pending.main_thread_only", static_cast<int64_t>(l.pending.main_thread_only)},
       {"async.gen_executing", static_cast<int64_t>(l.async.gen_executing)},
       {"async.gen_suspended_first", static_cast<int64_t>(l.async.gen_suspended_first)},
       {"async.gen_suspended_last", static_cast<int64_t>(l.async.gen_suspended_last)},
@@ -993,6 +1081,11 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"code.framesize", static_cast<int64_t>(l.code.framesize)},
       {"frame.code_is_tagged", static_cast<int64_t>(l.frame.code_is_tagged)},
       {"frame.instr_is_next", static_cast<int64_t>(l.frame.instr_is_next)},
+      {"pending.thread_eval_breaker", static_cast<int64_t>(l.pending.thread_eval_breaker)},
+      {"pending.calls_to_do_bit", static_cast<int64_t>(l.pending.calls_to_do_bit)},
+      {"pending.mutex", static_cast<int64_t>(l.pending.mutex)},
+      {"pending.npending", static_cast<int64_t>(l.pending.npending)},
+      {"pending.max", static_cast<int64_t>(l.pending.max)},
       {"frame.owner_interpreter", static_cast<int64_t>(l.frame.owner_interpreter)},
       {"debugger.eval_breaker", static_cast<int64_t>(l.debugger.eval_breaker)},
       {"debugger.support", static_cast<int64_t>(l.debugger.support)},

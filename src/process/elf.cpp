@@ -111,6 +111,10 @@ ElfFile::ElfFile(const std::string& path) : path_(path) {
     GElf_Phdr header;
     if (!gelf_getphdr(elf, static_cast<int>(i), &header) || header.p_type != PT_LOAD) continue;
     segments_.push_back({header.p_vaddr, header.p_offset, header.p_filesz});
+    if ((header.p_flags & PF_W) != 0 && header.p_vaddr + header.p_memsz > writable_end_ &&
+        header.p_memsz <= UINT64_MAX - header.p_vaddr) {
+      writable_end_ = header.p_vaddr + header.p_memsz;
+    }
     uint64_t aligned = header.p_vaddr;
     if (header.p_align > 1 && (header.p_align & (header.p_align - 1)) == 0) {
       aligned &= ~(header.p_align - 1);

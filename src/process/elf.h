@@ -28,6 +28,9 @@ class ElfFile {
   // The lowest PT_LOAD p_vaddr rounded down to its alignment; with the address of the mapping
   // of file offset 0 it gives the load bias.
   uint64_t first_load_vaddr() const { return first_load_vaddr_; }
+  // The end (p_vaddr + p_memsz) of the highest writable PT_LOAD segment, 0 when none: the
+  // rest of its last page is mapped, zero, and used by nothing the file defines.
+  uint64_t writable_end() const { return writable_end_; }
   // Bytes of the file at virtual address `vaddr` (from PT_LOAD segments with file data).
   std::optional<std::vector<uint8_t>> read_vaddr(uint64_t vaddr, size_t size) const;
   // All printable strings of at least `min_len` in read-only data starting with `prefix`;
@@ -49,6 +52,7 @@ class ElfFile {
   };
   std::vector<Segment> segments_;
   uint64_t first_load_vaddr_ = 0;
+  uint64_t writable_end_ = 0;
   std::vector<uint8_t> rodata_;  // .rodata contents, for find_strings
 };
 
