@@ -157,12 +157,15 @@ std::string python_literal(const std::string& text) {
 std::string injected_script(const std::string& script, const std::string& claim,
                             const std::string& result, const std::string& folder,
                             const std::string& socket_path, const std::string& tag,
-                            double deadline) {
+                            double deadline, int target) {
   return fmt::format(
       R"(# Written by `spyglass attach --exact`: loads spyglass's exact mode and opens
-# its control socket. Runs once (the claim), and never after its deadline.
-def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline, tool):
+# its control socket. Runs once (the claim), never after its deadline, and only in the process
+# it was meant for (a child forked meanwhile inherits the request).
+def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline, tool, target):
     import os, sys, time
+    if os.getpid() != target:
+        return
     def answer(text):
         fd = os.open(result + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -221,10 +224,11 @@ def _spyglass_inject(script, claim, result, folder, socket_path, tag, deadline, 
             answer("error\n%s: %s\n" % (type(error).__name__, error))
         except BaseException:
             pass
-_spyglass_inject({}, {}, {}, {}, {}, {}, {:.3f}, {})
+_spyglass_inject({}, {}, {}, {}, {}, {}, {:.3f}, {}, {})
 )",
       python_literal(script), python_literal(claim), python_literal(result), python_literal(folder),
-      python_literal(socket_path), python_literal(tag), deadline, static_cast<long>(getpid()));
+      python_literal(socket_path), python_literal(tag), deadline, static_cast<long>(getpid()),
+      target);
 }
 
 void private_folder(const std::string& folder, unsigned uid) {
@@ -385,7 +389,8 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
   const double deadline = wall_seconds() + deadline_seconds;
   write_private_file(
       script,
-      injected_script(script, out.files[1], out.files[2], folder, socket_path, tag, deadline), uid);
+      injected_script(script, out.files[1], out.files[2], folder, socket_path, tag, deadline, pid),
+      uid);
   try {
     state_->request->arm(script);
   } catch (...) {

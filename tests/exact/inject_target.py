@@ -4,8 +4,11 @@ injection (test_inject.py). It counts its own calls of `work`.
 stdin, one command a line:  `burst N`  each of the worker threads calls work() N times, then
 the program prints `done TOTAL` (the calls of this burst);  `quit`  ends it (prints `bye`).
 A load thread calls spin() all along (unchosen code, and a thread that runs Python code while
-the main thread waits in readline)."""
+the main thread waits in readline). With `--poll` the main thread waits for its commands in a
+loop of 50 ms select() calls, as a server's does (before 3.12 only the main thread takes
+spyglass's request)."""
 
+import select
 import sys
 import threading
 
@@ -52,7 +55,21 @@ threads.append(threading.Thread(target=load, name="load"))
 for t in threads:
     t.start()
 print("ready", flush=True)
-for line in sys.stdin:
+
+
+def commands():
+    if "--poll" not in sys.argv[1:]:
+        yield from sys.stdin
+        return
+    while True:
+        if select.select([sys.stdin], [], [], 0.05)[0]:
+            line = sys.stdin.readline()
+            if not line:
+                return
+            yield line
+
+
+for line in commands():
     words = line.split()
     if not words:
         continue

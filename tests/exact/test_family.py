@@ -1,14 +1,15 @@
 """Exact mode across a process and its subprocesses: `spyglass record -p PID --exact -s`
 reaches every Python process of the family through its own control socket (a worker forked from
-a process with one opens its own at the fork; a spawned one when it imports spyglass), or on
-3.14+ starts exact mode in it from outside, and adds the figures up. The workers count their own
+a process with one opens its own at the fork; a spawned one when it imports spyglass), or starts
+exact mode in it from outside (3.14+: PEP 768; before: the pending-call queue), and adds the
+figures up. The workers count their own
 calls: the counts must be equal, per process and in all.
 
 - multiprocessing.Pool under fork, spawn and forkserver, the program importing spyglass
   (SPYGLASS_LISTEN=1), on every interpreter;
 - gunicorn from PyPI (--preload: the master imports the application) with 4 sync workers under
   load from client threads; one worker killed mid-run, gunicorn's replacement picked up;
-- 3.14+: the same pool in a program that never imports spyglass;
+- the same pool in a program that never imports spyglass, on every interpreter;
 - bad cases: attach --exact -s, a family with no Python in it.
 """
 
@@ -28,7 +29,7 @@ from servers import (free_port, load, read_truth, replacement_of, wait_for, wait
 
 REALPROGRAMS = os.path.join(REPO, "tests", "realprograms")
 POOL = os.path.join(HERE, "pool_target.py")
-INJECTABLE = ["3.%d" % minor for minor in interpreters.SUPPORTED_MINORS if minor >= 14]
+INJECTABLE = ["3.%d" % minor for minor in interpreters.SUPPORTED_MINORS]
 
 
 def spyglass_bin():
@@ -157,17 +158,16 @@ def test_pool_workers_counted_exactly(interpreter, how, tmp_path):
     assert latency["min"] <= latency["p50"] <= latency["p99"] <= latency["max"], latency
 
 
-@pytest.fixture(params=INJECTABLE or ["none"])
-def python314(request):
-    if request.param == "none":
-        pytest.skip("no CPython 3.14+ in the supported range")
+@pytest.fixture(params=INJECTABLE)
+def injectable(request):
     return build_package(request.param)
 
 
-def test_pool_never_importing_spyglass_counted_exactly(python314, tmp_path):
-    """3.14+: exact mode started from outside in each worker (PEP 768), the workers running
-    Python code meanwhile; then every call counted."""
-    python, _package = python314
+def test_pool_never_importing_spyglass_counted_exactly(injectable, tmp_path):
+    """Exact mode started from outside in each worker (3.14+: PEP 768; before: the pending-call
+    queue, which each worker's main thread runs), the workers running Python code meanwhile;
+    then every call counted."""
+    python, _package = injectable
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPYGLASS_LISTEN")}
     truth, workers, document = run_pool(python, env, "forkserver", 120, tmp_path, busy=True)
     check_counts(truth, document)
