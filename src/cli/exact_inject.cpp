@@ -156,8 +156,8 @@ std::string python_literal(const std::string& text) {
 // program nor print: whatever happens is written to the result file.
 std::string injected_script(const std::string& script, const std::string& claim,
                             const std::string& result, const std::string& folder,
-                            const std::string& socket_path, const std::string& tag,
-                            double deadline, int target) {
+                            const std::string& socket_path, const std::string& tag, double deadline,
+                            int target) {
   return fmt::format(
       R"(# Written by `spyglass attach --exact`: loads spyglass's exact mode and opens
 # its control socket. Runs once (the claim), never after its deadline, and only in the process
@@ -346,8 +346,7 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
   const cpython::PythonVersion& version = L.version;
   process::MemoryReader& memory = target.memory();
   const uint64_t runtime = target.runtime().runtime_addr;
-  state_->request =
-      make_safe_point_request(pid, L, runtime, target.runtime().binary, memory);
+  state_->request = make_safe_point_request(pid, L, runtime, target.runtime().binary, memory);
   if (L.debugger.support != 0) {
     const uint64_t interp = main_interpreter(memory, L, runtime);
     if (L.interp.size != 0 && L.debugger.remote_debug + 4 > L.interp.size) {

@@ -143,12 +143,12 @@ class Pep768Request : public SafePointRequest {
 
   std::string not_taken(int pid, double seconds) const override {
     const size_t n = armed_.size();
-    return fmt::format("process {} did not reach a safe point within {:g} s: {} ran Python code "
-                       "(the main thread blocked in a C call?); nothing was left pending in it, "
-                       "retry when it runs Python code",
-                       pid, seconds,
-                       n == 1 ? std::string("its only thread never")
-                              : fmt::format("none of its {} threads", n));
+    return fmt::format(
+        "process {} did not reach a safe point within {:g} s: {} ran Python code "
+        "(the main thread blocked in a C call?); nothing was left pending in it, "
+        "retry when it runs Python code",
+        pid, seconds,
+        n == 1 ? std::string("its only thread never") : fmt::format("none of its {} threads", n));
   }
 
   const char* how() const override { return "PEP 768"; }
@@ -213,8 +213,8 @@ class PendingCallRequest : public SafePointRequest {
       write_or_throw(pid_, q.addr + p.npending, &count, sizeof(count));
       // Every thread's eval breaker: the first to look runs the queue.
       for (uint64_t t : thread_states(memory_, L_, q.interp)) {
-        const uint64_t breaker = read_or_throw<uint64_t>(memory_, t + p.thread_eval_breaker,
-                                                         "an eval breaker");
+        const uint64_t breaker =
+            read_or_throw<uint64_t>(memory_, t + p.thread_eval_breaker, "an eval breaker");
         const uint8_t low = static_cast<uint8_t>(breaker | p.calls_to_do_bit);
         write_or_throw(pid_, t + p.thread_eval_breaker, &low, 1);
       }
@@ -260,8 +260,8 @@ class PendingCallRequest : public SafePointRequest {
     const uint32_t tail = (q.last + p.capacity - 1) % p.capacity;
     if (static_cast<int32_t>(tail) == slot_) {  // the last queued: taken off
       const std::vector<uint8_t> empty(p.call_size, 0);
-      write_memory(pid_, q.addr + p.calls + static_cast<uint64_t>(tail) * p.call_size,
-                   empty.data(), empty.size());
+      write_memory(pid_, q.addr + p.calls + static_cast<uint64_t>(tail) * p.call_size, empty.data(),
+                   empty.size());
       const int32_t last = static_cast<int32_t>(tail);
       write_memory(pid_, q.addr + p.last, &last, sizeof(last));
       if (p.mutex) {
@@ -296,10 +296,11 @@ class PendingCallRequest : public SafePointRequest {
           "Python code, or in the program call spyglass.listen()",
           pid, seconds);
     }
-    return fmt::format("process {} did not reach a safe point within {:g} s: none of its threads "
-                       "ran Python code (all blocked in C calls?); nothing was left pending in "
-                       "it, retry when it runs Python code",
-                       pid, seconds);
+    return fmt::format(
+        "process {} did not reach a safe point within {:g} s: none of its threads "
+        "ran Python code (all blocked in C calls?); nothing was left pending in "
+        "it, retry when it runs Python code",
+        pid, seconds);
   }
 
   const char* how() const override { return "its pending-call queue"; }
