@@ -1,9 +1,12 @@
 """Time from `spyglass attach PID --exact` to its first result, on a program that never imported
-spyglass (CPython 3.14+: spyglass starts exact mode in it through PEP 768).
+spyglass (spyglass starts exact mode in it: 3.14+ through PEP 768, 3.8-3.13 through its
+pending-call queue).
 
     python3 bench/exact/inject_time.py --python /path/to/python3.14 [--python ...] [--runs 10]
 
-For each interpreter: a fresh target (tests/exact/inject_target.py, its load thread running),
+For each interpreter: a fresh target (tests/exact/inject_target.py, its load thread running;
+before 3.12, whose main thread alone runs the queue, that waits for its commands in a 50 ms
+select() loop, --poll),
 then `runs` times: the command is started with `start spin`, `results`, `exit` on its stdin and
 timed until it has printed the first results table (wall clock, spyglass started to table
 read). The first run pays the import of spyglass in the target; later runs find it imported.
@@ -51,8 +54,11 @@ def main():
     for python in args.python:
         subprocess.run(["make", "-s", "--no-print-directory", "python", "PYTHON=" + python],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        minor = int(subprocess.check_output(
+            [python, "-c", "import sys; print(sys.version_info[1])"], text=True))
         target = subprocess.Popen([python, os.path.join(REPO, "tests", "exact",
-                                                        "inject_target.py")],
+                                                        "inject_target.py")] +
+                                  (["--poll"] if minor < 12 else []),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         try:
             assert target.stdout.readline().strip() == b"ready"

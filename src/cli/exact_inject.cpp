@@ -80,6 +80,16 @@ std::string random_token() {
   return out + fmt::format("{:x}", static_cast<unsigned>(getpid()));
 }
 
+// The per-user cache of packages for other interpreters: ${XDG_CACHE_HOME:-~/.cache}/spyglass/
+// python/<tag>; empty when neither is set.
+std::string user_cache_folder(const std::string& tag) {
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  if (cache && *cache) return (fs::path(cache) / "spyglass" / "python" / tag).string();
+  if (home && *home) return (fs::path(home) / ".cache" / "spyglass" / "python" / tag).string();
+  return "";
+}
+
 bool is_package(const fs::path& folder, const std::string& tag) {
   std::error_code ec;
   const fs::path package = folder / "spyglass";
@@ -306,13 +316,7 @@ std::string find_extension_folder(int pid, const std::vector<std::string>& prefi
     std::sort(builds.begin(), builds.end());
     folders.insert(folders.end(), builds.begin(), builds.end());
   }
-  const char* cache = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  if (cache && *cache) {
-    folders.push_back(fs::path(cache) / "spyglass" / "python" / tag);
-  } else if (home && *home) {
-    folders.push_back(fs::path(home) / ".cache" / "spyglass" / "python" / tag);
-  }
+  if (const std::string cache = user_cache_folder(tag); !cache.empty()) folders.push_back(cache);
   // The target's own environment, as the target sees it (through /proc/PID/root: a container's
   // files); the builds, as spyglass sees them.
   for (size_t i = 0; i < folders.size(); ++i) {
@@ -369,14 +373,23 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
       find_extension_folder(pid, target_prefixes(pid, target.runtime().binary), version.minor, tag);
   if (folder.empty()) {
     const std::string python = target_python(pid, version);
-    throw Error(ErrorKind::kUnsupported,
-                fmt::format("no spyglass extension built for process {}'s CPython {} ({}): "
-                            "install spyglass in its environment ({} -m pip install spyglass) "
-                            "or build one: make {}python PYTHON={}",
-                            pid, version.str(), tag, python,
-                            *SPYGLASS_SOURCE_DIR ? fmt::format("-C {} ", SPYGLASS_SOURCE_DIR)
-                                                 : std::string(),
-                            python));
+    std::error_code ec;
+    const bool checkout =
+        *SPYGLASS_SOURCE_DIR && fs::is_regular_file(fs::path(SPYGLASS_SOURCE_DIR) / "Makefile", ec);
+    const std::string cache = user_cache_folder(tag);
+    throw Error(
+        ErrorKind::kUnsupported,
+        fmt::format("no spyglass extension built for process {}'s CPython {} ({}): install "
+                    "spyglass in its environment ({} -m pip install spyglass){}{}",
+                    pid, version.str(), tag, python,
+                    cache.empty() ? std::string()
+                                  : fmt::format(", or into spyglass's per-user cache, leaving its "
+                                                "environment as it is ({} -m pip install "
+                                                "--target {} spyglass)",
+                                                python, cache),
+                    checkout ? fmt::format(", or build one: make -C {} python PYTHON={}",
+                                           SPYGLASS_SOURCE_DIR, python)
+                             : std::string()));
   }
 
   const std::string dir = fs::path(socket_path).parent_path().string();

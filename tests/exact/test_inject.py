@@ -360,6 +360,36 @@ def test_spyglass_of_the_targets_environment_first(injectable, tmp_path):
         target.wait()
 
 
+def test_per_user_cache(injectable, tmp_path):
+    """No spyglass in the target's environment and no `make python` build: the per-user cache
+    (${XDG_CACHE_HOME}/spyglass/python/<tag>, what `pip install --target` fills) is used, and
+    the message without it says how to fill it."""
+    python, package = injectable
+    tag = [name for name in os.listdir(os.path.join(package, "spyglass"))
+           if name.startswith("_spyglass.") and name.endswith(".so")][0][len("_spyglass."):-3]
+    cache = tmp_path / "cache"
+    shutil.copytree(os.path.join(package, "spyglass"),
+                    str(cache / "spyglass" / "python" / tag / "spyglass"))
+    target, out = start_target(injectable)
+    try:
+        env = dict(os.environ, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path),
+                   SPYGLASS_PYTHON_BUILD=str(tmp_path / "no-builds"), XDG_CACHE_HOME=str(cache))
+        got = subprocess.run([spyglass_bin(), "attach", str(target.pid), "--exact"],
+                             input="status\nexit\n", capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert got.returncode == 0, got.stderr
+        assert "spyglass from %s" % (cache / "spyglass" / "python" / tag) in got.stdout
+        line = one_line(attach_once(target.pid, SPYGLASS_SOCKET_DIR=socket_dir(tmp_path),
+                                    SPYGLASS_PYTHON_BUILD=str(tmp_path / "no-builds"),
+                                    XDG_CACHE_HOME=str(tmp_path / "empty")))
+        assert "-m pip install --target %s spyglass" % (
+            tmp_path / "empty" / "spyglass" / "python" / tag) in line, line
+        assert target_command(target, out, "burst 10") == "done 30"
+    finally:
+        target.kill()
+        target.wait()
+
+
 def test_program_that_imported_spyglass_keeps_its_timing(injectable, tmp_path):
     """A program that imported spyglass and times a function itself, without a socket: the
     injection uses its module, and leaving closes the socket only."""
