@@ -72,23 +72,23 @@ void PrefetchingMemory::end_walk() {
   in_walk_ = false;
   // In a steady state a walk reads exactly what one of the last few read, in the same order:
   // the plan stands, and comparing is cheaper than sorting again.
-  auto seen = std::find(history_.begin(), history_.end(), recorded_);
+  auto seen = std::find_if(history_.begin(), history_.end(),
+                           [&](const Walk& w) { return w.reads == recorded_; });
   if (seen != history_.end()) {
     std::rotate(history_.begin(), seen, seen + 1);
     return;
   }
   if (history_.size() == kPlanWalks) history_.pop_back();
-  history_.insert(history_.begin(), recorded_);
+  history_.insert(history_.begin(), Walk{recorded_, merged(recorded_)});
   // The newest walk whole, then older ones while the batch stays short: each block costs
   // ~0.45 µs, and a batch of hundreds (deep stacks of scattered 3.8-3.10 frame objects) spans
   // so long that it no longer shows one instant, and every walk is torn.
-  std::vector<Range> ranges = history_.front();
-  make_plan(ranges);
+  std::vector<Range> ranges = history_.front().merged;
+  plan_from(ranges);
   for (size_t i = 1; i < history_.size(); ++i) {
-    std::vector<Range> wider = ranges;
-    wider.insert(wider.end(), history_[i].begin(), history_[i].end());
+    std::vector<Range> wider = merged(ranges, history_[i].merged);
     std::vector<Range> narrower = plan_;
-    make_plan(wider);
+    plan_from(wider);
     if (plan_.size() > kPlanBlocks) {
       plan_ = std::move(narrower);
       break;
@@ -97,23 +97,57 @@ void PrefetchingMemory::end_walk() {
   }
 }
 
-void PrefetchingMemory::make_plan(std::vector<Range> ranges) {
+std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(std::vector<Range> ranges) {
   std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.addr < b.addr; });
+  std::vector<Range> out;
+  for (const auto& r : ranges) {
+    if (!out.empty() && r.addr <= out.back().addr + out.back().size + kMergeGap) {
+      const RemoteAddr end = std::max(out.back().addr + out.back().size, r.addr + r.size);
+      out.back().size = static_cast<size_t>(end - out.back().addr);
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(const std::vector<Range>& a,
+                                                                const std::vector<Range>& b) {
+  std::vector<Range> out;
+  out.reserve(a.size() + b.size());
+  auto add = [&](const Range& r) {
+    if (!out.empty() && r.addr <= out.back().addr + out.back().size + kMergeGap) {
+      const RemoteAddr end = std::max(out.back().addr + out.back().size, r.addr + r.size);
+      out.back().size = static_cast<size_t>(end - out.back().addr);
+    } else {
+      out.push_back(r);
+    }
+  };
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].addr <= b[j].addr)) {
+      add(a[i++]);
+    } else {
+      add(b[j++]);
+    }
+  }
+  return out;
+}
+
+void PrefetchingMemory::plan_from(const std::vector<Range>& merged) {
   plan_.clear();
   size_t total = 0;
-  for (const auto& r : ranges) {
-    if (!plan_.empty() && r.addr <= plan_.back().addr + plan_.back().size + kMergeGap) {
-      RemoteAddr end = std::max(plan_.back().addr + plan_.back().size, r.addr + r.size);
-      total += end - (plan_.back().addr + plan_.back().size);
-      plan_.back().size = static_cast<size_t>(end - plan_.back().addr);
-    } else {
-      if (plan_.size() >= kMaxBlocks) break;
-      plan_.push_back(r);
-      total += r.size;
-    }
+  for (const auto& r : merged) {
+    if (plan_.size() >= kMaxBlocks) break;
+    plan_.push_back(r);
+    total += r.size;
     if (total > kMaxBytes) break;
   }
+}
+
+void PrefetchingMemory::make_plan(std::vector<Range> ranges) {
+  plan_from(merged(std::move(ranges)));
 }
 
 const PrefetchingMemory::Block* PrefetchingMemory::find_block(RemoteAddr addr, size_t size) const {

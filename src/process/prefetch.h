@@ -83,12 +83,25 @@ class PrefetchingMemory : public MemoryReader {
   void drop_pages();
   // Sorts and merges ranges into plan_ (bounded by kMaxBlocks and kMaxBytes).
   void make_plan(std::vector<Range> ranges);
+  // Ranges sorted by address, those closer than kMergeGap merged (no bound).
+  static std::vector<Range> merged(std::vector<Range> ranges);
+  // Two merged lists as one, in one pass.
+  static std::vector<Range> merged(const std::vector<Range>& a, const std::vector<Range>& b);
+  // plan_ from a merged list, bounded by kMaxBlocks and kMaxBytes.
+  void plan_from(const std::vector<Range>& merged);
 
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads
-  std::vector<std::vector<Range>> history_;  // the reads of the last distinct walks, newest first
-  std::vector<Range> plan_;      // what to prefetch next
-  std::vector<Block> blocks_;    // what the last prefetch holds, sorted by address
+  // The last distinct walks, newest first: each one's reads, and the same merged (sorting each
+  // walk once: sorting the union of four walks' hundreds of reads every sample, to widen the
+  // plan, took a fifth of the sampler's time).
+  struct Walk {
+    std::vector<Range> reads;
+    std::vector<Range> merged;
+  };
+  std::vector<Walk> history_;
+  std::vector<Range> plan_;            // what to prefetch next
+  std::vector<Block> blocks_;          // what the last prefetch holds, sorted by address
   std::vector<Block> planned_blocks_;  // fetch_plan's scratch: every block of the plan
   std::vector<ReadRequest> requests_;  // fetch_plan's scratch: the batch
   std::vector<uint8_t> buffer_;
