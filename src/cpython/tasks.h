@@ -41,7 +41,7 @@ class ObjectReader;
 
 struct TaskStack {
   uint64_t task_addr = 0;
-  std::string name;  // the task's name (Task-3), read only when asked for
+  std::string name;           // the task's name (Task-3), read only when asked for
   std::vector<Frame> frames;  // innermost first: `<await>`, then the coroutines, awaited first
   bool truncated = false;     // the chain broke off or was too long
   // What the innermost coroutine awaits when that is not a coroutine (a future's iterator, a
@@ -69,8 +69,7 @@ class TaskReader {
   // `memory` serves the walk (its prefetch); `live` reads the process as it is now, to check
   // that a task's chain still holds once read.
   TaskReader(pid_t pid, process::MemoryReader& memory, process::MemoryReader& live,
-             const Layout& layout, CodeCache& codes, ObjectReader& objects,
-             uint64_t runtime_addr);
+             const Layout& layout, CodeCache& codes, ObjectReader& objects, uint64_t runtime_addr);
   ~TaskReader();
   // Every suspended task, as its logical stack, read just before the threads' walk;
   // `thread_states` are the threads' states (3.14+ keep tasks per thread). False when no task
@@ -180,8 +179,8 @@ class TaskReader {
   std::unordered_set<std::string> searched_files_;  // path@inode of each file searched
   std::unordered_map<uint64_t, TypeKind> types_;
   std::array<std::pair<uint64_t, TypeKind>, 16> recent_types_{};  // cleared with types_
-  std::vector<uint64_t> chain_;                 // read_task's, kept for its capacity
-  std::unordered_set<uint64_t> thread_frames_;  // frame addresses of the threads' walk
+  std::vector<uint64_t> chain_;          // read_task's, kept for its capacity
+  std::vector<uint64_t> thread_frames_;  // frame addresses of the threads' walk, sorted
   struct Running {  // a task read running: its address and its coroutine's frame
     uint64_t task = 0;
     uint64_t frame = 0;
