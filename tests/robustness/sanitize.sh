@@ -84,12 +84,17 @@ done
 # be started with LD_PRELOAD=libasan.so for every interpreter the exact tests use, and ASan then
 # reports CPython's own allocations at exit (leaks by design) and its custom allocator's reads.
 # Its client is not: `record --exact -s` reads every worker's results (untrusted JSON), merges
-# them and starts exact mode from outside (3.14+); the pools on one interpreter of each kind run
-# with the sanitized spyglass (the extension as `make python` built it).
+# them and starts exact mode from outside (PEP 768, or the pending-call queue before 3.14); the
+# pools on one interpreter of each kind run with the sanitized spyglass (the extension as `make
+# python` built it), and so does attach --exact by the pending-call queue on 3.8 (the main
+# thread's) and 3.12 (any thread's), five attach/detach cycles each.
 if [[ " ${stages[*]} " == *" integration "* ]]; then
   echo "sanitize: exact mode across workers (the client) on pyenv 3.12 and Debian 3.15"
   SPYGLASS_BIN=$build/spyglass "$python" -m pytest -q tests/exact/test_family.py \
     -k "(3.12 or 3.15) and not gunicorn" ${PYTEST_ARGS:-} | tail -1
+  echo "sanitize: attach --exact by the pending-call queue on pyenv 3.8 and 3.12"
+  SPYGLASS_BIN=$build/spyglass SPYGLASS_INJECT_CYCLES=5 "$python" -m pytest -q \
+    tests/exact/test_inject.py -k "3.8 or 3.12" ${PYTEST_ARGS:-} | tail -1
 fi
 echo "sanitize: exact mode's extension not run under sanitizers (it runs inside CPython," \
      "which is not built with ASan; see tests/robustness/sanitize.sh)"
