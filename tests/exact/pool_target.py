@@ -12,7 +12,7 @@ Stdin closed ends it too.
 
 With `--busy FLAG`, every worker runs Python code (`spin`) from `ready` until the file FLAG
 exists, and `go` waits for that: a worker idle in C would take exact mode started from outside
-(3.14+) only at its first call.
+only at its first call.
 """
 
 import json
@@ -23,7 +23,7 @@ import time
 
 try:
     import spyglass  # noqa: F401  (SPYGLASS_LISTEN=1: the control socket opens here)
-except ImportError:  # 3.14+: exact mode may be started from outside instead
+except ImportError:  # exact mode may be started from outside instead
     spyglass = None
 
 WORK = 20_000  # iterations of a call: about 2-3 ms
