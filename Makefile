@@ -35,7 +35,7 @@ unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure --no-tests=error -j $(JOBS)
 
 integration-test: build $(VENV)/.ready
-	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra tests/integration $(PYTEST_ARGS)
+	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra --durations=15 tests/integration $(PYTEST_ARGS)
 
 test: deps
 	@scripts/install-deps.sh test
@@ -55,7 +55,7 @@ python:
 
 # Exact mode's tests: they build the extension for every interpreter found (make python).
 exact-test: build $(VENV)/.ready
-	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra tests/exact $(PYTEST_ARGS)
+	SPYGLASS_BIN=$(abspath $(BUILD))/spyglass $(VENV)/bin/python -m pytest -ra --durations=10 tests/exact $(PYTEST_ARGS)
 
 # Each export format checked by its real consumer (speedscope's schema, protoc, headless
 # Chromium), on files written by the spyglass_export_sample tool.

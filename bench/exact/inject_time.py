@@ -5,7 +5,7 @@ pending-call queue).
     python3 bench/exact/inject_time.py --python /path/to/python3.14 [--python ...] [--runs 10]
 
 For each interpreter: a fresh target (tests/exact/inject_target.py, its load thread running;
-before 3.12, whose main thread alone runs the queue, that waits for its commands in a 50 ms
+before 3.12, whose main thread alone runs the queue, that waits for its commands in a 10 ms
 select() loop, --poll),
 then `runs` times: the command is started with `start spin`, `results`, `exit` on its stdin and
 timed until it has printed the first results table (wall clock, spyglass started to table

@@ -5,7 +5,7 @@ stdin, one command a line:  `burst N`  each of the worker threads calls work() N
 the program prints `done TOTAL` (the calls of this burst);  `quit`  ends it (prints `bye`).
 A load thread calls spin() all along (unchosen code, and a thread that runs Python code while
 the main thread waits in readline). With `--poll` the main thread waits for its commands in a
-loop of 50 ms select() calls, as a server's does (before 3.12 only the main thread takes
+loop of 10 ms select() calls, as a server's does (before 3.12 only the main thread takes
 spyglass's request)."""
 
 import select
@@ -62,7 +62,7 @@ def commands():
         yield from sys.stdin
         return
     while True:
-        if select.select([sys.stdin], [], [], 0.05)[0]:
+        if select.select([sys.stdin], [], [], 0.01)[0]:
             line = sys.stdin.readline()
             if not line:
                 return
