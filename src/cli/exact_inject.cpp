@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,7 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -30,7 +28,6 @@
 #include "cpython/target.h"
 #include "process/descendants.h"
 #include "process/maps.h"
-#include "sampling/thread_pauser.h"
 
 #ifndef SPYGLASS_SOURCE_DIR
 #define SPYGLASS_SOURCE_DIR ""
@@ -48,15 +45,6 @@ std::string machine_triplet() {
 #else
   return "";
 #endif
-}
-
-template <typename T>
-T read_or_throw(process::MemoryReader& memory, uint64_t addr, const char* what) {
-  T value{};
-  if (!memory.read(addr, &value, sizeof(value))) {
-    throw Error(ErrorKind::kCorrupt, fmt::format("cannot read {} at {:#x}", what, addr));
-  }
-  return value;
 }
 
 std::string read_file(const std::string& path) {
@@ -351,22 +339,6 @@ PendingInjection::PendingInjection(int pid, unsigned uid, const std::string& soc
   process::MemoryReader& memory = target.memory();
   const uint64_t runtime = target.runtime().runtime_addr;
   state_->request = make_safe_point_request(pid, L, runtime, target.runtime().binary, memory);
-  if (L.debugger.support != 0) {
-    const uint64_t interp = main_interpreter(memory, L, runtime);
-    if (L.interp.size != 0 && L.debugger.remote_debug + 4 > L.interp.size) {
-      throw Error(ErrorKind::kCorrupt, "the remote debugging flag lies outside the interpreter");
-    }
-    const int32_t enabled =
-        read_or_throw<int32_t>(memory, interp + L.debugger.remote_debug, "the remote debug flag");
-    if (enabled != 1) {
-      throw Error(ErrorKind::kPermission,
-                  fmt::format("process {} has remote debugging turned off "
-                              "(PYTHON_DISABLE_REMOTE_DEBUG or -X disable-remote-debug): exact "
-                              "mode cannot be started in it from outside; in the program call "
-                              "spyglass.listen() instead",
-                              pid));
-    }
-  }
   const std::string tag =
       fmt::format("cpython-{}{}-{}", version.major, version.minor, machine_triplet());
   const std::string folder =

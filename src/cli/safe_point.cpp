@@ -42,6 +42,24 @@ void write_or_throw(pid_t pid, uint64_t addr, const void* data, size_t size) {
   }
 }
 
+// The main interpreter: the last of the runtime's list (new interpreters are pushed at its head).
+uint64_t main_interpreter(process::MemoryReader& memory, const cpython::Layout& L,
+                          uint64_t runtime) {
+  uint64_t interp = read_or_throw<uint64_t>(memory, runtime + L.runtime.interpreters_head,
+                                            "the interpreter list");
+  if (interp == 0) throw Error(ErrorKind::kNotPython, "the interpreter is not running");
+  std::set<uint64_t> seen;
+  for (size_t i = 0; i < kMaxInterpreters; ++i) {
+    if (interp % 8 != 0 || !seen.insert(interp).second) {
+      throw Error(ErrorKind::kCorrupt, "the interpreter list does not check out");
+    }
+    uint64_t next = read_or_throw<uint64_t>(memory, interp + L.interp.next, "an interpreter");
+    if (next == 0) return interp;
+    interp = next;
+  }
+  throw Error(ErrorKind::kCorrupt, "the interpreter list is longer than 256");
+}
+
 // The interpreter's thread states, each checked to name `interp` as its interpreter.
 std::vector<uint64_t> thread_states(process::MemoryReader& memory, const cpython::Layout& L,
                                     uint64_t interp) {
@@ -74,6 +92,15 @@ void check_debugger_layout(const cpython::Layout& L) {
   }
 }
 
+// Where the file `path` is mapped from its start (its load base before the first segment's
+// vaddr), 0 when it is not.
+uint64_t mapped_at(const std::vector<process::Mapping>& maps, const std::string& path) {
+  for (const auto& m : maps) {
+    if (m.path == path && m.offset == 0) return m.start;
+  }
+  return 0;
+}
+
 // ---- 3.14+: PEP 768 ------------------------------------------------------------------------
 // All threads are asked (the first to reach a safe point runs the script; a claim file makes
 // it run once): a main thread waiting in join() or blocked in C does not stop a worker thread
@@ -84,6 +111,21 @@ class Pep768Request : public SafePointRequest {
                 process::MemoryReader& memory)
       : pid_(pid), L_(layout), runtime_(runtime), memory_(memory) {
     check_debugger_layout(L_);
+    // The program's opt-out (PYTHON_DISABLE_REMOTE_DEBUG, -X disable-remote-debug).
+    const uint64_t interp = main_interpreter(memory_, L_, runtime_);
+    if (L_.interp.size != 0 && L_.debugger.remote_debug + 4 > L_.interp.size) {
+      throw Error(ErrorKind::kCorrupt, "the remote debugging flag lies outside the interpreter");
+    }
+    const int32_t enabled =
+        read_or_throw<int32_t>(memory_, interp + L_.debugger.remote_debug, "the remote debug flag");
+    if (enabled != 1) {
+      throw Error(ErrorKind::kPermission,
+                  fmt::format("process {} has remote debugging turned off "
+                              "(PYTHON_DISABLE_REMOTE_DEBUG or -X disable-remote-debug): exact "
+                              "mode cannot be started in it from outside; in the program call "
+                              "spyglass.listen() instead",
+                              pid));
+    }
   }
 
   void arm(const std::string& path) override {
@@ -319,13 +361,7 @@ class PendingCallRequest : public SafePointRequest {
     const std::vector<process::Mapping> maps = process::read_maps(pid_);
     const process::ElfFile elf(process::path_in_process_root(pid_, binary_));
     const auto sym = elf.symbol("PyRun_SimpleString");
-    uint64_t base = 0;
-    for (const auto& m : maps) {
-      if (m.path == binary_ && m.offset == 0) {
-        base = m.start;
-        break;
-      }
-    }
+    const uint64_t base = mapped_at(maps, binary_);
     if (!sym || base == 0) {
       throw Error(ErrorKind::kUnsupported,
                   fmt::format("process {}'s interpreter ({}) exports no PyRun_SimpleString (a "
@@ -354,13 +390,7 @@ class PendingCallRequest : public SafePointRequest {
       }
     }
     for (const auto& file : files) {
-      uint64_t base = 0;
-      for (const auto& m : maps) {
-        if (m.path == file && m.offset == 0) {
-          base = m.start;
-          break;
-        }
-      }
+      const uint64_t base = mapped_at(maps, file);
       if (base == 0) continue;
       uint64_t end = 0;
       try {
@@ -480,23 +510,6 @@ bool write_memory(pid_t pid, uint64_t addr, const void* data, size_t size) {
   n = pwrite(fd, data, size, static_cast<off_t>(addr));
   close(fd);
   return n == static_cast<ssize_t>(size);
-}
-
-uint64_t main_interpreter(process::MemoryReader& memory, const cpython::Layout& L,
-                          uint64_t runtime) {
-  uint64_t interp = read_or_throw<uint64_t>(memory, runtime + L.runtime.interpreters_head,
-                                            "the interpreter list");
-  if (interp == 0) throw Error(ErrorKind::kNotPython, "the interpreter is not running");
-  std::set<uint64_t> seen;
-  for (size_t i = 0; i < kMaxInterpreters; ++i) {
-    if (interp % 8 != 0 || !seen.insert(interp).second) {
-      throw Error(ErrorKind::kCorrupt, "the interpreter list does not check out");
-    }
-    uint64_t next = read_or_throw<uint64_t>(memory, interp + L.interp.next, "an interpreter");
-    if (next == 0) return interp;
-    interp = next;
-  }
-  throw Error(ErrorKind::kCorrupt, "the interpreter list is longer than 256");
 }
 
 std::unique_ptr<SafePointRequest> make_safe_point_request(int pid, const cpython::Layout& layout,

@@ -52,16 +52,13 @@ class SafePointRequest {
 };
 
 // The request for process `pid`, whose interpreter's layout is `layout`, its _PyRuntime at
-// `runtime`, in the mapped file `binary` (python or libpython). Throws Error(kUnsupported) with
-// one line when the version has neither way, or the interpreter exports no PyRun_SimpleString.
+// `runtime`, in the mapped file `binary` (python or libpython). Throws Error with one line when
+// the version has neither way, the interpreter exports no PyRun_SimpleString, or (3.14+) the
+// program turned remote debugging off.
 std::unique_ptr<SafePointRequest> make_safe_point_request(int pid, const cpython::Layout& layout,
                                                           uint64_t runtime,
                                                           const std::string& binary,
                                                           process::MemoryReader& memory);
-
-// The main interpreter: the last of the runtime's list. Throws Error.
-uint64_t main_interpreter(process::MemoryReader& memory, const cpython::Layout& L,
-                          uint64_t runtime);
 
 // Writes to the target's memory (process_vm_writev, then /proc/PID/mem for read-only pages).
 bool write_memory(pid_t pid, uint64_t addr, const void* data, size_t size);

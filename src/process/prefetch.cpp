@@ -97,18 +97,20 @@ void PrefetchingMemory::end_walk() {
   }
 }
 
+void PrefetchingMemory::append_merged(std::vector<Range>& out, const Range& r) {
+  if (!out.empty() && r.addr <= out.back().addr + out.back().size + kMergeGap) {
+    const RemoteAddr end = std::max(out.back().addr + out.back().size, r.addr + r.size);
+    out.back().size = static_cast<size_t>(end - out.back().addr);
+  } else {
+    out.push_back(r);
+  }
+}
+
 std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(std::vector<Range> ranges) {
   std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.addr < b.addr; });
   std::vector<Range> out;
-  for (const auto& r : ranges) {
-    if (!out.empty() && r.addr <= out.back().addr + out.back().size + kMergeGap) {
-      const RemoteAddr end = std::max(out.back().addr + out.back().size, r.addr + r.size);
-      out.back().size = static_cast<size_t>(end - out.back().addr);
-    } else {
-      out.push_back(r);
-    }
-  }
+  for (const auto& r : ranges) append_merged(out, r);
   return out;
 }
 
@@ -116,20 +118,12 @@ std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(const std::vecto
                                                                 const std::vector<Range>& b) {
   std::vector<Range> out;
   out.reserve(a.size() + b.size());
-  auto add = [&](const Range& r) {
-    if (!out.empty() && r.addr <= out.back().addr + out.back().size + kMergeGap) {
-      const RemoteAddr end = std::max(out.back().addr + out.back().size, r.addr + r.size);
-      out.back().size = static_cast<size_t>(end - out.back().addr);
-    } else {
-      out.push_back(r);
-    }
-  };
   size_t i = 0, j = 0;
   while (i < a.size() || j < b.size()) {
     if (j == b.size() || (i < a.size() && a[i].addr <= b[j].addr)) {
-      add(a[i++]);
+      append_merged(out, a[i++]);
     } else {
-      add(b[j++]);
+      append_merged(out, b[j++]);
     }
   }
   return out;

@@ -85,6 +85,8 @@ class PrefetchingMemory : public MemoryReader {
   void make_plan(std::vector<Range> ranges);
   // Ranges sorted by address, those closer than kMergeGap merged (no bound).
   static std::vector<Range> merged(std::vector<Range> ranges);
+  // Appends `r` (at or past the start of out's last range) to a merged list.
+  static void append_merged(std::vector<Range>& out, const Range& r);
   // Two merged lists as one, in one pass.
   static std::vector<Range> merged(const std::vector<Range>& a, const std::vector<Range>& b);
   // plan_ from a merged list, bounded by kMaxBlocks and kMaxBytes.
