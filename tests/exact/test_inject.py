@@ -5,7 +5,7 @@ leaving (docs/exact.md, "Starting exact mode in a running program"). Before 3.12
 thread runs the queue: the target's main thread then waits for its commands in a polling loop,
 as a server's does, and a main thread blocked in C is a case of its own.
 
-The attach/detach cycle test runs $SPYGLASS_INJECT_CYCLES cycles, 50 by default (about 5 s an
+The attach/detach cycle test runs $SPYGLASS_INJECT_CYCLES cycles, 25 by default (about 3 s an
 interpreter: after the first, a cycle takes some 30 ms)."""
 
 import json
@@ -180,7 +180,7 @@ def test_attach_detach_cycles(injectable, tmp_path):
     target, out = start_target(injectable)
     try:
         before_fds, before_tasks = fds(target.pid), tasks(target.pid)
-        cycles = int(os.environ.get("SPYGLASS_INJECT_CYCLES", "50"))
+        cycles = int(os.environ.get("SPYGLASS_INJECT_CYCLES", "25"))
         firsts = []
         for cycle in range(cycles):
             firsts.append(one_cycle(target, out, env, 2000 + cycle, injectable.how))
