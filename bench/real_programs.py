@@ -96,7 +96,8 @@ def main() -> int:
                     try:
                         measured[blocking] = corpus.measure(
                             args.spyglass, interpreter.path, interpreter.test_id, environment,
-                            program, blocking=blocking, rate=rate, scale=scale * args.scale)
+                            program, blocking=blocking, rate=rate, scale=scale * args.scale,
+                            cores=corpus.separate_cores() if name in corpus.PINNED else None)
                     except AssertionError as error:
                         mode = "blocking" if blocking else "non-blocking"
                         failures[mode] = str(error).splitlines()[0]

@@ -31,14 +31,8 @@ import corpus  # noqa: E402
 SCALE = float(os.environ.get("SPYGLASS_REAL_SCALE", "1"))
 
 
-# Run with the program and spyglass on two separate CPUs (when there are two): on one, the
-# sampler preempts the program while it reads and a 3.8-3.10 recursion is rarely caught
-# mid-change, so its tears came and went with the scheduler; apart, every run has them.
-PINNED = ("recursion",)
-
-
 def measure(spyglass_bin, interpreter, environment, program, scale, **options):
-    if program in PINNED:
+    if program in corpus.PINNED:
         options.setdefault("cores", corpus.separate_cores())
     measurement = corpus.measure(spyglass_bin, interpreter.path, interpreter.test_id,
                                  environment, corpus.PROGRAMS[program], scale=scale * SCALE,

@@ -71,15 +71,28 @@ x = y = None
 def handle_algebra(n: int) -> str:
     began = TRUTH.begin()
     try:
-        expression = sympy.expand((x + n * y + 1) ** 3 * (x - y + n) ** 2)
-        factored = sympy.factor(expression)
-        cancelled = sympy.cancel((x ** 3 - n ** 3) / (x - n) + (x ** 2 - y ** 2) / (x + y))
-        combined = sympy.together(1 / (x + n) + 1 / (x - n) + y / (x * y + n))
-        derivative = sympy.diff(sympy.sin(n * x) * sympy.exp(x ** 2) / (1 + x ** 2), x)
-        return json.dumps({"n": n, "factored": str(factored), "cancelled": str(cancelled),
-                           "combined": str(combined), "derivative": str(derivative)})
+        # sympy's caches are not thread-safe: now and then a request run beside others fails
+        # inside sympy (seen on 3.9: "expected a polynomial generator ... got y" from a ring's
+        # index). Done again, as a server would retry, so that the load goes on; the time of
+        # every attempt is the handler's.
+        for attempt in range(3):
+            try:
+                return algebra(n)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                if attempt == 2:
+                    raise
     finally:
         TRUTH.add("handle_algebra", began)
+
+
+def algebra(n: int) -> str:
+    expression = sympy.expand((x + n * y + 1) ** 3 * (x - y + n) ** 2)
+    factored = sympy.factor(expression)
+    cancelled = sympy.cancel((x ** 3 - n ** 3) / (x - n) + (x ** 2 - y ** 2) / (x + y))
+    combined = sympy.together(1 / (x + n) + 1 / (x - n) + y / (x * y + n))
+    derivative = sympy.diff(sympy.sin(n * x) * sympy.exp(x ** 2) / (1 + x ** 2), x)
+    return json.dumps({"n": n, "factored": str(factored), "cancelled": str(cancelled),
+                       "combined": str(combined), "derivative": str(derivative)})
 
 
 def handle_status(served: int) -> str:
