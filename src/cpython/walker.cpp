@@ -9,7 +9,6 @@
 namespace spyglass::cpython {
 namespace {
 
-
 template <typename T>
 T field(const std::vector<uint8_t>& bytes, uint64_t offset) {
   T value{};
@@ -56,6 +55,11 @@ constexpr uint64_t kGlibcPthreadTidOffset = 0x2d0;
 // read anew, before the walk is fetched again whole (see walk_thread_frames).
 constexpr int kMaxChases = 16;
 
+// 3.11+: frames whose code cannot be read, one after another, that a walk goes past (see
+// walk_interpreter_frames): one being set up or torn down is skipped; a run of them is not a
+// thread's stack.
+constexpr int kMaxUnreadableFramesInRow = 2;
+
 // 3.8-3.10: newest frames left out of a walk because they have returned (see
 // walk_frame_objects).
 constexpr int kMaxReturnedFrames = 1;
@@ -87,8 +91,7 @@ bool StackWalker::walk(std::vector<ThreadStack>& out, const std::vector<int>* kn
   return walk_interpreters(out, known_tids, true);
 }
 
-bool StackWalker::list_threads(std::vector<ThreadStack>& out,
-                               const std::vector<int>* known_tids) {
+bool StackWalker::list_threads(std::vector<ThreadStack>& out, const std::vector<int>* known_tids) {
   return walk_interpreters(out, known_tids, false);
 }
 
@@ -325,12 +328,16 @@ uint64_t StackWalker::first_frame_slot(uint64_t tstate) {
   if (!L.thread.datastack_chunk) return 0;
   uint64_t chunk = 0;
   if (!memory_.read_value(tstate + L.thread.datastack_chunk, chunk)) return 0;
-  // A thread of a deep recursion has many chunks; the bound only guards against a loop.
+  // A thread of a deep recursion has many chunks (16 KiB each, most of them). A chunk read
+  // while it was freed can lead into a loop (its `previous` reused by the allocator); left to
+  // the bound, a loop would cost 100,000 reads, a tenth of a second, as a chain of unreadable
+  // frames did (see walk_interpreter_frames). A loop is found at once.
+  CycleCheck cycle;
   for (int n = 0; n < 100'000 && plausible_pointer(chunk); ++n) {
     uint64_t previous = 0;
     if (!memory_.read_value(chunk + L.chunk.previous, previous)) return 0;
     if (previous == 0) return chunk + L.chunk.data + sizeof(uint64_t);
-    if (previous == chunk) return 0;
+    if (cycle.seen(previous)) return 0;
     chunk = previous;
   }
   return 0;
@@ -501,8 +508,9 @@ void StackWalker::add_returning_frame(uint64_t tstate, uint64_t current, ThreadS
   const uint64_t instr = field<uint64_t>(bytes, F.lasti);
   const CodeInfo* info = codes_->get(code);
   if (!info) return;
-  out.frames.insert(out.frames.begin(),
-                    Frame{code, info, codes_->line(code, instruction_offset(L, code, instr)), above});
+  out.frames.insert(
+      out.frames.begin(),
+      Frame{code, info, codes_->line(code, instruction_offset(L, code, instr)), above});
   ++stats_.frames;
   ++stats_.returning_frames;
 }
@@ -517,6 +525,7 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint
   // frame): a chain that ends anywhere else was read while it changed.
   const bool ends_at_shim = F.owner_cstack >= 0 || F.owner_interpreter >= 0;
   bool last_is_generator = false, last_is_shim = false;
+  int unreadable_in_row = 0;  // frames whose code could not be read, one after another
   newest_owned_ = 0;
   newest_owned_code_ = nullptr;
   CycleCheck cycle;
@@ -542,9 +551,18 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint
     const CodeInfo* info = shim ? nullptr : codes_->get(code);
     if (!shim && !info) {
       // A frame caught while being set up or torn down: skip it but keep walking, so the
-      // callers above it (often the chosen functions) still count. The visit bound ends a
-      // chain that is really broken.
+      // callers above it (often the chosen functions) still count. Several in a row are no
+      // longer frames: a thread state read as its thread ended led into freed memory, whose
+      // allocator links made a chain of 130,000 "frames", a third of a second of reads
+      // (within the visit bound, and no cycle). The sample that made them stood for that
+      // time with what it read at its end: every request handler running meanwhile went
+      // unseen (a threaded sympy server's handler 9-10 % low on 3.12 at 10 kHz, one run in
+      // three). Such a chain is a torn read.
       ++stats_.bad_frames;
+      if (++unreadable_in_row > kMaxUnreadableFramesInRow) {
+        out.truncated = true;
+        return false;
+      }
     } else if (!shim) {
       out.frames.push_back(
           Frame{code, info, codes_->line(code, instruction_offset(L, code, instr)), frame});
@@ -554,6 +572,7 @@ bool StackWalker::walk_interpreter_frames(uint64_t frame, ThreadStack& out, uint
         newest_owned_code_ = info;
       }
     }
+    if (shim || info) unreadable_in_row = 0;
     if (!shim) {
       last_is_generator = F.owner_generator >= 0 && owner == F.owner_generator;
       // A chain that ends on a frame that is not one (its previous read as NULL from memory

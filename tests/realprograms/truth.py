@@ -18,7 +18,9 @@ few instructions. Times add up over calls and threads (thread-seconds), as spygl
 do; a recursive function times its outermost call only.
 
 The file is written at exit, normal or by SIGTERM/SIGINT, as
-{"program", "python", "pid", "elapsed", "functions": {name: {"seconds", "calls"}}}.
+{"program", "python", "pid", "elapsed", "functions": {name: {"seconds", "calls"}}}; with
+SPYGLASS_TRUTH_CALLS=1 in the environment also "calls_log": [name, native thread id, start,
+seconds] of every call, to compare with spyglass's figures per thread when a total is off.
 
 With --wait, a program sets itself up (imports, servers), prints `ready {"pid": PID}` and waits
 for a line on stdin before it does any of the work it times: a profiler attaches in between,
@@ -48,6 +50,7 @@ class Truth:
         self._started = perf_counter()
         self._written = False
         self._wait = False
+        self.log = [] if os.environ.get("SPYGLASS_TRUTH_CALLS") else None
 
     begin = staticmethod(perf_counter)
 
@@ -56,6 +59,8 @@ class Truth:
         with self._lock:
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
             self.calls[name] = self.calls.get(name, 0) + 1
+            if self.log is not None:
+                self.log.append((name, threading.get_native_id(), began, elapsed))
 
     def declare(self, *names: str) -> None:
         """Functions that must appear in the file even if they never ran."""
@@ -73,6 +78,7 @@ class Truth:
                 "elapsed": perf_counter() - self._started,
                 "functions": {name: {"seconds": self.seconds[name], "calls": self.calls[name]}
                               for name in sorted(self.seconds)},
+                **({"calls_log": self.log} if self.log is not None else {}),
             }
 
     def write(self) -> None:
