@@ -292,20 +292,29 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
   }
 }
 
+bool read_task_list(process::MemoryReader& memory, uint64_t head, uint64_t node_offset,
+                    size_t max_tasks, std::vector<uint64_t>& tasks) {
+  struct Node {
+    uint64_t next = 0, prev = 0;
+  };
+  Node node;
+  if (!memory.read_value(head, node)) return true;  // no list there: nothing cut
+  uint64_t previous = head;
+  for (size_t n = 0; node.next != head; ++n) {
+    const uint64_t at = node.next;
+    if (!plausible_pointer(at) || n >= max_tasks || !memory.read_value(at, node) ||
+        node.prev != previous) {
+      return false;
+    }
+    tasks.push_back(at - node_offset);
+    previous = at;
+  }
+  return true;
+}
+
 void TaskReader::read_task_list(uint64_t head, std::vector<uint64_t>& tasks) {
-  // A circular list of llist_node {next, prev}, each inside a task at task_node.
-  uint64_t node = 0;
-  if (!batch_.read_value(head, node)) return;
-  for (size_t n = 0; node != head; ++n) {
-    if (!plausible_pointer(node) || n >= kMaxTasks) {
-      ++stats_.cut_lists;
-      return;
-    }
-    tasks.push_back(node - debug_.task_node);
-    if (!batch_.read_value(node, node)) {
-      ++stats_.cut_lists;
-      return;
-    }
+  if (!cpython::read_task_list(batch_, head, debug_.task_node, kMaxTasks, tasks)) {
+    ++stats_.cut_lists;
   }
 }
 

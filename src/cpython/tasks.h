@@ -63,6 +63,16 @@ struct TaskStats {
   uint64_t resumed = 0;
 };
 
+// 3.14+: the tasks of one circular list of llist_node {next, prev} (a thread's or an
+// interpreter's), each node inside a task at `node_offset`, appended to `tasks`. False when
+// the list broke off: a node unreadable, past `max_tasks`, or not linking back to the node
+// before it. A thread state from the last walk whose thread has ended since is freed memory,
+// and its allocator's links, followed as a list up to the bound, took a tenth of a second of
+// reads in one sample (3.15, a thread per request), a sample that then stood for that time
+// with what it read at its end: every request handler of the moment read wrong.
+bool read_task_list(process::MemoryReader& memory, uint64_t head, uint64_t node_offset,
+                    size_t max_tasks, std::vector<uint64_t>& tasks);
+
 class TaskReader {
  public:
   // `pid` to find `_asyncio`'s AsyncioDebug table (3.14+), which may be loaded late.
