@@ -128,7 +128,7 @@ std::vector<std::string> Session::add_functions(const std::vector<std::string>& 
     if (std::find(functions_.begin(), functions_.end(), p) != functions_.end()) continue;
     functions_.push_back(p);
     if (!seen_so_far) seen_so_far = processes_->snapshot();
-    std::optional<std::string> hint;  // set when functions were seen and none matches
+    std::optional<std::string> hint;        // set when functions were seen and none matches
     if (seen_so_far->frames.size() != 0) {  // nothing seen yet: no reason to warn
       report::ChosenSet chosen(*seen_so_far, {p});
       if (chosen.matched_functions(0).empty()) hint = report::closest_names_hint(p, chosen);
@@ -245,6 +245,13 @@ report::Results Session::results_from(const sampling::Profile& profile,
         "{} of {} samples could not be read consistently (the target changed under us) and "
         "were dropped",
         status.failed_walks, status.samples));
+  }
+  if (status.slow_samples) {
+    results.notes.push_back(fmt::format(
+        "{} of {} samples took over {:.0f} ms to read ({:.3f} s in all): each stands for that "
+        "time with what it read, so what ran meanwhile may be counted elsewhere",
+        status.slow_samples, status.samples, 1e3 * sampling::kSlowReadSeconds,
+        status.slow_seconds));
   }
   if (status.incomplete_stacks) {
     results.notes.push_back(

@@ -604,6 +604,8 @@ nlohmann::json to_json(const Results& results) {
                         {"returning_frames", results.returning_frames},
                         {"incomplete_stacks", results.incomplete_stacks},
                         {"unreadable_samples", results.unreadable_samples},
+                        {"slow_samples", results.slow_samples},
+                        {"slow_seconds", results.slow_seconds},
                         {"reread_thread_lists", results.reread_thread_lists},
                         {"cut_thread_lists", results.cut_thread_lists},
                         {"unpaused_threads", results.unpaused_threads},

@@ -67,13 +67,15 @@ struct Results {
   uint64_t samples = 0;  // sampling rounds
   uint64_t late_samples = 0;
   uint64_t missed_samples = 0;
-  uint64_t thread_samples = 0;  // thread stacks seen
-  uint64_t reread_stacks = 0;      // thread stacks read again after catching them mid-change
-  uint64_t returned_frames = 0;    // 3.8-3.10: newest frames already returned, read from caller
-  uint64_t frames_read_again = 0;  // 3.8-3.10: frames whose copy looked finished, read live
-  uint64_t returning_frames = 0;   // 3.12+: newest functions caught returning, counted to them
-  uint64_t incomplete_stacks = 0;  // thread stacks that stayed incomplete
+  uint64_t thread_samples = 0;       // thread stacks seen
+  uint64_t reread_stacks = 0;        // thread stacks read again after catching them mid-change
+  uint64_t returned_frames = 0;      // 3.8-3.10: newest frames already returned, read from caller
+  uint64_t frames_read_again = 0;    // 3.8-3.10: frames whose copy looked finished, read live
+  uint64_t returning_frames = 0;     // 3.12+: newest functions caught returning, counted to them
+  uint64_t incomplete_stacks = 0;    // thread stacks that stayed incomplete
   uint64_t unreadable_samples = 0;   // samples whose walk failed: dropped whole
+  uint64_t slow_samples = 0;         // samples whose reading took over kSlowReadSeconds
+  double slow_seconds = 0;           // ... their reading time, summed
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut: the threads after the break not read
   uint64_t unpaused_threads = 0;     // --blocking: threads a sample could not pause, summed
@@ -87,9 +89,9 @@ struct Results {
   // records of who awaits a task that could not be read (cpython/task_links.h).
   uint64_t linked_task_samples = 0;
   uint64_t unreadable_task_links = 0;
-  std::string tasks_source;       // where the tasks were read from
-  double mean_walk_us = 0;      // sampling: time to walk all threads, per round
-  double mean_read_us = 0;      // of which reading the target's memory (system calls)
+  std::string tasks_source;        // where the tasks were read from
+  double mean_walk_us = 0;         // sampling: time to walk all threads, per round
+  double mean_read_us = 0;         // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen

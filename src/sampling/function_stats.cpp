@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "pattern/pattern.h"
 #include "common/error.h"
+#include "pattern/pattern.h"
 
 namespace spyglass::sampling {
 
@@ -34,6 +34,8 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.returning_frames = status.returning_frames;
   results.incomplete_stacks = status.incomplete_stacks;
   results.unreadable_samples = status.failed_walks;
+  results.slow_samples = status.slow_samples;
+  results.slow_seconds = status.slow_seconds;
   results.reread_thread_lists = status.reread_thread_lists;
   results.cut_thread_lists = status.cut_thread_lists;
   results.unpaused_threads = status.unpaused_threads;

@@ -228,6 +228,8 @@ SamplerStatus ProcessSet::status() const {
       total.missed = s.missed;
     }
     total.failed_walks += s.failed_walks;
+    total.slow_samples += s.slow_samples;
+    total.slow_seconds += s.slow_seconds;
     total.thread_samples += s.thread_samples;
     total.reread_stacks += s.reread_stacks;
     total.incomplete_stacks += s.incomplete_stacks;

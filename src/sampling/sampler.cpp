@@ -69,9 +69,12 @@ std::string raise_thread_priority(bool realtime, int fifo_priority) {
 
 const char* mode_name(Mode mode) {
   switch (mode) {
-    case Mode::kWall: return "wall";
-    case Mode::kCpu: return "cpu";
-    case Mode::kGil: return "gil";
+    case Mode::kWall:
+      return "wall";
+    case Mode::kCpu:
+      return "cpu";
+    case Mode::kGil:
+      return "gil";
   }
   return "wall";
 }
@@ -85,9 +88,8 @@ Mode parse_mode(const std::string& text) {
 
 void check_rate(double hz) {
   if (!(hz >= kMinRateHz && hz <= kMaxRateHz)) {
-    throw Error(ErrorKind::kUsage,
-                fmt::format("rate {} Hz is out of range: use {} to {} Hz", hz, kMinRateHz,
-                            kMaxRateHz));
+    throw Error(ErrorKind::kUsage, fmt::format("rate {} Hz is out of range: use {} to {} Hz", hz,
+                                               kMinRateHz, kMaxRateHz));
   }
 }
 
@@ -222,7 +224,8 @@ void ProcessSampler::reset(double origin) {
 SamplerStatus ProcessSampler::status() const {
   std::lock_guard lock(mutex_);
   SamplerStatus s = stats_;
-  s.achieved_rate_hz = s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
+  s.achieved_rate_hz =
+      s.profiled_seconds > 0 ? static_cast<double>(s.samples) / s.profiled_seconds : 0;
   s.mean_walk_us = s.samples ? walk_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   s.mean_read_us = s.samples ? read_seconds_ / static_cast<double>(s.samples) * 1e6 : 0;
   return s;
@@ -715,6 +718,10 @@ void ProcessSampler::record(double start, double weight, double walk_seconds, bo
   if (c.mode != mode_.load(std::memory_order_relaxed)) return;
   ++stats_.samples;
   if (late) ++stats_.late;
+  if (walk_seconds > std::max(kSlowReadSeconds, 2 / rate_hz_.load(std::memory_order_relaxed))) {
+    ++stats_.slow_samples;
+    stats_.slow_seconds += walk_seconds;
+  }
   stats_.missed += missed;
   if (profile_.run.start_unix_time == 0) {
     profile_.run.start_unix_time = static_cast<double>(time(nullptr));

@@ -29,9 +29,9 @@ Mode parse_mode(const std::string& text);
 struct SamplerOptions {
   double rate_hz = 1000;
   Mode mode = Mode::kWall;
-  bool blocking = false;        // pause the target's threads for each sample
-  bool realtime = true;         // ask for real-time scheduling when permitted
-  bool lines = true;            // keep line numbers in the stored frames
+  bool blocking = false;  // pause the target's threads for each sample
+  bool realtime = true;   // ask for real-time scheduling when permitted
+  bool lines = true;      // keep line numbers in the stored frames
   // Wall mode: every suspended asyncio task is a stack of its own (cpython/tasks.h), so a
   // coroutine's call counts while it awaits. Off: only what threads run (--no-async).
   bool async_tasks = true;
@@ -57,16 +57,20 @@ struct SamplerStatus {
   double rate_hz = 0;           // requested
   double achieved_rate_hz = 0;  // over the profiled time
   double profiled_seconds = 0;
-  uint64_t samples = 0;         // sampling rounds
-  uint64_t late = 0;            // rounds taken more than half a period after their deadline
-  uint64_t missed = 0;          // deadlines skipped entirely
-  uint64_t failed_walks = 0;    // rounds whose walk did not check out
+  uint64_t samples = 0;       // sampling rounds
+  uint64_t late = 0;          // rounds taken more than half a period after their deadline
+  uint64_t missed = 0;        // deadlines skipped entirely
+  uint64_t failed_walks = 0;  // rounds whose walk did not check out
+  // Rounds whose reading took longer than kSlowReadSeconds (or two periods): each stands for
+  // that whole time with what it read, and what ran meanwhile may have been elsewhere.
+  uint64_t slow_samples = 0;
+  double slow_seconds = 0;  // their reading time, summed
   uint64_t thread_samples = 0;
-  uint64_t reread_stacks = 0;      // thread stacks read again: caught mid-change (see walker.cpp)
-  uint64_t incomplete_stacks = 0;  // thread stacks kept incomplete (still torn, or too deep)
-  uint64_t returned_frames = 0;    // 3.8-3.10: newest frames already returned, read from caller
-  uint64_t frames_read_again = 0;  // 3.8-3.10: frames whose copy looked finished, read live
-  uint64_t returning_frames = 0;   // 3.12+: newest functions caught returning, counted to them
+  uint64_t reread_stacks = 0;        // thread stacks read again: caught mid-change (see walker.cpp)
+  uint64_t incomplete_stacks = 0;    // thread stacks kept incomplete (still torn, or too deep)
+  uint64_t returned_frames = 0;      // 3.8-3.10: newest frames already returned, read from caller
+  uint64_t frames_read_again = 0;    // 3.8-3.10: frames whose copy looked finished, read live
+  uint64_t returning_frames = 0;     // 3.12+: newest functions caught returning, counted to them
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut after the last retry: later threads lost
   // --blocking: threads a sample could not pause (exiting: ESRCH or EPERM; or not stopped in
@@ -91,13 +95,13 @@ struct SamplerStatus {
   uint64_t read_calls = 0;
   uint64_t memory_reads = 0;
   uint64_t prefetched_reads = 0;
-  double mean_walk_us = 0;      // time to walk all threads, per round
-  double mean_read_us = 0;      // of which reading the target's memory (system calls)
+  double mean_walk_us = 0;  // time to walk all threads, per round
+  double mean_read_us = 0;  // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):
   // spyglass's own cost, without start-up (symbols, the first walks) or output.
   double sampler_cpu_seconds = 0;
-  std::string scheduling;       // "SCHED_FIFO", "nice -20", "normal"
-  std::string error;            // why sampling stopped, when it stopped on an error
+  std::string scheduling;  // "SCHED_FIFO", "nice -20", "normal"
+  std::string error;       // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
 };
 
@@ -134,6 +138,11 @@ struct KeptRun {
 // kept apart by mode and rate, and the reading of its stacks. It has no thread of its own: a
 // Sampler drives it, alone or beside other processes (--subprocesses), so that one sampling
 // thread serves them all.
+// A reading this long is not a moment of the target (see SamplerStatus::slow_samples). The
+// walks of the test suite's real programs take 10-200 µs; every one found longer than this
+// was a walk led astray through freed memory (a thread that had just ended).
+inline constexpr double kSlowReadSeconds = 0.01;
+
 class ProcessSampler {
  public:
   // `origin`: the monotonic time the timeline counts from (shared by every process of a run).

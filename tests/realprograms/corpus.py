@@ -180,7 +180,8 @@ class Measurement:
     def counts(self) -> Dict[str, Optional[int]]:
         """What the JSON says of the samples: missing keys are None (a test fails on them)."""
         return {key: self.document.get(key) for key in (
-            "samples", "reread_stacks", "incomplete_stacks", "late_samples", "missed_samples")}
+            "samples", "reread_stacks", "incomplete_stacks", "late_samples", "missed_samples",
+            "slow_samples")}
 
     def run_problems(self) -> List[str]:
         """What makes the run itself unusable, whatever the figures: sampling that stopped
@@ -197,12 +198,12 @@ class Measurement:
 
     def table(self) -> str:
         counts = self.counts()
-        lines = ["%s: %s samples at %.0f Hz achieved over %.2f s, %s re-read, %s incomplete "
-                 "(%.1f s)" % (self.label, counts["samples"],
-                               self.document.get("achieved_rate_hz") or 0,
-                               self.document.get("duration_seconds") or 0,
-                               counts["reread_stacks"], counts["incomplete_stacks"],
-                               self.seconds)]
+        lines = ["%s: %s samples at %.0f Hz achieved over %.2f s, %s re-read, %s incomplete, "
+                 "%s slow (%.1f s)" % (self.label, counts["samples"],
+                                      self.document.get("achieved_rate_hz") or 0,
+                                      self.document.get("duration_seconds") or 0,
+                                      counts["reread_stacks"], counts["incomplete_stacks"],
+                                      counts["slow_samples"], self.seconds)]
         lines.append("  %-16s %9s %9s %8s %9s %9s %7s" % (
             "function", "truth s", "spyglass", "diff", "± bound", "margin", "calls"))
         for row in self.rows():
