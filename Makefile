@@ -45,11 +45,10 @@ TEST_STAGES ?= unit-test integration-test formats-test exact-test bench-smoke fu
 
 test: deps
 	@scripts/install-deps.sh test
-	@rm -f $(BUILD)/test-stage-times
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/test-stage-times
 	@for stage in $(TEST_STAGES); do \
 	  started=$$(date +%s); \
 	  $(MAKE) $$stage || exit 1; \
-	  mkdir -p $(BUILD); \
 	  echo "$$stage $$(( $$(date +%s) - started ))" >> $(BUILD)/test-stage-times; \
 	done; \
 	echo "make test: every stage passed; seconds per stage:"; \

@@ -250,7 +250,7 @@ report::Results Session::results_from(const sampling::Profile& profile,
     results.notes.push_back(fmt::format(
         "{} of {} samples took over {:.0f} ms to read ({:.3f} s in all): each stands for that "
         "time with what it read, so what ran meanwhile may be counted elsewhere",
-        status.slow_samples, status.samples, 1e3 * sampling::kSlowReadSeconds,
+        status.slow_samples, status.samples, 1e3 * sampling::slow_read_seconds(status.rate_hz),
         status.slow_seconds));
   }
   if (status.incomplete_stacks) {

@@ -74,7 +74,7 @@ struct Results {
   uint64_t returning_frames = 0;     // 3.12+: newest functions caught returning, counted to them
   uint64_t incomplete_stacks = 0;    // thread stacks that stayed incomplete
   uint64_t unreadable_samples = 0;   // samples whose walk failed: dropped whole
-  uint64_t slow_samples = 0;         // samples whose reading took over kSlowReadSeconds
+  uint64_t slow_samples = 0;         // samples whose reading was slow (slow_read_seconds)
   double slow_seconds = 0;           // ... their reading time, summed
   uint64_t reread_thread_lists = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... still cut: the threads after the break not read

@@ -67,6 +67,10 @@ std::string raise_thread_priority(bool realtime, int fifo_priority) {
   return "normal";
 }
 
+double slow_read_seconds(double rate_hz) {
+  return std::max(0.01, 2 / rate_hz);
+}
+
 const char* mode_name(Mode mode) {
   switch (mode) {
     case Mode::kWall:
@@ -718,7 +722,7 @@ void ProcessSampler::record(double start, double weight, double walk_seconds, bo
   if (c.mode != mode_.load(std::memory_order_relaxed)) return;
   ++stats_.samples;
   if (late) ++stats_.late;
-  if (walk_seconds > std::max(kSlowReadSeconds, 2 / rate_hz_.load(std::memory_order_relaxed))) {
+  if (walk_seconds > slow_read_seconds(rate_hz_.load(std::memory_order_relaxed))) {
     ++stats_.slow_samples;
     stats_.slow_seconds += walk_seconds;
   }

@@ -51,6 +51,12 @@ constexpr double kMaxRateHz = 1'000'000;
 // Throws Error(kUsage) when the rate is outside [kMinRateHz, kMaxRateHz].
 void check_rate(double hz);
 
+// How long a reading may take before its sample counts as slow at `rate_hz`: 10 ms, or two
+// periods at rates under 200 Hz (a sample stands for a whole period anyway). The walks of the
+// test suite's real programs take 10-200 µs; every one found longer than 10 ms was a walk led
+// astray through freed memory (a thread that had just ended).
+double slow_read_seconds(double rate_hz);
+
 struct SamplerStatus {
   bool running = false;
   bool target_exited = false;
@@ -61,8 +67,8 @@ struct SamplerStatus {
   uint64_t late = 0;          // rounds taken more than half a period after their deadline
   uint64_t missed = 0;        // deadlines skipped entirely
   uint64_t failed_walks = 0;  // rounds whose walk did not check out
-  // Rounds whose reading took longer than kSlowReadSeconds (or two periods): each stands for
-  // that whole time with what it read, and what ran meanwhile may have been elsewhere.
+  // Rounds whose reading took longer than slow_read_seconds(): each stands for that whole time
+  // with what it read, and what ran meanwhile may have been elsewhere.
   uint64_t slow_samples = 0;
   double slow_seconds = 0;  // their reading time, summed
   uint64_t thread_samples = 0;
@@ -138,11 +144,6 @@ struct KeptRun {
 // kept apart by mode and rate, and the reading of its stacks. It has no thread of its own: a
 // Sampler drives it, alone or beside other processes (--subprocesses), so that one sampling
 // thread serves them all.
-// A reading this long is not a moment of the target (see SamplerStatus::slow_samples). The
-// walks of the test suite's real programs take 10-200 µs; every one found longer than this
-// was a walk led astray through freed memory (a thread that had just ended).
-inline constexpr double kSlowReadSeconds = 0.01;
-
 class ProcessSampler {
  public:
   // `origin`: the monotonic time the timeline counts from (shared by every process of a run).

@@ -41,22 +41,21 @@ for stage in "${stages[@]}"; do
   case $stage in
     unit) run_stage unit ctest --test-dir "$build" --output-on-failure -j 2 ;;
     integration)
-      SANITIZED_INTERPRETERS="not (pyenv-3.8 or pyenv-3.9 or pyenv-3.11 or pyenv-3.12 or pyenv-3.13 or debian-unstable-3.14)"
       # The accuracy tests compare timings with error bounds; ASan makes the sampler 2-3x slower
       # and on a loaded 2-core machine they then fail by chance (seen: 3.8 and 3.13 off by
       # 9-13 %). They still run (the workload through run, attach and record -p is the longest
       # run of the sampler here) and any sanitizer report from them fails the stage, but their
       # timing assertions do not.
-      # The real programs likewise (sympy and networkx under load), and on two interpreters, one
-      # per frame model (3.10's frame objects, 3.13's interpreter frames): on all nine they took
-      # half of this stage's ten minutes, which the suite's time limit cannot spare.
+      # The real programs likewise (sympy and networkx under load), and fewer of them (below): on
+      # all nine interpreters they took half of this stage's ten minutes.
       # The rest of the suite on three of the nine interpreters, one per way of reading a
       # target: 3.10 (frame objects, found through libpython's symbols), Debian's static 3.11
       # (interpreter frames through _PyCFrame, found without libpython) and 3.15 (the debug
       # offsets, the newest frames); tests that take no interpreter run as before. The other six
       # repeat those paths (about 2.5 min under ASan), which the suite's time limit cannot spare;
       # the line-table formats of every version run under ASan in the unit tests (captured
-      # images) and the fuzzer.
+      # images) and the fuzzer. The accuracy tests run on the same three.
+      SANITIZED_INTERPRETERS="not (pyenv-3.8 or pyenv-3.9 or pyenv-3.11 or pyenv-3.12 or pyenv-3.13 or debian-unstable-3.14)"
       SPYGLASS_BIN=$build/spyglass run_stage integration \
         "$python" -m pytest -q -ra tests/integration --ignore=tests/integration/test_accuracy.py \
         --ignore=tests/integration/test_real_programs.py --ignore=tests/integration/test_async.py \
