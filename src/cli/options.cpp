@@ -88,6 +88,10 @@ void add_profile_options(CLI::App& cmd, ProfileOptions& opt, bool with_output) {
   cmd.add_flag("--no-task-links", opt.no_task_links,
                "Do not read who awaits each asyncio task (tasks drawn as roots)")
       ->group("Developer");
+  cmd.add_flag("--any-cpu", opt.any_cpu,
+               "Let the sampling thread wake on the CPU of the thread holding the GIL (by "
+               "default it keeps off it)")
+      ->group("Developer");
   cmd.add_option("--config", opt.config,
                  "TOML config file (default: spyglass.toml or "
                  "[tool.spyglass] in pyproject.toml)");
@@ -183,6 +187,7 @@ void resolve(ProfileOptions& opt) {
   opt.sampler.realtime = !opt.no_realtime.value_or(false);
   opt.sampler.async_tasks = !opt.no_async.value_or(false);
   opt.sampler.link_tasks = !opt.no_task_links;
+  opt.sampler.keep_off_gil_cpu = !opt.any_cpu;
   if (opt.duration && !(*opt.duration > 0)) {
     throw Error(ErrorKind::kUsage, "the duration must be a positive number of seconds");
   }

@@ -22,6 +22,7 @@ struct ProfileOptions {
   // Developers: do not read who awaits each task (trees and exports then draw every task as
   // a root; no figure changes either way), to compare and to measure its cost.
   bool no_task_links = false;
+  bool any_cpu = false;
   std::optional<std::string> format;  // table, json, or an export format
   std::optional<std::string> output;  // -o FILE
   std::optional<double> duration;

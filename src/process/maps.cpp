@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,8 @@
 #include <cerrno>
 #include <charconv>
 
-#include "process/access.h"
 #include "common/error.h"
+#include "process/access.h"
 
 namespace spyglass::process {
 namespace {
@@ -135,15 +136,15 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
   if (close_paren == std::string_view::npos || text.find('(') > close_paren) return std::nullopt;
   std::string_view rest = text.substr(close_paren + 1);
   // Fields after comm, counted from 3 as in proc(5): state(3) ppid(4) ... utime(14) stime(15)
-  // ... starttime(22). Those up to stime must be there; the start time may not.
+  // ... starttime(22) ... processor(39). Those up to stime must be there; the rest may not.
   constexpr int kStateField = 3, kPpidField = 4, kUtimeField = 14, kStimeField = 15,
-                kStartField = 22;
+                kStartField = 22, kProcessorField = 39;
   ThreadStat stat;
   int field = kStateField;
-  while (field <= kStartField) {
+  while (field <= kProcessorField) {
     size_t start = rest.find_first_not_of(' ');
     if (start == std::string_view::npos || rest[start] == '\n') {
-      if (field > kStimeField) break;
+      if (field > kStimeField) break;  // an older kernel's shorter line
       return std::nullopt;
     }
     rest.remove_prefix(start);
@@ -160,6 +161,9 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
       return std::nullopt;
     } else if (field == kStartField && !parse_number(token, stat.start_ticks, 10)) {
       stat.start_ticks = 0;
+    } else if (field == kProcessorField) {
+      uint64_t cpu = 0;
+      if (parse_number(token, cpu, 10) && cpu < CPU_SETSIZE) stat.processor = static_cast<int>(cpu);
     }
     rest.remove_prefix(token.size());
     ++field;

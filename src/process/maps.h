@@ -32,12 +32,14 @@ std::vector<Mapping> read_maps(pid_t pid);
 std::vector<pid_t> list_threads(pid_t pid);
 
 struct ThreadStat {
-  char state = '?';  // R running, S sleeping, D disk, T stopped, Z zombie ...
+  char state = '?';   // R running, S sleeping, D disk, T stopped, Z zombie ...
   uint64_t ppid = 0;  // the process's parent (the same for all its threads)
   uint64_t utime_ticks = 0, stime_ticks = 0;
   // When the process started, in clock ticks after boot (field 22); 0 when the text stops
   // before it.
   uint64_t start_ticks = 0;
+  // The CPU it runs on or last ran on (field 39); -1 when the text stops before it.
+  int processor = -1;
 };
 // Parses /proc/PID/task/TID/stat (the comm field may contain spaces and parentheses).
 std::optional<ThreadStat> parse_stat(std::string_view text);

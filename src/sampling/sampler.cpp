@@ -16,10 +16,14 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "process/maps.h"
+#include "sampling/placement.h"
 #include "sampling/thread_pauser.h"
 
 namespace spyglass::sampling {
 namespace {
+
+// How often the sampling thread looks where the GIL holder runs (see CpuPlacement).
+constexpr double kPlacementSeconds = 1e-3;
 
 // CPU time of the calling thread (a system call here, ~1.5 µs: read every 1,024 samples).
 double thread_cpu_seconds() {
@@ -416,6 +420,8 @@ void Sampler::run() {
   double previous_start = 0, previous_gap = 0;
   uint64_t rounds = 0;
   bool all_exited = false;
+  CpuPlacement placement;
+  double placed = 0;
   while (!stop_requested_) {
     const double period = 1.0 / rate_hz_.load(std::memory_order_relaxed);
     wait_until(next, period);
@@ -484,6 +490,18 @@ void Sampler::run() {
       if (!s.gone) s.process->record(start, weight, s.walk, late, skipped);
     }
     if (++rounds % 256 == 0) share_cpu();
+    // Where the GIL holder runs changes at the pace of the target's wake-ups, not of samples:
+    // a look a millisecond is enough, and keeps its cost (a pread of /proc, ~3 µs) small.
+    if (options_.keep_off_gil_cpu && finished - placed >= kPlacementSeconds) {
+      placed = finished;
+      for (const Sampled& s : sampled) {
+        if (s.gone) continue;
+        if (const pid_t holder = s.process->gil_holder()) {
+          placement.keep_off(s.process->pid(), holder);
+          break;
+        }
+      }
+    }
     for (Sampled& s : sampled) {
       if (!s.gone || !s.pauser) continue;
       s.pauser->resume();
@@ -712,6 +730,13 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   } else if (c.ok && mode == Mode::kGil) {
     for (size_t i = 0; i < stacks_.size(); ++i) include_[i] = stacks_[i].holds_gil;
   }
+}
+
+pid_t ProcessSampler::gil_holder() const {
+  for (const auto& s : stacks_) {
+    if (s.holds_gil) return s.native_id;
+  }
+  return 0;
 }
 
 void ProcessSampler::record(double start, double weight, double walk_seconds, bool late,

@@ -31,7 +31,10 @@ struct SamplerOptions {
   Mode mode = Mode::kWall;
   bool blocking = false;  // pause the target's threads for each sample
   bool realtime = true;   // ask for real-time scheduling when permitted
-  bool lines = true;      // keep line numbers in the stored frames
+  // Between samples, keep the sampling thread off the CPU of the thread holding the GIL
+  // (sampling/placement.h). Off: it wakes where the kernel puts it (--any-cpu).
+  bool keep_off_gil_cpu = true;
+  bool lines = true;  // keep line numbers in the stored frames
   // Wall mode: every suspended asyncio task is a stack of its own (cpython/tasks.h), so a
   // coroutine's call counts while it awaits. Off: only what threads run (--no-async).
   bool async_tasks = true;
@@ -160,6 +163,9 @@ class ProcessSampler {
   // Records what collect() read: a sample begun at `start`, standing for `weight` seconds
   // (see Sampler::run), that took `walk_seconds` to read; `late`, `missed`: the round's own.
   void record(double start, double weight, double walk_seconds, bool late, uint64_t missed);
+  // The kernel id of the thread that held the GIL at the last collect(); 0 when none did or
+  // it was not known.
+  pid_t gil_holder() const;
   // The sampling thread's CPU time spent on this process (its share of the thread's).
   void add_cpu_seconds(double seconds);
   void set_running(bool running, const std::string& scheduling);

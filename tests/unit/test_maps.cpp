@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -166,6 +167,22 @@ TEST(ParseStat, UsesTheLastParenthesis) {
   ASSERT_TRUE(empty_comm.has_value());
   EXPECT_EQ(empty_comm->state, 'Z');
   EXPECT_EQ(empty_comm->start_ticks, 0u);  // the text stops before the start time
+  EXPECT_EQ(empty_comm->processor, -1);
+}
+
+TEST(ParseStat, ReadsTheProcessor) {
+  // A line of a 6.x kernel: the processor is field 39, after the parenthesized name.
+  auto stat = parse_stat(
+      "23585 (cat) R 23582 23582 15882 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 3805411 3133440 "
+      "394 18446744073709551615 94811186053120 94811186073001 140720990764592 0 0 0 0 0 0 0 0 0 "
+      "17 3 0 0 0 0 0 94811186089008 94811186090624 94811973627904 140720990767802 "
+      "140720990767822 140720990767822 140720990769131 0\n");
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_EQ(stat->start_ticks, 3805411u);
+  EXPECT_EQ(stat->processor, 3);
+  auto own = read_thread_stat(getpid(), static_cast<pid_t>(syscall(SYS_gettid)));
+  ASSERT_TRUE(own.has_value());
+  EXPECT_GE(own->processor, 0);
 }
 
 TEST(ParseStat, RejectsMalformedText) {
