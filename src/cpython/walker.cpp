@@ -269,6 +269,7 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
       memory_.read_now(tstate + L.thread.frame, &now, sizeof now))
     frame = now;
   int chases = 0;
+  uint64_t moved_to = 0;
   for (int attempt = 0;; ++attempt) {
     out.frames.clear();
     out.truncated = false;
@@ -276,6 +277,14 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
     bool whole = frame_objects ? walk_frame_objects(frame, out)
                                : walk_interpreter_frames(frame, out, bottom) &&
                                      ends_at_thread_root(tstate, frame, bottom);
+    if (whole && frame_objects && attempt - chases < config_.max_torn_retries &&
+        !ends_at_own_outermost(tstate, out, moved_to)) {
+      ++stats_.moved_outermost;
+      ++stats_.torn_retries;
+      memory_.refresh();
+      frame = read_current_frame(memory_, L, tstate);
+      continue;
+    }
     if (whole) {
       if (!frame_objects) add_returning_frame(tstate, frame, out);
       return;
@@ -297,6 +306,32 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
     memory_.refresh();
     frame = read_current_frame(memory_, L, tstate);
   }
+}
+
+// 3.8-3.10: frames are heap objects shared by all threads (a free list, and each code's spare
+// frame), so a frame whose copy was made before its call may show another thread's call that
+// ran there then, and lead the walk down that thread's callers: the stack of one thread read
+// as another's (seen on the sympy server, 3.10: the main thread's walk led into a new
+// thread's start-up, `Event.set` under `Thread._bootstrap`, about once a run; and, found
+// earlier, request threads seen for 7-20 ms in a 0.1-0.35 ms handler they had left, once in
+// some forty runs, +50 to +120 %). Such a chain ends at the other thread's outermost frame. A
+// thread's outermost frame stays the same while it runs Python code (its `run`, a
+// script's `<module>`), so a walk that ends elsewhere is read again, and the new outermost
+// frame is taken once a second read ends there too (a thread that returned to C and called
+// Python anew; a new thread in a freed one's state).
+bool StackWalker::ends_at_own_outermost(uint64_t tstate, const ThreadStack& out,
+                                        uint64_t& moved_to) {
+  if (out.frames.empty() || out.truncated) return true;
+  const uint64_t outermost = out.frames.back().frame_addr;
+  if (outermost_.size() >= 4096) outermost_.clear();  // thread states come and go
+  auto [known, inserted] = outermost_.try_emplace(tstate, outermost);
+  if (inserted || known->second == outermost) return true;
+  if (outermost == moved_to) {
+    known->second = outermost;
+    return true;
+  }
+  moved_to = outermost;
+  return false;
 }
 
 // 3.11+ keep a thread's frames in its data stack, a list of chunks. The first frame a thread

@@ -26,8 +26,8 @@ struct WalkerConfig {
   uint64_t code_type = 0;
   uint64_t unicode_type = 0;
   uint64_t bytes_type = 0;
-  size_t max_depth = 100'000;       // frames per thread
-  size_t max_threads = 10'000;      // per interpreter
+  size_t max_depth = 100'000;   // frames per thread
+  size_t max_threads = 10'000;  // per interpreter
   size_t max_interpreters = 256;
   // How many times one thread's stack is read again when the walk caught it torn.
   int max_torn_retries = 12;
@@ -52,6 +52,9 @@ struct WalkStats {
   // chain but still on its data stack, its locals being freed. Counted in its name (see
   // walker.cpp), not its caller's.
   uint64_t returning_frames = 0;
+  // 3.8-3.10: stacks read again because they ended at another outermost frame than their
+  // thread's last whole stack did (see walk_thread_frames); also counted in torn_retries.
+  uint64_t moved_outermost = 0;
   uint64_t thread_list_retries = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... and still cut after the last retry: threads lost
 };
@@ -100,6 +103,9 @@ class StackWalker {
   // 3.11+: whether a stack read from `frame` (0: none) down to `bottom` can be the thread's
   // whole stack (see walker.cpp).
   bool ends_at_thread_root(uint64_t tstate, uint64_t frame, uint64_t bottom);
+  // 3.8-3.10: whether `out` ends at its thread's outermost frame, as the thread's last whole
+  // stack did; a new one is taken once a second read ends there too (`moved_to`).
+  bool ends_at_own_outermost(uint64_t tstate, const ThreadStack& out, uint64_t& moved_to);
   // 3.11+: where the thread's first frame lives, 0 when it cannot be told.
   uint64_t first_frame_slot(uint64_t tstate);
 
@@ -113,6 +119,8 @@ class StackWalker {
   // generator's, nor a shim), and that frame's code.
   uint64_t newest_owned_ = 0;
   const CodeInfo* newest_owned_code_ = nullptr;
+  // 3.8-3.10: each thread's outermost frame in its last whole stack, by thread state.
+  std::unordered_map<uint64_t, uint64_t> outermost_;
 };
 
 }  // namespace spyglass::cpython

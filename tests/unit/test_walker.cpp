@@ -101,6 +101,9 @@ enum class Tear {
   // 3.8-3.10: the same, but `consume`'s frame is its code's spare (co_zombieframe), which
   // keeps its f_back: the caller it returned to.
   kTwoReturnedZombie,
+  // 3.8-3.10: `consume`'s frame copied while another thread's call ran there: it leads to that
+  // thread's outermost frame (`run`), running too, not to this thread's `<module>`.
+  kOtherThreadsCaller,
 };
 
 constexpr int kFreedChainLength = 10'000;
@@ -196,6 +199,10 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     freed = frame(numbers, 0, 0);
     image.put<int8_t>(freed, L.frame.executing, static_cast<int8_t>(L.frame.executing_state + 1));
   }
+  uint64_t other_thread_base = 0;  // kOtherThreadsCaller: another thread's outermost frame
+  if (tear == Tear::kOtherThreadsCaller) {
+    other_thread_base = frame(image.code(L, "run", 5, false), 0, 0);
+  }
   uint64_t chain = 0;  // kFreedMemoryChain's first link
   for (int i = 0; tear == Tear::kFreedMemoryChain && i < kFreedChainLength; ++i) {
     chain = frame(kNotACode, chain, 0);
@@ -207,6 +214,8 @@ Scene make_scene(int minor, Tear tear = Tear::kGeneratorUnlinked) {
     image.put<int8_t>(generator, L.frame.owner, 0);
   } else if (tear == Tear::kCurrentFrameFreed) {
     image.put<uint64_t>(tstate, L.thread.frame, freed);
+  } else if (tear == Tear::kOtherThreadsCaller) {
+    image.put<uint64_t>(caller, L.frame.previous, other_thread_base);
   } else if (tear == Tear::kSelfCleared) {
     image.put<uint64_t>(caller, L.frame.localsplus, 0);
   } else if (tear == Tear::kFrameReused) {
@@ -254,6 +263,8 @@ class TearingMemory : public process::MemoryReader {
     ++refreshes;
     --left_;
   }
+  // The torn image from now on, until refreshed `refreshes` times.
+  void tear_for(int refreshes) { left_ = refreshes; }
   int refreshes = 0;
   int reads = 0;
 
@@ -581,6 +592,41 @@ TEST_P(WalkerFreedFrame, TornWalkChasesTheCurrentFrame) {
   EXPECT_FALSE(walk.threads[0].truncated);
   EXPECT_EQ(walk.walker.stats().torn_retries, 1u);
   EXPECT_EQ(walk.memory.refreshes, 0);
+}
+
+// A walk led through a frame that another thread's call used when it was copied ends at that
+// thread's outermost frame, not at this thread's: it is read again (the sympy server's
+// request threads were seen in a handler they had left 7-20 ms before on 3.10).
+TEST_P(WalkerFreedFrame, StackEndingAtAnotherThreadsOutermostFrameIsReadAgain) {
+  Scene scene = make_scene(GetParam(), Tear::kOtherThreadsCaller);
+  TearingMemory memory(scene, 0);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));  // the thread's own outermost frame: <module>
+  memory.tear_for(1);
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "<module>"}));
+  EXPECT_EQ(walker.stats().moved_outermost, 1u);
+  EXPECT_EQ(walker.stats().torn_retries, 1u);
+}
+
+// A thread whose outermost frame really changed (it returned to C and called Python anew, or
+// a new thread took a freed one's state) has it taken once a second read ends there too.
+TEST_P(WalkerFreedFrame, NewOutermostFrameIsTakenWhenReadTwice) {
+  Scene scene = make_scene(GetParam(), Tear::kOtherThreadsCaller);
+  TearingMemory memory(scene, 0);
+  StackWalker walker(memory, WalkerConfig{scene.layout, scene.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  memory.tear_for(100);  // from now on, the chain ends at `run`
+  for (int walk = 0; walk < 2; ++walk) {
+    ASSERT_TRUE(walker.walk(threads));
+    ASSERT_EQ(threads.size(), 1u);
+    EXPECT_EQ(names(threads[0]), (std::vector<std::string>{"numbers", "consume", "run"}));
+    EXPECT_FALSE(threads[0].truncated);
+  }
+  EXPECT_EQ(walker.stats().moved_outermost, 1u);  // the second walk: no re-read
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerFreedFrame, ::testing::Values(8, 9, 10),
