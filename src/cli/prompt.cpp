@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +64,9 @@ void say(const std::string& text) {
 using Takes = CommandOption::Takes;
 const CommandOption kFunctionList{"-f,--function", Takes::kList, "FUNC"};
 constexpr size_t kAny = SIZE_MAX;
+// Piped input: how long after the target's exit (and after each line since) commands are still
+// answered (see Prompt::answer_the_rest).
+constexpr time_t kAnswerAfterExitSeconds = 2;
 
 class Prompt {
  public:
@@ -107,6 +111,7 @@ class Prompt {
         break;
       case LineReader::End::kWoken:
         finish("target exited");
+        if (!reader_.interactive()) answer_the_rest();
         break;
     }
     return 0;
@@ -129,6 +134,32 @@ class Prompt {
       say("Final results:");
     }
     if (had_data || why == "target exited") write_stdout(session_.table(session_.table_style()));
+  }
+
+  // Piped input, after the target exited: the commands a script wrote before it could know
+  // (`stop`, `results --json`, `exit`) are still answered, from the results kept, up to `exit`,
+  // the end of the input, or kAnswerAfterExitSeconds without a line. Without this a script got
+  // the final table instead of its JSON whenever the target's exit was seen first (the test
+  // suite's attach accuracy test, once, on a loaded machine); a script that keeps its pipe open
+  // still sees spyglass end on its own.
+  void answer_the_rest() {
+    const int timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    if (timer < 0) return;
+    auto arm = [timer] {
+      itimerspec at{};
+      at.it_value.tv_sec = kAnswerAfterExitSeconds;
+      ::timerfd_settime(timer, 0, &at, nullptr);
+    };
+    arm();
+    leaving_ = false;
+    reader_.run(
+        [&](const std::string& line) {
+          execute(line);
+          arm();
+          return !leaving_;
+        },
+        timer);
+    ::close(timer);
   }
 
   // False when the prompt is done.
@@ -291,7 +322,10 @@ class Prompt {
                    0,
                    0,
                    "leave (prints the final results)",
-                   [this](const CommandArgs&) { finish("exit"); }});
+                   [this](const CommandArgs&) {
+                     leaving_ = true;
+                     finish("exit");
+                   }});
   }
 
   // The earlier prototype's form too: `start -p PID -f a b -t 0.02`.
@@ -394,9 +428,9 @@ class Prompt {
       return say(fmt::format("rate {:g} Hz requested, {:.1f} Hz achieved (interval {:g} s)",
                              st.rate_hz, st.achieved_rate_hz, 1.0 / st.rate_hz));
     }
-    const sampling::RunSwitch change = as_interval
-                                           ? set_interval(a.positionals[0])
-                                           : session_.set_rate(parse_number(a.positionals[0], "Hz"));
+    const sampling::RunSwitch change =
+        as_interval ? set_interval(a.positionals[0])
+                    : session_.set_rate(parse_number(a.positionals[0], "Hz"));
     say(fmt::format("rate set to {:g} Hz{}", session_.status().rate_hz, run_switch_note(change)));
   }
 
@@ -559,6 +593,7 @@ class Prompt {
   LineReader reader_;
   CommandTable commands_;
   bool done_ = false;
+  bool leaving_ = false;  // `exit` was asked
   bool explained_late_ = false;
   int wake_[2] = {-1, -1};
 };

@@ -277,6 +277,29 @@ def test_end_of_a_pipe(spyglass_bin, demo_app):
     assert "Final results" in output and "heavy_computation" in output, output
 
 
+def test_piped_commands_after_the_target_exited(spyglass_bin, demo_app):
+    """A script's `results --json` written just after the target exited is still answered,
+    from the results kept (the final table alone came out when spyglass saw the exit first)."""
+    app = demo_app("--seconds", "1")
+    process = subprocess.Popen([spyglass_bin, "attach", str(app.pid), "-f", "heavy_computation"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        process.stdin.write("start\n")
+        process.stdin.flush()
+        app.proc.wait(timeout=60)
+        time.sleep(0.5)  # spyglass sees the exit within a sample or two
+        output, errors = process.communicate("stop\nresults --json\nexit\n", timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, (output, errors)
+    assert "has exited. Final results" in output, output
+    document = support.json_document(output[output.index("Final results"):])
+    assert any(f["name"] == "heavy_computation" and f["samples"] > 0
+               for f in document["functions"]), document
+
+
 # --- The earlier prototype's forms, and arguments a command does not take (issue 17) ----------
 
 
