@@ -231,14 +231,20 @@ def test_tab_completion(attach, demo_app):
 # --- No terminal: lines from a pipe ---------------------------------------------------------
 
 
-def test_commands_from_a_pipe(spyglass_bin, demo_app):
-    app = demo_app()
+def started_through_a_pipe(spyglass_bin, app):
+    """`attach` with its input from a pipe, timing heavy_computation, told to `start`."""
     process = subprocess.Popen([spyglass_bin, "attach", str(app.pid), "-f", "heavy_computation"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
+    process.stdin.write("start\n")
+    process.stdin.flush()
+    return process
+
+
+def test_commands_from_a_pipe(spyglass_bin, demo_app):
+    app = demo_app()
+    process = started_through_a_pipe(spyglass_bin, app)
     try:
-        process.stdin.write("start\n")
-        process.stdin.flush()
         time.sleep(0.7)
         output, errors = process.communicate(
             "add disk_io\nfrobnicate\nrate 0\nresults --json\nstop\nstatus\nexit\n", timeout=60)
@@ -262,12 +268,8 @@ def test_commands_from_a_pipe(spyglass_bin, demo_app):
 def test_end_of_a_pipe(spyglass_bin, demo_app):
     """The input ends without `exit`: the final results are printed all the same."""
     app = demo_app()
-    process = subprocess.Popen([spyglass_bin, "attach", str(app.pid), "-f", "heavy_computation"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = started_through_a_pipe(spyglass_bin, app)
     try:
-        process.stdin.write("start\n")
-        process.stdin.flush()
         time.sleep(0.5)
         output, errors = process.communicate("", timeout=60)
     finally:
@@ -281,12 +283,8 @@ def test_piped_commands_after_the_target_exited(spyglass_bin, demo_app):
     """A script's `results --json` written just after the target exited is still answered,
     from the results kept (the final table alone came out when spyglass saw the exit first)."""
     app = demo_app("--seconds", "1")
-    process = subprocess.Popen([spyglass_bin, "attach", str(app.pid), "-f", "heavy_computation"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = started_through_a_pipe(spyglass_bin, app)
     try:
-        process.stdin.write("start\n")
-        process.stdin.flush()
         app.proc.wait(timeout=60)
         time.sleep(0.5)  # spyglass sees the exit within a sample or two
         output, errors = process.communicate("stop\nresults --json\nexit\n", timeout=60)
