@@ -312,9 +312,8 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
 // frame), so a frame whose copy was made before its call may show another thread's call that
 // ran there then, and lead the walk down that thread's callers: the stack of one thread read
 // as another's (seen on the sympy server, 3.10: the main thread's walk led into a new
-// thread's start-up, `Event.set` under `Thread._bootstrap`, about once a run; and, found
-// earlier, request threads seen for 7-20 ms in a 0.1-0.35 ms handler they had left, once in
-// some forty runs, +50 to +120 %). Such a chain ends at the other thread's outermost frame. A
+// thread's start-up, `Event.set` under `Thread._bootstrap`, about once a run). Such a chain
+// ends at the other thread's outermost frame. A
 // thread's outermost frame stays the same while it runs Python code (its `run`, a
 // script's `<module>`), so a walk that ends elsewhere is read again, and the new outermost
 // frame is taken once a second read ends there too (a thread that returned to C and called
