@@ -595,8 +595,8 @@ TEST_P(WalkerFreedFrame, TornWalkChasesTheCurrentFrame) {
 }
 
 // A walk led through a frame that another thread's call used when it was copied ends at that
-// thread's outermost frame, not at this thread's: it is read again (the sympy server's
-// request threads were seen in a handler they had left 7-20 ms before on 3.10).
+// thread's outermost frame, not at this thread's: it is read again (on the sympy server, 3.10,
+// the main thread's walk was led so into a new thread's start-up about once a run).
 TEST_P(WalkerFreedFrame, StackEndingAtAnotherThreadsOutermostFrameIsReadAgain) {
   Scene scene = make_scene(GetParam(), Tear::kOtherThreadsCaller);
   TearingMemory memory(scene, 0);
