@@ -8,7 +8,6 @@
 #pragma once
 
 #include <sched.h>
-#include <sys/types.h>
 
 #include <cstdint>
 
@@ -18,24 +17,16 @@ class CpuPlacement {
  public:
   // The calling thread's allowed CPUs as it is now (a user's taskset is kept to).
   CpuPlacement();
-  ~CpuPlacement();
-  CpuPlacement(const CpuPlacement&) = delete;
-  CpuPlacement& operator=(const CpuPlacement&) = delete;
-  // Keeps the calling thread off the CPU that thread `tid` of process `pid` last ran on (one
-  // pread of its stat file, kept open, and a sched_setaffinity when that CPU changed). Does
-  // nothing with one allowed CPU, or when the thread's CPU cannot be read.
-  void keep_off(pid_t pid, pid_t tid);
+  // Keeps the calling thread off `cpu` (a sched_setaffinity when it changed). Does nothing
+  // with one allowed CPU, for a CPU it is not allowed anyway, or for -1 (unknown).
+  void keep_off(int cpu);
   // Times the sampling thread was moved.
   uint64_t moves() const { return moves_; }
 
  private:
-  void close_stat();
-
   cpu_set_t allowed_;
   int allowed_count_ = 0;
   int avoided_cpu_ = -1;  // the CPU the thread keeps off now; -1: none
-  int stat_fd_ = -1;
-  pid_t stat_tid_ = 0;
   uint64_t moves_ = 0;
 };
 

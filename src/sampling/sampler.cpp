@@ -24,6 +24,8 @@ namespace {
 
 // How often the sampling thread looks where the GIL holder runs (see CpuPlacement).
 constexpr double kPlacementSeconds = 1e-3;
+// How often a process's files of ended threads are closed (ThreadStateReader::forget_missing).
+constexpr uint64_t kForgetEndedThreadsEvery = 1024;
 
 // CPU time of the calling thread (a system call here, ~1.5 µs: read every 1,024 samples).
 double thread_cpu_seconds() {
@@ -496,8 +498,8 @@ void Sampler::run() {
       placed = finished;
       for (const Sampled& s : sampled) {
         if (s.gone) continue;
-        if (const pid_t holder = s.process->gil_holder()) {
-          placement.keep_off(s.process->pid(), holder);
+        if (const int cpu = s.process->gil_holder_cpu(); cpu >= 0) {
+          placement.keep_off(cpu);
           break;
         }
       }
@@ -677,6 +679,8 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   c = Collected{};
   const Mode mode = mode_.load(std::memory_order_relaxed);
   c.mode = mode;
+  // A server that starts a thread per request would otherwise keep two files open for each.
+  if (++collects_ % kForgetEndedThreadsEvery == 0) thread_states_.forget_missing();
   // Thread states are read before any pause: a thread stopped by ptrace looks idle.
   running_tids_.clear();
   if (mode == Mode::kCpu) {
@@ -732,11 +736,11 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   }
 }
 
-pid_t ProcessSampler::gil_holder() const {
+int ProcessSampler::gil_holder_cpu() {
   for (const auto& s : stacks_) {
-    if (s.holds_gil) return s.native_id;
+    if (s.holds_gil) return thread_states_.cpu(s.native_id);
   }
-  return 0;
+  return -1;
 }
 
 void ProcessSampler::record(double start, double weight, double walk_seconds, bool late,

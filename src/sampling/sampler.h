@@ -163,9 +163,9 @@ class ProcessSampler {
   // Records what collect() read: a sample begun at `start`, standing for `weight` seconds
   // (see Sampler::run), that took `walk_seconds` to read; `late`, `missed`: the round's own.
   void record(double start, double weight, double walk_seconds, bool late, uint64_t missed);
-  // The kernel id of the thread that held the GIL at the last collect(); 0 when none did or
-  // it was not known.
-  pid_t gil_holder() const;
+  // The CPU the thread that held the GIL at the last collect() runs on (or last ran on); -1
+  // when no thread held it, or it was not known.
+  int gil_holder_cpu();
   // The sampling thread's CPU time spent on this process (its share of the thread's).
   void add_cpu_seconds(double seconds);
   void set_running(bool running, const std::string& scheduling);
@@ -205,7 +205,10 @@ class ProcessSampler {
   double walk_seconds_ = 0;
   double read_seconds_ = 0;
   double origin_ = 0;
+  // Threads' /proc files (cpu mode's states, the GIL holder's CPU): kept open between samples,
+  // those of ended threads closed every so many collects.
   ThreadStateReader thread_states_;
+  uint64_t collects_ = 0;
 
   // What collect() read, for record().
   struct Collected {

@@ -48,30 +48,42 @@ bool ThreadStateReader::ran_lately(Files& files) {
   return now - files.run_ns_changed <= kRunTimeGraceSeconds;
 }
 
-char ThreadStateReader::state(pid_t tid) {
-  if (tid <= 0) return '?';
+std::optional<process::ThreadStat> ThreadStateReader::read_stat(pid_t tid, Files*& files) {
+  if (tid <= 0) return std::nullopt;
   auto it = files_.find(tid);
   if (it == files_.end()) {
-    Files files;
-    files.stat =
+    Files opened;
+    opened.stat =
         ::open(fmt::format("/proc/{}/task/{}/stat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC);
-    if (files.stat < 0) return '?';
-    files.schedstat =
+    if (opened.stat < 0) return std::nullopt;
+    opened.schedstat =
         ::open(fmt::format("/proc/{}/task/{}/schedstat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC);
-    it = files_.emplace(tid, files).first;
+    it = files_.emplace(tid, opened).first;
   }
-  char buf[512];
+  char buf[1024];  // a line reaches past 300 bytes; the processor field is its 39th
   ssize_t n = ::pread(it->second.stat, buf, sizeof(buf), 0);
   if (n <= 0) {
     close_files(it->second.stat, it->second.schedstat);
     files_.erase(it);
-    return '?';
+    return std::nullopt;
   }
-  auto stat = process::parse_stat(std::string_view(buf, static_cast<size_t>(n)));
+  files = &it->second;
+  return process::parse_stat(std::string_view(buf, static_cast<size_t>(n)));
+}
+
+char ThreadStateReader::state(pid_t tid) {
+  Files* files = nullptr;
+  auto stat = read_stat(tid, files);
   if (!stat) return '?';
   // Read schedstat at every look, whatever the state, so the next look compares with now.
-  bool ran = ran_lately(it->second);
+  bool ran = ran_lately(*files);
   return stat->state == 'R' && !ran ? 'W' : stat->state;
+}
+
+int ThreadStateReader::cpu(pid_t tid) {
+  Files* files = nullptr;
+  auto stat = read_stat(tid, files);
+  return stat ? stat->processor : -1;
 }
 
 void ThreadStateReader::forget_missing() {

@@ -5,7 +5,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
+
+#include "process/maps.h"
 
 namespace spyglass::sampling {
 
@@ -21,6 +24,8 @@ class ThreadStateReader {
   // thread woken from a sleep and still queued for a CPU is not counted as running. (The run
   // time of a thread on a CPU only moves at ticks and switches, hence the grace period.)
   char state(pid_t tid);
+  // The CPU the thread runs on or last ran on (stat's processor field); -1 when unknown.
+  int cpu(pid_t tid);
   // Closes files of threads that are gone.
   void forget_missing();
 
@@ -33,6 +38,9 @@ class ThreadStateReader {
   };
   // True when the thread ran on a CPU lately (or when that cannot be told).
   static bool ran_lately(Files& files);
+  // The thread's stat file, opened at its first look and kept; `files` set to its entry.
+  // nullopt when it cannot be read (the thread has ended: its files are closed).
+  std::optional<process::ThreadStat> read_stat(pid_t tid, Files*& files);
 
   pid_t pid_;
   std::unordered_map<pid_t, Files> files_;

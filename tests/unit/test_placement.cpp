@@ -8,10 +8,12 @@
 #include <thread>
 
 #include "sampling/placement.h"
+#include "sampling/thread_state.h"
 
 namespace {
 
 using spyglass::sampling::CpuPlacement;
+using spyglass::sampling::ThreadStateReader;
 
 pid_t own_tid() {
   return static_cast<pid_t>(syscall(SYS_gettid));
@@ -35,7 +37,7 @@ bool two_cpus(int& first, int& second) {
   return false;
 }
 
-TEST(CpuPlacement, KeepsOffTheCpuOfTheThreadItWatches) {
+TEST(CpuPlacement, KeepsOffTheCpuAThreadRunsOn) {
   int busy_cpu = 0, other_cpu = 0;
   if (!two_cpus(busy_cpu, other_cpu)) GTEST_SKIP() << "needs two CPUs this test may run on";
   std::atomic<pid_t> busy_tid{0};
@@ -52,20 +54,24 @@ TEST(CpuPlacement, KeepsOffTheCpuOfTheThreadItWatches) {
   while (busy_tid == 0) std::this_thread::yield();
   std::atomic<bool> kept_off{false};
   uint64_t moves = 0;
+  int seen_cpu = -1;
   // On a thread of its own: the placement changes the calling thread's CPUs.
   std::thread sampler([&] {
     CpuPlacement placement;
-    placement.keep_off(getpid(), busy_tid);
+    ThreadStateReader threads(getpid());
+    seen_cpu = threads.cpu(busy_tid);
+    placement.keep_off(seen_cpu);
     cpu_set_t now;
     CPU_ZERO(&now);
     sched_getaffinity(0, sizeof now, &now);
     kept_off = !CPU_ISSET(busy_cpu, &now) && CPU_ISSET(other_cpu, &now);
-    placement.keep_off(getpid(), busy_tid);  // the same CPU again: no second move
+    placement.keep_off(threads.cpu(busy_tid));  // the same CPU again: no second move
     moves = placement.moves();
   });
   sampler.join();
   stop = true;
   busy.join();
+  EXPECT_EQ(seen_cpu, busy_cpu);
   EXPECT_TRUE(kept_off);
   EXPECT_EQ(moves, 1u);
 }
@@ -76,8 +82,9 @@ TEST(CpuPlacement, LeavesTheThreadWhereItIsWhenItCannotTell) {
   sched_getaffinity(0, sizeof before, &before);
   std::thread sampler([&] {
     CpuPlacement placement;
-    placement.keep_off(getpid(), 0);               // no thread
-    placement.keep_off(999'999'999, 999'999'999);  // no such process
+    ThreadStateReader threads(999'999'999);  // no such process
+    placement.keep_off(threads.cpu(999'999'999));
+    placement.keep_off(-1);
     EXPECT_EQ(placement.moves(), 0u);
     cpu_set_t now;
     CPU_ZERO(&now);
