@@ -277,27 +277,23 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
     bool whole = frame_objects ? walk_frame_objects(frame, out)
                                : walk_interpreter_frames(frame, out, bottom) &&
                                      ends_at_thread_root(tstate, frame, bottom);
-    if (whole && frame_objects && attempt - chases < config_.max_torn_retries &&
-        !ends_at_own_outermost(tstate, out, moved_to)) {
-      ++stats_.moved_outermost;
-      ++stats_.torn_retries;
-      memory_.refresh();
-      frame = read_current_frame(memory_, L, tstate);
-      continue;
-    }
-    if (whole) {
+    // A whole stack of another thread's (see ends_at_own_outermost) is read again in full.
+    const bool moved = whole && frame_objects && attempt - chases < config_.max_torn_retries &&
+                       !ends_at_own_outermost(tstate, out, moved_to);
+    if (whole && !moved) {
       if (!frame_objects) add_returning_frame(tstate, frame, out);
       return;
     }
-    if (frame_objects && chases < kMaxChases &&
-        memory_.read_now(tstate + L.thread.frame, &now, sizeof now) && now != frame &&
-        plausible_pointer(now)) {
+    if (moved) {
+      ++stats_.moved_outermost;
+    } else if (frame_objects && chases < kMaxChases &&
+               memory_.read_now(tstate + L.thread.frame, &now, sizeof now) && now != frame &&
+               plausible_pointer(now)) {
       ++chases;
       ++stats_.torn_retries;
       frame = now;
       continue;
-    }
-    if (attempt - chases >= config_.max_torn_retries) {
+    } else if (attempt - chases >= config_.max_torn_retries) {
       out.torn = out.truncated = true;
       ++stats_.torn_stacks;
       return;
@@ -313,11 +309,10 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
 // ran there then, and lead the walk down that thread's callers: the stack of one thread read
 // as another's (seen on the sympy server, 3.10: the main thread's walk led into a new
 // thread's start-up, `Event.set` under `Thread._bootstrap`, about once a run). Such a chain
-// ends at the other thread's outermost frame. A
-// thread's outermost frame stays the same while it runs Python code (its `run`, a
-// script's `<module>`), so a walk that ends elsewhere is read again, and the new outermost
-// frame is taken once a second read ends there too (a thread that returned to C and called
-// Python anew; a new thread in a freed one's state).
+// ends at the other thread's outermost frame. A thread's outermost frame stays the same while
+// it runs Python code (its `run`, a script's `<module>`), so a walk that ends elsewhere is
+// read again, and the new outermost frame is taken once a second read ends there too (a
+// thread that returned to C and called Python anew; a new thread in a freed one's state).
 bool StackWalker::ends_at_own_outermost(uint64_t tstate, const ThreadStack& out,
                                         uint64_t& moved_to) {
   if (out.frames.empty() || out.truncated) return true;
