@@ -34,6 +34,8 @@ class PrefetchingMemory : public MemoryReader {
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  // Ranges the next prefetch fetches.
+  size_t planned_blocks() const { return plan_.size(); }
   // Misses served by a page fetched whole for an earlier miss of the same walk.
   uint64_t page_hits() const { return page_hits_; }
   // Every read of a walk, however it was served.
@@ -54,8 +56,10 @@ class PrefetchingMemory : public MemoryReader {
   // The plan covers what the last few distinct walks read, not only the last one: a program that
   // alternates between a shallow and a deep stack finds the other one in the prefetch too.
   static constexpr size_t kPlanWalks = 4;
-  // ... as long as the plan stays within this many blocks (the newest walk is always whole).
+  // ... as long as the plan stays within this many blocks (the newest walk is always whole),
+  // and each of them was seen within the last kPlanAgeWalks walks.
   static constexpr size_t kPlanBlocks = 64;
+  static constexpr uint64_t kPlanAgeWalks = 256;
 
  private:
   struct Range {
@@ -100,7 +104,10 @@ class PrefetchingMemory : public MemoryReader {
   struct Walk {
     std::vector<Range> reads;
     std::vector<Range> merged;
+    uint64_t last_seen = 0;  // walks_ when it was last read
   };
+  // plan_ from history_ (not empty).
+  void plan_history();
   std::vector<Walk> history_;
   std::vector<Range> plan_;            // what to prefetch next
   std::vector<Block> blocks_;          // what the last prefetch holds, sorted by address
@@ -116,6 +123,7 @@ class PrefetchingMemory : public MemoryReader {
   // The blocks the last two searches found (indexes into blocks_).
   mutable std::array<size_t, 2> recent_{};
   bool in_walk_ = false;
+  uint64_t walks_ = 0;  // end_walk() calls
   uint64_t hits_ = 0, misses_ = 0, page_hits_ = 0;
   double read_seconds_ = 0;
 };

@@ -169,6 +169,35 @@ TEST(PrefetchPlan, AlternatingStacksAreBothInTheOneBatch) {
   EXPECT_EQ(prefetch.misses(), misses);
 }
 
+// A stack read once (a program's start-up, names read on a code-cache miss) leaves the plan
+// once the program has settled in another: kept, it made every later batch longer for good.
+TEST(PrefetchPlan, AWalkNotSeenForAWhileLeavesThePlan) {
+  constexpr RemoteAddr kStartUp = 0x50000;
+  constexpr RemoteAddr kSettled = 0x900000;
+  SnapshotMemory snapshot;
+  snapshot.add_region(kStartUp, counting_bytes(64, 0));
+  snapshot.add_region(kSettled, counting_bytes(64, 0));
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  auto walk = [&](RemoteAddr base) {
+    prefetch.begin_walk();
+    uint8_t frame[16];
+    ASSERT_TRUE(prefetch.read(base, frame, sizeof frame));
+    prefetch.end_walk();
+  };
+  walk(kStartUp);
+  walk(kSettled);
+  EXPECT_EQ(prefetch.planned_blocks(), 2u);
+  for (uint64_t i = 1; i < PrefetchingMemory::kPlanAgeWalks; ++i) walk(kSettled);
+  EXPECT_EQ(prefetch.planned_blocks(), 2u);  // seen within the age: still planned
+  walk(kSettled);
+  EXPECT_EQ(prefetch.planned_blocks(), 1u);
+  const uint64_t calls = counting.calls();
+  walk(kSettled);
+  EXPECT_EQ(counting.calls() - calls, 1u);  // still one batch, every read a hit
+  EXPECT_EQ(prefetch.misses(), 2u);         // the two first walks' only
+}
+
 // A re-read after a torn walk fetches, in one batch, what the walk had read a page at a time.
 TEST(PrefetchPlan, RefreshFetchesThePagesOfTheWalkInOneBatch) {
   constexpr RemoteAddr kStack = 0x20000;
