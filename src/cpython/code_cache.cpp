@@ -24,9 +24,11 @@ bool valid_utf8(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {
     auto lead = static_cast<unsigned char>(text[i]);
-    size_t extra = lead < 0x80 ? 0 : lead >= 0xC2 && lead <= 0xDF ? 1
-                                  : lead >= 0xE0 && lead <= 0xEF ? 2
-                                  : lead >= 0xF0 && lead <= 0xF4 ? 3 : 4;
+    size_t extra = lead < 0x80                    ? 0
+                   : lead >= 0xC2 && lead <= 0xDF ? 1
+                   : lead >= 0xE0 && lead <= 0xEF ? 2
+                   : lead >= 0xF0 && lead <= 0xF4 ? 3
+                                                  : 4;
     if (extra == 4 || extra > text.size() - i - 1) return false;
     uint32_t cp = extra == 0 ? lead : lead & (0x3F >> extra);
     for (size_t k = 1; k <= extra; ++k) {
@@ -62,7 +64,6 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-
 }  // namespace
 
 CodeCache::CodeCache(process::MemoryReader& memory, const Layout& layout, uint64_t code_type,
@@ -74,8 +75,8 @@ CodeCache::CodeCache(process::MemoryReader& memory, const Layout& layout, uint64
       bytes_type_(bytes_type) {
   const auto& c = layout.code;
   uint64_t end = std::max({layout.ob_type + 8, c.filename + 8, c.name + 8, c.qualname + 8,
-                           c.linetable + 8, c.firstlineno + 4, c.flags + 4, c.framesize + 4, c.stacksize + 4,
-                           c.nlocalsplus + 4});
+                           c.linetable + 8, c.firstlineno + 4, c.flags + 4, c.framesize + 4,
+                           c.stacksize + 4, c.nlocalsplus + 4});
   header_size_ = static_cast<size_t>(end);
 }
 
@@ -224,7 +225,8 @@ std::optional<std::string> CodeCache::class_of_first_argument(uint64_t code, uin
   if (arg_name == "self" && !memory_.read_now(first_arg + L.ob_type, &type, sizeof type))
     return std::nullopt;
   uint64_t tp_name = 0;
-  if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) || tp_name < 4096)
+  if (!plausible_pointer(type) || !memory_.read_value(type + L.type_name, tp_name) ||
+      tp_name < 4096)
     return std::nullopt;
   uint64_t first_arg_after = 0;
   if (!frame_runs(first_arg_after) || first_arg_after != first_arg) return std::string();
@@ -270,13 +272,14 @@ int CodeCache::line(uint64_t addr, int64_t offset) {
   return line;
 }
 
-bool CodeCache::read_string(uint64_t addr, std::string& out, size_t max_len) {
+bool CodeCache::read_string(process::MemoryReader& memory, uint64_t addr, std::string& out,
+                            size_t max_len) {
   out.clear();
   if (!plausible_pointer(addr)) return false;
   const auto& u = layout_.unicode;
   uint8_t header[128];
   size_t header_len = static_cast<size_t>(std::max(u.state + 4, u.length + 8));
-  if (header_len > sizeof(header) || !memory_.read(addr, header, header_len)) return false;
+  if (header_len > sizeof(header) || !memory.read(addr, header, header_len)) return false;
   std::span<const uint8_t> h(header, header_len);
   if (unicode_type_ && load<uint64_t>(h, layout_.ob_type) != unicode_type_) return false;
   int64_t length = load<int64_t>(h, u.length);
@@ -289,7 +292,7 @@ bool CodeCache::read_string(uint64_t addr, std::string& out, size_t max_len) {
   size_t n = std::min(static_cast<size_t>(length), max_len);
   uint64_t data = addr + (ascii ? u.ascii_data : u.compact_data);
   std::vector<uint8_t> raw(n * kind);
-  if (n && !memory_.read(data, raw.data(), raw.size())) return false;
+  if (n && !memory.read(data, raw.data(), raw.size())) return false;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     uint32_t cp = kind == 1   ? raw[i]

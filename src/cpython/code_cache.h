@@ -48,7 +48,12 @@ class CodeCache {
   // The line for an instruction offset (units as linetable.h says).
   int line(uint64_t addr, int64_t offset);
   // Reads a str object as UTF-8 (bounded by `max_len` characters). False when not a str.
-  bool read_string(uint64_t addr, std::string& out, size_t max_len = 4096);
+  bool read_string(uint64_t addr, std::string& out, size_t max_len = 4096) {
+    return read_string(memory_, addr, out, max_len);
+  }
+  // ... read through `memory` (a reader of objects with a batch of its own).
+  bool read_string(process::MemoryReader& memory, uint64_t addr, std::string& out,
+                   size_t max_len = 4096);
   size_t size() const { return entries_.size(); }
   uint64_t misses() const { return misses_; }
   void clear();

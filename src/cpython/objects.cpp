@@ -116,7 +116,7 @@ std::string ObjectReader::repr(uint64_t addr, size_t max_len) {
   }
   if (type == "str") {
     std::string text;
-    if (!codes_.read_string(addr, text, max_len)) return "<str>";
+    if (!codes_.read_string(memory_, addr, text, max_len)) return "<str>";
     return python_quoted(text, '\'');
   }
   if (type == "bytes") {
@@ -190,7 +190,7 @@ std::vector<LocalVariable> ObjectReader::locals(const Frame& frame, size_t max_c
       continue;
     }
     LocalVariable local;
-    if (!codes_.read_string(name_objects[i], local.name, 64)) local.name = "?";
+    if (!codes_.read_string(memory_, name_objects[i], local.name, 64)) local.name = "?";
     local.value = repr(value);
     out.push_back(std::move(local));
   }
@@ -230,7 +230,7 @@ uint64_t ObjectReader::lookup_in_keys(uint64_t keys, uint64_t values, const std:
     uint64_t key = 0;
     std::memcpy(&key, bytes.data() + i * entry_size + key_at, 8);
     std::string text;
-    if (!key || !codes_.read_string(key, text, name.size() + 1) || text != name) continue;
+    if (!key || !codes_.read_string(memory_, key, text, name.size() + 1) || text != name) continue;
     uint64_t value = 0;
     if (values) {
       if (!memory_.read_value(values + 8 * static_cast<uint64_t>(i), value)) return 0;
@@ -314,7 +314,7 @@ std::optional<std::string> ObjectReader::string_attribute(uint64_t obj, const st
   if (!supported() || !plausible_pointer(obj)) return std::nullopt;
   uint64_t value = attribute(obj, name);
   std::string text;
-  if (!value || !codes_.read_string(value, text, 256)) return std::nullopt;
+  if (!value || !codes_.read_string(memory_, value, text, 256)) return std::nullopt;
   return text;
 }
 

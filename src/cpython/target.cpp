@@ -37,15 +37,15 @@ Target::Target(pid_t pid) : pid_(pid) {
   config.bytes_type = runtime_.bytes_type;
   prefetch_ = std::make_unique<process::PrefetchingMemory>(*memory_);
   walker_ = std::make_unique<StackWalker>(*prefetch_, config);
-  objects_ = std::make_unique<ObjectReader>(*memory_, walker_->config().layout,
-                                            walker_->code_cache());
+  objects_ =
+      std::make_unique<ObjectReader>(*memory_, walker_->config().layout, walker_->code_cache());
   task_objects_ =
       std::make_unique<ObjectReader>(*prefetch_, walker_->config().layout, walker_->code_cache());
   tasks_ =
-      std::make_unique<TaskReader>(pid, *prefetch_, *memory_, walker_->config().layout, walker_->code_cache(),
-                                   *task_objects_, runtime_.runtime_addr);
-  task_links_ =
-      std::make_unique<TaskLinker>(*memory_, walker_->config().layout, *objects_, *tasks_);
+      std::make_unique<TaskReader>(pid, *prefetch_, *memory_, walker_->config().layout,
+                                   walker_->code_cache(), *task_objects_, runtime_.runtime_addr);
+  task_links_ = std::make_unique<TaskLinker>(*memory_, walker_->config().layout,
+                                             walker_->code_cache(), *tasks_);
   needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
   refresh_tids();
 }

@@ -38,9 +38,9 @@ const CodeInfo& TaskLinker::task_marker() {
   return marker;
 }
 
-TaskLinker::TaskLinker(process::MemoryReader& memory, const Layout& layout, ObjectReader& objects,
+TaskLinker::TaskLinker(process::MemoryReader& memory, const Layout& layout, CodeCache& codes,
                        const TaskReader& reader)
-    : memory_(memory), layout_(layout), objects_(objects), reader_(reader) {}
+    : memory_(memory), layout_(layout), objects_(memory_, layout, codes), reader_(reader) {}
 
 std::string TaskLinker::type_of(uint64_t obj) {
   uint64_t type = 0;

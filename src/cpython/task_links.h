@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cpython/layout.h"
+#include "cpython/objects.h"
 #include "cpython/stack.h"
 #include "process/batched.h"
 
@@ -40,7 +41,7 @@ class MemoryReader;
 
 namespace spyglass::cpython {
 
-class ObjectReader;
+class CodeCache;
 class TaskReader;
 struct TaskStack;
 
@@ -52,7 +53,7 @@ struct TaskLinkStats {
 
 class TaskLinker {
  public:
-  TaskLinker(process::MemoryReader& memory, const Layout& layout, ObjectReader& objects,
+  TaskLinker(process::MemoryReader& memory, const Layout& layout, CodeCache& codes,
              const TaskReader& reader);
   // For each of `tasks` (one read's suspended tasks), the addresses of the tasks that await
   // it, each once, in the order found (at most kMaxAwaiters).
@@ -91,7 +92,10 @@ class TaskLinker {
   // thousands of scattered words a sample (1,000 tasks on 3.15: 1.1 ms of links a sample).
   process::BatchedMemory memory_;
   const Layout& layout_;
-  ObjectReader& objects_;
+  // Instance attributes (a gather's `_children`, a TaskGroup's `_tasks`) through the batch
+  // too: read from the process each, their dict keys, names and types took a system call
+  // apiece, 0.8 of them a sample on the reference workload at 1 kHz.
+  ObjectReader objects_;
   const TaskReader& reader_;
   TaskLinkStats stats_;
   std::unordered_map<uint64_t, std::string> type_names_;  // type address -> tp_name
