@@ -24,7 +24,7 @@ struct Frame {
   uint64_t code_addr = 0;
   const CodeInfo* code = nullptr;  // owned by the walker's cache; valid until the next walk
   int line = 0;                    // current line, or firstlineno when unknown
-  uint64_t frame_addr = 0;  // the frame object (3.8-3.10) or interpreter frame: its locals
+  uint64_t frame_addr = 0;         // the frame object (3.8-3.10) or interpreter frame: its locals
 };
 
 struct ThreadStack {
@@ -38,6 +38,9 @@ struct ThreadStack {
   // The walk kept catching a generator between yield and resume, its callers unreachable
   // (see StackWalker): the stack holds only the frames above them. Also marks it truncated.
   bool torn = false;
+  // The CPU the thread runs on or last ran on, from glibc's rseq area (process/rseq.h); read
+  // for the GIL holder only (the sampler keeps off its CPU), -1 when unknown.
+  int cpu = -1;
   std::vector<Frame> frames;  // innermost first
 };
 

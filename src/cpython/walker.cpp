@@ -5,6 +5,7 @@
 
 #include "cpython/remote_pointer.h"
 #include "process/memory.h"
+#include "process/rseq.h"
 
 namespace spyglass::cpython {
 namespace {
@@ -220,6 +221,12 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   }
   out.gil_known = gil.known;
   out.holds_gil = gil.known && gil.locked && gil.holder == tstate;
+  // Where the GIL holder runs, for the sampler's placement: a word beside its thread's
+  // pthread, read with the rest of the walk (in the next walks' batch too).
+  if (out.holds_gil && config_.rseq_cpu_offset && plausible_pointer(out.thread_id)) {
+    out.cpu = process::read_rseq_cpu(
+        memory_, out.thread_id + static_cast<uint64_t>(*config_.rseq_cpu_offset));
+  }
   return true;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -31,6 +32,9 @@ struct WalkerConfig {
   size_t max_interpreters = 256;
   // How many times one thread's stack is read again when the walk caught it torn.
   int max_torn_retries = 12;
+  // From a thread's pthread_t to the CPU number glibc's rseq area holds (process/rseq.h);
+  // nullopt when the target has none.
+  std::optional<int64_t> rseq_cpu_offset;
 };
 
 // The frame a thread state runs now (3.11-3.12 through its C frame), 0 when unreadable.

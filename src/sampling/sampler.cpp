@@ -492,13 +492,16 @@ void Sampler::run() {
       if (!s.gone) s.process->record(start, weight, s.walk, late, skipped);
     }
     if (++rounds % 256 == 0) share_cpu();
-    // Where the GIL holder runs changes at the pace of the target's wake-ups, not of samples:
-    // a look a millisecond is enough, and keeps its cost (a pread of /proc, ~3 µs) small.
-    if (options_.keep_off_gil_cpu && finished - placed >= kPlacementSeconds) {
-      placed = finished;
+    // The walk read where the GIL holder runs when the target has glibc's rseq area (see
+    // process/rseq.h): every sample looks. Otherwise it takes a pread of /proc (~3 µs), and
+    // a look a millisecond is enough: the holder's CPU changes at the pace of the target's
+    // wake-ups, not of samples (a look every 4 ms lost most of the gain).
+    if (options_.keep_off_gil_cpu) {
+      const bool may_read_proc = finished - placed >= kPlacementSeconds;
+      if (may_read_proc) placed = finished;
       for (const Sampled& s : sampled) {
         if (s.gone) continue;
-        if (const int cpu = s.process->gil_holder_cpu(); cpu >= 0) {
+        if (const int cpu = s.process->gil_holder_cpu(may_read_proc); cpu >= 0) {
           placement.keep_off(cpu);
           break;
         }
@@ -736,9 +739,11 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   }
 }
 
-int ProcessSampler::gil_holder_cpu() {
+int ProcessSampler::gil_holder_cpu(bool may_read_proc) {
   for (const auto& s : stacks_) {
-    if (s.holds_gil) return thread_states_.cpu(s.native_id);
+    if (!s.holds_gil) continue;
+    if (s.cpu >= 0) return s.cpu;
+    return may_read_proc ? thread_states_.cpu(s.native_id) : -1;
   }
   return -1;
 }

@@ -164,8 +164,9 @@ class ProcessSampler {
   // (see Sampler::run), that took `walk_seconds` to read; `late`, `missed`: the round's own.
   void record(double start, double weight, double walk_seconds, bool late, uint64_t missed);
   // The CPU the thread that held the GIL at the last collect() runs on (or last ran on); -1
-  // when no thread held it, or it was not known.
-  int gil_holder_cpu();
+  // when no thread held it, or it was not known. The walk reads it where it can (glibc's
+  // rseq area); else it is read from /proc, only when `may_read_proc`.
+  int gil_holder_cpu(bool may_read_proc);
   // The sampling thread's CPU time spent on this process (its share of the thread's).
   void add_cpu_seconds(double seconds);
   void set_running(bool running, const std::string& scheduling);

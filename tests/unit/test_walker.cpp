@@ -749,6 +749,44 @@ TEST_P(WalkerReturningFrame, FrameAboveTheNewestOnTheDataStackIsCountedToItself)
   EXPECT_EQ(stale_counted, 0u);
 }
 
+// The GIL holder's CPU is read beside its pthread (glibc's rseq area, process/rseq.h), for
+// the sampler's placement; a thread without the GIL, or a target without the area, has none.
+TEST_P(WalkerTornReads, GilHoldersCpuIsReadBesideItsPthread) {
+  Scene scene = make_scene(GetParam());
+  const Layout& L = scene.layout;
+  if (!L.runtime.gilstate_tstate_current) GTEST_SKIP() << "no GIL holder in the runtime";
+  constexpr int64_t kCpuOffset = 0x924;
+  const uint32_t cpu = 3;
+  scene.whole.add_region(0x7f00aa000000 + kCpuOffset,
+                         std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(&cpu),
+                                              reinterpret_cast<const uint8_t*>(&cpu) + 4));
+  WalkerConfig config{scene.layout, scene.runtime};
+  std::vector<ThreadStack> threads;
+  {
+    StackWalker walker(scene.whole, config);
+    EXPECT_TRUE(walker.walk(threads));
+    ASSERT_EQ(threads.size(), 1u);
+    EXPECT_EQ(threads[0].cpu, -1);  // no rseq area known
+  }
+  config.rseq_cpu_offset = kCpuOffset;
+  {
+    StackWalker walker(scene.whole, config);
+    EXPECT_TRUE(walker.walk(threads));
+    ASSERT_EQ(threads.size(), 1u);
+    ASSERT_TRUE(threads[0].holds_gil);
+    EXPECT_EQ(threads[0].cpu, 3);
+  }
+  uint64_t none = 0;
+  scene.whole.add_region(scene.runtime + L.runtime.gilstate_tstate_current,
+                         std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&none),
+                                              reinterpret_cast<uint8_t*>(&none) + 8));
+  StackWalker walker(scene.whole, config);
+  EXPECT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_FALSE(threads[0].holds_gil);
+  EXPECT_EQ(threads[0].cpu, -1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerReturningFrame, ::testing::Values(11, 12),
                          [](const auto& info) { return "Python3_" + std::to_string(info.param); });
 
