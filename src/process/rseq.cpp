@@ -22,8 +22,8 @@ constexpr int64_t kMaxRseqOffset = 1 << 20;
 
 bool is_dynamic_loader(const std::string& path) {
   const std::string base = path.substr(path.rfind('/') + 1);
-  return base.starts_with("ld-linux") || base.starts_with("ld64.so") ||
-         (base.starts_with("ld-") && base.find(".so") != std::string::npos);
+  return (base.starts_with("ld-") || base.starts_with("ld64.")) &&
+         base.find(".so") != std::string::npos;
 }
 
 }  // namespace

@@ -138,6 +138,16 @@ TEST(PrefetchPages, AnUnreadablePageFallsBackToTheExactRange) {
   prefetch.end_walk();
 }
 
+// One walk of `frames` 16-byte frames laid one after another from `base`.
+void walk_frames(PrefetchingMemory& prefetch, RemoteAddr base, size_t frames) {
+  prefetch.begin_walk();
+  for (size_t i = 0; i < frames; ++i) {
+    uint8_t frame[16];
+    ASSERT_TRUE(prefetch.read(base + i * 16, frame, sizeof frame));
+  }
+  prefetch.end_walk();
+}
+
 // A program that alternates between a shallow and a deep stack: each walk finds the other
 // stack's frames in its one batch too, so neither is read over several instants (a deep stack
 // read a page at a time was torn more often, and its re-read landed in the shallow one).
@@ -149,14 +159,7 @@ TEST(PrefetchPlan, AlternatingStacksAreBothInTheOneBatch) {
   snapshot.add_region(kDeep, counting_bytes(256, 0));
   CallCountingMemory counting(snapshot);
   PrefetchingMemory prefetch(counting);
-  auto walk = [&](RemoteAddr base, size_t frames) {
-    prefetch.begin_walk();
-    for (size_t i = 0; i < frames; ++i) {
-      uint8_t frame[16];
-      ASSERT_TRUE(prefetch.read(base + i * 16, frame, sizeof frame));
-    }
-    prefetch.end_walk();
-  };
+  auto walk = [&](RemoteAddr base, size_t frames) { walk_frames(prefetch, base, frames); };
   walk(kShallow, 2);
   walk(kDeep, 8);
   const uint64_t calls = counting.calls();
@@ -179,12 +182,7 @@ TEST(PrefetchPlan, AWalkNotSeenForAWhileLeavesThePlan) {
   snapshot.add_region(kSettled, counting_bytes(64, 0));
   CallCountingMemory counting(snapshot);
   PrefetchingMemory prefetch(counting);
-  auto walk = [&](RemoteAddr base) {
-    prefetch.begin_walk();
-    uint8_t frame[16];
-    ASSERT_TRUE(prefetch.read(base, frame, sizeof frame));
-    prefetch.end_walk();
-  };
+  auto walk = [&](RemoteAddr base) { walk_frames(prefetch, base, 1); };
   walk(kStartUp);
   walk(kSettled);
   EXPECT_EQ(prefetch.planned_blocks(), 2u);
