@@ -500,6 +500,10 @@ class Prompt {
         st.memory_reads ? 100.0 * static_cast<double>(st.prefetched_reads) /
                               static_cast<double>(st.memory_reads)
                         : 0.0);
+    out += fmt::format(
+        "code:       {} code objects read, {} known unchanged without a read (3.12+: no code "
+        "object made since they were last read)\n",
+        st.code_reads, st.code_proofs);
     if (session_.follows_subprocesses()) {
       for (const auto& p : session_.processes()) {
         if (!p.sampled) continue;

@@ -27,6 +27,7 @@ void capture_target(Target& target, const std::string& path) {
                          {"code_type", rt.code_type},
                          {"unicode_type", rt.unicode_type},
                          {"bytes_type", rt.bytes_type},
+                         {"code_counter", rt.code_counter},
                          {"pid", target.pid()},
                          {"threads", stacks.size()}};
   process::save_snapshot(recording.snapshot(), path, meta.dump());
@@ -60,6 +61,9 @@ WalkerConfig config_from_metadata(process::MemoryReader& memory, const std::stri
     config.code_type = unsigned_field(meta, "code_type");
     config.unicode_type = unsigned_field(meta, "unicode_type");
     config.bytes_type = unsigned_field(meta, "bytes_type");
+    // Captures made before it was recorded have none: their code objects are read each walk.
+    if (meta.contains("code_counter"))
+      config.code_counter_addr = unsigned_field(meta, "code_counter");
     const auto v = PythonVersion::from_hex(unsigned_field(meta, "version_hex"));
     config.layout = layout_for(memory, v, config.runtime_addr);
     return config;

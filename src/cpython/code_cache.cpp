@@ -76,7 +76,7 @@ CodeCache::CodeCache(process::MemoryReader& memory, const Layout& layout, uint64
   const auto& c = layout.code;
   uint64_t end = std::max({layout.ob_type + 8, c.filename + 8, c.name + 8, c.qualname + 8,
                            c.linetable + 8, c.firstlineno + 4, c.flags + 4, c.framesize + 4,
-                           c.stacksize + 4, c.nlocalsplus + 4});
+                           c.stacksize + 4, c.nlocalsplus + 4, c.version + 4});
   header_size_ = static_cast<size_t>(end);
 }
 
@@ -92,9 +92,41 @@ CodeIdentity CodeCache::identity(std::span<const uint8_t> header) const {
   return id;
 }
 
+void CodeCache::begin_walk(std::optional<uint32_t> code_counter) {
+  if (code_counter && previous_counter_ && *code_counter < *previous_counter_) {
+    ++counter_faults_;  // it only runs forward: this is not it
+    code_counter.reset();
+  }
+  // A code object made during a walk, after its counter was read, shows a co_version past it
+  // now and then; a wrong counter (offset, symbol) does so for most headers read.
+  if (counter_faults_ >= kMaxCounterFaults && counter_faults_ * 8 > headers_read_)
+    counter_off_ = true;
+  if (!code_counter || *code_counter == 0 || counter_off_) {
+    // No proof now, and none of the entries checked before holds once the counter is back:
+    // a code object may have been made meanwhile without moving it (another interpreter's).
+    if (previous_counter_) ++generation_;
+    previous_counter_.reset();
+    proof_now_ = proof_stamp_ = kUnproven;
+    counter_now_ = 0;
+    return;
+  }
+  counter_now_ = *code_counter;
+  proof_now_ = proof_of(*code_counter);
+  proof_stamp_ = previous_counter_ ? proof_of(*previous_counter_) : kUnproven;
+  previous_counter_ = code_counter;
+}
+
 const CodeInfo* CodeCache::get(uint64_t addr) {
+  if (proof_now_ != kUnproven) {
+    if (Entry* cached = find(addr); cached && cached->proof == proof_now_) {
+      ++proven_;
+      last_ = Slot{addr, cached};
+      return &cached->info;
+    }
+  }
   uint8_t copy[512];
   if (header_size_ > sizeof(copy) || !plausible_pointer(addr)) return nullptr;
+  ++headers_read_;
   const uint8_t* header = memory_.view_or_read(addr, header_size_, copy);
   if (!header) return nullptr;
   return lookup(addr, std::span<const uint8_t>(header, header_size_));
@@ -133,7 +165,17 @@ bool CodeCache::still_matches(const CodeIdentity& id, const uint8_t* header) con
 
 const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header) {
   if (header.size() < header_size_) return nullptr;
+  // A code object newer than the counter says the counter is not what numbers them.
+  uint64_t stamp = proof_stamp_;
+  if (layout_.code.version && counter_now_) {
+    const uint32_t version = load<uint32_t>(header, layout_.code.version);
+    if (version >= counter_now_) {
+      ++counter_faults_;  // or one made after the counter was read: either way, no proof
+      stamp = kUnproven;
+    }
+  }
   if (Entry* cached = find(addr); cached && still_matches(cached->identity, header.data())) {
+    cached->proof = stamp;
     last_ = Slot{addr, cached};
     return &cached->info;
   }
@@ -168,6 +210,7 @@ const CodeInfo* CodeCache::lookup(uint64_t addr, std::span<const uint8_t> header
   }
   if (words > 0 && words < (1 << 20)) entry.info.framesize = static_cast<uint32_t>(words);
   entry.info.id = next_id_++;
+  entry.proof = stamp;
   if (plausible_pointer(id.linetable)) read_bytes(id.linetable, entry.linetable, 1 << 20);
 
   if (entries_.size() >= kMaxEntries) clear();  // bound memory on code churn

@@ -9,10 +9,10 @@
 #include <optional>
 #include <regex>
 
+#include "common/error.h"
 #include "cpython/remote_pointer.h"
 #include "cpython/walker.h"
 #include "process/elf.h"
-#include "common/error.h"
 #include "process/memory.h"
 
 namespace spyglass::cpython {
@@ -396,13 +396,15 @@ RuntimeLocation locate_runtime(pid_t pid, process::MemoryReader& memory,
                               "has shut down: no interpreter state to read",
                               pid, version->str()));
     }
-    auto type_addr = [&](const char* name) -> uint64_t {
+    auto symbol_addr = [&](const char* name) -> uint64_t {
       auto sym = elf->symbol(name);
       return sym ? bias + sym->value : 0;
     };
-    loc.code_type = type_addr("PyCode_Type");
-    loc.unicode_type = type_addr("PyUnicode_Type");
-    loc.bytes_type = type_addr("PyBytes_Type");
+    loc.code_type = symbol_addr("PyCode_Type");
+    loc.unicode_type = symbol_addr("PyUnicode_Type");
+    loc.bytes_type = symbol_addr("PyBytes_Type");
+    if (loc.layout.runtime.code_counter_global)
+      loc.code_counter = symbol_addr("_Py_next_func_version");
     return loc;
   }
   if (unsupported) throw Error(ErrorKind::kUnsupported, *unsupported);

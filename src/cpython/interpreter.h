@@ -17,12 +17,15 @@ class MemoryReader;
 namespace spyglass::cpython {
 
 struct RuntimeLocation {
-  std::string binary;          // the mapped file holding the interpreter (python or libpython)
-  uint64_t runtime_addr = 0;   // address of _PyRuntime in the target
-  std::string how;             // "symbol _PyRuntime", ".PyRuntime section", "memory scan"
+  std::string binary;         // the mapped file holding the interpreter (python or libpython)
+  uint64_t runtime_addr = 0;  // address of _PyRuntime in the target
+  std::string how;            // "symbol _PyRuntime", ".PyRuntime section", "memory scan"
   Layout layout;
   // Type objects, for validating what the walker reads (0 when the symbol is missing).
   uint64_t code_type = 0, unicode_type = 0, bytes_type = 0;
+  // 3.12: the address of _Py_next_func_version, which numbers new code objects (0 when the
+  // symbol table does not have it: a stripped binary).
+  uint64_t code_counter = 0;
 };
 
 // Locates the interpreter: the mapped files (not /proc/PID/exe) that define _PyRuntime, its

@@ -64,6 +64,9 @@ struct Layout {
     uint64_t interpreters_head = 0;
     uint64_t gilstate_tstate_current = 0;  // 3.8-3.11: atomic PyThreadState* of the GIL holder
     uint64_t ceval_gil_locked = 0;         // 3.8-3.11: _PyRuntime.ceval.gil.locked (int)
+    // 3.12: the counter that numbers new code objects is the static _Py_next_func_version
+    // (found by symbol), not a field of the interpreter (see Interpreter::code_counter).
+    bool code_counter_global = false;
   } runtime;
 
   struct Interpreter {
@@ -74,6 +77,9 @@ struct Layout {
     uint64_t gil_pointer = 0;  // 3.12+: ceval.gil, a pointer to _gil_runtime_state
     uint64_t gil_locked = 0;   // 3.12+: offset of `locked` inside _gil_runtime_state
     uint64_t gil_holder = 0;   // 3.12+: offset of `last_holder` inside _gil_runtime_state
+    // 3.13+: func_state.next_version, the counter that gives each new code object its
+    // co_version (uint32; 0 once it has run out). While it stays put, no code object was made.
+    uint64_t code_counter = 0;
   } interp;
 
   struct Thread {
@@ -125,6 +131,7 @@ struct Layout {
     uint64_t linetable = 0;  // co_lnotab (3.8, 3.9) or co_linetable
     uint64_t code_adaptive = 0;  // 3.11+: offset of the instructions inside the code object
     uint64_t framesize = 0;      // 3.12+: co_framesize, the words a frame of it takes
+    uint64_t version = 0;        // 3.12+: co_version (uint32), from the code counter
     // 3.11: a frame takes co_nlocalsplus + co_stacksize + frame_specials words.
     uint64_t stacksize = 0;
     uint64_t nlocalsplus = 0;

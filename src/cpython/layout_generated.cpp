@@ -404,6 +404,8 @@ Layout layout_312() {
   l.line_table = LineTableFormat::kLocations;
   l.runtime.size = 459944;  // sizeof(_PyRuntimeState)
   l.runtime.interpreters_head = 40;  // offsetof(_PyRuntimeState, interpreters.head)
+  // init_code() in Objects/codeobject.c (3.12) numbers code objects from the static _Py_next_func_version
+  l.runtime.code_counter_global = true;
   l.interp.size = 383552;  // sizeof(PyInterpreterState)
   l.interp.next = 0;  // offsetof(PyInterpreterState, next)
   l.interp.threads_head = 72;  // offsetof(PyInterpreterState, threads.head)
@@ -438,6 +440,7 @@ Layout layout_312() {
   l.code.linetable = 136;  // offsetof(PyCodeObject, co_linetable)
   l.code.code_adaptive = 192;  // offsetof(PyCodeObject, co_code_adaptive)
   l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
+  l.code.version = 92;  // offsetof(PyCodeObject, co_version)
   l.unicode.length = 16;  // offsetof(PyASCIIObject, length)
   l.unicode.state = 32;  // offsetof(PyASCIIObject, state)
   l.unicode.ascii_data = 40;  // sizeof(PyASCIIObject)
@@ -532,6 +535,7 @@ void read_313(const DebugTable& t, Layout& l) {
   l.interp.gil_locked = t.relative("interpreter_state.gil_runtime_state_locked", 17, 15, 6, 4);
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 18, 15, 6, 8);
+  l.interp.code_counter = 17000;  // offsetof(PyInterpreterState, func_state.next_version)
   l.thread.prev = t.offset("thread_state.prev", 20, 19, 8);  // offsetof(PyThreadState, prev)
   l.thread.next = t.offset("thread_state.next", 21, 19, 8);  // offsetof(PyThreadState, next)
   l.thread.interp = t.offset("thread_state.interp", 22, 19, 8);  // offsetof(PyThreadState, interp)
@@ -572,6 +576,7 @@ void read_313(const DebugTable& t, Layout& l) {
   // offsetof(PyCodeObject, co_code_adaptive)
   l.code.code_adaptive = t.offset("code_object.co_code_adaptive", 43, 34, 1);
   l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
+  l.code.version = 92;  // offsetof(PyCodeObject, co_version)
   l.unicode.state = t.offset("unicode_object.state", 68, 67, 4);  // offsetof(PyASCIIObject, state)
   // offsetof(PyASCIIObject, length)
   l.unicode.length = t.offset("unicode_object.length", 69, 67, 8);
@@ -677,6 +682,7 @@ void read_314(const DebugTable& t, Layout& l) {
   l.interp.gil_locked = t.relative("interpreter_state.gil_runtime_state_locked", 18, 16, 6, 4);
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 19, 16, 6, 8);
+  l.interp.code_counter = 14256;  // offsetof(PyInterpreterState, func_state.next_version)
   l.thread.prev = t.offset("thread_state.prev", 23, 22, 8);  // offsetof(PyThreadState, prev)
   l.thread.next = t.offset("thread_state.next", 24, 22, 8);  // offsetof(PyThreadState, next)
   l.thread.interp = t.offset("thread_state.interp", 25, 22, 8);  // offsetof(PyThreadState, interp)
@@ -718,6 +724,7 @@ void read_314(const DebugTable& t, Layout& l) {
   // offsetof(PyCodeObject, co_code_adaptive)
   l.code.code_adaptive = t.offset("code_object.co_code_adaptive", 48, 39, 1);
   l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
+  l.code.version = 92;  // offsetof(PyCodeObject, co_version)
   l.unicode.state = t.offset("unicode_object.state", 78, 77, 4);  // offsetof(PyASCIIObject, state)
   // offsetof(PyASCIIObject, length)
   l.unicode.length = t.offset("unicode_object.length", 79, 77, 8);
@@ -817,6 +824,7 @@ void read_315(const DebugTable& t, Layout& l) {
   l.interp.gil_locked = t.relative("interpreter_state.gil_runtime_state_locked", 18, 16, 6, 4);
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 19, 16, 6, 8);
+  l.interp.code_counter = 14264;  // offsetof(PyInterpreterState, func_state.next_version)
   l.thread.prev = t.offset("thread_state.prev", 23, 22, 8);  // offsetof(PyThreadState, prev)
   l.thread.next = t.offset("thread_state.next", 24, 22, 8);  // offsetof(PyThreadState, next)
   l.thread.interp = t.offset("thread_state.interp", 25, 22, 8);  // offsetof(PyThreadState, interp)
@@ -857,6 +865,7 @@ void read_315(const DebugTable& t, Layout& l) {
   // offsetof(PyCodeObject, co_code_adaptive)
   l.code.code_adaptive = t.offset("code_object.co_code_adaptive", 56, 47, 1);
   l.code.framesize = 76;  // offsetof(PyCodeObject, co_framesize)
+  l.code.version = 92;  // offsetof(PyCodeObject, co_version)
   l.unicode.state = t.offset("unicode_object.state", 90, 89, 4);  // offsetof(PyASCIIObject, state)
   // offsetof(PyASCIIObject, length)
   l.unicode.length = t.offset("unicode_object.length", 91, 89, 8);
@@ -1074,11 +1083,14 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"async.stack_is_tagged", static_cast<int64_t>(l.async.stack_is_tagged)},
       {"objects.code_localsplusnames", static_cast<int64_t>(l.objects.code_localsplusnames)},
       {"objects.code_localspluskinds", static_cast<int64_t>(l.objects.code_localspluskinds)},
+      {"runtime.code_counter_global", static_cast<int64_t>(l.runtime.code_counter_global)},
       {"interp.gil_pointer", static_cast<int64_t>(l.interp.gil_pointer)},
       {"interp.gil_holder", static_cast<int64_t>(l.interp.gil_holder)},
       {"interp.gil_locked", static_cast<int64_t>(l.interp.gil_locked)},
       {"frame.owner_cstack", static_cast<int64_t>(l.frame.owner_cstack)},
       {"code.framesize", static_cast<int64_t>(l.code.framesize)},
+      {"code.version", static_cast<int64_t>(l.code.version)},
+      {"interp.code_counter", static_cast<int64_t>(l.interp.code_counter)},
       {"frame.code_is_tagged", static_cast<int64_t>(l.frame.code_is_tagged)},
       {"frame.instr_is_next", static_cast<int64_t>(l.frame.instr_is_next)},
       {"pending.thread_eval_breaker", static_cast<int64_t>(l.pending.thread_eval_breaker)},

@@ -36,6 +36,7 @@ Target::Target(pid_t pid) : pid_(pid) {
   config.code_type = runtime_.code_type;
   config.unicode_type = runtime_.unicode_type;
   config.bytes_type = runtime_.bytes_type;
+  config.code_counter_addr = runtime_.code_counter;
   config.rseq_cpu_offset = process::rseq_cpu_offset(pid, *memory_);
   prefetch_ = std::make_unique<process::PrefetchingMemory>(*memory_);
   walker_ = std::make_unique<StackWalker>(*prefetch_, config);

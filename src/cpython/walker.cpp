@@ -131,6 +131,23 @@ bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
   return true;
 }
 
+std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
+  const Layout& L = config_.layout;
+  uint64_t addr = 0;
+  if (L.runtime.code_counter_global) {
+    addr = config_.code_counter_addr;
+  } else if (L.interp.code_counter) {
+    // 3.13+: each interpreter numbers its own code objects, but the cache holds them all: with
+    // a second interpreter, nothing proves the first one's code unchanged.
+    uint64_t next = 0;
+    if (!memory_.read_value(interp + L.interp.next, next) || next != 0) return std::nullopt;
+    addr = interp + L.interp.code_counter;
+  }
+  uint32_t counter = 0;
+  if (!addr || !memory_.read_value(addr, counter) || counter == 0) return std::nullopt;
+  return counter;
+}
+
 bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
                                     const std::vector<int>* known_tids, bool with_frames) {
   const Layout& L = config_.layout;
@@ -138,6 +155,7 @@ bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
   uint64_t interp = 0;
   if (!memory_.read_value(config_.runtime_addr + L.runtime.interpreters_head, interp)) return false;
   if (!plausible_pointer(interp)) return false;
+  if (with_frames) codes_->begin_walk(read_code_counter(interp));
 
   std::vector<uint64_t> seen_interps;
   for (size_t n = 0; interp && n < config_.max_interpreters; ++n) {

@@ -35,6 +35,9 @@ struct WalkerConfig {
   // From a thread's pthread_t to the CPU number glibc's rseq area holds (process/rseq.h);
   // nullopt when the target has none.
   std::optional<int64_t> rseq_cpu_offset;
+  // 3.12: where _Py_next_func_version lives, the counter that numbers new code objects (0:
+  // not found, the binary is stripped). 3.13+ keep it in the interpreter state instead.
+  uint64_t code_counter_addr = 0;
 };
 
 // The frame a thread state runs now (3.11-3.12 through its C frame), 0 when unreadable.
@@ -80,6 +83,9 @@ class StackWalker {
  private:
   struct GilState;
   bool read_gil(uint64_t interp, GilState& gil);
+  // The counter that numbers new code objects, for the code cache (see CodeCache::begin_walk);
+  // nullopt when there is none to trust. `interp` is the head of the interpreter list.
+  std::optional<uint32_t> read_code_counter(uint64_t interp);
   bool walk_interpreters(std::vector<ThreadStack>& out, const std::vector<int>* known_tids,
                          bool with_frames);
   // One interpreter's threads from `tstate` (the list's head); false when the list broke off

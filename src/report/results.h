@@ -89,7 +89,10 @@ struct Results {
   // records of who awaits a task that could not be read (cpython/task_links.h).
   uint64_t linked_task_samples = 0;
   uint64_t unreadable_task_links = 0;
-  std::string tasks_source;        // where the tasks were read from
+  std::string tasks_source;  // where the tasks were read from
+  // Code objects met by the walks: read, and known unchanged without a read (3.12+).
+  uint64_t code_reads = 0;
+  uint64_t code_proofs = 0;
   double mean_walk_us = 0;         // sampling: time to walk all threads, per round
   double mean_read_us = 0;         // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled

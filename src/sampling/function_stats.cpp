@@ -47,6 +47,8 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.linked_task_samples = status.linked_task_samples;
   results.unreadable_task_links = status.unreadable_task_links;
   results.tasks_source = status.tasks_source;
+  results.code_reads = status.code_reads;
+  results.code_proofs = status.code_proofs;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;
   results.sampler_cpu_seconds = status.sampler_cpu_seconds;

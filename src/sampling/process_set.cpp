@@ -250,6 +250,8 @@ SamplerStatus ProcessSet::status() const {
     total.read_calls += s.read_calls;
     total.memory_reads += s.memory_reads;
     total.prefetched_reads += s.prefetched_reads;
+    total.code_reads += s.code_reads;
+    total.code_proofs += s.code_proofs;
     // Per round, every live process is read in turn.
     if (!s.target_exited && s.error.empty()) {
       walk_us += s.mean_walk_us;

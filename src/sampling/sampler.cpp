@@ -698,6 +698,9 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   const uint64_t calls_before = prefetch.calls();
   const uint64_t reads_before = prefetch.reads();
   const uint64_t prefetched_before = prefetch.hits() + prefetch.page_hits();
+  const cpython::CodeCache& codes = target_.walker().code_cache();
+  const uint64_t code_reads_before = codes.headers_read();
+  const uint64_t code_proofs_before = codes.proven();
   c.with_tasks = mode == Mode::kWall && options_.async_tasks;
   const cpython::TaskStats tasks_before = target_.tasks().stats();
   c.ok = c.with_tasks ? target_.walk_with_tasks(stacks_, tasks_) : target_.walk(stacks_);
@@ -721,6 +724,8 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   c.read_calls = prefetch.calls() - calls_before;
   c.memory_reads = prefetch.reads() - reads_before;
   c.prefetched_reads = prefetch.hits() + prefetch.page_hits() - prefetched_before;
+  c.code_reads = codes.headers_read() - code_reads_before;
+  c.code_proofs = codes.proven() - code_proofs_before;
   if (c.with_tasks) {
     const cpython::TaskStats& tasks_after = target_.tasks().stats();
     c.unreadable_tasks = tasks_after.unreadable - tasks_before.unreadable;
@@ -770,6 +775,8 @@ void ProcessSampler::record(double start, double weight, double walk_seconds, bo
   stats_.read_calls += c.read_calls;
   stats_.memory_reads += c.memory_reads;
   stats_.prefetched_reads += c.prefetched_reads;
+  stats_.code_reads += c.code_reads;
+  stats_.code_proofs += c.code_proofs;
   stats_.reread_stacks += c.retries;
   stats_.returned_frames += c.returned;
   stats_.frames_read_again += c.frames_again;

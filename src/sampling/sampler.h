@@ -104,6 +104,10 @@ struct SamplerStatus {
   uint64_t read_calls = 0;
   uint64_t memory_reads = 0;
   uint64_t prefetched_reads = 0;
+  // Code objects the walks met: read (their header checked) and, 3.12+, known unchanged by
+  // the counter that numbers new ones, without a read (cpython/code_cache.h).
+  uint64_t code_reads = 0;
+  uint64_t code_proofs = 0;
   double mean_walk_us = 0;  // time to walk all threads, per round
   double mean_read_us = 0;  // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):
@@ -219,6 +223,7 @@ class ProcessSampler {
     size_t unpaused = 0;
     double read_seconds = 0;
     uint64_t read_calls = 0, memory_reads = 0, prefetched_reads = 0;
+    uint64_t code_reads = 0, code_proofs = 0;
     uint64_t retries = 0, returned = 0, frames_again = 0, returning = 0, list_retries = 0,
              cut_lists = 0;
     uint64_t unreadable_tasks = 0, cut_task_chains = 0, cut_task_lists = 0;
