@@ -74,7 +74,7 @@ bool Target::walk(std::vector<ThreadStack>& out) {
 bool Target::walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStack>& tasks,
                              bool with_names) {
   if (needs_tids_) refresh_tids();
-  prefetch_->begin_walk();
+  prefetch_->begin_walk(&tasks_->batch());
   // The tasks first, then the threads (the sample's instant), then the two are squared with
   // each other (TaskReader::reconcile). 3.14+ find tasks per thread: the previous walk's threads.
   if (thread_states_.empty()) {  // the first sample: the thread states alone, cheaply

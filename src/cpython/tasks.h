@@ -85,6 +85,9 @@ class TaskReader {
   // `thread_states` are the threads' states (3.14+ keep tasks per thread). False when no task
   // registry is known yet (asyncio not imported, or this version cannot be read): `out` is
   // then empty. reconcile() then squares them with the walk (see tasks.cpp).
+  // The batch a pass reads through (see PrefetchingMemory::begin_walk, which fetches it with
+  // the walk's).
+  process::BatchedMemory& batch() { return batch_; }
   bool read(const std::vector<uint64_t>& thread_states, std::vector<TaskStack>& out,
             bool with_names = false);
   void reconcile(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,

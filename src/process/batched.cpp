@@ -16,30 +16,44 @@ void BatchedMemory::begin() {
   recorded_.clear();
   missed_used_ = 0;
   recent_ = 0;
-  blocks_.clear();
-  if (plan_.empty()) return;
+  if (joined_) {  // fetched with the walk's prefetch already
+    joined_ = false;
+    return;
+  }
+  prepare_requests();
+  // A range that became unreadable (its memory unmapped) stops the batch there: it is skipped
+  // (what it held is read on demand, and a read that fails is not planned again).
+  read_batch_past_failures(inner_, requests_, kMaxBatches, read_);
+  fetched(read_);
+  joined_ = false;
+}
+
+void BatchedMemory::prepare_requests() {
   size_t total = 0;
   for (const Range& r : plan_) total += r.size;
   buffer_.resize(total);
   requests_.clear();
-  std::vector<Block> planned;
-  planned.reserve(plan_.size());
+  planned_.clear();
   size_t offset = 0;
   for (const Range& r : plan_) {
     requests_.push_back(ReadRequest{r.addr, buffer_.data() + offset, r.size});
-    planned.push_back(Block{r.addr, offset, r.size});
+    planned_.push_back(Block{r.addr, offset, r.size});
     offset += r.size;
   }
-  // A range that became unreadable (its memory unmapped) stops the batch there: it is skipped
-  // (what it held is read on demand, and a read that fails is not planned again), a bounded
-  // number of times.
-  size_t start = 0;
-  for (int attempt = 0; attempt < 8 && start < requests_.size(); ++attempt) {
-    const size_t done = inner_.read_batch(std::span(requests_).subspan(start));
-    blocks_.insert(blocks_.end(), planned.begin() + static_cast<ptrdiff_t>(start),
-                   planned.begin() + static_cast<ptrdiff_t>(start + done));
-    start += done + 1;
+}
+
+void BatchedMemory::plan_into(std::vector<ReadRequest>& out) {
+  prepare_requests();
+  out.insert(out.end(), requests_.begin(), requests_.end());
+}
+
+void BatchedMemory::fetched(std::span<const uint8_t> read) {
+  blocks_.clear();
+  for (size_t i = 0; i < planned_.size() && i < read.size(); ++i) {
+    if (read[i]) blocks_.push_back(planned_[i]);
   }
+  recent_ = 0;
+  joined_ = true;
 }
 
 void BatchedMemory::end() {

@@ -20,8 +20,14 @@ class BatchedMemory : public MemoryReader {
  public:
   // `max_gap`: ranges closer than this are read as one (default: under the inner page size).
   explicit BatchedMemory(MemoryReader& inner, size_t max_gap = ~size_t{0});
-  // Fetches the plan (what the last pass read) in one batch.
+  // Fetches the plan (what the last pass read) in one batch; or, after fetched(), uses what
+  // that fetched.
   void begin();
+  // For a caller that fetches this plan with other readers' in one system call (the walk's
+  // prefetch, see PrefetchingMemory::begin_walk): appends the plan's requests to `out`, into
+  // this batch's buffer. fetched() then says which were read, and the next begin() holds them.
+  void plan_into(std::vector<ReadRequest>& out);
+  void fetched(std::span<const uint8_t> read);
   // This pass's reads become the next plan (sorted again only when they differ).
   void end();
   bool read(RemoteAddr addr, void* out, size_t size) override;
@@ -51,6 +57,11 @@ class BatchedMemory : public MemoryReader {
   const Block* find(RemoteAddr addr, size_t size) const;
   void record(RemoteAddr addr, size_t size);
   void make_plan();
+  // requests_ and planned_ from plan_, into buffer_.
+  void prepare_requests();
+
+  // Batches that fail on a range go on past it, this many times in all.
+  static constexpr int kMaxBatches = 8;
 
   MemoryReader& inner_;
   size_t max_gap_;
@@ -60,6 +71,9 @@ class BatchedMemory : public MemoryReader {
   std::vector<Block> blocks_;  // what buffer_ holds, sorted by address, disjoint
   std::vector<uint8_t> buffer_;
   std::vector<ReadRequest> requests_;
+  std::vector<Block> planned_;                // a block per request
+  std::vector<uint8_t> read_;                 // which requests were read
+  bool joined_ = false;                       // fetched() holds this pass's batch already
   std::vector<std::vector<uint8_t>> missed_;  // bytes read on a miss, this pass
   size_t missed_used_ = 0;
   mutable size_t recent_ = 0;

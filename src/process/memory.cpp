@@ -15,8 +15,8 @@
 #include <iterator>
 #include <limits>
 
-#include "process/access.h"
 #include "common/error.h"
+#include "process/access.h"
 #include "process/maps.h"
 
 namespace spyglass::process {
@@ -31,6 +31,17 @@ bool should_try_proc_mem(int err) {
 }
 
 }  // namespace
+
+void read_batch_past_failures(MemoryReader& memory, std::span<const ReadRequest> requests,
+                              int max_batches, std::vector<uint8_t>& read) {
+  read.assign(requests.size(), 0);
+  size_t start = 0;
+  for (int batch = 0; batch < max_batches && start < requests.size(); ++batch) {
+    const size_t done = memory.read_batch(requests.subspan(start));
+    std::fill_n(read.begin() + static_cast<ptrdiff_t>(start), done, uint8_t{1});
+    start += done + 1;
+  }
+}
 
 size_t MemoryReader::read_batch(std::span<const ReadRequest> requests) {
   for (size_t i = 0; i < requests.size(); ++i) {

@@ -23,6 +23,14 @@ struct ReadRequest {
   size_t size;
 };
 
+class MemoryReader;
+
+// Reads what it can of `requests`: a range that fails (its memory unmapped meanwhile) ends a
+// batch, so the next batch starts past it, at most `max_batches` system calls in all (few
+// fail, and a batch is one call). `read[i]` is 1 for each request read whole.
+void read_batch_past_failures(MemoryReader& memory, std::span<const ReadRequest> requests,
+                              int max_batches, std::vector<uint8_t>& read);
+
 class MemoryReader {
  public:
   virtual ~MemoryReader() = default;

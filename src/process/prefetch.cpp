@@ -7,10 +7,10 @@
 
 namespace spyglass::process {
 
-void PrefetchingMemory::begin_walk() {
+void PrefetchingMemory::begin_walk(BatchedMemory* joined) {
   in_walk_ = true;
   recorded_.clear();
-  fetch_plan();
+  fetch_plan(joined);
 }
 
 void PrefetchingMemory::refresh() {
@@ -38,10 +38,9 @@ void PrefetchingMemory::drop_pages() {
   failed_page_ = kNoPage;
 }
 
-void PrefetchingMemory::fetch_plan() {
+void PrefetchingMemory::fetch_plan(BatchedMemory* joined) {
   drop_pages();
   blocks_.clear();
-  if (plan_.empty()) return;
   size_t total = 0;
   for (const auto& r : plan_) total += r.size;
   buffer_.resize(total);
@@ -54,17 +53,18 @@ void PrefetchingMemory::fetch_plan() {
     planned_blocks_.push_back(Block{r.addr, offset, r.size});
     offset += r.size;
   }
-  // A range that became unreadable (memory freed) stops the batch there: skip it and go on,
-  // a bounded number of times. Only the blocks read completely are held.
-  size_t start = 0;
+  const size_t own = requests_.size();
+  if (joined) joined->plan_into(requests_);
+  if (requests_.empty()) return;
+  // A range that became unreadable (memory freed) stops a batch there: the next one goes on
+  // past it, a bounded number of times. Only the blocks read completely are held.
   const double started = monotonic_seconds();
-  for (int attempt = 0; attempt < 4 && start < requests_.size(); ++attempt) {
-    size_t done = inner_.read_batch(std::span(requests_).subspan(start));
-    blocks_.insert(blocks_.end(), planned_blocks_.begin() + static_cast<ptrdiff_t>(start),
-                   planned_blocks_.begin() + static_cast<ptrdiff_t>(start + done));
-    start += done + 1;
-  }
+  read_batch_past_failures(inner_, requests_, joined ? 8 : 4, read_);
   read_seconds_ += monotonic_seconds() - started;
+  for (size_t i = 0; i < own; ++i) {
+    if (read_[i]) blocks_.push_back(planned_blocks_[i]);
+  }
+  if (joined) joined->fetched(std::span<const uint8_t>(read_).subspan(own));
   recent_ = {0, 0};
 }
 

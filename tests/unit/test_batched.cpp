@@ -8,6 +8,7 @@
 
 #include "process/batched.h"
 #include "process/memory.h"
+#include "process/prefetch.h"
 
 namespace spyglass::process {
 namespace {
@@ -91,6 +92,56 @@ TEST(BatchedMemory, OutsideAPassReadsGoToTheProcess) {
   EXPECT_EQ(batch.view(kBase + 8, 8), nullptr);
   ASSERT_TRUE(batch.read_value(kBase + 8, value));
   EXPECT_EQ(counting.calls() - calls, 1u);
+}
+
+// The tasks' batch fetched with the walk's prefetch (cpython/target.cpp): one system call for
+// both plans, and the tasks' pass then reads from it without a call of its own.
+TEST(BatchedMemory, FetchedWithThePrefetchInOneCall) {
+  SnapshotMemory snapshot = heap(1 << 20);
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  BatchedMemory batch(counting, 4095);
+  auto one_sample = [&] {
+    prefetch.begin_walk(&batch);
+    uint64_t value = 0;
+    ASSERT_TRUE(prefetch.read_value(kBase + 512 * 1024, value));  // the walk's
+    batch.begin();
+    read_objects(batch, 100);  // the tasks'
+    batch.end();
+    prefetch.end_walk();
+  };
+  one_sample();
+  one_sample();
+  const uint64_t calls = counting.calls();
+  const uint64_t misses = batch.misses();
+  one_sample();
+  EXPECT_EQ(counting.calls() - calls, 1u);
+  EXPECT_EQ(batch.misses(), misses);
+  EXPECT_EQ(prefetch.misses(), 1u);  // the first walk's only read
+}
+
+// A range unmapped since the last pass does not cost the rest of the joint batch.
+TEST(BatchedMemory, AnUnreadableRangeInTheJointBatchIsSkipped) {
+  SnapshotMemory snapshot = heap(1 << 16);
+  PrefetchingMemory prefetch(snapshot);
+  BatchedMemory batch(snapshot, 0);
+  uint64_t value = 0;
+  prefetch.begin_walk(&batch);
+  batch.begin();
+  ASSERT_TRUE(batch.read_value(kBase + 8, value));
+  EXPECT_FALSE(batch.read_value(kBase + (1 << 20), value));  // never mapped: not planned
+  ASSERT_TRUE(batch.read_value(kBase + 4096, value));
+  batch.end();
+  prefetch.end_walk();
+  snapshot = heap(1 << 10);  // the second page is gone now
+  prefetch.begin_walk(&batch);
+  batch.begin();
+  const uint64_t misses = batch.misses();
+  EXPECT_TRUE(batch.read_value(kBase + 8, value));  // still held
+  EXPECT_EQ(batch.misses(), misses);
+  EXPECT_FALSE(batch.read_value(kBase + 4096, value));
+  batch.end();
+  prefetch.end_walk();
 }
 
 }  // namespace
