@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "process/maps.h"
 #include "process/rseq.h"
@@ -49,21 +50,21 @@ Target::Target(pid_t pid) : pid_(pid) {
                                    walker_->code_cache(), *task_objects_, runtime_.runtime_addr);
   task_links_ = std::make_unique<TaskLinker>(*memory_, walker_->config().layout,
                                              walker_->code_cache(), *tasks_);
-  needs_tids_ = runtime_.layout.thread.native_thread_id == 0;
-  refresh_tids();
+  if (runtime_.layout.thread.native_thread_id == 0)
+    tids_ = std::make_unique<process::ThreadIds>(pid);
 }
 
 Target::~Target() = default;
 
-void Target::refresh_tids() {
-  auto tids = process::list_threads(pid_);
-  tids_.assign(tids.begin(), tids.end());
+process::ThreadIds* Target::thread_ids(bool walking) {
+  if (tids_ && walking) tids_->begin_walk(monotonic_seconds());
+  return tids_.get();
 }
 
 bool Target::walk(std::vector<ThreadStack>& out) {
-  if (needs_tids_) refresh_tids();
+  process::ThreadIds* tids = thread_ids(true);
   prefetch_->begin_walk();
-  bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
+  bool ok = walker_->walk(out, tids);
   prefetch_->end_walk();
   if (!ok && !process::process_alive(pid_)) {
     throw Error(ErrorKind::kNoSuchProcess, fmt::format("process {} has exited", pid_));
@@ -73,18 +74,18 @@ bool Target::walk(std::vector<ThreadStack>& out) {
 
 bool Target::walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStack>& tasks,
                              bool with_names) {
-  if (needs_tids_) refresh_tids();
+  process::ThreadIds* tids = thread_ids(true);
   prefetch_->begin_walk(&tasks_->batch());
   // The tasks first, then the threads (the sample's instant), then the two are squared with
   // each other (TaskReader::reconcile). 3.14+ find tasks per thread: the previous walk's threads.
   if (thread_states_.empty()) {  // the first sample: the thread states alone, cheaply
     std::vector<ThreadStack> listed;
-    if (walker_->list_threads(listed, needs_tids_ ? &tids_ : nullptr)) {
+    if (walker_->list_threads(listed, tids)) {
       for (const auto& t : listed) thread_states_.push_back(t.tstate_addr);
     }
   }
   tasks_->read(thread_states_, tasks, with_names);
-  bool ok = walker_->walk(out, needs_tids_ ? &tids_ : nullptr);
+  bool ok = walker_->walk(out, tids);
   if (ok) {
     tasks_->reconcile(out, tasks, with_names);
     thread_states_.clear();

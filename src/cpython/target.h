@@ -13,6 +13,7 @@
 #include "cpython/task_links.h"
 #include "cpython/tasks.h"
 #include "cpython/walker.h"
+#include "process/maps.h"
 #include "process/memory.h"
 #include "process/prefetch.h"
 
@@ -40,8 +41,6 @@ class Target {
   // Who awaits whom among the tasks of the last walk_with_tasks (see task_links.h), read from
   // the live process.
   TaskLinker& task_links() { return *task_links_; }
-  // The kernel's thread ids (refreshed by walk()).
-  const std::vector<int>& tids() const { return tids_; }
   // The name of each thread of a walk: Python's threading.Thread.name where the thread runs a
   // threading.Thread (read from the Thread object its bootstrap frame holds), "MainThread" for
   // the main thread, else the kernel's name (/proc/PID/task/TID/comm).
@@ -51,7 +50,9 @@ class Target {
   ObjectReader& objects() { return *objects_; }
 
  private:
-  void refresh_tids();
+  // 3.8-3.10: the thread ids a walk's pthread reads are checked against (nullptr from 3.11,
+  // whose thread states hold them).
+  process::ThreadIds* thread_ids(bool walking);
   pid_t pid_;
   std::unique_ptr<process::LiveMemory> memory_;
   std::unique_ptr<process::PrefetchingMemory> prefetch_;  // what the walker reads through
@@ -62,8 +63,7 @@ class Target {
   std::unique_ptr<TaskReader> tasks_;
   std::unique_ptr<TaskLinker> task_links_;
   std::vector<uint64_t> thread_states_;  // of the last walk, for the next task read
-  std::vector<int> tids_;
-  bool needs_tids_ = false;
+  std::unique_ptr<process::ThreadIds> tids_;
 };
 
 }  // namespace spyglass::cpython

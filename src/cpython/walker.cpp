@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cpython/remote_pointer.h"
+#include "process/maps.h"
 #include "process/memory.h"
 #include "process/rseq.h"
 
@@ -89,12 +90,12 @@ StackWalker::StackWalker(process::MemoryReader& memory, WalkerConfig config)
 
 StackWalker::~StackWalker() = default;
 
-bool StackWalker::walk(std::vector<ThreadStack>& out, const std::vector<int>* known_tids) {
+bool StackWalker::walk(std::vector<ThreadStack>& out, process::ThreadIds* known_tids) {
   ++stats_.walks;
   return walk_interpreters(out, known_tids, true);
 }
 
-bool StackWalker::list_threads(std::vector<ThreadStack>& out, const std::vector<int>* known_tids) {
+bool StackWalker::list_threads(std::vector<ThreadStack>& out, process::ThreadIds* known_tids) {
   return walk_interpreters(out, known_tids, false);
 }
 
@@ -148,8 +149,8 @@ std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
   return counter;
 }
 
-bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
-                                    const std::vector<int>* known_tids, bool with_frames) {
+bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out, process::ThreadIds* known_tids,
+                                    bool with_frames) {
   const Layout& L = config_.layout;
   out.clear();
   uint64_t interp = 0;
@@ -194,7 +195,7 @@ bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out,
 
 bool StackWalker::walk_thread_list(uint64_t tstate, uint64_t interp, int64_t interp_id,
                                    const GilState& gil, std::vector<ThreadStack>& out,
-                                   const std::vector<int>* known_tids, bool with_frames) {
+                                   process::ThreadIds* known_tids, bool with_frames) {
   const size_t first_thread = out.size();
   for (size_t t = 0; tstate; ++t) {
     if (t >= config_.max_threads) return true;  // a bound, not a tear
@@ -215,8 +216,7 @@ bool StackWalker::walk_thread_list(uint64_t tstate, uint64_t interp, int64_t int
 }
 
 bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& gil,
-                              ThreadStack& out, const std::vector<int>* known_tids,
-                              uint64_t& next) {
+                              ThreadStack& out, process::ThreadIds* known_tids, uint64_t& next) {
   const Layout& L = config_.layout;
   const auto& T = L.thread;
   uint64_t end = std::max({T.next + 8, T.interp + 8, T.thread_id + 8, T.native_thread_id + 8,
@@ -233,7 +233,7 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   } else if (known_tids && out.thread_id) {
     int32_t tid = 0;
     if (memory_.read_value(out.thread_id + kGlibcPthreadTidOffset, tid) &&
-        std::find(known_tids->begin(), known_tids->end(), tid) != known_tids->end()) {
+        known_tids->contains(tid)) {
       out.native_id = tid;
     }
   }

@@ -16,7 +16,8 @@
 
 namespace spyglass::process {
 class MemoryReader;
-}
+class ThreadIds;
+}  // namespace spyglass::process
 
 namespace spyglass::cpython {
 
@@ -73,9 +74,9 @@ class StackWalker {
   // Walks all threads. Returns false when the runtime itself cannot be read (the process is
   // gone or was never initialised); a damaged stack marks its thread `truncated` instead.
   // `known_tids` (optional) lets 3.8-3.10 map pthread ids to kernel thread ids.
-  bool walk(std::vector<ThreadStack>& out, const std::vector<int>* known_tids = nullptr);
+  bool walk(std::vector<ThreadStack>& out, process::ThreadIds* known_tids = nullptr);
   // Only the thread states, without frames (cheap: for `threads` and thread bookkeeping).
-  bool list_threads(std::vector<ThreadStack>& out, const std::vector<int>* known_tids = nullptr);
+  bool list_threads(std::vector<ThreadStack>& out, process::ThreadIds* known_tids = nullptr);
   const WalkerConfig& config() const { return config_; }
   const WalkStats& stats() const { return stats_; }
   CodeCache& code_cache() { return *codes_; }
@@ -86,15 +87,15 @@ class StackWalker {
   // The counter that numbers new code objects, for the code cache (see CodeCache::begin_walk);
   // nullopt when there is none to trust. `interp` is the head of the interpreter list.
   std::optional<uint32_t> read_code_counter(uint64_t interp);
-  bool walk_interpreters(std::vector<ThreadStack>& out, const std::vector<int>* known_tids,
+  bool walk_interpreters(std::vector<ThreadStack>& out, process::ThreadIds* known_tids,
                          bool with_frames);
   // One interpreter's threads from `tstate` (the list's head); false when the list broke off
   // (an unreadable or foreign thread state, a loop): read while it changed.
   bool walk_thread_list(uint64_t tstate, uint64_t interp, int64_t interp_id, const GilState& gil,
-                        std::vector<ThreadStack>& out, const std::vector<int>* known_tids,
+                        std::vector<ThreadStack>& out, process::ThreadIds* known_tids,
                         bool with_frames);
   bool read_thread(uint64_t tstate, uint64_t interp, const GilState& gil, ThreadStack& out,
-                   const std::vector<int>* known_tids, uint64_t& next);
+                   process::ThreadIds* known_tids, uint64_t& next);
   // A frame's header bytes (in the prefetch, or read into scratch_); on failure nullptr, and
   // the stack is marked truncated. Valid until the next read_frame().
   const uint8_t* read_frame(uint64_t frame, size_t header, ThreadStack& out);

@@ -130,6 +130,26 @@ std::vector<pid_t> list_threads(pid_t pid) {
   return threads;
 }
 
+void ThreadIds::list(double now) {
+  ids_ = list_threads(pid_);
+  listed_at_ = now;
+  listed_this_walk_ = true;
+  ++listings_;
+}
+
+void ThreadIds::begin_walk(double now) {
+  walk_started_ = now;
+  listed_this_walk_ = false;
+  if (listed_at_ < 0 || now - listed_at_ >= kMaxAgeSeconds) list(now);
+}
+
+bool ThreadIds::contains(pid_t tid) {
+  if (std::binary_search(ids_.begin(), ids_.end(), tid)) return true;
+  if (listed_this_walk_) return false;
+  list(walk_started_);
+  return std::binary_search(ids_.begin(), ids_.end(), tid);
+}
+
 std::optional<ThreadStat> parse_stat(std::string_view text) {
   // "tid (comm) state ppid ...": comm may hold spaces and ')' so fields start after the LAST ')'.
   size_t close_paren = text.rfind(')');

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "common/error.h"
@@ -220,6 +221,48 @@ TEST(Processes, ExistsAndRootPaths) {
   EXPECT_EQ(path_in_process_root(getpid(), "relative/path"), "relative/path");
   EXPECT_EQ(path_in_process_root(getpid(), "/no/such/file/here"), "/no/such/file/here");
   EXPECT_EQ(path_in_process_root(kImpossiblePid, "/proc/self/exe"), "/proc/self/exe");
+}
+
+}  // namespace
+}  // namespace spyglass::process
+
+namespace spyglass::process {
+namespace {
+
+// Thread ids are listed once and kept: listed again for an id not held (a thread started
+// since), at most once a walk, and once a second.
+TEST(ThreadIds, ListedAgainOnlyForANewThreadOrWithAge) {
+  ThreadIds ids(getpid());
+  ids.begin_walk(0.0);
+  EXPECT_EQ(ids.listings(), 1u);
+  EXPECT_TRUE(ids.contains(static_cast<pid_t>(syscall(SYS_gettid))));
+  ids.begin_walk(0.1);
+  EXPECT_TRUE(ids.contains(getpid()));
+  EXPECT_EQ(ids.listings(), 1u);
+
+  std::atomic<pid_t> started{0};
+  std::atomic<bool> stop{false};
+  std::thread thread([&] {
+    started = static_cast<pid_t>(syscall(SYS_gettid));
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  while (started == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ids.begin_walk(0.2);
+  EXPECT_TRUE(ids.contains(started));  // not in the list: listed again, and there
+  EXPECT_EQ(ids.listings(), 2u);
+
+  const pid_t no_thread = 0x7ffffff0;
+  EXPECT_FALSE(ids.contains(no_thread));  // listed once this walk already
+  ids.begin_walk(0.3);
+  EXPECT_FALSE(ids.contains(no_thread));
+  EXPECT_FALSE(ids.contains(no_thread));
+  EXPECT_EQ(ids.listings(), 3u);  // once for the walk, not once a look
+
+  stop = true;
+  thread.join();
+  ids.begin_walk(0.3 + ThreadIds::kMaxAgeSeconds);  // a second on: threads that ended go
+  EXPECT_EQ(ids.listings(), 4u);
+  EXPECT_FALSE(std::binary_search(ids.ids().begin(), ids.ids().end(), started.load()));
 }
 
 }  // namespace
