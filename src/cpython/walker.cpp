@@ -152,13 +152,22 @@ std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
 bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out, process::ThreadIds* known_tids,
                                     bool with_frames) {
   const Layout& L = config_.layout;
+  // The last walk's frame lists keep their memory for this one: growing a list frame by frame
+  // anew was most of the sampler's allocations (11 a sample on the reference workload; a
+  // 64-deep stack, 7 at 100 kHz).
+  for (ThreadStack& t : out) {
+    if (spare_frames_.size() >= kMaxSpareFrameLists) break;
+    t.frames.clear();
+    spare_frames_.push_back(std::move(t.frames));
+  }
   out.clear();
   uint64_t interp = 0;
   if (!memory_.read_value(config_.runtime_addr + L.runtime.interpreters_head, interp)) return false;
   if (!plausible_pointer(interp)) return false;
   if (with_frames) codes_->begin_walk(read_code_counter(interp));
 
-  std::vector<uint64_t> seen_interps;
+  std::vector<uint64_t>& seen_interps = seen_interps_;
+  seen_interps.clear();
   for (size_t n = 0; interp && n < config_.max_interpreters; ++n) {
     if (!plausible_pointer(interp)) break;
     if (std::find(seen_interps.begin(), seen_interps.end(), interp) != seen_interps.end()) break;
@@ -200,6 +209,10 @@ bool StackWalker::walk_thread_list(uint64_t tstate, uint64_t interp, int64_t int
   for (size_t t = 0; tstate; ++t) {
     if (t >= config_.max_threads) return true;  // a bound, not a tear
     ThreadStack stack;
+    if (!spare_frames_.empty()) {
+      stack.frames = std::move(spare_frames_.back());
+      spare_frames_.pop_back();
+    }
     uint64_t next = 0;
     if (!plausible_pointer(tstate) || !read_thread(tstate, interp, gil, stack, known_tids, next))
       return false;

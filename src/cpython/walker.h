@@ -124,6 +124,10 @@ class StackWalker {
   WalkerConfig config_;
   std::unique_ptr<CodeCache> codes_;
   WalkStats stats_;
+  std::vector<uint64_t> seen_interps_;  // walk_interpreters' scratch
+  // Emptied frame lists of the last walk, reused (see walk_interpreters).
+  std::vector<std::vector<Frame>> spare_frames_;
+  static constexpr size_t kMaxSpareFrameLists = 1024;
   std::vector<uint8_t> scratch_;
   std::vector<uint8_t> fresh_;  // a frame header read again from the live process
   // The last walk_interpreter_frames: its newest frame on the thread's data stack (not a
