@@ -80,6 +80,9 @@ struct Layout {
     // 3.13+: func_state.next_version, the counter that gives each new code object its
     // co_version (uint32; 0 once it has run out). While it stays put, no code object was made.
     uint64_t code_counter = 0;
+    // 3.13+: sizeof(PyInterpreterState) in the headers code_counter was transcribed from; the
+    // counter is read only where the target's own size is the same.
+    uint64_t code_counter_interp_size = 0;
   } interp;
 
   struct Thread {

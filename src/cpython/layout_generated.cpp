@@ -536,6 +536,7 @@ void read_313(const DebugTable& t, Layout& l) {
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 18, 15, 6, 8);
   l.interp.code_counter = 17000;  // offsetof(PyInterpreterState, func_state.next_version)
+  l.interp.code_counter_interp_size = 194968;  // sizeof(PyInterpreterState)
   l.thread.prev = t.offset("thread_state.prev", 20, 19, 8);  // offsetof(PyThreadState, prev)
   l.thread.next = t.offset("thread_state.next", 21, 19, 8);  // offsetof(PyThreadState, next)
   l.thread.interp = t.offset("thread_state.interp", 22, 19, 8);  // offsetof(PyThreadState, interp)
@@ -683,6 +684,7 @@ void read_314(const DebugTable& t, Layout& l) {
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 19, 16, 6, 8);
   l.interp.code_counter = 14256;  // offsetof(PyInterpreterState, func_state.next_version)
+  l.interp.code_counter_interp_size = 225864;  // sizeof(PyInterpreterState)
   l.thread.prev = t.offset("thread_state.prev", 23, 22, 8);  // offsetof(PyThreadState, prev)
   l.thread.next = t.offset("thread_state.next", 24, 22, 8);  // offsetof(PyThreadState, next)
   l.thread.interp = t.offset("thread_state.interp", 25, 22, 8);  // offsetof(PyThreadState, interp)
@@ -825,6 +827,7 @@ void read_315(const DebugTable& t, Layout& l) {
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 19, 16, 6, 8);
   l.interp.code_counter = 14264;  // offsetof(PyInterpreterState, func_state.next_version)
+  l.interp.code_counter_interp_size = 226240;  // sizeof(PyInterpreterState)
   l.thread.prev = t.offset("thread_state.prev", 23, 22, 8);  // offsetof(PyThreadState, prev)
   l.thread.next = t.offset("thread_state.next", 24, 22, 8);  // offsetof(PyThreadState, next)
   l.thread.interp = t.offset("thread_state.interp", 25, 22, 8);  // offsetof(PyThreadState, interp)
@@ -1091,6 +1094,7 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"code.framesize", static_cast<int64_t>(l.code.framesize)},
       {"code.version", static_cast<int64_t>(l.code.version)},
       {"interp.code_counter", static_cast<int64_t>(l.interp.code_counter)},
+      {"interp.code_counter_interp_size", static_cast<int64_t>(l.interp.code_counter_interp_size)},
       {"frame.code_is_tagged", static_cast<int64_t>(l.frame.code_is_tagged)},
       {"frame.instr_is_next", static_cast<int64_t>(l.frame.instr_is_next)},
       {"pending.thread_eval_breaker", static_cast<int64_t>(l.pending.thread_eval_breaker)},

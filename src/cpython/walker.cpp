@@ -137,9 +137,10 @@ std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
   uint64_t addr = 0;
   if (L.runtime.code_counter_global) {
     addr = config_.code_counter_addr;
-  } else if (L.interp.code_counter) {
+  } else if (L.interp.code_counter && L.interp.size == L.interp.code_counter_interp_size) {
     // 3.13+: each interpreter numbers its own code objects, but the cache holds them all: with
-    // a second interpreter, nothing proves the first one's code unchanged.
+    // a second interpreter, nothing proves the first one's code unchanged. The offset is
+    // transcribed (_Py_DebugOffsets lacks it): only for the struct it was transcribed from.
     uint64_t next = 0;
     if (!memory_.read_value(interp + L.interp.next, next) || next != 0) return std::nullopt;
     addr = interp + L.interp.code_counter;

@@ -131,7 +131,7 @@ std::vector<pid_t> list_threads(pid_t pid) {
 }
 
 void ThreadIds::list(double now) {
-  ids_ = list_threads(pid_);
+  if (pid_ != 0) ids_ = list_threads(pid_);
   listed_at_ = now;
   listed_this_walk_ = true;
   ++listings_;

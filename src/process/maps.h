@@ -3,10 +3,12 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace spyglass::process {
@@ -40,6 +42,10 @@ std::vector<pid_t> list_threads(pid_t pid);
 class ThreadIds {
  public:
   explicit ThreadIds(pid_t pid) : pid_(pid) {}
+  // A fixed list, never listed again (for walking captured memory: tests, the fuzzer).
+  explicit ThreadIds(std::vector<pid_t> ids) : pid_(0), ids_(std::move(ids)), listed_at_(0) {
+    std::sort(ids_.begin(), ids_.end());
+  }
   // Before each walk (`now`: monotonic seconds).
   void begin_walk(double now);
   // Whether `tid` is one of the process's threads.

@@ -4,7 +4,8 @@
 //    process::load_snapshot (so the loader is fuzzed too), its metadata turned into a walker
 //    configuration, and walked. The seed corpus holds real captures; the fuzzer's mutations
 //    corrupt their pointers, lengths, strings and chains.
-//  - anything else: a fully random image. The first byte selects the CPython version (any supported;
+//  - anything else: a fully random image. The first byte selects the CPython version (any
+//  supported;
 //    3.13+ read their layout from debug offsets inside the image), the next the runtime's
 //    offset, and the rest is memory mapped at kRandomBase.
 // Every walk must end (bounded loops), never crash, and produce valid UTF-8 names.
@@ -15,14 +16,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "common/error.h"
 #include "cpython/capture.h"
 #include "cpython/walker.h"
-#include "common/error.h"
+#include "process/maps.h"
 #include "process/memory.h"
 
 namespace {
@@ -92,7 +93,7 @@ void walk_image(spyglass::process::MemoryReader& memory, WalkerConfig config) {
   StackWalker walker(memory, config);
   std::vector<ThreadStack> stacks;
   walker.list_threads(stacks);
-  std::vector<int> tids = {1, 2, 3};
+  spyglass::process::ThreadIds tids(std::vector<pid_t>{1, 2, 3});
   for (int pass = 0; pass < 2; ++pass) {  // the second walk goes through the code cache
     stacks.clear();
     walker.walk(stacks, pass == 0 ? nullptr : &tids);
