@@ -56,13 +56,13 @@ Target::Target(pid_t pid) : pid_(pid) {
 
 Target::~Target() = default;
 
-process::ThreadIds* Target::thread_ids(bool walking) {
-  if (tids_ && walking) tids_->begin_walk(monotonic_seconds());
+process::ThreadIds* Target::thread_ids_for_walk() {
+  if (tids_) tids_->begin_walk(monotonic_seconds());
   return tids_.get();
 }
 
 bool Target::walk(std::vector<ThreadStack>& out) {
-  process::ThreadIds* tids = thread_ids(true);
+  process::ThreadIds* tids = thread_ids_for_walk();
   prefetch_->begin_walk();
   bool ok = walker_->walk(out, tids);
   prefetch_->end_walk();
@@ -74,7 +74,7 @@ bool Target::walk(std::vector<ThreadStack>& out) {
 
 bool Target::walk_with_tasks(std::vector<ThreadStack>& out, std::vector<TaskStack>& tasks,
                              bool with_names) {
-  process::ThreadIds* tids = thread_ids(true);
+  process::ThreadIds* tids = thread_ids_for_walk();
   prefetch_->begin_walk(&tasks_->batch());
   // The tasks first, then the threads (the sample's instant), then the two are squared with
   // each other (TaskReader::reconcile). 3.14+ find tasks per thread: the previous walk's threads.

@@ -50,9 +50,9 @@ class Target {
   ObjectReader& objects() { return *objects_; }
 
  private:
-  // 3.8-3.10: the thread ids a walk's pthread reads are checked against (nullptr from 3.11,
-  // whose thread states hold them).
-  process::ThreadIds* thread_ids(bool walking);
+  // 3.8-3.10: the thread ids a walk's pthread reads are checked against, ready for a new walk
+  // (nullptr from 3.11, whose thread states hold them).
+  process::ThreadIds* thread_ids_for_walk();
   pid_t pid_;
   std::unique_ptr<process::LiveMemory> memory_;
   std::unique_ptr<process::PrefetchingMemory> prefetch_;  // what the walker reads through

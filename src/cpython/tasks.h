@@ -81,13 +81,13 @@ class TaskReader {
   TaskReader(pid_t pid, process::MemoryReader& memory, process::MemoryReader& live,
              const Layout& layout, CodeCache& codes, ObjectReader& objects, uint64_t runtime_addr);
   ~TaskReader();
+  // The batch a pass reads through (see PrefetchingMemory::begin_walk, which fetches it with
+  // the walk's).
+  process::BatchedMemory& batch() { return batch_; }
   // Every suspended task, as its logical stack, read just before the threads' walk;
   // `thread_states` are the threads' states (3.14+ keep tasks per thread). False when no task
   // registry is known yet (asyncio not imported, or this version cannot be read): `out` is
   // then empty. reconcile() then squares them with the walk (see tasks.cpp).
-  // The batch a pass reads through (see PrefetchingMemory::begin_walk, which fetches it with
-  // the walk's).
-  process::BatchedMemory& batch() { return batch_; }
   bool read(const std::vector<uint64_t>& thread_states, std::vector<TaskStack>& out,
             bool with_names = false);
   void reconcile(const std::vector<ThreadStack>& threads, std::vector<TaskStack>& out,

@@ -24,8 +24,7 @@ void BatchedMemory::begin() {
   // A range that became unreadable (its memory unmapped) stops the batch there: it is skipped
   // (what it held is read on demand, and a read that fails is not planned again).
   read_batch_past_failures(inner_, requests_, kMaxBatches, read_);
-  fetched(read_);
-  joined_ = false;
+  hold(read_);
 }
 
 void BatchedMemory::prepare_requests() {
@@ -48,12 +47,16 @@ void BatchedMemory::plan_into(std::vector<ReadRequest>& out) {
 }
 
 void BatchedMemory::fetched(std::span<const uint8_t> read) {
+  hold(read);
+  joined_ = true;
+}
+
+void BatchedMemory::hold(std::span<const uint8_t> read) {
   blocks_.clear();
   for (size_t i = 0; i < planned_.size() && i < read.size(); ++i) {
     if (read[i]) blocks_.push_back(planned_[i]);
   }
   recent_ = 0;
-  joined_ = true;
 }
 
 void BatchedMemory::end() {

@@ -42,6 +42,8 @@ class BatchedMemory : public MemoryReader {
   static constexpr size_t kMaxRead = 1 << 16;        // larger reads are neither held nor planned
   static constexpr size_t kMaxPlanBytes = 16 << 20;  // what one batch may copy
   static constexpr size_t kMaxRanges = 1 << 20;      // ranges recorded per pass
+  // Batches that fail on a range go on past it, this many times in all.
+  static constexpr int kMaxBatches = 8;
 
  private:
   struct Range {
@@ -59,9 +61,8 @@ class BatchedMemory : public MemoryReader {
   void make_plan();
   // requests_ and planned_ from plan_, into buffer_.
   void prepare_requests();
-
-  // Batches that fail on a range go on past it, this many times in all.
-  static constexpr int kMaxBatches = 8;
+  // blocks_: the planned blocks that `read` says were read.
+  void hold(std::span<const uint8_t> read);
 
   MemoryReader& inner_;
   size_t max_gap_;

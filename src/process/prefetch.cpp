@@ -59,7 +59,8 @@ void PrefetchingMemory::fetch_plan(BatchedMemory* joined) {
   // A range that became unreadable (memory freed) stops a batch there: the next one goes on
   // past it, a bounded number of times. Only the blocks read completely are held.
   const double started = monotonic_seconds();
-  read_batch_past_failures(inner_, requests_, joined ? 8 : 4, read_);
+  read_batch_past_failures(inner_, requests_, joined ? BatchedMemory::kMaxBatches : kMaxBatches,
+                           read_);
   read_seconds_ += monotonic_seconds() - started;
   for (size_t i = 0; i < own; ++i) {
     if (read_[i]) blocks_.push_back(planned_blocks_[i]);

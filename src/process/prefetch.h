@@ -63,6 +63,9 @@ class PrefetchingMemory : public MemoryReader {
   // and each of them was seen within the last kPlanAgeWalks walks.
   static constexpr size_t kPlanBlocks = 64;
   static constexpr uint64_t kPlanAgeWalks = 256;
+  // Batches that fail on a range go on past it, this many times in all (a joined batch: as
+  // many as BatchedMemory allows).
+  static constexpr int kMaxBatches = 4;
 
  private:
   struct Range {
