@@ -41,6 +41,13 @@ class CodeCache {
   // Reads the header itself (one read), then lookup(); nothing when a walk's code counter
   // proves the cached entry (see begin_walk).
   const CodeInfo* get(uint64_t addr);
+  // The cached entry for a code object that a frame known unchanged since it was last read
+  // still runs (see StackWalker::reuse_unchanged_stack): the frame holds a reference to it, so
+  // the object at `addr` is the one cached, and nothing is read. nullptr when not cached.
+  const CodeInfo* held(uint64_t addr) {
+    Entry* cached = find(addr);
+    return cached ? &cached->info : nullptr;
+  }
   // Each walk, before its frames: the target's code counter as this walk read it (3.12+:
   // every new code object takes its co_version from it, and it only runs forward; nullopt
   // where there is none, it has run out, or it is not the only one that numbers the code

@@ -64,6 +64,10 @@ struct Layout {
     uint64_t interpreters_head = 0;
     uint64_t gilstate_tstate_current = 0;  // 3.8-3.11: atomic PyThreadState* of the GIL holder
     uint64_t ceval_gil_locked = 0;         // 3.8-3.11: _PyRuntime.ceval.gil.locked (int)
+    // 3.8-3.11: the GIL's last holder (PyThreadState*) and how many times it changed hands
+    // (unsigned long; see StackWalker::GilState).
+    uint64_t ceval_gil_last_holder = 0;
+    uint64_t ceval_gil_switch_number = 0;
     // 3.12: the counter that numbers new code objects is the static _Py_next_func_version
     // (found by symbol), not a field of the interpreter (see Interpreter::code_counter).
     bool code_counter_global = false;
@@ -77,6 +81,11 @@ struct Layout {
     uint64_t gil_pointer = 0;  // 3.12+: ceval.gil, a pointer to _gil_runtime_state
     uint64_t gil_locked = 0;   // 3.12+: offset of `locked` inside _gil_runtime_state
     uint64_t gil_holder = 0;   // 3.12+: offset of `last_holder` inside _gil_runtime_state
+    // 3.12+: offset of `switch_number` inside _gil_runtime_state (unsigned long).
+    uint64_t gil_switch_number = 0;
+    // 3.13+: `locked`'s offset in the headers gil_switch_number was transcribed from; the count
+    // is read only where the target's gil_locked is the same.
+    uint64_t gil_switch_number_locked = 0;
     // 3.13+: func_state.next_version, the counter that gives each new code object its
     // co_version (uint32; 0 once it has run out). While it stays put, no code object was made.
     uint64_t code_counter = 0;

@@ -24,6 +24,8 @@ Layout layout_38() {
   l.runtime.interpreters_head = 32;  // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.gilstate_tstate_current = 1368;  // offsetof(_PyRuntimeState, gilstate.tstate_current)
   l.runtime.ceval_gil_locked = 1168;  // offsetof(_PyRuntimeState, ceval.gil.locked)
+  l.runtime.ceval_gil_last_holder = 1160;  // offsetof(_PyRuntimeState, ceval.gil.last_holder)
+  l.runtime.ceval_gil_switch_number = 1176;  // offsetof(_PyRuntimeState, ceval.gil.switch_number)
   l.interp.size = 2720;  // sizeof(PyInterpreterState)
   l.interp.next = 0;  // offsetof(PyInterpreterState, next)
   l.interp.threads_head = 8;  // offsetof(PyInterpreterState, tstate_head)
@@ -116,6 +118,8 @@ Layout layout_39() {
   l.runtime.interpreters_head = 32;  // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.gilstate_tstate_current = 568;  // offsetof(_PyRuntimeState, gilstate.tstate_current)
   l.runtime.ceval_gil_locked = 368;  // offsetof(_PyRuntimeState, ceval.gil.locked)
+  l.runtime.ceval_gil_last_holder = 360;  // offsetof(_PyRuntimeState, ceval.gil.last_holder)
+  l.runtime.ceval_gil_switch_number = 376;  // offsetof(_PyRuntimeState, ceval.gil.switch_number)
   l.interp.size = 5656;  // sizeof(PyInterpreterState)
   l.interp.next = 0;  // offsetof(PyInterpreterState, next)
   l.interp.threads_head = 8;  // offsetof(PyInterpreterState, tstate_head)
@@ -207,6 +211,8 @@ Layout layout_310() {
   l.runtime.interpreters_head = 32;  // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.gilstate_tstate_current = 568;  // offsetof(_PyRuntimeState, gilstate.tstate_current)
   l.runtime.ceval_gil_locked = 368;  // offsetof(_PyRuntimeState, ceval.gil.locked)
+  l.runtime.ceval_gil_last_holder = 360;  // offsetof(_PyRuntimeState, ceval.gil.last_holder)
+  l.runtime.ceval_gil_switch_number = 376;  // offsetof(_PyRuntimeState, ceval.gil.switch_number)
   l.interp.size = 113528;  // sizeof(PyInterpreterState)
   l.interp.next = 0;  // offsetof(PyInterpreterState, next)
   l.interp.threads_head = 8;  // offsetof(PyInterpreterState, tstate_head)
@@ -299,6 +305,8 @@ Layout layout_311() {
   l.runtime.interpreters_head = 40;  // offsetof(_PyRuntimeState, interpreters.head)
   l.runtime.gilstate_tstate_current = 576;  // offsetof(_PyRuntimeState, gilstate.tstate_current)
   l.runtime.ceval_gil_locked = 376;  // offsetof(_PyRuntimeState, ceval.gil.locked)
+  l.runtime.ceval_gil_last_holder = 368;  // offsetof(_PyRuntimeState, ceval.gil.last_holder)
+  l.runtime.ceval_gil_switch_number = 384;  // offsetof(_PyRuntimeState, ceval.gil.switch_number)
   l.interp.size = 107752;  // sizeof(PyInterpreterState)
   l.interp.next = 0;  // offsetof(PyInterpreterState, next)
   l.interp.threads_head = 16;  // offsetof(PyInterpreterState, threads.head)
@@ -413,6 +421,7 @@ Layout layout_312() {
   l.interp.gil_pointer = 384;  // offsetof(PyInterpreterState, ceval.gil)
   l.interp.gil_holder = 8;  // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_locked = 16;  // offsetof(struct _gil_runtime_state, locked)
+  l.interp.gil_switch_number = 24;  // offsetof(struct _gil_runtime_state, switch_number)
   l.thread.size = 288;  // sizeof(PyThreadState)
   l.thread.prev = 0;  // offsetof(PyThreadState, prev)
   l.thread.next = 8;  // offsetof(PyThreadState, next)
@@ -535,6 +544,8 @@ void read_313(const DebugTable& t, Layout& l) {
   l.interp.gil_locked = t.relative("interpreter_state.gil_runtime_state_locked", 17, 15, 6, 4);
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 18, 15, 6, 8);
+  l.interp.gil_switch_number = 24;  // offsetof(struct _gil_runtime_state, switch_number)
+  l.interp.gil_switch_number_locked = 16;  // offsetof(struct _gil_runtime_state, locked)
   l.interp.code_counter = 17000;  // offsetof(PyInterpreterState, func_state.next_version)
   l.interp.code_counter_interp_size = 194968;  // sizeof(PyInterpreterState)
   l.thread.prev = t.offset("thread_state.prev", 20, 19, 8);  // offsetof(PyThreadState, prev)
@@ -683,6 +694,8 @@ void read_314(const DebugTable& t, Layout& l) {
   l.interp.gil_locked = t.relative("interpreter_state.gil_runtime_state_locked", 18, 16, 6, 4);
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 19, 16, 6, 8);
+  l.interp.gil_switch_number = 24;  // offsetof(struct _gil_runtime_state, switch_number)
+  l.interp.gil_switch_number_locked = 16;  // offsetof(struct _gil_runtime_state, locked)
   l.interp.code_counter = 14256;  // offsetof(PyInterpreterState, func_state.next_version)
   l.interp.code_counter_interp_size = 225864;  // sizeof(PyInterpreterState)
   l.thread.prev = t.offset("thread_state.prev", 23, 22, 8);  // offsetof(PyThreadState, prev)
@@ -826,6 +839,8 @@ void read_315(const DebugTable& t, Layout& l) {
   l.interp.gil_locked = t.relative("interpreter_state.gil_runtime_state_locked", 18, 16, 6, 4);
   // offsetof(struct _gil_runtime_state, last_holder)
   l.interp.gil_holder = t.relative("interpreter_state.gil_runtime_state_holder", 19, 16, 6, 8);
+  l.interp.gil_switch_number = 24;  // offsetof(struct _gil_runtime_state, switch_number)
+  l.interp.gil_switch_number_locked = 16;  // offsetof(struct _gil_runtime_state, locked)
   l.interp.code_counter = 14264;  // offsetof(PyInterpreterState, func_state.next_version)
   l.interp.code_counter_interp_size = 226240;  // sizeof(PyInterpreterState)
   l.thread.prev = t.offset("thread_state.prev", 23, 22, 8);  // offsetof(PyThreadState, prev)
@@ -986,6 +1001,8 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"runtime.interpreters_head", static_cast<int64_t>(l.runtime.interpreters_head)},
       {"runtime.gilstate_tstate_current", static_cast<int64_t>(l.runtime.gilstate_tstate_current)},
       {"runtime.ceval_gil_locked", static_cast<int64_t>(l.runtime.ceval_gil_locked)},
+      {"runtime.ceval_gil_last_holder", static_cast<int64_t>(l.runtime.ceval_gil_last_holder)},
+      {"runtime.ceval_gil_switch_number", static_cast<int64_t>(l.runtime.ceval_gil_switch_number)},
       {"interp.size", static_cast<int64_t>(l.interp.size)},
       {"interp.next", static_cast<int64_t>(l.interp.next)},
       {"interp.threads_head", static_cast<int64_t>(l.interp.threads_head)},
@@ -1090,9 +1107,11 @@ std::vector<LayoutField> layout_fields(const Layout& l) {
       {"interp.gil_pointer", static_cast<int64_t>(l.interp.gil_pointer)},
       {"interp.gil_holder", static_cast<int64_t>(l.interp.gil_holder)},
       {"interp.gil_locked", static_cast<int64_t>(l.interp.gil_locked)},
+      {"interp.gil_switch_number", static_cast<int64_t>(l.interp.gil_switch_number)},
       {"frame.owner_cstack", static_cast<int64_t>(l.frame.owner_cstack)},
       {"code.framesize", static_cast<int64_t>(l.code.framesize)},
       {"code.version", static_cast<int64_t>(l.code.version)},
+      {"interp.gil_switch_number_locked", static_cast<int64_t>(l.interp.gil_switch_number_locked)},
       {"interp.code_counter", static_cast<int64_t>(l.interp.code_counter)},
       {"interp.code_counter_interp_size", static_cast<int64_t>(l.interp.code_counter_interp_size)},
       {"frame.code_is_tagged", static_cast<int64_t>(l.frame.code_is_tagged)},

@@ -80,6 +80,10 @@ struct StackWalker::GilState {
   bool known = false;
   bool locked = false;
   uint64_t holder = 0;
+  uint64_t last_holder = 0;
+  // The GIL's last holder and its count of changes of holder are what the previous walk read
+  // (see reuse_unchanged_stack).
+  bool unchanged = false;
 };
 
 StackWalker::StackWalker(process::MemoryReader& memory, WalkerConfig config)
@@ -103,16 +107,22 @@ bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
   const Layout& L = config_.layout;
   gil = GilState{};
   if (L.runtime.gilstate_tstate_current) {
+    const uint64_t runtime = config_.runtime_addr;
     uint64_t holder = 0;
     int32_t locked = 0;
-    if (!memory_.read_value(config_.runtime_addr + L.runtime.gilstate_tstate_current, holder))
-      return false;
+    if (!memory_.read_value(runtime + L.runtime.gilstate_tstate_current, holder)) return false;
     if (L.runtime.ceval_gil_locked &&
-        !memory_.read_value(config_.runtime_addr + L.runtime.ceval_gil_locked, locked))
+        !memory_.read_value(runtime + L.runtime.ceval_gil_locked, locked))
       return false;
     gil.known = true;
     gil.holder = holder;
     gil.locked = L.runtime.ceval_gil_locked ? locked != 0 : holder != 0;
+    uint64_t last_holder = 0, switches = 0;
+    if (L.runtime.ceval_gil_switch_number && L.runtime.ceval_gil_last_holder &&
+        memory_.read_value(runtime + L.runtime.ceval_gil_last_holder, last_holder) &&
+        memory_.read_value(runtime + L.runtime.ceval_gil_switch_number, switches)) {
+      compare_gil(runtime + L.runtime.ceval_gil_switch_number, last_holder, switches, gil);
+    }
     return true;
   }
   if (L.interp.gil_pointer) {
@@ -128,8 +138,54 @@ bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
     gil.known = true;
     gil.locked = locked != 0;
     gil.holder = holder;
+    // 3.13+: the count's offset is transcribed (_Py_DebugOffsets lacks it): only for a GIL
+    // laid out as in the headers it came from.
+    uint64_t switches = 0;
+    if (L.interp.gil_switch_number &&
+        (!L.interp.gil_switch_number_locked ||
+         L.interp.gil_switch_number_locked == L.interp.gil_locked) &&
+        memory_.read_value(gil_addr + L.interp.gil_switch_number, switches)) {
+      compare_gil(gil_addr, holder, switches, gil);
+    }
   }
   return true;
+}
+
+// CPython counts a change of the GIL's holder (take_gil() in Python/ceval_gil.c: when a thread
+// other than the last holder takes it, it becomes the last holder and switch_number grows by
+// one). A Python thread changes its frames only while it holds the GIL; so when the last
+// holder and the count are the same as the previous walk read them, no other thread has run
+// Python code in between, and each other thread's stack is the one that walk read. The count
+// is checked as it is used: it never runs backwards, and never stands still while the holder
+// changes (a wrong offset would); after a few such readings it is not used again.
+void StackWalker::compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t switches,
+                              GilState& gil) {
+  gil.last_holder = last_holder;
+  if (gil_count_off_) return;
+  const uint64_t walk = stats_.walks;
+  auto mark = std::find_if(gil_marks_.begin(), gil_marks_.end(),
+                           [&](const GilMark& m) { return m.key == gil_key; });
+  if (mark == gil_marks_.end()) {
+    if (gil_marks_.size() >= config_.max_interpreters) gil_marks_.clear();
+    gil_marks_.push_back(GilMark{gil_key, last_holder, switches, walk, false});
+    return;
+  }
+  if (mark->walk == walk) {  // interpreters that share one GIL: as the first one found it
+    gil.unchanged = mark->unchanged;
+    return;
+  }
+  bool unchanged = false;
+  if (switches < mark->switches ||
+      (switches == mark->switches && last_holder != mark->last_holder)) {
+    if (++stats_.gil_count_faults >= kMaxGilCountFaults) {
+      gil_count_off_ = true;
+      held_.clear();
+    }
+  } else {
+    unchanged = mark->walk + 1 == walk && switches == mark->switches;
+  }
+  *mark = GilMark{gil_key, last_holder, switches, walk, unchanged};
+  gil.unchanged = unchanged;
 }
 
 std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
@@ -214,23 +270,29 @@ bool StackWalker::walk_thread_list(uint64_t tstate, uint64_t interp, int64_t int
       stack.frames = std::move(spare_frames_.back());
       spare_frames_.pop_back();
     }
-    uint64_t next = 0;
-    if (!plausible_pointer(tstate) || !read_thread(tstate, interp, gil, stack, known_tids, next))
-      return false;
+    ThreadLinks links;
+    if (!plausible_pointer(tstate) || !read_thread(tstate, interp, gil, stack, links)) return false;
     stack.interpreter_id = interp_id;
-    if (with_frames) walk_thread_frames(tstate, stack);
+    if (!with_frames || !reuse_unchanged_stack(tstate, links, gil, stack, known_tids)) {
+      find_native_id(stack, known_tids);
+      if (with_frames) {
+        walk_thread_frames(tstate, stack);
+        ++stats_.stacks_read;
+        hold_stack(tstate, links, gil, stack);
+      }
+    }
     out.push_back(std::move(stack));
     // A cycle in the thread list: read while it changed.
     for (size_t i = first_thread; i < out.size(); ++i) {
-      if (out[i].tstate_addr == next) return false;
+      if (out[i].tstate_addr == links.next) return false;
     }
-    tstate = next;
+    tstate = links.next;
   }
   return true;
 }
 
 bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& gil,
-                              ThreadStack& out, process::ThreadIds* known_tids, uint64_t& next) {
+                              ThreadStack& out, ThreadLinks& links) {
   const Layout& L = config_.layout;
   const auto& T = L.thread;
   uint64_t end = std::max({T.next + 8, T.interp + 8, T.thread_id + 8, T.native_thread_id + 8,
@@ -239,18 +301,11 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   if (!memory_.read(tstate, scratch_.data(), scratch_.size())) return false;
   // A thread state must point back at its interpreter.
   if (field<uint64_t>(scratch_, T.interp) != interp) return false;
-  next = field<uint64_t>(scratch_, T.next);
+  links.next = field<uint64_t>(scratch_, T.next);
+  links.frame = field<uint64_t>(scratch_, T.cframe ? T.cframe : T.frame);
   out.tstate_addr = tstate;
   out.thread_id = field<uint64_t>(scratch_, T.thread_id);
-  if (T.native_thread_id) {
-    out.native_id = field<int32_t>(scratch_, T.native_thread_id);
-  } else if (known_tids && out.thread_id) {
-    int32_t tid = 0;
-    if (memory_.read_value(out.thread_id + kGlibcPthreadTidOffset, tid) &&
-        known_tids->contains(tid)) {
-      out.native_id = tid;
-    }
-  }
+  if (T.native_thread_id) out.native_id = field<int32_t>(scratch_, T.native_thread_id);
   out.gil_known = gil.known;
   out.holds_gil = gil.known && gil.locked && gil.holder == tstate;
   // Where the GIL holder runs, for the sampler's placement: a word beside its thread's
@@ -260,6 +315,70 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
         memory_, out.thread_id + static_cast<uint64_t>(*config_.rseq_cpu_offset));
   }
   return true;
+}
+
+void StackWalker::find_native_id(ThreadStack& out, process::ThreadIds* known_tids) {
+  if (config_.layout.thread.native_thread_id || !known_tids || !out.thread_id) return;
+  int32_t tid = 0;
+  if (memory_.read_value(out.thread_id + kGlibcPthreadTidOffset, tid) &&
+      known_tids->contains(tid)) {
+    out.native_id = tid;
+  }
+}
+
+// A thread other than the GIL's last holder (and, 3.8-3.11, its current holder) whose stack was
+// read while the GIL stood still, and which still stands still (see compare_gil), has run no
+// Python code since: its stack is as read then, and is taken from there without a read. On a
+// server, most threads wait; only the one running Python code costs a walk. The stack read
+// then came from the interval in which the thread stood still, as the GIL had not changed
+// hands since the walk before it either: a stack read before a thread let go of the GIL may be
+// older than the moment it let go, and is never kept. Its code objects are the ones cached:
+// the thread's frames hold them, so no other object can have taken their addresses. The thread
+// state must still hold the same thread and current frame (a new thread in a freed state).
+bool StackWalker::reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& links,
+                                        const GilState& gil, ThreadStack& out,
+                                        process::ThreadIds* known_tids) {
+  if (!gil.unchanged || tstate == gil.last_holder || tstate == gil.holder) return false;
+  auto it = held_.find(tstate);
+  if (it == held_.end()) return false;
+  HeldStack& held = it->second;
+  // A thread list read again within one walk (a thread ending) meets the same stacks again.
+  if ((held.walk + 1 != stats_.walks && held.walk != stats_.walks) ||
+      held.thread_id != out.thread_id || held.frame != links.frame) {
+    return false;
+  }
+  out.frames.clear();
+  for (const Frame& f : held.frames) {
+    const CodeInfo* code = codes_->held(f.code_addr);
+    if (!code) {
+      out.frames.clear();
+      return false;
+    }
+    out.frames.push_back(f);
+    out.frames.back().code = code;
+  }
+  if (!config_.layout.thread.native_thread_id && known_tids && held.native_id &&
+      known_tids->contains(held.native_id)) {
+    out.native_id = held.native_id;
+  }
+  held.walk = stats_.walks;
+  ++stats_.unchanged_stacks;
+  return true;
+}
+
+void StackWalker::hold_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,
+                             const ThreadStack& stack) {
+  if (!gil.unchanged || tstate == gil.last_holder || tstate == gil.holder || stack.truncated) {
+    if (!held_.empty()) held_.erase(tstate);
+    return;
+  }
+  if (held_.size() >= kMaxHeldStacks) held_.clear();  // thread states come and go
+  HeldStack& held = held_[tstate];
+  held.walk = stats_.walks;
+  held.thread_id = stack.thread_id;
+  held.frame = links.frame;
+  held.native_id = stack.native_id;
+  held.frames.assign(stack.frames.begin(), stack.frames.end());
 }
 
 uint64_t read_current_frame(process::MemoryReader& memory, const Layout& L, uint64_t tstate) {

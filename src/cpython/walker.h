@@ -63,6 +63,13 @@ struct WalkStats {
   // 3.8-3.10: stacks read again because they ended at another outermost frame than their
   // thread's last whole stack did (see walk_thread_frames); also counted in torn_retries.
   uint64_t moved_outermost = 0;
+  // Thread stacks read, and those known unchanged without a read: no other thread has taken
+  // the GIL since they were read (see StackWalker::reuse_unchanged_stack).
+  uint64_t stacks_read = 0;
+  uint64_t unchanged_stacks = 0;
+  // GIL readings that could not be right (its holder changed but its count of changes did
+  // not, or the count ran backwards); past a few, the count is never trusted again.
+  uint64_t gil_count_faults = 0;
   uint64_t thread_list_retries = 0;  // thread lists read again after breaking off mid-change
   uint64_t cut_thread_lists = 0;     // ... and still cut after the last retry: threads lost
 };
@@ -84,6 +91,9 @@ class StackWalker {
  private:
   struct GilState;
   bool read_gil(uint64_t interp, GilState& gil);
+  // Compares the GIL's last holder and count of changes with the previous walk's (see
+  // reuse_unchanged_stack); `gil_key` is where the count lives.
+  void compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t switches, GilState& gil);
   // The counter that numbers new code objects, for the code cache (see CodeCache::begin_walk);
   // nullopt when there is none to trust. `interp` is the head of the interpreter list.
   std::optional<uint32_t> read_code_counter(uint64_t interp);
@@ -94,8 +104,23 @@ class StackWalker {
   bool walk_thread_list(uint64_t tstate, uint64_t interp, int64_t interp_id, const GilState& gil,
                         std::vector<ThreadStack>& out, process::ThreadIds* known_tids,
                         bool with_frames);
+  // A thread state's links, as read_thread() found them.
+  struct ThreadLinks {
+    uint64_t next = 0;
+    uint64_t frame = 0;  // its current frame (3.11-3.12: its C frame) pointer
+  };
   bool read_thread(uint64_t tstate, uint64_t interp, const GilState& gil, ThreadStack& out,
-                   process::ThreadIds* known_tids, uint64_t& next);
+                   ThreadLinks& links);
+  // 3.8-3.10: the kernel thread id behind the thread's pthread (3.11+ keep it in the state).
+  void find_native_id(ThreadStack& out, process::ThreadIds* known_tids);
+  // The thread's stack as the last walk read it, when the GIL proves it unchanged since;
+  // false (nothing taken) otherwise (see walker.cpp).
+  bool reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,
+                             ThreadStack& out, process::ThreadIds* known_tids);
+  // Keeps a stack just read for the next walk's reuse_unchanged_stack, when it was read while
+  // the GIL stood still.
+  void hold_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,
+                  const ThreadStack& stack);
   // A frame's header bytes (in the prefetch, or read into scratch_); on failure nullptr, and
   // the stack is marked truncated. Valid until the next read_frame().
   const uint8_t* read_frame(uint64_t frame, size_t header, ThreadStack& out);
@@ -136,6 +161,27 @@ class StackWalker {
   const CodeInfo* newest_owned_code_ = nullptr;
   // 3.8-3.10: each thread's outermost frame in its last whole stack, by thread state.
   std::unordered_map<uint64_t, uint64_t> outermost_;
+  // Each GIL as the last walk found it (see compare_gil).
+  struct GilMark {
+    uint64_t key = 0;
+    uint64_t last_holder = 0;
+    uint64_t switches = 0;
+    uint64_t walk = 0;
+    bool unchanged = false;
+  };
+  std::vector<GilMark> gil_marks_;
+  static constexpr uint64_t kMaxGilCountFaults = 8;
+  bool gil_count_off_ = false;
+  // Stacks read while the GIL stood still, by thread state (see hold_stack).
+  struct HeldStack {
+    uint64_t walk = 0;  // the walk that read it or found it unchanged
+    uint64_t thread_id = 0;
+    uint64_t frame = 0;  // ThreadLinks::frame then
+    pid_t native_id = 0;
+    std::vector<Frame> frames;
+  };
+  std::unordered_map<uint64_t, HeldStack> held_;
+  static constexpr size_t kMaxHeldStacks = 4096;
 };
 
 }  // namespace spyglass::cpython

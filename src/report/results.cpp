@@ -620,6 +620,7 @@ nlohmann::json to_json(const Results& results) {
         {"unreadable_links", results.unreadable_task_links},
         {"source", results.tasks_source}}},
       {"code_objects", {{"read", results.code_reads}, {"proven", results.code_proofs}}},
+      {"thread_stacks", {{"read", results.stacks_read}, {"unchanged", results.unchanged_stacks}}},
       {"mean_walk_us", results.mean_walk_us},
       {"mean_read_us", results.mean_read_us},
       {"sampler_cpu_seconds", results.sampler_cpu_seconds},

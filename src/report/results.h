@@ -93,6 +93,9 @@ struct Results {
   // Code objects met by the walks: read, and known unchanged without a read (3.12+).
   uint64_t code_reads = 0;
   uint64_t code_proofs = 0;
+  // Thread stacks read, and known unchanged without a read (no other thread took the GIL).
+  uint64_t stacks_read = 0;
+  uint64_t unchanged_stacks = 0;
   double mean_walk_us = 0;         // sampling: time to walk all threads, per round
   double mean_read_us = 0;         // of which reading the target's memory (system calls)
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled

@@ -726,6 +726,8 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   c.prefetched_reads = prefetch.hits() + prefetch.page_hits() - prefetched_before;
   c.code_reads = codes.headers_read() - code_reads_before;
   c.code_proofs = codes.proven() - code_proofs_before;
+  c.stacks_read = after.stacks_read - before.stacks_read;
+  c.unchanged_stacks = after.unchanged_stacks - before.unchanged_stacks;
   if (c.with_tasks) {
     const cpython::TaskStats& tasks_after = target_.tasks().stats();
     c.unreadable_tasks = tasks_after.unreadable - tasks_before.unreadable;
@@ -777,6 +779,8 @@ void ProcessSampler::record(double start, double weight, double walk_seconds, bo
   stats_.prefetched_reads += c.prefetched_reads;
   stats_.code_reads += c.code_reads;
   stats_.code_proofs += c.code_proofs;
+  stats_.stacks_read += c.stacks_read;
+  stats_.unchanged_stacks += c.unchanged_stacks;
   stats_.reread_stacks += c.retries;
   stats_.returned_frames += c.returned;
   stats_.frames_read_again += c.frames_again;

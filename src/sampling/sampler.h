@@ -108,6 +108,10 @@ struct SamplerStatus {
   // the counter that numbers new ones, without a read (cpython/code_cache.h).
   uint64_t code_reads = 0;
   uint64_t code_proofs = 0;
+  // Thread stacks the walks read, and those known unchanged without a read: no other thread
+  // took the GIL since they were read (cpython/walker.h).
+  uint64_t stacks_read = 0;
+  uint64_t unchanged_stacks = 0;
   double mean_walk_us = 0;  // time to walk all threads, per round
   double mean_read_us = 0;  // of which reading the target's memory (system calls)
   // CPU time of the sampling thread while it sampled (kernel time of its reads included):
@@ -224,6 +228,7 @@ class ProcessSampler {
     double read_seconds = 0;
     uint64_t read_calls = 0, memory_reads = 0, prefetched_reads = 0;
     uint64_t code_reads = 0, code_proofs = 0;
+    uint64_t stacks_read = 0, unchanged_stacks = 0;
     uint64_t retries = 0, returned = 0, frames_again = 0, returning = 0, list_retries = 0,
              cut_lists = 0;
     uint64_t unreadable_tasks = 0, cut_task_chains = 0, cut_task_lists = 0;

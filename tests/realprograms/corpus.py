@@ -67,6 +67,10 @@ PROGRAMS: Dict[str, Program] = {program.name: program for program in (
     Program("recursion", "recursion.py", ("solve_puzzles", "evaluate", "parse_expression",
                                           "place_queens"),
             "deep recursion: a tree evaluator, a recursive-descent parser, backtracking"),
+    Program("thread_pool", "thread_pool.py", ("distribute", "compute", "take_job", "do_job",
+                                              "park"),
+            "a pool of sixteen worker threads, most of them waiting at any moment (on a queue, "
+            "on an event), fed by a computing main thread"),
     Program("async_server", "async_server.py",
             ("handle_compute", "handle_sleep", "handle_fanout", "handle_tasks", "fetch_part",
              "handle_upload", "serve_connection"),

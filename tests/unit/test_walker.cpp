@@ -787,6 +787,128 @@ TEST_P(WalkerTornReads, GilHoldersCpuIsReadBesideItsPthread) {
   EXPECT_EQ(threads[0].cpu, -1);
 }
 
+// A thread that is not the GIL's last holder changes no frame while the GIL stays where it
+// is: read while the GIL's holder and count of changes stood still, its stack is not read again
+// while they stand still (see StackWalker::reuse_unchanged_stack).
+class WalkerUnchangedThreads : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    scene_ = make_scene(GetParam());
+    const Layout& L = scene_.layout;
+    if (L.interp.gil_pointer) {  // 3.12+: the interpreter points at its GIL
+      uint64_t interp = 0;
+      ASSERT_TRUE(scene_.whole.read_value(scene_.runtime + L.runtime.interpreters_head, interp));
+      put(interp + L.interp.gil_pointer, kGil);
+    }
+  }
+  // Another thread (or `holder`) holds the GIL, which has changed hands `switches` times.
+  void set_gil(uint64_t holder, uint64_t switches) {
+    const Layout& L = scene_.layout;
+    const int32_t locked = 1;
+    if (L.runtime.gilstate_tstate_current) {
+      put(scene_.runtime + L.runtime.gilstate_tstate_current, holder);
+      put(scene_.runtime + L.runtime.ceval_gil_locked, locked);
+      put(scene_.runtime + L.runtime.ceval_gil_last_holder, holder);
+      put(scene_.runtime + L.runtime.ceval_gil_switch_number, switches);
+    } else {
+      put(kGil + L.interp.gil_holder, holder);
+      put(kGil + L.interp.gil_locked, locked);
+      put(kGil + L.interp.gil_switch_number, switches);
+    }
+  }
+  template <typename T>
+  void put(uint64_t addr, T value) {
+    std::vector<uint8_t> bytes(sizeof value);
+    std::memcpy(bytes.data(), &value, sizeof value);
+    scene_.whole.add_region(addr, bytes);
+  }
+  static constexpr uint64_t kGil = kBase - 0x1000;
+  static constexpr uint64_t kOtherThread = kBase - 0x2000;
+  Scene scene_;
+};
+
+TEST_P(WalkerUnchangedThreads, StackReadWhileTheGilStoodStillIsNotReadAgainUntilItMoves) {
+  const Layout& L = scene_.layout;
+  set_gil(kOtherThread, 7);
+  TearingMemory memory(scene_, 0);
+  StackWalker walker(memory, WalkerConfig{L, scene_.runtime});
+  std::vector<ThreadStack> threads;
+  const std::vector<std::string> stack = {"numbers", "consume", "<module>"};
+  // The first walk has nothing to compare the GIL with; the second reads the stack while the
+  // GIL stood still since the first, and keeps it; the third takes it as kept.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_EQ(names(threads[0]), stack);
+  EXPECT_EQ(walker.stats().stacks_read, 2u);
+  EXPECT_EQ(walker.stats().unchanged_stacks, 1u);
+  // Its newest frame now runs `consume` in memory (only a thread holding the GIL could have
+  // done that): the kept stack is what the walk shows, as nothing is read while the GIL stays.
+  put(scene_.generator_frame + L.frame.code, scene_.method_code);
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(names(threads[0]), stack);
+  EXPECT_EQ(walker.stats().unchanged_stacks, 2u);
+  // The GIL changed hands (the thread took it and let it go): read anew, and kept again only
+  // once the GIL has stood still for a whole walk.
+  set_gil(kOtherThread, 9);
+  ASSERT_TRUE(walker.walk(threads));
+  const std::vector<std::string> moved = {"consume", "consume", "<module>"};
+  EXPECT_EQ(names(threads[0]), moved);
+  EXPECT_EQ(walker.stats().stacks_read, 3u);
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(names(threads[0]), moved);
+  EXPECT_EQ(walker.stats().stacks_read, 4u);
+  EXPECT_EQ(walker.stats().unchanged_stacks, 3u);
+  EXPECT_EQ(walker.stats().gil_count_faults, 0u);
+}
+
+TEST_P(WalkerUnchangedThreads, TheGilsHolderIsAlwaysRead) {
+  set_gil(scene_.tstate, 7);
+  TearingMemory memory(scene_, 0);
+  StackWalker walker(memory, WalkerConfig{scene_.layout, scene_.runtime});
+  std::vector<ThreadStack> threads;
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(walker.stats().stacks_read, 4u);
+  EXPECT_EQ(walker.stats().unchanged_stacks, 0u);
+}
+
+// A holder that changes while the count stands still is no count of changes (a wrong offset):
+// nothing is taken unread then, and after a few such readings the count is never used again.
+TEST_P(WalkerUnchangedThreads, HolderChangingWhileTheCountStandsStillTurnsTheProofOff) {
+  TearingMemory memory(scene_, 0);
+  StackWalker walker(memory, WalkerConfig{scene_.layout, scene_.runtime});
+  std::vector<ThreadStack> threads;
+  for (int fault = 0; fault < 8; ++fault) {
+    set_gil(kOtherThread + 16 * static_cast<uint64_t>(fault % 2), 7);
+    ASSERT_TRUE(walker.walk(threads));
+  }
+  EXPECT_EQ(walker.stats().gil_count_faults, 7u);
+  EXPECT_EQ(walker.stats().unchanged_stacks, 0u);
+  set_gil(kOtherThread, 7);  // the eighth: off for good
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(walker.stats().gil_count_faults, 8u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(walker.stats().unchanged_stacks, 0u);
+  EXPECT_EQ(walker.stats().stacks_read, 12u);
+}
+
+// A new thread in a freed thread state (another pthread) is read, not taken for the old one.
+TEST_P(WalkerUnchangedThreads, AnotherThreadInTheSameStateIsRead) {
+  set_gil(kOtherThread, 7);
+  TearingMemory memory(scene_, 0);
+  StackWalker walker(memory, WalkerConfig{scene_.layout, scene_.runtime});
+  std::vector<ThreadStack> threads;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(walker.stats().unchanged_stacks, 1u);
+  put(scene_.tstate + scene_.layout.thread.thread_id, uint64_t{0x7f00bb000000});
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_EQ(walker.stats().unchanged_stacks, 1u);
+  EXPECT_EQ(walker.stats().stacks_read, 3u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, WalkerUnchangedThreads, ::testing::Values(8, 9, 10, 11, 12),
+                         [](const auto& info) { return "Python3_" + std::to_string(info.param); });
+
 INSTANTIATE_TEST_SUITE_P(Versions, WalkerReturningFrame, ::testing::Values(11, 12),
                          [](const auto& info) { return "Python3_" + std::to_string(info.param); });
 
