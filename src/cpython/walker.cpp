@@ -103,7 +103,7 @@ bool StackWalker::list_threads(std::vector<ThreadStack>& out, process::ThreadIds
   return walk_interpreters(out, known_tids, false);
 }
 
-bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
+bool StackWalker::read_gil(uint64_t interp, bool one_interpreter, GilState& gil) {
   const Layout& L = config_.layout;
   gil = GilState{};
   if (L.runtime.gilstate_tstate_current) {
@@ -121,7 +121,8 @@ bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
     if (L.runtime.ceval_gil_switch_number && L.runtime.ceval_gil_last_holder &&
         memory_.read_value(runtime + L.runtime.ceval_gil_last_holder, last_holder) &&
         memory_.read_value(runtime + L.runtime.ceval_gil_switch_number, switches)) {
-      compare_gil(runtime + L.runtime.ceval_gil_switch_number, last_holder, switches, gil);
+      compare_gil(runtime + L.runtime.ceval_gil_switch_number, last_holder, switches,
+                  one_interpreter, gil);
     }
     return true;
   }
@@ -145,7 +146,7 @@ bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
         (!L.interp.gil_switch_number_locked ||
          L.interp.gil_switch_number_locked == L.interp.gil_locked) &&
         memory_.read_value(gil_addr + L.interp.gil_switch_number, switches)) {
-      compare_gil(gil_addr, holder, switches, gil);
+      compare_gil(gil_addr, holder, switches, one_interpreter, gil);
     }
   }
   return true;
@@ -157,9 +158,12 @@ bool StackWalker::read_gil(uint64_t interp, GilState& gil) {
 // holder and the count are the same as the previous walk read them, no other thread has run
 // Python code in between, and each other thread's stack is the one that walk read. The count
 // is checked as it is used: it never runs backwards, and never stands still while the holder
-// changes (a wrong offset would); after a few such readings it is not used again.
+// changes (a wrong offset would); after a few such readings it is not used again. With more
+// than one interpreter it proves nothing: a thread holding a GIL that interpreters share may
+// run another one's thread state without taking the GIL anew (PyThreadState_Swap, as 3.8-3.11's
+// _xxsubinterpreters does), and that thread state's frames change unseen by the count.
 void StackWalker::compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t switches,
-                              GilState& gil) {
+                              bool one_interpreter, GilState& gil) {
   gil.last_holder = last_holder;
   if (gil_count_off_) return;
   const uint64_t walk = stats_.walks;
@@ -170,8 +174,8 @@ void StackWalker::compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t s
     gil_marks_.push_back(GilMark{gil_key, last_holder, switches, walk, false});
     return;
   }
-  if (mark->walk == walk) {  // interpreters that share one GIL: as the first one found it
-    gil.unchanged = mark->unchanged;
+  if (mark->walk == walk) {  // read again within the walk (a thread list read again)
+    gil.unchanged = mark->unchanged && one_interpreter;
     return;
   }
   bool unchanged = false;
@@ -185,10 +189,10 @@ void StackWalker::compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t s
     unchanged = mark->walk + 1 == walk && switches == mark->switches;
   }
   *mark = GilMark{gil_key, last_holder, switches, walk, unchanged};
-  gil.unchanged = unchanged;
+  gil.unchanged = unchanged && one_interpreter;
 }
 
-std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
+std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp, bool one_interpreter) {
   const Layout& L = config_.layout;
   uint64_t addr = 0;
   if (L.runtime.code_counter_global) {
@@ -197,8 +201,7 @@ std::optional<uint32_t> StackWalker::read_code_counter(uint64_t interp) {
     // 3.13+: each interpreter numbers its own code objects, but the cache holds them all: with
     // a second interpreter, nothing proves the first one's code unchanged. The offset is
     // transcribed (_Py_DebugOffsets lacks it): only for the struct it was transcribed from.
-    uint64_t next = 0;
-    if (!memory_.read_value(interp + L.interp.next, next) || next != 0) return std::nullopt;
+    if (!one_interpreter) return std::nullopt;
     addr = interp + L.interp.code_counter;
   }
   uint32_t counter = 0;
@@ -221,7 +224,9 @@ bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out, process::Thre
   uint64_t interp = 0;
   if (!memory_.read_value(config_.runtime_addr + L.runtime.interpreters_head, interp)) return false;
   if (!plausible_pointer(interp)) return false;
-  if (with_frames) codes_->begin_walk(read_code_counter(interp));
+  uint64_t second = 0;
+  const bool one_interpreter = memory_.read_value(interp + L.interp.next, second) && second == 0;
+  if (with_frames) codes_->begin_walk(read_code_counter(interp, one_interpreter));
 
   std::vector<uint64_t>& seen_interps = seen_interps_;
   seen_interps.clear();
@@ -233,7 +238,7 @@ bool StackWalker::walk_interpreters(std::vector<ThreadStack>& out, process::Thre
     int64_t interp_id = 0;
     if (L.interp.id) memory_.read_value(interp + L.interp.id, interp_id);
     GilState gil;
-    read_gil(interp, gil);
+    read_gil(interp, one_interpreter, gil);
 
     uint64_t head = 0;
     if (!memory_.read_value(interp + L.interp.threads_head, head)) return n > 0;

@@ -90,13 +90,15 @@ class StackWalker {
 
  private:
   struct GilState;
-  bool read_gil(uint64_t interp, GilState& gil);
+  // `one_interpreter`: the interpreter list holds no other (see compare_gil).
+  bool read_gil(uint64_t interp, bool one_interpreter, GilState& gil);
   // Compares the GIL's last holder and count of changes with the previous walk's (see
   // reuse_unchanged_stack); `gil_key` is where the count lives.
-  void compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t switches, GilState& gil);
+  void compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t switches, bool one_interpreter,
+                   GilState& gil);
   // The counter that numbers new code objects, for the code cache (see CodeCache::begin_walk);
   // nullopt when there is none to trust. `interp` is the head of the interpreter list.
-  std::optional<uint32_t> read_code_counter(uint64_t interp);
+  std::optional<uint32_t> read_code_counter(uint64_t interp, bool one_interpreter);
   bool walk_interpreters(std::vector<ThreadStack>& out, process::ThreadIds* known_tids,
                          bool with_frames);
   // One interpreter's threads from `tstate` (the list's head); false when the list broke off

@@ -73,30 +73,18 @@ def disagreements(non_blocking, blocking) -> list:
     return problems
 
 
-# Known and open (issue 12): on 3.8-3.10, whose frames are separate heap objects, a stack that
-# changes every few microseconds (recursive-descent parsing) is often caught mid-change by a
-# non-blocking read: it is re-read (counted), and the re-read lands later, in whatever ran
-# next. Tears happen only when the target and spyglass run on different cores (on one, the
-# sampler preempts the target while it reads), so the recursion runs pinned apart
-# (corpus.PINNED). At 10 kHz it is within its bound (docs/accuracy.md); at 1 kHz, where the
-# prefetch holds the stack of a millisecond before, parse_expression read about 11 % low on
-# average before the cheaper prefetch plan of 2026-12-05 (single runs -1 to -22 %, its bound
-# 7-8 %). Since then, on a faster machine (fewer samples, bounds of 15-17 %): 3.9 and 3.10
-# near -1 to -3 % on average, but 3.8 still -5 % and -12 % over two sets of runs (single runs
-# down to -18 %), within the test's limit (twice the bound) every time, not within the bound
-# every time: still a known gap. --blocking is asserted everywhere.
+# Every program is asserted on every interpreter, non-blocking and --blocking. The last known
+# gap (issue 12), the recursion program at 1 kHz on 3.8-3.10, whose frames are separate heap
+# objects: a stack that changes every few microseconds is often caught mid-change by a
+# non-blocking read, re-read (counted), and the re-read lands a little later. Tears happen only
+# when the target and spyglass run on different cores, so the recursion runs pinned apart
+# (corpus.PINNED). Its parse_expression keeps a bias of -2 to -4 % on 3.8 (20 runs on
+# 2026-12-05: means -3.9 % and -2.4 %), a fifth of its bound (15-16 %): every one of those
+# runs was within the bound, and the marker that expected failures here is gone
+# (docs/accuracy.md). At 10 kHz it is within its bound of about 2 %.
 # The threaded servers on 3.12 and 3.13, a known gap until 2026-12-05, are asserted: their
 # handler read 9-10 % low in a third of the runs at 10 kHz because a walk followed a freed
 # thread's memory for a third of a second (docs/accuracy.md); within 0.1 % since.
-KNOWN_GAPS = (("recursion", 1000),)
-FRAME_OBJECT_ERA = (3, 11)
-
-
-def expect_known_gap(interpreter, non_blocking_problems, program=None, rate=None):
-    known = interpreter.minor < FRAME_OBJECT_ERA and (program, rate) in KNOWN_GAPS
-    if non_blocking_problems and known:
-        pytest.xfail("non-blocking on %s, known gap (issue 12):\n%s" % (
-            interpreter.test_id, "\n".join(non_blocking_problems)))
 
 
 @pytest.mark.parametrize("program,rate,scale", [
@@ -109,7 +97,6 @@ def test_real_program(spyglass_bin, interpreter, environment, program, rate, sca
     blocking_problems = problems_of(blocking)
     assert not blocking_problems, "\n".join(blocking_problems + [blocking.table()])
     problems = problems_of(non_blocking) + disagreements(non_blocking, blocking)
-    expect_known_gap(interpreter, problems, program, rate)
     assert not problems, "\n".join(problems + [non_blocking.table(), blocking.table()])
 
 
@@ -122,5 +109,4 @@ def test_real_program_non_blocking(spyglass_bin, interpreter, environment, progr
     samples make the bound about three times tighter, so a bias of 2 % cannot hide in it."""
     measurement = measure(spyglass_bin, interpreter, environment, program, scale, rate=rate)
     problems = problems_of(measurement)
-    expect_known_gap(interpreter, problems, program, rate)
     assert not problems, "\n".join(problems + [measurement.table()])

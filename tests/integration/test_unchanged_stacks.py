@@ -1,0 +1,40 @@
+"""Thread stacks known unchanged (docs/versions.md, "The GIL's count of changes"): the stack of
+a thread that has not taken the GIL since it was read is not read again. Checked on real
+processes: waiting threads are taken unread and still show where they wait, on every
+interpreter; with a second interpreter (3.12+) every stack is read. That a thread's stack is
+read anew once it moves on is the corpus's thread_pool program (test_real_programs.py), whose
+workers time their own waits."""
+
+import json
+
+import pytest
+
+from support import assert_success
+
+
+def record_json(run_spyglass, pid, *patterns):
+    args = ["record", "-p", pid, "-r", "1000", "-d", "1", "--format", "json"]
+    for pattern in patterns:
+        args += ["-f", pattern]
+    result = run_spyglass(args, timeout=60)
+    assert_success(result)
+    return json.loads(result.stdout)
+
+
+def test_waiting_threads_are_not_read_again(interpreter, start_target, run_spyglass):
+    # Three threads waiting: the GIL's last holder is read every sample, the other two once.
+    target = start_target(interpreter, "named_threads.py")
+    data = record_json(run_spyglass, target.pid, "wait_here")
+    counts = data["thread_stacks"]
+    assert counts["unchanged"] > counts["read"], counts
+    # Both workers wait in wait_here in every sample, read or not.
+    waiting = [f for f in data["functions"] if f["name"] == "wait_here"]
+    assert waiting and waiting[0]["samples"] == 2 * data["samples"], (waiting, data["samples"])
+
+
+def test_every_stack_is_read_with_a_second_interpreter(interpreter, start_target, run_spyglass):
+    if interpreter.minor < (3, 12):
+        pytest.skip("the test program needs the interpreters module of 3.12+")
+    target = start_target(interpreter, "second_interpreter.py")
+    counts = record_json(run_spyglass, target.pid, "churned_*")["thread_stacks"]
+    assert counts["read"] > 0 and counts["unchanged"] == 0, counts
