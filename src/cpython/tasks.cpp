@@ -262,13 +262,16 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
   if (!set_head_fits(sizeof(head)) || !batch_.read(registry.set, head, sizeof(head))) return;
   const uint64_t entries = head[layout_.objects.set_mask / 8] + 1;
   if (entries > kMaxSetEntries) return;
-  std::vector<uint64_t> table(entries * 2);
+  // The scratch lists keep their memory from sample to sample.
+  std::vector<uint64_t>& table = set_table_;
+  table.assign(entries * 2, 0);
   if (!batch_.read(head[layout_.objects.set_table / 8], table.data(),
                    entries * layout_.objects.set_entry_size)) {
     ++stats_.cut_lists;
     return;
   }
-  std::vector<uint64_t> keys;
+  std::vector<uint64_t>& keys = set_keys_;
+  keys.clear();
   for (uint64_t i = 0; i < entries; ++i) {
     uint64_t key = table[2 * i];
     int64_t hash = static_cast<int64_t>(table[2 * i + 1]);
@@ -280,9 +283,10 @@ void TaskReader::read_set(const Registry& registry, std::vector<uint64_t>& tasks
     return;
   }
   // The referents of the weak references, in one batch.
-  std::vector<uint64_t> referents(keys.size(), 0);
-  std::vector<process::ReadRequest> requests;
-  requests.reserve(keys.size());
+  std::vector<uint64_t>& referents = set_referents_;
+  referents.assign(keys.size(), 0);
+  std::vector<process::ReadRequest>& requests = set_requests_;
+  requests.clear();
   for (size_t i = 0; i < keys.size(); ++i) {
     requests.push_back({keys[i] + layout_.objects.weakref_object, &referents[i], 8});
   }

@@ -192,7 +192,10 @@ class TaskReader {
   std::unordered_set<std::string> searched_files_;  // path@inode of each file searched
   std::unordered_map<uint64_t, TypeKind> types_;
   std::array<std::pair<uint64_t, TypeKind>, 16> recent_types_{};  // cleared with types_
-  std::vector<uint64_t> chain_;          // read_task's, kept for its capacity
+  std::vector<uint64_t> chain_;  // read_task's, kept for its capacity
+  // read_set's, likewise: the set's table, its keys, a weak set's referents and their batch.
+  std::vector<uint64_t> set_table_, set_keys_, set_referents_;
+  std::vector<process::ReadRequest> set_requests_;
   std::vector<uint64_t> thread_frames_;  // frame addresses of the threads' walk, sorted
   struct Running {  // a task read running: its address and its coroutine's frame
     uint64_t task = 0;

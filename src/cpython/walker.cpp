@@ -348,7 +348,7 @@ bool StackWalker::reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& link
   if (it == held_.end()) return false;
   HeldStack& held = it->second;
   // A thread list read again within one walk (a thread ending) meets the same stacks again.
-  if ((held.walk + 1 != stats_.walks && held.walk != stats_.walks) ||
+  if (!held.kept || (held.walk + 1 != stats_.walks && held.walk != stats_.walks) ||
       held.thread_id != out.thread_id || held.frame != links.frame) {
     return false;
   }
@@ -374,11 +374,13 @@ bool StackWalker::reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& link
 void StackWalker::hold_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,
                              const ThreadStack& stack) {
   if (!gil.unchanged || tstate == gil.last_holder || tstate == gil.holder || stack.truncated) {
-    if (!held_.empty()) held_.erase(tstate);
+    // Not erased: a thread that waits now and then keeps its entry's memory.
+    if (auto it = held_.find(tstate); it != held_.end()) it->second.kept = false;
     return;
   }
   if (held_.size() >= kMaxHeldStacks) held_.clear();  // thread states come and go
   HeldStack& held = held_[tstate];
+  held.kept = true;
   held.walk = stats_.walks;
   held.thread_id = stack.thread_id;
   held.frame = links.frame;

@@ -176,6 +176,7 @@ class StackWalker {
   bool gil_count_off_ = false;
   // Stacks read while the GIL stood still, by thread state (see hold_stack).
   struct HeldStack {
+    bool kept = false;  // false: an entry left from an earlier stack, for its memory
     uint64_t walk = 0;  // the walk that read it or found it unchanged
     uint64_t thread_id = 0;
     uint64_t frame = 0;  // ThreadLinks::frame then

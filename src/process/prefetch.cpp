@@ -91,8 +91,15 @@ void PrefetchingMemory::end_walk() {
     }
     return;
   }
-  if (history_.size() == kPlanWalks) history_.pop_back();
-  history_.insert(history_.begin(), Walk{recorded_, merged(recorded_), walks_});
+  // The oldest walk's lists take the new one (their memory kept: a sample whose stack changed,
+  // most of them on a busy program, allocates nothing here).
+  if (history_.size() < kPlanWalks) history_.emplace_back();
+  std::rotate(history_.begin(), history_.end() - 1, history_.end());
+  Walk& walk = history_.front();
+  walk.reads.assign(recorded_.begin(), recorded_.end());
+  walk.last_seen = walks_;
+  sorted_.assign(recorded_.begin(), recorded_.end());
+  sort_and_merge(sorted_, walk.merged);
   plan_history();
 }
 
@@ -100,17 +107,18 @@ void PrefetchingMemory::plan_history() {
   // The newest walk whole, then older ones while the batch stays short: each block costs
   // ~0.45 µs, and a batch of hundreds (deep stacks of scattered 3.8-3.10 frame objects) spans
   // so long that it no longer shows one instant, and every walk is torn.
-  std::vector<Range> ranges = history_.front().merged;
-  plan_from(ranges);
+  // ranges_, wider_ and narrower_ are scratch lists that keep their memory.
+  ranges_.assign(history_.front().merged.begin(), history_.front().merged.end());
+  plan_from(ranges_);
   for (size_t i = 1; i < history_.size(); ++i) {
-    std::vector<Range> wider = merged(ranges, history_[i].merged);
-    std::vector<Range> narrower = plan_;
-    plan_from(wider);
+    merge_into(ranges_, history_[i].merged, wider_);
+    narrower_.assign(plan_.begin(), plan_.end());
+    plan_from(wider_);
     if (plan_.size() > kPlanBlocks) {
-      plan_ = std::move(narrower);
+      plan_.swap(narrower_);
       break;
     }
-    ranges = std::move(wider);
+    ranges_.swap(wider_);
   }
 }
 
@@ -123,18 +131,16 @@ void PrefetchingMemory::append_merged(std::vector<Range>& out, const Range& r) {
   }
 }
 
-std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(std::vector<Range> ranges) {
+void PrefetchingMemory::sort_and_merge(std::vector<Range>& ranges, std::vector<Range>& out) {
   std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.addr < b.addr; });
-  std::vector<Range> out;
+  out.clear();
   for (const auto& r : ranges) append_merged(out, r);
-  return out;
 }
 
-std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(const std::vector<Range>& a,
-                                                                const std::vector<Range>& b) {
-  std::vector<Range> out;
-  out.reserve(a.size() + b.size());
+void PrefetchingMemory::merge_into(const std::vector<Range>& a, const std::vector<Range>& b,
+                                   std::vector<Range>& out) {
+  out.clear();
   size_t i = 0, j = 0;
   while (i < a.size() || j < b.size()) {
     if (j == b.size() || (i < a.size() && a[i].addr <= b[j].addr)) {
@@ -143,7 +149,6 @@ std::vector<PrefetchingMemory::Range> PrefetchingMemory::merged(const std::vecto
       append_merged(out, b[j++]);
     }
   }
-  return out;
 }
 
 void PrefetchingMemory::plan_from(const std::vector<Range>& merged) {
@@ -158,7 +163,8 @@ void PrefetchingMemory::plan_from(const std::vector<Range>& merged) {
 }
 
 void PrefetchingMemory::make_plan(std::vector<Range> ranges) {
-  plan_from(merged(std::move(ranges)));
+  sort_and_merge(ranges, ranges_);
+  plan_from(ranges_);
 }
 
 const PrefetchingMemory::Block* PrefetchingMemory::find_block(RemoteAddr addr, size_t size) const {

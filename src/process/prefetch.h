@@ -93,12 +93,14 @@ class PrefetchingMemory : public MemoryReader {
   void drop_pages();
   // Sorts and merges ranges into plan_ (bounded by kMaxBlocks and kMaxBytes).
   void make_plan(std::vector<Range> ranges);
-  // Ranges sorted by address, those closer than kMergeGap merged (no bound).
-  static std::vector<Range> merged(std::vector<Range> ranges);
+  // `ranges` sorted by address (in place), and into `out` with those closer than kMergeGap
+  // merged (no bound).
+  static void sort_and_merge(std::vector<Range>& ranges, std::vector<Range>& out);
   // Appends `r` (at or past the start of out's last range) to a merged list.
   static void append_merged(std::vector<Range>& out, const Range& r);
-  // Two merged lists as one, in one pass.
-  static std::vector<Range> merged(const std::vector<Range>& a, const std::vector<Range>& b);
+  // Two merged lists as one, in one pass, into `out`.
+  static void merge_into(const std::vector<Range>& a, const std::vector<Range>& b,
+                         std::vector<Range>& out);
   // plan_ from a merged list, bounded by kMaxBlocks and kMaxBytes.
   void plan_from(const std::vector<Range>& merged);
 
@@ -115,6 +117,8 @@ class PrefetchingMemory : public MemoryReader {
   // plan_ from history_ (not empty).
   void plan_history();
   std::vector<Walk> history_;
+  // end_walk's and plan_history's scratch lists.
+  std::vector<Range> sorted_, ranges_, wider_, narrower_;
   std::vector<Range> plan_;            // what to prefetch next
   std::vector<Block> blocks_;          // what the last prefetch holds, sorted by address
   std::vector<Block> planned_blocks_;  // fetch_plan's scratch: every block of the plan
