@@ -505,9 +505,9 @@ class Prompt {
         "object made since they were last read)\n",
         st.code_reads, st.code_proofs);
     out += fmt::format(
-        "threads:    {} thread stacks read, {} known unchanged without a read (no other thread "
+        "unchanged:  {} of {} thread stacks known unchanged without a read (no other thread "
         "took the GIL since they were read)\n",
-        st.stacks_read, st.unchanged_stacks);
+        st.unchanged_stacks, st.stacks_read + st.unchanged_stacks);
     if (session_.follows_subprocesses()) {
       for (const auto& p : session_.processes()) {
         if (!p.sampled) continue;

@@ -184,6 +184,7 @@ void StackWalker::compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t s
     if (++stats_.gil_count_faults >= kMaxGilCountFaults) {
       gil_count_off_ = true;
       held_.clear();
+      held_frames_ = 0;
     }
   } else {
     unchanged = mark->walk + 1 == walk && switches == mark->switches;
@@ -378,14 +379,20 @@ void StackWalker::hold_stack(uint64_t tstate, const ThreadLinks& links, const Gi
     if (auto it = held_.find(tstate); it != held_.end()) it->second.kept = false;
     return;
   }
-  if (held_.size() >= kMaxHeldStacks) held_.clear();  // thread states come and go
+  // Thread states come and go, and many threads' deep stacks would take much memory.
+  if (held_.size() >= kMaxHeldStacks || held_frames_ + stack.frames.size() > kMaxHeldFrames) {
+    held_.clear();
+    held_frames_ = 0;
+  }
   HeldStack& held = held_[tstate];
   held.kept = true;
   held.walk = stats_.walks;
   held.thread_id = stack.thread_id;
   held.frame = links.frame;
   held.native_id = stack.native_id;
+  const size_t capacity = held.frames.capacity();
   held.frames.assign(stack.frames.begin(), stack.frames.end());
+  held_frames_ += held.frames.capacity() - capacity;
 }
 
 uint64_t read_current_frame(process::MemoryReader& memory, const Layout& L, uint64_t tstate) {

@@ -185,6 +185,9 @@ class StackWalker {
   };
   std::unordered_map<uint64_t, HeldStack> held_;
   static constexpr size_t kMaxHeldStacks = 4096;
+  // Frames the kept stacks have room for, in all (32 MiB).
+  size_t held_frames_ = 0;
+  static constexpr size_t kMaxHeldFrames = size_t{1} << 20;
 };
 
 }  // namespace spyglass::cpython
