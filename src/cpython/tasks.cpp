@@ -198,7 +198,7 @@ bool TaskReader::set_head_fits(size_t bytes) const {
 bool TaskReader::registries_valid() {
   for (const Registry& r : registries_) {
     uint64_t head[6] = {};
-    if (!set_head_fits(sizeof(head)) || !memory_.read(r.set, head, sizeof(head)) ||
+    if (!set_head_fits(sizeof(head)) || !batch_.read(r.set, head, sizeof(head)) ||
         head[1] != set_type_) {
       return false;
     }
@@ -600,23 +600,27 @@ bool TaskReader::read(const std::vector<uint64_t>& thread_states, std::vector<Ta
       if (wants_debug) find_asyncio_debug();
     }
   }
+  if ((registries_.empty() && !debug_.found) ||
+      (!debug_.found && !A.task_coro)) {  // 3.14+ without its table: nothing can be read
+    out.clear();
+    return false;
+  }
+  // The registries are checked through the batch that reads them (through the walk's prefetch,
+  // their sets' heads were a page of each sample's batch twice).
+  last_object_ = 0;  // bytes of the last pass
+  batch_.begin();
   if (!registries_valid()) {
     registries_.clear();
     modules_used_ = ~uint64_t{0};
     next_search_ = 0;
-  }
-  if (registries_.empty() && !debug_.found) {
-    out.clear();
-    return false;
-  }
-  if (!debug_.found && !A.task_coro) {  // 3.14+ without its table: nothing can be read
-    out.clear();
-    return false;
+    if (!debug_.found) {
+      batch_.end();
+      out.clear();
+      return false;
+    }
   }
   ++stats_.reads;
   pass_codes_.clear();
-  last_object_ = 0;  // bytes of the last pass
-  batch_.begin();
   tasks_.clear();
   for (const Registry& r : registries_) read_set(r, tasks_);
   if (debug_.found) {
