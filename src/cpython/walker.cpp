@@ -174,7 +174,7 @@ void StackWalker::compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t s
     gil_marks_.push_back(GilMark{gil_key, last_holder, switches, walk, false});
     return;
   }
-  if (mark->walk == walk) {  // read again within the walk (a thread list read again)
+  if (mark->walk == walk) {  // another interpreter that shares this GIL, in the same walk
     gil.unchanged = mark->unchanged && one_interpreter;
     return;
   }
