@@ -323,6 +323,12 @@ bool StackWalker::read_thread(uint64_t tstate, uint64_t interp, const GilState& 
   return true;
 }
 
+// Whether `tstate` has run no Python code since the previous walk: the GIL stood still, and
+// it was not the thread that kept it (reuse_unchanged_stack and hold_stack must agree).
+bool StackWalker::stood_still(const GilState& gil, uint64_t tstate) {
+  return gil.unchanged && tstate != gil.last_holder && tstate != gil.holder;
+}
+
 void StackWalker::find_native_id(ThreadStack& out, process::ThreadIds* known_tids) {
   if (config_.layout.thread.native_thread_id || !known_tids || !out.thread_id) return;
   int32_t tid = 0;
@@ -344,7 +350,7 @@ void StackWalker::find_native_id(ThreadStack& out, process::ThreadIds* known_tid
 bool StackWalker::reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& links,
                                         const GilState& gil, ThreadStack& out,
                                         process::ThreadIds* known_tids) {
-  if (!gil.unchanged || tstate == gil.last_holder || tstate == gil.holder) return false;
+  if (!stood_still(gil, tstate)) return false;
   auto it = held_.find(tstate);
   if (it == held_.end()) return false;
   HeldStack& held = it->second;
@@ -374,7 +380,7 @@ bool StackWalker::reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& link
 
 void StackWalker::hold_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,
                              const ThreadStack& stack) {
-  if (!gil.unchanged || tstate == gil.last_holder || tstate == gil.holder || stack.truncated) {
+  if (!stood_still(gil, tstate) || stack.truncated) {
     // Not erased: a thread that waits now and then keeps its entry's memory.
     if (auto it = held_.find(tstate); it != held_.end()) it->second.kept = false;
     return;

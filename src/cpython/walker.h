@@ -119,6 +119,7 @@ class StackWalker {
   // false (nothing taken) otherwise (see walker.cpp).
   bool reuse_unchanged_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,
                              ThreadStack& out, process::ThreadIds* known_tids);
+  static bool stood_still(const GilState& gil, uint64_t tstate);
   // Keeps a stack just read for the next walk's reuse_unchanged_stack, when it was read while
   // the GIL stood still.
   void hold_stack(uint64_t tstate, const ThreadLinks& links, const GilState& gil,

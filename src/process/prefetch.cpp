@@ -98,8 +98,7 @@ void PrefetchingMemory::end_walk() {
   Walk& walk = history_.front();
   walk.reads.assign(recorded_.begin(), recorded_.end());
   walk.last_seen = walks_;
-  sorted_.assign(recorded_.begin(), recorded_.end());
-  sort_and_merge(sorted_, walk.merged);
+  sort_and_merge(recorded_, walk.merged);  // the walk is over: its reads may be reordered
   plan_history();
 }
 

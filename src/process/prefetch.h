@@ -117,8 +117,8 @@ class PrefetchingMemory : public MemoryReader {
   // plan_ from history_ (not empty).
   void plan_history();
   std::vector<Walk> history_;
-  // end_walk's and plan_history's scratch lists.
-  std::vector<Range> sorted_, ranges_, wider_, narrower_;
+  // plan_history's and make_plan's scratch lists.
+  std::vector<Range> ranges_, wider_, narrower_;
   std::vector<Range> plan_;            // what to prefetch next
   std::vector<Block> blocks_;          // what the last prefetch holds, sorted by address
   std::vector<Block> planned_blocks_;  // fetch_plan's scratch: every block of the plan

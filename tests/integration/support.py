@@ -71,6 +71,17 @@ def assert_success(result: Result) -> None:
     assert_no_crash(result)
 
 
+def record_json(run_spyglass, pid, *patterns) -> dict:
+    """`record -p PID` for a second at 1 kHz with each pattern chosen: its JSON document (the
+    run must succeed)."""
+    args = ["record", "-p", pid, "-r", "1000", "-d", "1", "--format", "json"]
+    for pattern in patterns:
+        args += ["-f", pattern]
+    result = run_spyglass(args, timeout=60)
+    assert_success(result)
+    return json.loads(result.stdout)
+
+
 def assert_no_crash(result: Result) -> None:
     assert result.returncode >= 0, "killed by signal %d\n%s" % (
         -result.returncode, result.describe())

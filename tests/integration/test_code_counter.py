@@ -3,22 +3,12 @@ while the counter that numbers new ones has not moved is not read again. Checked
 processes: the proof is taken where it holds, code objects are read where it does not (before
 3.12, and from 3.13 with a second interpreter, which numbers its own), and names stay right."""
 
-import json
 import re
 import subprocess
 
 import pytest
 
-from support import assert_success
-
-
-def record_json(run_spyglass, pid, *patterns):
-    args = ["record", "-p", pid, "-r", "1000", "-d", "1", "--format", "json"]
-    for pattern in patterns:
-        args += ["-f", pattern]
-    result = run_spyglass(args, timeout=60)
-    assert_success(result)
-    return json.loads(result.stdout)
+from support import record_json
 
 
 def has_symbol(interpreter, name) -> bool:

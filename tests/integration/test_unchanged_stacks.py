@@ -5,20 +5,9 @@ interpreter; with a second interpreter (3.12+) every stack is read. That a threa
 read anew once it moves on is the corpus's thread_pool program (test_real_programs.py), whose
 workers time their own waits."""
 
-import json
-
 import pytest
 
-from support import assert_success
-
-
-def record_json(run_spyglass, pid, *patterns):
-    args = ["record", "-p", pid, "-r", "1000", "-d", "1", "--format", "json"]
-    for pattern in patterns:
-        args += ["-f", pattern]
-    result = run_spyglass(args, timeout=60)
-    assert_success(result)
-    return json.loads(result.stdout)
+from support import record_json
 
 
 def test_waiting_threads_are_not_read_again(interpreter, start_target, run_spyglass):
