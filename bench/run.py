@@ -45,7 +45,7 @@ HOLD = REPO_ROOT / "bench" / "hold.py"
 DEEP = REPO_ROOT / "bench" / "deep.py"  # one thread, 64 distinct functions deep
 CACHE = Path(os.environ.get("SPYGLASS_CACHE", REPO_ROOT / ".cache"))
 VENV = CACHE / "bench-venv"
-ALL_TOOLS = ("spyglass", "tachyon", "py-spy", "austin")
+ALL_TOOLS = ("spyglass", "tachyon", "py-spy", "austin", "idle-waker")
 # The workload's target functions, as its truth names them.
 TARGETS = ("heavy_computation", "disk_io", "network_request", "many_tiny_calls", "recurse",
            "consume_generator", "run_async", "gather_async", "idle_wait", "Worker.process")
@@ -65,6 +65,7 @@ class Tool:
 
     name = ""
     unavailable = ""  # why the tool cannot run here (empty when it can)
+    profiler = True  # False: a reference run beside the profilers (IdleWaker), rates only
 
     def supports(self, interpreter) -> str:
         return ""  # empty: yes; otherwise why not
@@ -321,6 +322,37 @@ def glibc_loader_for(binary: str):
     return prefix, ""
 
 
+class IdleWaker(Tool):
+    """Not a profiler: the floor of one. A thread that only sleeps and wakes at the rate, as
+    spyglass's sampling thread does (bench/idle_waker.c); its CPU is what waking alone costs on
+    this machine, measured beside the workload in the same run."""
+
+    name = "idle-waker"
+    profiler = False
+    SOURCE = REPO_ROOT / "bench" / "idle_waker.c"
+
+    def __init__(self):
+        self.binary = CACHE / "idle_waker"
+        if not self.binary.exists() or self.binary.stat().st_mtime < self.SOURCE.stat().st_mtime:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            compiler = os.environ.get("CC", "cc")
+            try:
+                subprocess.run([compiler, "-O2", "-o", str(self.binary), str(self.SOURCE)],
+                               check=True, capture_output=True, text=True)
+            except (OSError, subprocess.CalledProcessError) as error:
+                self.unavailable = "cannot compile %s: %s" % (
+                    self.SOURCE.name, getattr(error, "stderr", "") or error)
+
+    def command(self, pid, rate, out, interpreter):
+        return [str(self.binary), str(pid), str(rate), str(out)]
+
+    def parse(self, out, stderr, wall):
+        data = json.loads(out.read_text())
+        return {"samples": data["wakes"], "duration": data["seconds"], "late": None,
+                "missed": None, "mean_walk_us": None, "sampler_cpu": data["cpu_seconds"],
+                "seconds": {}}
+
+
 def make_tools(names: List[str], spyglass_binary: str) -> Dict[str, Tool]:
     problems = ensure_venv(names)
     tools = {}
@@ -338,6 +370,8 @@ def make_tools(names: List[str], spyglass_binary: str) -> Dict[str, Tool]:
                 loader, problem = glibc_loader_for(str(VENV / "bin" / "austin"))
             tools[name] = Austin(str(VENV / "bin" / "austin"), loader,
                                  str(VENV / "bin" / "mojo2austin"), problem)
+        elif name == "idle-waker":
+            tools[name] = IdleWaker()
         else:
             raise SystemExit("unknown tool %r (choose from %s)" % (name, ", ".join(ALL_TOOLS)))
         if tools[name].unavailable:
@@ -629,6 +663,7 @@ def deep_section(interpreter, tools, args) -> dict:
     sustained-rate target's rate (100 kHz on 3.11+, 20 kHz before): achieved rate, late and
     missed samples, cost per walk."""
     results = {}
+    tools = profilers_of(tools)
     for rate in args.deep_rates or [100000 if modern(interpreter.test_id) else 20000]:
         for name, tool in tools.items():
             key = "%s@%d" % (name, rate)
@@ -652,6 +687,7 @@ def slowdown_section(interpreter, tools, args) -> dict:
     """Alternating A/B pairs of fixed work: alone, then each tool (order reversed every other
     pair so drift does not favour one tool); median of the ratios. Accuracy from the same runs."""
     results = {}
+    tools = profilers_of(tools)
     timeout = 600
     for rate in args.slowdown_rates:
         ratios = {name: [] for name in tools}
@@ -696,6 +732,11 @@ def slowdown_section(interpreter, tools, args) -> dict:
     return results
 
 
+def profilers_of(tools: Dict[str, Tool]) -> Dict[str, Tool]:
+    """The tools that profile (not the idle waker, which only the rates section runs)."""
+    return {name: tool for name, tool in tools.items() if tool.profiler}
+
+
 def median_of(rows, key):
     values = [row[key] for row in rows if row.get(key) is not None]
     return statistics.median(values) if values else None
@@ -704,6 +745,7 @@ def median_of(rows, key):
 def busy_section(interpreter, tools, args) -> dict:
     """Accuracy at 10 kHz with the machine's other core busy (an unpinned busy loop)."""
     results = {}
+    tools = profilers_of(tools)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"],
                             stdin=subprocess.DEVNULL)
     try:
@@ -890,6 +932,12 @@ def targets_table(report: dict) -> str:
             where = "" if per_sample is None or walk is None or read is None else \
                 "a sample %.0f µs: walk %.0f (reading memory %.0f), waking and the rest %.0f; " % (
                     per_sample, walk, read, max(0.0, per_sample - walk))
+            # What waking alone costs here, in the same run: a thread doing nothing else
+            # (bench/idle_waker.c). On a virtual machine whose idle CPUs halt it is most of 2 %.
+            floor = sections.get("rates", {}).get("idle-waker@1000", {}).get("sampler_cpu_pct")
+            if floor is not None:
+                where = "waking alone (idle_waker) %.1f%%, spyglass's own work %s; %s" % (
+                    floor, fmt(None if steady is None else steady - floor, "%.1f%%"), where)
             rows.append([interp, "CPU at 1 kHz <= 2% of a core", fmt(steady, "%.1f%%"),
                          verdict(steady, 2.0), "%swhole process %s, peak RSS %s MB (flatness: "
                          "bench/soak.py)" % (where, fmt(one_k["cpu_pct"], "%.1f%%"),
