@@ -623,6 +623,7 @@ nlohmann::json to_json(const Results& results) {
       {"thread_stacks", {{"read", results.stacks_read}, {"unchanged", results.unchanged_stacks}}},
       {"mean_walk_us", results.mean_walk_us},
       {"mean_read_us", results.mean_read_us},
+      {"read_calls", results.read_calls},
       {"sampler_cpu_seconds", results.sampler_cpu_seconds},
       {"target_exited", results.target_exited},
       {"notes", results.notes}};

@@ -98,6 +98,7 @@ struct Results {
   uint64_t unchanged_stacks = 0;
   double mean_walk_us = 0;         // sampling: time to walk all threads, per round
   double mean_read_us = 0;         // of which reading the target's memory (system calls)
+  uint64_t read_calls = 0;         // those system calls (process_vm_readv), in all
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen

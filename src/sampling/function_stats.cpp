@@ -53,6 +53,7 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.unchanged_stacks = status.unchanged_stacks;
   results.mean_walk_us = status.mean_walk_us;
   results.mean_read_us = status.mean_read_us;
+  results.read_calls = status.read_calls;
   results.sampler_cpu_seconds = status.sampler_cpu_seconds;
   results.target_exited = status.target_exited;
   report::add_chosen_results(profile, chosen, status.samples, status.profiled_seconds, results);

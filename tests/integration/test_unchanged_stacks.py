@@ -5,9 +5,11 @@ interpreter; with a second interpreter (3.12+) every stack is read. That a threa
 read anew once it moves on is the corpus's thread_pool program (test_real_programs.py), whose
 workers time their own waits."""
 
+import json
+
 import pytest
 
-from support import record_json
+from support import assert_success, record_json
 
 
 def test_waiting_threads_are_not_read_again(interpreter, start_target, run_spyglass):
@@ -19,6 +21,22 @@ def test_waiting_threads_are_not_read_again(interpreter, start_target, run_spygl
     # Both workers wait in wait_here in every sample, read or not.
     waiting = [f for f in data["functions"] if f["name"] == "wait_here"]
     assert waiting and waiting[0]["samples"] == 2 * data["samples"], (waiting, data["samples"])
+
+
+def test_a_still_program_costs_one_read_a_sample(interpreter, start_target, run_spyglass):
+    # Nothing changes: past the first walks (which read names and line tables), every sample is
+    # one batched system call, the prefetch. Two runs of different lengths on the same target:
+    # the start-up's reads are the same in both, the difference is the samples'.
+    target = start_target(interpreter, "named_threads.py")
+    runs = []
+    for seconds in ("0.5", "1.5"):
+        result = run_spyglass(["record", "-p", target.pid, "-r", "1000", "-d", seconds,
+                               "--format", "json", "-f", "wait_here"], timeout=60)
+        assert_success(result)
+        runs.append(json.loads(result.stdout))
+    samples = runs[1]["samples"] - runs[0]["samples"]
+    calls = runs[1]["read_calls"] - runs[0]["read_calls"]
+    assert samples > 500 and calls <= 1.02 * samples, (calls, samples)
 
 
 def test_every_stack_is_read_with_a_second_interpreter(interpreter, start_target, run_spyglass):
