@@ -112,7 +112,8 @@ class Spyglass(Tool):
         return {"samples": data.get("samples", 0), "duration": data.get("duration_seconds", 0),
                 "late": data.get("late_samples"), "missed": data.get("missed_samples"),
                 "mean_walk_us": data.get("mean_walk_us"), "mean_read_us": data.get("mean_read_us"),
-                "sampler_cpu": data.get("sampler_cpu_seconds"), "seconds": seconds,
+                "sampler_cpu": data.get("sampler_cpu_seconds"),
+                "read_calls": data.get("read_calls"), "seconds": seconds,
                 "error_bounds": bounds}
 
 
@@ -555,6 +556,9 @@ def summarize_run(run: dict, rate: int) -> dict:
         "cost_per_sample_us": 1e6 * run["profiler_cpu"] / samples if samples and run.get(
             "profiler_cpu") is not None else None,
         "mean_walk_us": run.get("mean_walk_us"),
+        # spyglass only: system calls that read the target, per sample (1 when nothing changed).
+        "read_calls_per_sample": run["read_calls"] / samples if samples and run.get(
+            "read_calls") is not None else None,
         "mean_read_us": run.get("mean_read_us"),
         # spyglass only: its sampling thread's CPU over the time it sampled (no start-up).
         "sampler_cpu_pct": 100 * run["sampler_cpu"] / duration if duration and run.get(
@@ -930,8 +934,9 @@ def targets_table(report: dict) -> str:
             per_sample = None if steady is None else 10 * steady  # µs per 1 ms period
             walk, read = one_k.get("mean_walk_us"), one_k.get("mean_read_us")
             where = "" if per_sample is None or walk is None or read is None else \
-                "a sample %.0f µs: walk %.0f (reading memory %.0f), waking and the rest %.0f; " % (
-                    per_sample, walk, read, max(0.0, per_sample - walk))
+                "a sample %.0f µs: walk %.0f (reading memory %.0f in %s calls), waking and the " \
+                "rest %.0f; " % (per_sample, walk, read, fmt(one_k.get("read_calls_per_sample"),
+                                                             "%.2f"), max(0.0, per_sample - walk))
             # What waking alone costs here, in the same run: a thread doing nothing else
             # (bench/idle_waker.c). On a virtual machine whose idle CPUs halt it is most of 2 %.
             floor = sections.get("rates", {}).get("idle-waker@1000", {}).get("sampler_cpu_pct")
