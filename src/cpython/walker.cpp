@@ -434,17 +434,19 @@ void StackWalker::walk_thread_frames(uint64_t tstate, ThreadStack& out) {
   const Layout& L = config_.layout;
   const bool frame_objects = L.frame_model == FrameModel::kFrameObject;
   uint64_t frame = read_current_frame(memory_, L, tstate);
-  // 3.8-3.10: the thread's current frame as it is now, after the prefetch copied the frames:
-  // the copy's thread state, made before them (it lies lower in memory), named a newest frame
-  // that had returned by the time its copy was made, and its caller was lost with it (a freed
+  // 3.8-3.10: the thread's current frame as read after the prefetch copied the frames: the
+  // copy's thread state, made before them (it lies lower in memory), named a newest frame that
+  // had returned by the time its copy was made, and its caller was lost with it (a freed
   // frame's f_back is the free list's link). Read after them, it names a frame whose copy is at
   // worst older than its call: such a frame looks finished and is read again alone, and its
-  // caller, running since before, is in the copy (see walk_frame_objects). Only the thread
-  // that holds the GIL runs Python code: the others' frames stay as the copy has them, and a
-  // server's many waiting threads cost no system call each.
+  // caller, running since before, is in the copy (see walk_frame_objects). read_last takes it
+  // from the prefetch's last range, copied after all the others in the same system call (it
+  // was a call of its own every sample: 0.9 of 3.1 calls a sample on the reference workload).
+  // Only the thread that holds the GIL runs Python code: the others' frames stay as the copy
+  // has them.
   uint64_t now = 0;
   if (frame_objects && (!out.gil_known || out.holds_gil) &&
-      memory_.read_now(tstate + L.thread.frame, &now, sizeof now))
+      memory_.read_last(tstate + L.thread.frame, &now, sizeof now))
     frame = now;
   int chases = 0;
   uint64_t moved_to = 0;

@@ -47,6 +47,12 @@ class MemoryReader {
   // Reads the process as it is now, past any bytes held from an earlier instant (a prefetch):
   // a walker that finds one value out of step with the others looks at it again, alone.
   virtual bool read_now(RemoteAddr addr, void* out, size_t size) { return read(addr, out, size); }
+  // Reads bytes copied no earlier than everything this reader holds from an earlier instant:
+  // from the process now, or where a prefetch copied them after all else it holds (its
+  // batch's last range, see PrefetchingMemory), which costs no system call of its own.
+  virtual bool read_last(RemoteAddr addr, void* out, size_t size) {
+    return read_now(addr, out, size);
+  }
   // The `size` bytes at `addr` where this reader already holds them (a prefetch), without a
   // copy; nullptr when it does not, and the caller read()s them. Valid until the next
   // refresh() or walk: a steady-state walk then copies nothing.

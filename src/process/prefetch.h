@@ -34,11 +34,19 @@ class PrefetchingMemory : public MemoryReader {
   void refresh() override;
   // From the process, not from the prefetch (and not recorded for the next one).
   bool read_now(RemoteAddr addr, void* out, size_t size) override;
+  // The bytes as the prefetch copied them after all its other ranges (the batch's last ones,
+  // copied in order by process_vm_readv), when the last walk read them this way too; else from
+  // the process now. Recorded for the next prefetch's tail. 3.8-3.10's walk reads the GIL
+  // holder's current frame this way, after its frames (see StackWalker::walk_thread_frames):
+  // a system call of its own every sample before.
+  bool read_last(RemoteAddr addr, void* out, size_t size) override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
   // Ranges the next prefetch fetches.
   size_t planned_blocks() const { return plan_.size(); }
+  // read_last()s served from the prefetch's tail.
+  uint64_t last_hits() const { return last_hits_; }
   // Misses served by a page fetched whole for an earlier miss of the same walk.
   uint64_t page_hits() const { return page_hits_; }
   // Every read of a walk, however it was served.
@@ -66,6 +74,8 @@ class PrefetchingMemory : public MemoryReader {
   // Batches that fail on a range go on past it, this many times in all (a joined batch: as
   // many as BatchedMemory allows).
   static constexpr int kMaxBatches = 4;
+  // read_last()s of one walk planned for the next prefetch's tail.
+  static constexpr size_t kMaxLastReads = 8;
 
  private:
   struct Range {
@@ -106,6 +116,16 @@ class PrefetchingMemory : public MemoryReader {
 
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads
+  // read_last()'s: this walk's (the next prefetch's tail), and what the last prefetch's tail
+  // holds (bytes in last_buffer_, in order; empty where unread).
+  std::vector<Range> last_recorded_, last_plan_;
+  struct LastBlock {
+    Range range;
+    size_t offset = 0;
+    bool read = false;
+  };
+  std::vector<LastBlock> last_blocks_;
+  std::vector<uint8_t> last_buffer_;
   // The last distinct walks, newest first: each one's reads, and the same merged (sorting each
   // walk once: sorting the union of four walks' hundreds of reads every sample, to widen the
   // plan, took a fifth of the sampler's time).
@@ -135,7 +155,7 @@ class PrefetchingMemory : public MemoryReader {
   mutable std::array<size_t, 2> recent_{};
   bool in_walk_ = false;
   uint64_t walks_ = 0;  // end_walk() calls
-  uint64_t hits_ = 0, misses_ = 0, page_hits_ = 0;
+  uint64_t hits_ = 0, misses_ = 0, page_hits_ = 0, last_hits_ = 0;
   double read_seconds_ = 0;
 };
 

@@ -122,6 +122,26 @@ TEST(PrefetchPages, AMissReadsItsPageWholeForTheRestOfTheWalk) {
   prefetch.end_walk();
 }
 
+// A page read whole on a miss is planned whole: 3.8-3.10's frames come from free lists, and
+// the next walk's (other frames, on the same pages) are in the batch instead of missing it.
+TEST(PrefetchPages, AMissedPageIsPlannedWhole) {
+  constexpr RemoteAddr kFramesPage = 0x30000;
+  PagedSnapshot snapshot;
+  snapshot.add_region(kFramesPage, counting_bytes(4096, 0));
+  CallCountingMemory counting(snapshot);
+  PrefetchingMemory prefetch(counting);
+  prefetch.begin_walk();
+  ASSERT_NE(prefetch.view(kFramesPage + 64, 64), nullptr);  // a miss: the page, one call
+  prefetch.end_walk();
+  prefetch.begin_walk();  // one batch
+  const uint8_t* other = prefetch.view(kFramesPage + 3000, 64);  // a frame the last walk lacked
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other[0], static_cast<uint8_t>(3000));
+  EXPECT_EQ(counting.calls(), 2u);
+  EXPECT_EQ(prefetch.misses(), 1u);
+  prefetch.end_walk();
+}
+
 TEST(PrefetchPages, AnUnreadablePageFallsBackToTheExactRange) {
   PagedSnapshot snapshot;
   snapshot.add_region(0x30010, counting_bytes(64, 0));  // not the whole page
@@ -217,6 +237,70 @@ TEST(PrefetchPlan, RefreshFetchesThePagesOfTheWalkInOneBatch) {
   EXPECT_EQ(low[0], 9);
   EXPECT_EQ(high[0], 9);
   EXPECT_EQ(counting.calls(), 3u);  // both served from the one batch
+  prefetch.end_walk();
+}
+
+// Records the order of the ranges of each batch (process_vm_readv copies them in that order).
+class OrderRecordingMemory : public spyglass::process::MemoryReader {
+ public:
+  explicit OrderRecordingMemory(MemoryReader& inner) : inner_(inner) {}
+  bool read(RemoteAddr addr, void* out, size_t size) override {
+    ++calls_;
+    return inner_.read(addr, out, size);
+  }
+  size_t read_batch(std::span<const spyglass::process::ReadRequest> requests) override {
+    ++calls_;
+    last_batch.clear();
+    for (const auto& r : requests) last_batch.push_back(r.addr);
+    return inner_.read_batch(requests);
+  }
+  uint64_t calls() const override { return calls_; }
+  std::vector<RemoteAddr> last_batch;
+
+ private:
+  MemoryReader& inner_;
+  uint64_t calls_ = 0;
+};
+
+// 3.8-3.10's walk reads the GIL holder's current frame after its frames: from the second walk
+// on, that read is the prefetch's last range (copied after the frames, in the same call), not
+// a system call of its own.
+TEST(PrefetchLast, ReadLastIsTheBatchsLastRangeFromTheSecondWalk) {
+  constexpr RemoteAddr kThreadState = 0x1000;  // below the frames, as a thread state often is
+  SnapshotMemory snapshot;
+  snapshot.add_region(kThreadState, counting_bytes(64, 50));
+  snapshot.add_region(kFrames, counting_bytes(256, 0));
+  OrderRecordingMemory recording(snapshot);
+  PrefetchingMemory prefetch(recording);
+  auto walk = [&] {
+    prefetch.begin_walk();
+    uint8_t word[8], frame[16];
+    EXPECT_TRUE(prefetch.read(kThreadState, word, sizeof word));
+    EXPECT_TRUE(prefetch.read(kFrames, frame, sizeof frame));
+    EXPECT_TRUE(prefetch.read_last(kThreadState + 8, word, sizeof word));
+    EXPECT_EQ(word[0], 58);
+    prefetch.end_walk();
+  };
+  walk();
+  EXPECT_EQ(recording.calls(), 3u);  // nothing held: each read a call, the last one too
+  EXPECT_EQ(prefetch.last_hits(), 0u);
+  walk();
+  EXPECT_EQ(recording.calls(), 4u);  // one batch for all three
+  EXPECT_EQ(prefetch.last_hits(), 1u);
+  ASSERT_EQ(recording.last_batch.size(), 3u);  // the plan in address order, then the tail
+  EXPECT_EQ(recording.last_batch[0], kThreadState);
+  EXPECT_EQ(recording.last_batch[1], kFrames);
+  EXPECT_EQ(recording.last_batch[2], kThreadState + 8);
+  // The tail holds what the process holds at the batch, after the frames were copied.
+  snapshot.add_region(kThreadState, counting_bytes(64, 60));
+  prefetch.begin_walk();
+  uint8_t word[8];
+  EXPECT_TRUE(prefetch.read_last(kThreadState + 8, word, sizeof word));
+  EXPECT_EQ(word[0], 68);
+  // Another range than the last walk's: from the process, and the next tail.
+  EXPECT_TRUE(prefetch.read_last(kThreadState + 16, word, sizeof word));
+  EXPECT_EQ(word[0], 76);
+  EXPECT_EQ(recording.calls(), 6u);
   prefetch.end_walk();
 }
 
