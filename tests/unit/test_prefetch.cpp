@@ -133,7 +133,7 @@ TEST(PrefetchPages, AMissedPageIsPlannedWhole) {
   prefetch.begin_walk();
   ASSERT_NE(prefetch.view(kFramesPage + 64, 64), nullptr);  // a miss: the page, one call
   prefetch.end_walk();
-  prefetch.begin_walk();  // one batch
+  prefetch.begin_walk();                                         // one batch
   const uint8_t* other = prefetch.view(kFramesPage + 3000, 64);  // a frame the last walk lacked
   ASSERT_NE(other, nullptr);
   EXPECT_EQ(other[0], static_cast<uint8_t>(3000));
