@@ -39,8 +39,8 @@ bool PrefetchingMemory::read_last(RemoteAddr addr, void* out, size_t size) {
       std::find(last_recorded_.begin(), last_recorded_.end(), range) == last_recorded_.end()) {
     last_recorded_.push_back(range);
   }
-  for (const LastBlock& b : last_blocks_) {
-    if (b.read && b.range == range) {
+  for (const Block& b : last_blocks_) {
+    if (b.addr == addr && b.size == size) {
       std::memcpy(out, last_buffer_.data() + b.offset, size);
       ++last_hits_;
       return true;
@@ -61,35 +61,32 @@ void PrefetchingMemory::drop_pages() {
   failed_page_ = kNoPage;
 }
 
+void PrefetchingMemory::add_requests(const std::vector<Range>& ranges, std::vector<uint8_t>& buffer,
+                                     std::vector<Block>& blocks) {
+  size_t total = 0;
+  for (const auto& r : ranges) total += r.size;
+  buffer.resize(total);
+  blocks.clear();
+  size_t offset = 0;
+  for (const auto& r : ranges) {
+    requests_.push_back(ReadRequest{r.addr, buffer.data() + offset, r.size});
+    blocks.push_back(Block{r.addr, offset, r.size});
+    offset += r.size;
+  }
+}
+
 void PrefetchingMemory::fetch_plan(BatchedMemory* joined) {
   drop_pages();
   blocks_.clear();
-  size_t total = 0;
-  for (const auto& r : plan_) total += r.size;
-  buffer_.resize(total);
-  // requests_ and planned_blocks_ keep their capacity: a steady-state sample allocates nothing.
+  last_blocks_.clear();
+  // requests_ and the block lists keep their capacity: a steady-state sample allocates nothing.
   requests_.clear();
-  planned_blocks_.clear();
-  size_t offset = 0;
-  for (const auto& r : plan_) {
-    requests_.push_back(ReadRequest{r.addr, buffer_.data() + offset, r.size});
-    planned_blocks_.push_back(Block{r.addr, offset, r.size});
-    offset += r.size;
-  }
+  add_requests(plan_, buffer_, planned_blocks_);
   const size_t own = requests_.size();
   if (joined) joined->plan_into(requests_);
   const size_t joined_end = requests_.size();
   // The tail: read_last()'s ranges, after everything else (a refresh() fetches them again too).
-  last_blocks_.clear();
-  size_t last_total = 0;
-  for (const auto& r : last_plan_) last_total += r.size;
-  last_buffer_.resize(last_total);
-  size_t last_offset = 0;
-  for (const auto& r : last_plan_) {
-    requests_.push_back(ReadRequest{r.addr, last_buffer_.data() + last_offset, r.size});
-    last_blocks_.push_back(LastBlock{r, last_offset, false});
-    last_offset += r.size;
-  }
+  add_requests(last_plan_, last_buffer_, planned_last_);
   if (requests_.empty()) return;
   // A range that became unreadable (memory freed) stops a batch there: the next one goes on
   // past it, a bounded number of times. Only the blocks read completely are held.
@@ -101,7 +98,9 @@ void PrefetchingMemory::fetch_plan(BatchedMemory* joined) {
     if (read_[i]) blocks_.push_back(planned_blocks_[i]);
   }
   if (joined) joined->fetched(std::span<const uint8_t>(read_).subspan(own, joined_end - own));
-  for (size_t i = 0; i < last_blocks_.size(); ++i) last_blocks_[i].read = read_[joined_end + i];
+  for (size_t i = 0; i < planned_last_.size(); ++i) {
+    if (read_[joined_end + i]) last_blocks_.push_back(planned_last_[i]);
+  }
   recent_ = {0, 0};
 }
 

@@ -100,6 +100,10 @@ class PrefetchingMemory : public MemoryReader {
   // Notes a read of this walk for the next plan (small reads only, a bounded number).
   void record(RemoteAddr addr, size_t size);
   void fetch_plan(BatchedMemory* joined = nullptr);
+  // A request per range, into `buffer` (sized to hold them all), appended to requests_; the
+  // block each fills into `blocks`.
+  void add_requests(const std::vector<Range>& ranges, std::vector<uint8_t>& buffer,
+                    std::vector<Block>& blocks);
   void drop_pages();
   // Sorts and merges ranges into plan_ (bounded by kMaxBlocks and kMaxBytes).
   void make_plan(std::vector<Range> ranges);
@@ -117,14 +121,9 @@ class PrefetchingMemory : public MemoryReader {
   MemoryReader& inner_;
   std::vector<Range> recorded_;  // this walk's reads
   // read_last()'s: this walk's (the next prefetch's tail), and what the last prefetch's tail
-  // holds (bytes in last_buffer_, in order; empty where unread).
+  // planned and holds (bytes in last_buffer_; the ranges read whole only).
   std::vector<Range> last_recorded_, last_plan_;
-  struct LastBlock {
-    Range range;
-    size_t offset = 0;
-    bool read = false;
-  };
-  std::vector<LastBlock> last_blocks_;
+  std::vector<Block> planned_last_, last_blocks_;
   std::vector<uint8_t> last_buffer_;
   // The last distinct walks, newest first: each one's reads, and the same merged (sorting each
   // walk once: sorting the union of four walks' hundreds of reads every sample, to widen the

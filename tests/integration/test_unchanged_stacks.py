@@ -5,11 +5,9 @@ interpreter; with a second interpreter (3.12+) every stack is read. That a threa
 read anew once it moves on is the corpus's thread_pool program (test_real_programs.py), whose
 workers time their own waits."""
 
-import json
-
 import pytest
 
-from support import assert_success, record_json
+from support import record_json
 
 
 def test_waiting_threads_are_not_read_again(interpreter, start_target, run_spyglass):
@@ -28,12 +26,8 @@ def test_a_still_program_costs_one_read_a_sample(interpreter, start_target, run_
     # one batched system call, the prefetch. Two runs of different lengths on the same target:
     # the start-up's reads are the same in both, the difference is the samples'.
     target = start_target(interpreter, "named_threads.py")
-    runs = []
-    for seconds in ("0.5", "1.5"):
-        result = run_spyglass(["record", "-p", target.pid, "-r", "1000", "-d", seconds,
-                               "--format", "json", "-f", "wait_here"], timeout=60)
-        assert_success(result)
-        runs.append(json.loads(result.stdout))
+    runs = [record_json(run_spyglass, target.pid, "wait_here", seconds=seconds)
+            for seconds in ("0.5", "1.5")]
     samples = runs[1]["samples"] - runs[0]["samples"]
     calls = runs[1]["read_calls"] - runs[0]["read_calls"]
     assert samples > 500 and calls <= 1.02 * samples, (calls, samples)
