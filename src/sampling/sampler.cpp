@@ -53,7 +53,7 @@ void sleep_until(double deadline) {
 // spinning there would only burn the core the target needs (it did: 40 µs of every 100 µs at
 // 10 kHz, and the target ran up to 2x slower).
 void wait_until(double deadline, double period) {
-  const double spin = period < 100e-6 ? std::min(20e-6, period / 2) : 0;
+  const double spin = period < 100e-6 ? std::min(20e-6, period) : 0;
   double now = monotonic_seconds();
   if (deadline - now > spin) sleep_until(deadline - spin);
   while (spin > 0 && monotonic_seconds() < deadline) {
