@@ -502,8 +502,10 @@ class Prompt {
                         : 0.0);
     out += fmt::format(
         "code:       {} code objects read, {} known unchanged without a read (3.12+: no code "
-        "object made since they were last read)\n",
-        st.code_reads, st.code_proofs);
+        "object made since they were last read); {} counter readings that could not be "
+        "right{}\n",
+        st.code_reads, st.code_proofs, st.counter_faults,
+        st.counter_off ? " (so the counter is no longer used)" : "");
     out += fmt::format(
         "unchanged:  {} of {} thread stacks known unchanged without a read (no other thread "
         "took the GIL since they were read)\n",

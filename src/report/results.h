@@ -93,6 +93,9 @@ struct Results {
   // Code objects met by the walks: read, and known unchanged without a read (3.12+).
   uint64_t code_reads = 0;
   uint64_t code_proofs = 0;
+  // Readings of the code counter that could not be right, and whether it was turned off.
+  uint64_t counter_faults = 0;
+  bool counter_off = false;
   // Thread stacks read, and known unchanged without a read (no other thread took the GIL).
   uint64_t stacks_read = 0;
   uint64_t unchanged_stacks = 0;

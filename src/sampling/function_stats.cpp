@@ -49,6 +49,8 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.tasks_source = status.tasks_source;
   results.code_reads = status.code_reads;
   results.code_proofs = status.code_proofs;
+  results.counter_faults = status.counter_faults;
+  results.counter_off = status.counter_off;
   results.stacks_read = status.stacks_read;
   results.unchanged_stacks = status.unchanged_stacks;
   results.mean_walk_us = status.mean_walk_us;

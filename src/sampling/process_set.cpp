@@ -252,6 +252,8 @@ SamplerStatus ProcessSet::status() const {
     total.prefetched_reads += s.prefetched_reads;
     total.code_reads += s.code_reads;
     total.code_proofs += s.code_proofs;
+    total.counter_faults += s.counter_faults;
+    total.counter_off = total.counter_off || s.counter_off;
     total.stacks_read += s.stacks_read;
     total.unchanged_stacks += s.unchanged_stacks;
     // Per round, every live process is read in turn.

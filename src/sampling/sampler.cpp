@@ -704,6 +704,7 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   const cpython::CodeCache& codes = target_.walker().code_cache();
   const uint64_t code_reads_before = codes.headers_read();
   const uint64_t code_proofs_before = codes.proven();
+  const uint64_t counter_faults_before = codes.counter_faults();
   c.with_tasks = mode == Mode::kWall && options_.async_tasks;
   const cpython::TaskStats tasks_before = target_.tasks().stats();
   c.ok = c.with_tasks ? target_.walk_with_tasks(stacks_, tasks_) : target_.walk(stacks_);
@@ -729,6 +730,8 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   c.prefetched_reads = prefetch.hits() + prefetch.page_hits() - prefetched_before;
   c.code_reads = codes.headers_read() - code_reads_before;
   c.code_proofs = codes.proven() - code_proofs_before;
+  c.counter_faults = codes.counter_faults() - counter_faults_before;
+  c.counter_off = !codes.counter_trusted();
   c.stacks_read = after.stacks_read - before.stacks_read;
   c.unchanged_stacks = after.unchanged_stacks - before.unchanged_stacks;
   if (c.with_tasks) {
@@ -782,6 +785,8 @@ void ProcessSampler::record(double start, double weight, double walk_seconds, bo
   stats_.prefetched_reads += c.prefetched_reads;
   stats_.code_reads += c.code_reads;
   stats_.code_proofs += c.code_proofs;
+  stats_.counter_faults += c.counter_faults;
+  stats_.counter_off = stats_.counter_off || c.counter_off;
   stats_.stacks_read += c.stacks_read;
   stats_.unchanged_stacks += c.unchanged_stacks;
   stats_.reread_stacks += c.retries;

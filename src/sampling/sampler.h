@@ -108,6 +108,11 @@ struct SamplerStatus {
   // the counter that numbers new ones, without a read (cpython/code_cache.h).
   uint64_t code_reads = 0;
   uint64_t code_proofs = 0;
+  // Readings of that counter that could not be right (it ran backwards, or a code object's
+  // co_version was past it: one made during the walk, or not the counter), and whether there
+  // were enough for it to be no longer trusted (every code object met is read from then on).
+  uint64_t counter_faults = 0;
+  bool counter_off = false;
   // Thread stacks the walks read, and those known unchanged without a read: no other thread
   // took the GIL since they were read (cpython/walker.h).
   uint64_t stacks_read = 0;
@@ -227,7 +232,8 @@ class ProcessSampler {
     size_t unpaused = 0;
     double read_seconds = 0;
     uint64_t read_calls = 0, memory_reads = 0, prefetched_reads = 0;
-    uint64_t code_reads = 0, code_proofs = 0;
+    uint64_t code_reads = 0, code_proofs = 0, counter_faults = 0;
+    bool counter_off = false;
     uint64_t stacks_read = 0, unchanged_stacks = 0;
     uint64_t retries = 0, returned = 0, frames_again = 0, returning = 0, list_retries = 0,
              cut_lists = 0;

@@ -41,6 +41,8 @@ def test_code_objects_are_proven_from_3_12(interpreter, start_target, run_spygla
                     "are read each sample" % interpreter.test_id)
     # A thousand samples of one unchanging stack: read a few times, then proven.
     assert counts["proven"] > 10 * counts["read"], counts
+    # A program that makes no code objects never shows the counter wrong.
+    assert counts["counter_faults"] == 0 and not counts["counter_off"], counts
 
 
 def test_no_proof_with_a_second_interpreter(interpreter, start_target, run_spyglass):

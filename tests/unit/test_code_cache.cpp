@@ -39,6 +39,14 @@ class CodeImage {
     put<uint32_t>(0, L.code.version, version);
   }
 
+  // Not a code object: what a frame caught being set up or torn down may point at, with any
+  // word where a code object keeps its co_version (here the high half of a pointer).
+  void make_other(uint32_t word) {
+    std::fill(bytes_.begin(), bytes_.end(), 0);
+    put<uint64_t>(0, L.ob_type, kCodeType + 0x100);
+    put<uint32_t>(0, L.code.version, word);
+  }
+
   process::SnapshotMemory snapshot() const {
     process::SnapshotMemory memory;
     memory.add_region(kBase, bytes_);
@@ -159,6 +167,20 @@ TEST_F(CodeCounterTest, ACounterBelowTheCodeObjectsVersionsIsNotUsedAgain) {
   EXPECT_EQ(cache.proven(), 0u);
   EXPECT_FALSE(cache.counter_trusted());
   EXPECT_EQ(memory.header_reads, 20);
+}
+
+TEST_F(CodeCounterTest, WhatIsNotACodeObjectIsNoFaultOfTheCounter) {
+  image.make_other(0x7efe);
+  memory.inner = image.snapshot();
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(walk(50), "");
+  EXPECT_EQ(cache.counter_faults(), 0u);
+  EXPECT_TRUE(cache.counter_trusted());
+  replace("parse", 40);
+  walk(50);
+  walk(50);
+  const int reads = memory.header_reads;
+  EXPECT_EQ(walk(50), "parse");
+  EXPECT_EQ(memory.header_reads, reads);  // proven: the counter still stands for code
 }
 
 }  // namespace
