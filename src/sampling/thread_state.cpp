@@ -31,7 +31,8 @@ ThreadStateReader::~ThreadStateReader() {
 
 bool ThreadStateReader::ran_lately(Files& files) {
   if (files.schedstat < 0) return true;
-  // "run_ns wait_ns timeslices\n": nanoseconds on a CPU first.
+  // "run_ns wait_ns timeslices\n": nanoseconds on a CPU, nanoseconds queued for one, and the
+  // times it was switched onto one.
   char buf[128];
   ssize_t n = ::pread(files.schedstat, buf, sizeof(buf) - 1, 0);
   if (n <= 0) return true;
@@ -39,9 +40,15 @@ bool ThreadStateReader::ran_lately(Files& files) {
   char* end = nullptr;
   uint64_t run_ns = std::strtoull(buf, &end, 10);
   if (end == buf) return true;
+  char* wait_end = nullptr;
+  std::strtoull(end, &wait_end, 10);
+  char* switches_end = nullptr;
+  uint64_t switches_in = std::strtoull(wait_end, &switches_end, 10);
+  if (switches_end == wait_end) switches_in = files.switches_in;  // no third field: run time only
   double now = monotonic_seconds();
-  if (files.run_ns_changed < 0 || run_ns != files.run_ns) {
+  if (files.run_ns_changed < 0 || run_ns != files.run_ns || switches_in != files.switches_in) {
     files.run_ns = run_ns;
+    files.switches_in = switches_in;
     files.run_ns_changed = now;
     return true;
   }

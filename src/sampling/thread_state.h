@@ -22,7 +22,11 @@ class ThreadStateReader {
   // means "runnable, waiting for a CPU": a thread whose CPU time (schedstat's run time) has not
   // moved for longer than a few scheduler ticks reads 'W' instead, so that on a busy machine a
   // thread woken from a sleep and still queued for a CPU is not counted as running. (The run
-  // time of a thread on a CPU only moves at ticks and switches, hence the grace period.)
+  // time of a thread on a CPU only moves at ticks and switches, hence the grace period.) A
+  // thread switched onto a CPU since the last look ran lately too: schedstat's count of
+  // switches-in moves at once, where its run time waits for the next tick (4 ms at HZ=250).
+  // Without it, a thread that slept longer than the grace period read as queued for the first
+  // tick of each run: a function run after a 20 ms sleep read 12 % low in cpu mode.
   char state(pid_t tid);
   // The CPU the thread runs on or last ran on (stat's processor field); -1 when unknown.
   int cpu(pid_t tid);
@@ -34,7 +38,8 @@ class ThreadStateReader {
     int stat = -1;
     int schedstat = -1;  // -1 when the kernel has none (no CONFIG_SCHED_INFO)
     uint64_t run_ns = 0;
-    double run_ns_changed = -1;  // monotonic seconds of the last look that saw it move
+    uint64_t switches_in = 0;    // schedstat's third field: times the thread got a CPU
+    double run_ns_changed = -1;  // monotonic seconds of the last look that saw either move
   };
   // True when the thread ran on a CPU lately (or when that cannot be told).
   static bool ran_lately(Files& files);
