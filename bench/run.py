@@ -839,7 +839,6 @@ def windows_section(interpreter, tools, args) -> dict:
                         time.sleep(args.window_seconds)
                         off.append((start, time.monotonic()))
                         tool = usable[name]
-                        tool.interpreter = interpreter
                         out = Path(tmp) / ("%s-%d.out" % (name, cycle))
                         with open(Path(tmp) / "messages.txt", "w") as messages:
                             launched = time.monotonic()

@@ -46,13 +46,13 @@ bool ThreadStateReader::ran_lately(Files& files) {
   uint64_t switches_in = std::strtoull(wait_end, &switches_end, 10);
   if (switches_end == wait_end) switches_in = files.switches_in;  // no third field: run time only
   double now = monotonic_seconds();
-  if (files.run_ns_changed < 0 || run_ns != files.run_ns || switches_in != files.switches_in) {
+  if (files.last_moved < 0 || run_ns != files.run_ns || switches_in != files.switches_in) {
     files.run_ns = run_ns;
     files.switches_in = switches_in;
-    files.run_ns_changed = now;
+    files.last_moved = now;
     return true;
   }
-  return now - files.run_ns_changed <= kRunTimeGraceSeconds;
+  return now - files.last_moved <= kRunTimeGraceSeconds;
 }
 
 std::optional<process::ThreadStat> ThreadStateReader::read_stat(pid_t tid, Files*& files) {

@@ -38,8 +38,8 @@ class ThreadStateReader {
     int stat = -1;
     int schedstat = -1;  // -1 when the kernel has none (no CONFIG_SCHED_INFO)
     uint64_t run_ns = 0;
-    uint64_t switches_in = 0;    // schedstat's third field: times the thread got a CPU
-    double run_ns_changed = -1;  // monotonic seconds of the last look that saw either move
+    uint64_t switches_in = 0;  // schedstat's third field: times the thread got a CPU
+    double last_moved = -1;    // monotonic seconds of the last look that saw either move
   };
   // True when the thread ran on a CPU lately (or when that cannot be told).
   static bool ran_lately(Files& files);

@@ -71,10 +71,13 @@ def assert_success(result: Result) -> None:
     assert_no_crash(result)
 
 
-def record_json(run_spyglass, pid, *patterns, seconds: str = "1") -> dict:
-    """`record -p PID` for `seconds` at 1 kHz with each pattern chosen: its JSON document (the
-    run must succeed)."""
+def record_json(run_spyglass, pid, *patterns, seconds: str = "1",
+                mode: Optional[str] = None) -> dict:
+    """`record -p PID` for `seconds` at 1 kHz (in `mode` when given) with each pattern chosen:
+    its JSON document (the run must succeed)."""
     args = ["record", "-p", pid, "-r", "1000", "-d", seconds, "--format", "json"]
+    if mode:
+        args += ["--mode", mode]
     for pattern in patterns:
         args += ["-f", pattern]
     result = run_spyglass(args, timeout=60)
