@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -115,8 +116,10 @@ class TaskReader {
     uint64_t set = 0;   // a PySetObject
     bool weak = false;  // holds weak references to the tasks (a WeakSet's data)
   };
-  // How many modules sys.modules holds (0 when unreadable): it grows with every import.
-  uint64_t modules_count();
+  // How many modules sys.modules holds (0 when unreadable): it grows with every import. After
+  // the first look, a poll (MemoryReader::read_polled): nullopt until the walk's batch holds
+  // what it asks for (the walk after).
+  std::optional<uint64_t> modules_count();
   void find_registries();
   bool registries_valid();
   // Whether a set's head, up to its table pointer, lies in the first `bytes` of a PySetObject,

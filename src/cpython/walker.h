@@ -84,6 +84,9 @@ class StackWalker {
   bool walk(std::vector<ThreadStack>& out, process::ThreadIds* known_tids = nullptr);
   // Only the thread states, without frames (cheap: for `threads` and thread bookkeeping).
   bool list_threads(std::vector<ThreadStack>& out, process::ThreadIds* known_tids = nullptr);
+  // Whether the next walks look where the GIL holder runs (its rseq area, see read_thread): a
+  // poll, which the sampler makes about once a millisecond, not every sample.
+  void want_holder_cpu(bool wanted) { holder_cpu_wanted_ = wanted; }
   const WalkerConfig& config() const { return config_; }
   const WalkStats& stats() const { return stats_; }
   CodeCache& code_cache() { return *codes_; }
@@ -91,7 +94,9 @@ class StackWalker {
  private:
   struct GilState;
   // `one_interpreter`: the interpreter list holds no other (see compare_gil).
-  bool read_gil(uint64_t interp, bool one_interpreter, GilState& gil);
+  bool read_gil(uint64_t interp, int64_t interp_id, bool one_interpreter, GilState& gil);
+  // 3.12+: where the interpreter's GIL is (see walker.cpp); 0 when unreadable.
+  uint64_t gil_address(uint64_t interp, int64_t interp_id);
   // Compares the GIL's last holder and count of changes with the previous walk's (see
   // reuse_unchanged_stack); `gil_key` is where the count lives.
   void compare_gil(uint64_t gil_key, uint64_t last_holder, uint64_t switches, bool one_interpreter,
@@ -173,6 +178,17 @@ class StackWalker {
     bool unchanged = false;
   };
   std::vector<GilMark> gil_marks_;
+  // 3.12+: each interpreter's GIL pointer as last read (see gil_address).
+  struct GilPointer {
+    uint64_t interp = 0;
+    int64_t interp_id = 0;
+    uint64_t gil = 0;
+    uint64_t checked_walk = 0;
+  };
+  std::vector<GilPointer> gil_pointers_;
+  static constexpr size_t kMaxGilPointers = 64;
+  static constexpr uint64_t kGilPointerCheckWalks = 256;
+  bool holder_cpu_wanted_ = true;
   static constexpr uint64_t kMaxGilCountFaults = 8;
   bool gil_count_off_ = false;
   // Stacks read while the GIL stood still, by thread state (see hold_stack).

@@ -53,6 +53,14 @@ class MemoryReader {
   virtual bool read_last(RemoteAddr addr, void* out, size_t size) {
     return read_now(addr, out, size);
   }
+  // A small read that a caller wants now and then, not every walk (a poll: where a thread runs,
+  // whether sys.modules grew). A prefetch serves it from its batch when it was asked for during
+  // the walk before, and otherwise fetches it with the next batch only: a range polled every
+  // hundredth walk is not a range of every batch (each range of a batch costs ~0.3 µs). False
+  // when not held yet (ask again in a later walk) or unreadable. Other readers read it now.
+  virtual bool read_polled(RemoteAddr addr, void* out, size_t size) {
+    return read(addr, out, size);
+  }
   // The `size` bytes at `addr` where this reader already holds them (a prefetch), without a
   // copy; nullptr when it does not, and the caller read()s them. Valid until the next
   // refresh() or walk: a steady-state walk then copies nothing.

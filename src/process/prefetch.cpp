@@ -12,6 +12,8 @@ void PrefetchingMemory::begin_walk(BatchedMemory* joined) {
   recorded_.clear();
   last_plan_.swap(last_recorded_);
   last_recorded_.clear();
+  polled_plan_.swap(polled_next_);
+  polled_next_.clear();
   fetch_plan(joined);
 }
 
@@ -49,6 +51,22 @@ bool PrefetchingMemory::read_last(RemoteAddr addr, void* out, size_t size) {
   return read_now(addr, out, size);
 }
 
+bool PrefetchingMemory::read_polled(RemoteAddr addr, void* out, size_t size) {
+  if (!in_walk_) return read_now(addr, out, size);
+  const Range range{addr, size};
+  if (polled_next_.size() < kMaxPolledReads &&
+      std::find(polled_next_.begin(), polled_next_.end(), range) == polled_next_.end()) {
+    polled_next_.push_back(range);
+  }
+  for (const Block& b : polled_blocks_) {
+    if (b.addr == addr && b.size == size) {
+      std::memcpy(out, polled_buffer_.data() + b.offset, size);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool PrefetchingMemory::read_now(RemoteAddr addr, void* out, size_t size) {
   const double started = monotonic_seconds();
   const bool ok = inner_.read(addr, out, size);
@@ -79,12 +97,15 @@ void PrefetchingMemory::fetch_plan(BatchedMemory* joined) {
   drop_pages();
   blocks_.clear();
   last_blocks_.clear();
+  polled_blocks_.clear();
   // requests_ and the block lists keep their capacity: a steady-state sample allocates nothing.
   requests_.clear();
   add_requests(plan_, buffer_, planned_blocks_);
   const size_t own = requests_.size();
   if (joined) joined->plan_into(requests_);
   const size_t joined_end = requests_.size();
+  add_requests(polled_plan_, polled_buffer_, planned_polled_);
+  const size_t polled_end = requests_.size();
   // The tail: read_last()'s ranges, after everything else (a refresh() fetches them again too).
   add_requests(last_plan_, last_buffer_, planned_last_);
   if (requests_.empty()) return;
@@ -98,8 +119,11 @@ void PrefetchingMemory::fetch_plan(BatchedMemory* joined) {
     if (read_[i]) blocks_.push_back(planned_blocks_[i]);
   }
   if (joined) joined->fetched(std::span<const uint8_t>(read_).subspan(own, joined_end - own));
+  for (size_t i = 0; i < planned_polled_.size(); ++i) {
+    if (read_[joined_end + i]) polled_blocks_.push_back(planned_polled_[i]);
+  }
   for (size_t i = 0; i < planned_last_.size(); ++i) {
-    if (read_[joined_end + i]) last_blocks_.push_back(planned_last_[i]);
+    if (read_[polled_end + i]) last_blocks_.push_back(planned_last_[i]);
   }
   recent_ = {0, 0};
 }

@@ -40,6 +40,9 @@ class PrefetchingMemory : public MemoryReader {
   // holder's current frame this way, after its frames (see StackWalker::walk_thread_frames):
   // a system call of its own every sample before.
   bool read_last(RemoteAddr addr, void* out, size_t size) override;
+  // Held when the walk before asked for the same range (then fetched with this walk's batch,
+  // before the tail); asked for again for the next batch either way.
+  bool read_polled(RemoteAddr addr, void* out, size_t size) override;
   uint64_t calls() const override { return inner_.calls(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
@@ -76,6 +79,8 @@ class PrefetchingMemory : public MemoryReader {
   static constexpr int kMaxBatches = 4;
   // read_last()s of one walk planned for the next prefetch's tail.
   static constexpr size_t kMaxLastReads = 8;
+  // read_polled()s of one walk fetched with the next batch.
+  static constexpr size_t kMaxPolledReads = 8;
 
  private:
   struct Range {
@@ -125,6 +130,10 @@ class PrefetchingMemory : public MemoryReader {
   std::vector<Range> last_recorded_, last_plan_;
   std::vector<Block> planned_last_, last_blocks_;
   std::vector<uint8_t> last_buffer_;
+  // read_polled()'s: this walk's (fetched with the next batch), and what this batch fetched.
+  std::vector<Range> polled_next_, polled_plan_;
+  std::vector<Block> planned_polled_, polled_blocks_;
+  std::vector<uint8_t> polled_buffer_;
   // The last distinct walks, newest first: each one's reads, and the same merged (sorting each
   // walk once: sorting the union of four walks' hundreds of reads every sample, to widen the
   // plan, took a fifth of the sampler's time).

@@ -66,7 +66,7 @@ std::optional<int64_t> rseq_cpu_offset(pid_t pid, MemoryReader& memory) {
 
 int read_rseq_cpu(MemoryReader& memory, uint64_t addr) {
   uint32_t cpu = 0;
-  if (!memory.read_value(addr, cpu) || cpu >= CPU_SETSIZE) return -1;
+  if (!memory.read_polled(addr, &cpu, sizeof(cpu)) || cpu >= CPU_SETSIZE) return -1;
   return static_cast<int>(cpu);
 }
 

@@ -23,7 +23,8 @@ class MemoryReader;
 std::optional<int64_t> rseq_cpu_offset(pid_t pid, MemoryReader& memory);
 
 // The CPU number held at `addr` (a thread's pthread_t plus rseq_cpu_offset), -1 when it is
-// unreadable or not a CPU number (the kernel's "not registered" values are ~0 and ~1).
+// unreadable or not a CPU number (the kernel's "not registered" values are ~0 and ~1). Read
+// as a poll (MemoryReader::read_polled): -1 also when a prefetch holds no copy yet.
 int read_rseq_cpu(MemoryReader& memory, uint64_t addr);
 
 }  // namespace spyglass::process

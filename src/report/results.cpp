@@ -629,6 +629,8 @@ nlohmann::json to_json(const Results& results) {
       {"mean_read_us", results.mean_read_us},
       {"read_calls", results.read_calls},
       {"sampler_cpu_seconds", results.sampler_cpu_seconds},
+      {"scheduling", results.scheduling},
+      {"realtime_given_up", results.realtime_given_up},
       {"target_exited", results.target_exited},
       {"notes", results.notes}};
 }

@@ -103,6 +103,8 @@ struct Results {
   double mean_read_us = 0;         // of which reading the target's memory (system calls)
   uint64_t read_calls = 0;         // those system calls (process_vm_readv), in all
   double sampler_cpu_seconds = 0;  // CPU time of spyglass's sampling thread while it sampled
+  std::string scheduling;          // the sampling thread's, at the end ("SCHED_FIFO", ...)
+  uint64_t realtime_given_up = 0;  // times it gave up real-time priority, needing a whole core
   bool target_exited = false;
   std::vector<FunctionResult> functions;  // every chosen function, in the order chosen
   std::vector<std::string> notes;         // shown under the table

@@ -57,6 +57,8 @@ report::Results chosen_function_results(const Profile& profile, const report::Ch
   results.mean_read_us = status.mean_read_us;
   results.read_calls = status.read_calls;
   results.sampler_cpu_seconds = status.sampler_cpu_seconds;
+  results.scheduling = status.scheduling;
+  results.realtime_given_up = status.realtime_given_up;
   results.target_exited = status.target_exited;
   report::add_chosen_results(profile, chosen, status.samples, status.profiled_seconds, results);
   return results;

@@ -216,6 +216,7 @@ SamplerStatus ProcessSet::status() const {
   total.rate_hz = run.rate_hz;
   total.mode = run.mode;
   total.scheduling = run.scheduling;
+  total.realtime_given_up = run.realtime_given_up;
   total.sampler_cpu_seconds = run.sampler_cpu_seconds;
   double walk_us = 0, read_us = 0;
   for (const auto& m : members_) {

@@ -24,6 +24,14 @@ namespace {
 
 // How often the sampling thread looks where the GIL holder runs (see CpuPlacement).
 constexpr double kPlacementSeconds = 1e-3;
+// The sampling thread's share of a core above which it gives up real-time priority, and below
+// which it takes it again (see Sampler::run).
+constexpr double kMaxRealtimeBusy = 0.85;
+constexpr double kMinRealtimeBusy = 0.5;
+constexpr double kBusyWindowSeconds = 0.05;
+constexpr double kIdleWindowSeconds = 0.2;
+constexpr int kFifoPriority = 10;
+constexpr const char* kBusyNote = " (real-time priority given up: the sampler needs a whole core)";
 // How often a process's files of ended threads are closed (ThreadStateReader::forget_missing).
 constexpr uint64_t kForgetEndedThreadsEvery = 1024;
 
@@ -51,12 +59,13 @@ void sleep_until(double deadline) {
 // clock_nanosleep(TIMER_ABSTIME) 6-16 µs late (p50-p90; p99 under 40 µs, measured on a loaded
 // 2-core machine of this kind), well inside the half period that counts as late down to 10 kHz;
 // spinning there would only burn the core the target needs (it did: 40 µs of every 100 µs at
-// 10 kHz, and the target ran up to 2x slower). Above 50 kHz a wait within a period is spun
-// whole: the gaps there are a few µs, and sleeping one cost a wake-up of 14-25 µs on a KVM
-// guest whose idle CPUs halt (2,500 a second at 100 kHz on a 64-deep stack: 3.15 read it at
-// 87.5k samples/s, 92.5k spun).
+// 10 kHz, and the target ran up to 2x slower). Above 50 kHz a wait of up to four periods is
+// spun whole: the gaps there are a few µs, and sleeping one cost a wake-up of 14-25 µs on a
+// KVM guest whose idle CPUs halt (2,500 a second at 100 kHz on a 64-deep stack: 3.15 read it at
+// 87.5k samples/s, 92.5k spun). Within one period only, the 2 % of gaps drawn longer still
+// slept, and 10k of 590k samples were late (900 spun out to four periods).
 void wait_until(double deadline, double period) {
-  const double spin = period < 100e-6 ? std::min(20e-6, period) : 0;
+  const double spin = period < 100e-6 ? (period <= 20e-6 ? 4 * period : 20e-6) : 0;
   double now = monotonic_seconds();
   if (deadline - now > spin) sleep_until(deadline - spin);
   while (spin > 0 && monotonic_seconds() < deadline) {
@@ -74,6 +83,15 @@ std::string raise_thread_priority(bool realtime, int fifo_priority) {
   pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), -20) == 0) return "nice -20";
   return "normal";
+}
+
+std::string lower_to_nice() {
+  sched_param param{};
+  pthread_setschedparam(pthread_self(), SCHED_OTHER, &param);
+  // Leaving a real-time policy gives the thread the default timer slack again (50 µs: sleeps
+  // overshot by that much, 10 % of the samples at 100 kHz went missing).
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  return raise_thread_priority(false, 0);
 }
 
 double slow_read_seconds(double rate_hz) {
@@ -127,6 +145,11 @@ void ProcessSampler::set_running(bool running, const std::string& scheduling) {
   stats_.running = running && !stats_.target_exited;
   if (!scheduling.empty()) stats_.scheduling = scheduling;
   if (!running) threads_cv_.notify_all();
+}
+
+void ProcessSampler::count_realtime_given_up() {
+  std::lock_guard lock(mutex_);
+  ++stats_.realtime_given_up;
 }
 
 void ProcessSampler::set_exited() {
@@ -361,7 +384,7 @@ SamplerStatus Sampler::status() const {
 void Sampler::run() {
   // A sampler that only gets a core when the target's threads sleep sees them asleep far too
   // often (a biased estimate). Real-time scheduling lets it preempt them at each deadline.
-  std::string scheduling = raise_thread_priority(options_.realtime, 10);
+  std::string scheduling = raise_thread_priority(options_.realtime, kFifoPriority);
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   // The processes sampled, each with its pauser (--blocking: ptrace belongs to the thread that
   // attached, so pausers live and die with this thread) and the time spent reading it.
@@ -383,13 +406,49 @@ void Sampler::run() {
       sampled.push_back(Sampled{p, nullptr});
     }
   }
+  // Real-time priority is given up while the sampler needs most of a core, and taken again
+  // when it no longer does. A thread that keeps a CPU busy never wakes to preempt anyone, so
+  // SCHED_FIFO buys it nothing there; and the kernel lets real-time threads run only 950 ms of
+  // every second (sched_rt_runtime_us): above ~95 % of a core (100 kHz on a 64-deep stack,
+  // 40 kHz on one where a sample spins out its gap) the sampler was stopped 50 ms each second,
+  // a hole in the profile, and read 93-95k samples/s at 100 kHz asked instead of 100k.
+  const bool may_be_realtime = scheduling == "SCHED_FIFO";
+  bool realtime = may_be_realtime;
+  auto set_scheduling = [&](const std::string& now, bool given_up) {
+    scheduling = now;
+    std::lock_guard lock(mutex_);
+    stats_.scheduling = scheduling;
+    if (given_up) ++stats_.realtime_given_up;
+    for (ProcessSampler* p : all_) {
+      if (p->exited()) continue;
+      p->set_running(true, scheduling);
+      if (given_up) p->count_realtime_given_up();
+    }
+  };
   // The sampling thread's CPU time, shared out among the processes by the time each took to
   // read (one clock reading every 256 rounds: ~1.5 µs each).
   double cpu_mark = thread_cpu_seconds();
+  // Measured over windows of kBusyWindowSeconds or more (kIdleWindowSeconds to take it again:
+  // the first milliseconds after it is given up, the sampler waits its turn behind whatever
+  // queued on its CPU meanwhile).
+  double busy_cpu_mark = cpu_mark, busy_wall_mark = monotonic_seconds();
   auto share_cpu = [&] {
     const double now = thread_cpu_seconds();
     const double spent = now - cpu_mark;
     cpu_mark = now;
+    const double wall = monotonic_seconds() - busy_wall_mark;
+    if (may_be_realtime && wall >= (realtime ? kBusyWindowSeconds : kIdleWindowSeconds)) {
+      const double busy = (now - busy_cpu_mark) / wall;
+      busy_cpu_mark = now;
+      busy_wall_mark += wall;
+      if (realtime && busy > kMaxRealtimeBusy) {
+        realtime = false;
+        set_scheduling(lower_to_nice() + kBusyNote, true);
+      } else if (!realtime && busy < kMinRealtimeBusy) {
+        realtime = true;
+        set_scheduling(raise_thread_priority(true, kFifoPriority), false);
+      }
+    }
     double total = 0;
     for (const Sampled& s : sampled) total += s.walk_since_cpu;
     for (Sampled& s : sampled) {
@@ -426,7 +485,7 @@ void Sampler::run() {
   uint64_t rounds = 0;
   bool all_exited = false;
   CpuPlacement placement;
-  double placed = 0;
+  double placed = 0, cpu_seen = 0;
   while (!stop_requested_) {
     const double period = 1.0 / rate_hz_.load(std::memory_order_relaxed);
     wait_until(next, period);
@@ -495,10 +554,11 @@ void Sampler::run() {
       if (!s.gone) s.process->record(start, weight, s.walk, late, skipped);
     }
     if (++rounds % 256 == 0) share_cpu();
-    // The walk read where the GIL holder runs when the target has glibc's rseq area (see
-    // process/rseq.h): every sample looks. Otherwise it takes a pread of /proc (~3 µs), and
-    // a look a millisecond is enough: the holder's CPU changes at the pace of the target's
-    // wake-ups, not of samples (a look every 4 ms lost most of the gain).
+    // Where the GIL holder runs: a look a millisecond is enough, as it changes at the pace of
+    // the target's wake-ups, not of samples (a look every 4 ms lost most of the gain). With
+    // glibc's rseq area (see process/rseq.h) the walk polls it: asked for from a millisecond
+    // after the last answer until the next one (a walk or two). Otherwise it takes a pread of
+    // /proc (~3 µs), once a millisecond.
     if (options_.keep_off_gil_cpu) {
       const bool may_read_proc = finished - placed >= kPlacementSeconds;
       if (may_read_proc) placed = finished;
@@ -506,9 +566,14 @@ void Sampler::run() {
         if (s.gone) continue;
         if (const int cpu = s.process->gil_holder_cpu(may_read_proc); cpu >= 0) {
           placement.keep_off(cpu);
+          cpu_seen = finished;
           break;
         }
       }
+    }
+    const bool cpu_wanted = options_.keep_off_gil_cpu && finished - cpu_seen >= kPlacementSeconds;
+    for (const Sampled& s : sampled) {
+      if (!s.gone) s.process->want_gil_holder_cpu(cpu_wanted);
     }
     for (Sampled& s : sampled) {
       if (!s.gone || !s.pauser) continue;
@@ -752,10 +817,16 @@ void ProcessSampler::collect(ThreadPauser* pauser) {
   }
 }
 
+void ProcessSampler::want_gil_holder_cpu(bool wanted) {
+  target_.walker().want_holder_cpu(wanted);
+}
+
 int ProcessSampler::gil_holder_cpu(bool may_read_proc) {
   for (const auto& s : stacks_) {
     if (!s.holds_gil) continue;
     if (s.cpu >= 0) return s.cpu;
+    // With an rseq area the walk polls it (a walk or two after it is asked for).
+    if (target_.walker().config().rseq_cpu_offset) return -1;
     return may_read_proc ? thread_states_.cpu(s.native_id) : -1;
   }
   return -1;

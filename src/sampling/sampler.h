@@ -123,6 +123,9 @@ struct SamplerStatus {
   // spyglass's own cost, without start-up (symbols, the first walks) or output.
   double sampler_cpu_seconds = 0;
   std::string scheduling;  // "SCHED_FIFO", "nice -20", "normal"
+  // Times the sampling thread gave up real-time priority, needing a whole core (see
+  // Sampler::run).
+  uint64_t realtime_given_up = 0;
   std::string error;       // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
 };
@@ -176,13 +179,18 @@ class ProcessSampler {
   // Records what collect() read: a sample begun at `start`, standing for `weight` seconds
   // (see Sampler::run), that took `walk_seconds` to read; `late`, `missed`: the round's own.
   void record(double start, double weight, double walk_seconds, bool late, uint64_t missed);
+  // Whether the next collect()s look where the GIL holder runs (see StackWalker::
+  // want_holder_cpu): the sampler asks about once a millisecond.
+  void want_gil_holder_cpu(bool wanted);
   // The CPU the thread that held the GIL at the last collect() runs on (or last ran on); -1
   // when no thread held it, or it was not known. The walk reads it where it can (glibc's
-  // rseq area); else it is read from /proc, only when `may_read_proc`.
+  // rseq area, when asked); else it is read from /proc, only when `may_read_proc`.
   int gil_holder_cpu(bool may_read_proc);
   // The sampling thread's CPU time spent on this process (its share of the thread's).
   void add_cpu_seconds(double seconds);
   void set_running(bool running, const std::string& scheduling);
+  // The sampling thread gave up real-time priority (SamplerStatus::realtime_given_up).
+  void count_realtime_given_up();
   void set_exited();
   void set_error(const std::string& error);
   bool exited() const;

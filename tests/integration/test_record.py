@@ -141,3 +141,19 @@ def test_interrupt_prints_results(spyglass_bin, demo_app):
     assert "heavy_computation" in output and "Samples" in output, output
     assert "Traceback" not in errors
     assert app.proc.poll() is None, "Ctrl-C on spyglass must leave the target running"
+
+
+def test_a_sampler_that_needs_a_whole_core_gives_up_realtime_priority(run_spyglass, demo_app):
+    # Above 50 kHz the sampling thread spins out its gaps: it keeps a core busy. The kernel lets
+    # real-time threads run 950 ms of every second (sched_rt_runtime_us); kept at SCHED_FIFO the
+    # sampler was stopped for 50 ms each second. At 1 kHz it keeps real-time priority.
+    app = demo_app()
+    slow = json.loads(record(run_spyglass, app.pid, "-r", "1000", "-d", "0.5",
+                             "--format", "json").stdout)
+    if slow["scheduling"] != "SCHED_FIFO":
+        pytest.skip("real-time scheduling is not permitted here (%s)" % slow["scheduling"])
+    assert slow["realtime_given_up"] == 0, slow["scheduling"]
+    fast = json.loads(record(run_spyglass, app.pid, "-r", "100000", "-d", "1",
+                             "--format", "json").stdout)
+    assert fast["realtime_given_up"] >= 1, fast["scheduling"]
+    assert fast["scheduling"].startswith("nice -20 (real-time priority given up"), fast["scheduling"]

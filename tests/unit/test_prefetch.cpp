@@ -304,4 +304,43 @@ TEST(PrefetchLast, ReadLastIsTheBatchsLastRangeFromTheSecondWalk) {
   prefetch.end_walk();
 }
 
+// A poll (read_polled): held when the walk before asked for it, fetched with the next batch
+// only, never a system call of its own and never part of the plan of the walks after.
+TEST(PrefetchPolled, APollIsHeldTheWalkAfterAndLeavesTheBatchWhenNoLongerAsked) {
+  constexpr RemoteAddr kModules = 0x700000;  // a dict far from the frames: a range of its own
+  SnapshotMemory snapshot;
+  snapshot.add_region(kFrames, counting_bytes(256, 0));
+  snapshot.add_region(kModules, counting_bytes(64, 30));
+  OrderRecordingMemory recording(snapshot);
+  PrefetchingMemory prefetch(recording);
+  auto walk = [&](bool poll, bool expect_held) {
+    prefetch.begin_walk();
+    uint8_t frame[16], used[8] = {};
+    EXPECT_TRUE(prefetch.read(kFrames, frame, sizeof frame));
+    if (poll) {
+      EXPECT_EQ(prefetch.read_polled(kModules + 8, used, sizeof used), expect_held);
+      if (expect_held) {
+        EXPECT_EQ(used[0], 38);
+      }
+    }
+    prefetch.end_walk();
+  };
+  walk(true, false);  // nothing held: the frames read, the poll asked for the next batch
+  EXPECT_EQ(recording.calls(), 1u);
+  walk(true, true);  // one batch: the frames and the poll
+  EXPECT_EQ(recording.calls(), 2u);
+  ASSERT_EQ(recording.last_batch.size(), 2u);
+  EXPECT_EQ(recording.last_batch[1], kModules + 8);
+  walk(false, false);  // asked for in the walk before: still fetched, though not asked now
+  EXPECT_EQ(recording.last_batch.size(), 2u);
+  walk(false, false);  // no longer in the batch
+  EXPECT_EQ(recording.calls(), 4u);
+  ASSERT_EQ(recording.last_batch.size(), 1u);
+  EXPECT_EQ(recording.last_batch[0], kFrames);
+  // Outside a walk a poll reads the process at once.
+  uint8_t used[8] = {};
+  EXPECT_TRUE(prefetch.read_polled(kModules, used, sizeof used));
+  EXPECT_EQ(used[0], 30);
+}
+
 }  // namespace
