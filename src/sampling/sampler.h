@@ -126,7 +126,7 @@ struct SamplerStatus {
   // Times the sampling thread gave up real-time priority, needing a whole core (see
   // Sampler::run).
   uint64_t realtime_given_up = 0;
-  std::string error;       // why sampling stopped, when it stopped on an error
+  std::string error;  // why sampling stopped, when it stopped on an error
   Mode mode = Mode::kWall;
 };
 
