@@ -872,6 +872,45 @@ TEST_P(WalkerUnchangedThreads, TheGilsHolderIsAlwaysRead) {
   EXPECT_EQ(walker.stats().unchanged_stacks, 0u);
 }
 
+// 3.12+: the interpreter's GIL pointer is read once and kept; it is polled again every few
+// hundred walks, and read again at once for another interpreter at the same address (another
+// id). Read every walk, it was a range of every batch of its own.
+TEST_P(WalkerUnchangedThreads, TheGilPointerIsKeptAndPolled) {
+  const Layout& L = scene_.layout;
+  if (!L.interp.gil_pointer || !L.interp.id) GTEST_SKIP() << "the GIL is not behind a pointer";
+  uint64_t interp = 0;
+  ASSERT_TRUE(scene_.whole.read_value(scene_.runtime + L.runtime.interpreters_head, interp));
+  set_gil(scene_.tstate, 7);
+  constexpr uint64_t kOtherGil = kGil - 0x1000;  // another GIL, held by another thread
+  put(kOtherGil + L.interp.gil_holder, kOtherThread);
+  put(kOtherGil + L.interp.gil_locked, int32_t{1});
+  TearingMemory memory(scene_, 0);
+  StackWalker walker(memory, WalkerConfig{L, scene_.runtime});
+  std::vector<ThreadStack> threads;
+  ASSERT_TRUE(walker.walk(threads));
+  ASSERT_EQ(threads.size(), 1u);
+  EXPECT_TRUE(threads[0].holds_gil);
+  // The pointer moves: the walks go on with the one they read, until the poll.
+  put(interp + L.interp.gil_pointer, kOtherGil);
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_TRUE(threads[0].holds_gil);
+  int walks = 1;
+  while (threads[0].holds_gil && walks < 1000) {
+    ASSERT_TRUE(walker.walk(threads));
+    ++walks;
+  }
+  EXPECT_FALSE(threads[0].holds_gil);
+  EXPECT_GT(walks, 100);
+  EXPECT_LT(walks, 1000);
+  // Another interpreter at the same address: its pointer is read at once.
+  put(interp + L.interp.gil_pointer, kGil);
+  int64_t id = 0;
+  ASSERT_TRUE(scene_.whole.read_value(interp + L.interp.id, id));
+  put(interp + L.interp.id, id + 1);
+  ASSERT_TRUE(walker.walk(threads));
+  EXPECT_TRUE(threads[0].holds_gil);
+}
+
 // A holder that changes while the count stands still is no count of changes (a wrong offset):
 // nothing is taken unread then, and after a few such readings the count is never used again.
 TEST_P(WalkerUnchangedThreads, HolderChangingWhileTheCountStandsStillTurnsTheProofOff) {
