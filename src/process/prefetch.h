@@ -80,7 +80,7 @@ class PrefetchingMemory : public MemoryReader {
   // read_last()s of one walk planned for the next prefetch's tail.
   static constexpr size_t kMaxLastReads = 8;
   // read_polled()s of one walk fetched with the next batch.
-  static constexpr size_t kMaxPolledReads = 8;
+  static constexpr size_t kMaxPolledReads = 16;
 
  private:
   struct Range {
