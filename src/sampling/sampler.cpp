@@ -26,7 +26,7 @@ namespace {
 constexpr double kPlacementSeconds = 1e-3;
 // The sampling thread's share of a core above which it gives up real-time priority, and below
 // which it takes it again (see Sampler::run).
-constexpr double kMaxRealtimeBusy = 0.85;
+constexpr double kMaxRealtimeBusy = 0.9;
 constexpr double kMinRealtimeBusy = 0.5;
 constexpr double kBusyWindowSeconds = 0.05;
 constexpr double kIdleWindowSeconds = 0.2;
