@@ -34,37 +34,38 @@ void PrefetchingMemory::refresh() {
   fetch_plan();
 }
 
-bool PrefetchingMemory::read_last(RemoteAddr addr, void* out, size_t size) {
-  if (!in_walk_) return read_now(addr, out, size);
-  const Range range{addr, size};
-  if (last_recorded_.size() < kMaxLastReads &&
-      std::find(last_recorded_.begin(), last_recorded_.end(), range) == last_recorded_.end()) {
-    last_recorded_.push_back(range);
+void PrefetchingMemory::note_once(std::vector<Range>& list, const Range& range, size_t max) {
+  if (list.size() < max && std::find(list.begin(), list.end(), range) == list.end()) {
+    list.push_back(range);
   }
-  for (const Block& b : last_blocks_) {
+}
+
+bool PrefetchingMemory::copy_exact(const std::vector<Block>& blocks,
+                                   const std::vector<uint8_t>& buffer, RemoteAddr addr, void* out,
+                                   size_t size) {
+  for (const Block& b : blocks) {
     if (b.addr == addr && b.size == size) {
-      std::memcpy(out, last_buffer_.data() + b.offset, size);
-      ++last_hits_;
+      std::memcpy(out, buffer.data() + b.offset, size);
       return true;
     }
+  }
+  return false;
+}
+
+bool PrefetchingMemory::read_last(RemoteAddr addr, void* out, size_t size) {
+  if (!in_walk_) return read_now(addr, out, size);
+  note_once(last_recorded_, Range{addr, size}, kMaxLastReads);
+  if (copy_exact(last_blocks_, last_buffer_, addr, out, size)) {
+    ++last_hits_;
+    return true;
   }
   return read_now(addr, out, size);
 }
 
 bool PrefetchingMemory::read_polled(RemoteAddr addr, void* out, size_t size) {
   if (!in_walk_) return read_now(addr, out, size);
-  const Range range{addr, size};
-  if (polled_next_.size() < kMaxPolledReads &&
-      std::find(polled_next_.begin(), polled_next_.end(), range) == polled_next_.end()) {
-    polled_next_.push_back(range);
-  }
-  for (const Block& b : polled_blocks_) {
-    if (b.addr == addr && b.size == size) {
-      std::memcpy(out, polled_buffer_.data() + b.offset, size);
-      return true;
-    }
-  }
-  return false;
+  note_once(polled_next_, Range{addr, size}, kMaxPolledReads);
+  return copy_exact(polled_blocks_, polled_buffer_, addr, out, size);
 }
 
 bool PrefetchingMemory::read_now(RemoteAddr addr, void* out, size_t size) {

@@ -100,6 +100,11 @@ class PrefetchingMemory : public MemoryReader {
     std::vector<uint8_t> bytes;
   };
   const Block* find_block(RemoteAddr addr, size_t size) const;
+  // Adds `range` to `list` once, while the list holds fewer than `max`.
+  static void note_once(std::vector<Range>& list, const Range& range, size_t max);
+  // The block of `blocks` that is exactly [addr, addr + size), copied out of `buffer`.
+  static bool copy_exact(const std::vector<Block>& blocks, const std::vector<uint8_t>& buffer,
+                         RemoteAddr addr, void* out, size_t size);
   const uint8_t* find_page(RemoteAddr addr, size_t size) const;
   const uint8_t* fetch_page(RemoteAddr addr, size_t size);
   // Notes a read of this walk for the next plan (small reads only, a bounded number).
