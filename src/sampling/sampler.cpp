@@ -571,7 +571,10 @@ void Sampler::run() {
         }
       }
     }
-    const bool cpu_wanted = options_.keep_off_gil_cpu && finished - cpu_seen >= kPlacementSeconds;
+    // Asked for when a millisecond will have passed by the next sample: at 1 kHz and below,
+    // every sample, as before it was a poll.
+    const bool cpu_wanted =
+        options_.keep_off_gil_cpu && finished - cpu_seen + period >= kPlacementSeconds;
     for (const Sampled& s : sampled) {
       if (!s.gone) s.process->want_gil_holder_cpu(cpu_wanted);
     }
